@@ -1,0 +1,55 @@
+/* pareto: non-dominated selection over several objectives (each maximized or
+ * minimized), computed separately inside groups (one group per context length),
+ * and the choice of a recommended setting on a front: the fastest whose quality is
+ * within a tolerance of the best quality measured in its group.
+ * Values are plain doubles with NaN meaning "not measured": a row missing any
+ * objective is never on a front. Not for: reading files (see csvtable.h). */
+#ifndef XL_PARETO_H
+#define XL_PARETO_H
+#include <stddef.h>
+
+#define PARETO_MAX_OBJ 16
+
+typedef struct {
+  char name[64];   /* column name */
+  int maximize;    /* 1 = larger is better, 0 = smaller is better */
+} pareto_obj;
+
+/* Parses "a:max,b:min,c" (direction defaults to max) into objs[max].
+ * Returns the count, or -1 with a message in err (empty name, bad direction,
+ * duplicate, too many). */
+int pareto_parse_objectives(const char *spec, pareto_obj *objs, int max, char *err, size_t errlen);
+
+/* 1 if a dominates b: a is at least as good on all k objectives and strictly
+ * better on one. Rows equal on every objective do not dominate each other.
+ * Any NaN makes the answer 0. */
+int pareto_dominates(const double *a, const double *b, size_t k, const int *maximize);
+
+/* Marks front[i] = 1 for each row i that is eligible (eligible == NULL: all rows),
+ * has all k objectives (vals[i*k .. i*k+k-1] not NaN), and is not dominated by any
+ * other such row of the same group (group == NULL: one group). Returns the number
+ * of rows marked. O(n^2 k), fine for the hundreds of trials of a sweep. */
+size_t pareto_front(const double *vals, size_t n, size_t k, const int *maximize,
+                    const int *group, const unsigned char *eligible, unsigned char *front);
+
+/* The outcome of pareto_recommend. */
+typedef struct {
+  long row;            /* chosen row, -1 if the group's front is empty */
+  double best_quality; /* best quality measured among eligible rows of the group; NaN if none */
+  int within;          /* 1 if the choice met the tolerance; 0 if it fell back (see below) */
+  size_t ncand;        /* front rows within the tolerance */
+  size_t nfront;       /* front rows of the group */
+} pareto_pick;
+
+/* Chooses the recommended row of group g (group == NULL: all rows) among the rows
+ * with front[i] set: the largest speed among those whose quality is within tol of
+ * the best quality (max) measured over the group's eligible rows (ties: higher
+ * quality, then the earlier row). quality == NULL or no measured quality in the
+ * group: simply the fastest front row. If no front row is within the tolerance,
+ * falls back to the front row with the best quality (within = 0).
+ * Returns out->row. */
+long pareto_recommend(const double *speed, const double *quality, const unsigned char *front,
+                      const unsigned char *eligible, const int *group, int g, size_t n,
+                      double tol, pareto_pick *out);
+
+#endif
