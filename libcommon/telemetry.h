@@ -58,7 +58,7 @@
  * Status file (for xl-top; on unless --no-status-file or XL_STATUS=0):
  *   $XL_STATUS_DIR/<pid>.json, default dir ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid>,
  *   rewritten atomically every 0.5 s, removed at tm_stop. Fields: pid, tool, phase,
- *   tokens_prefill, tokens_decode, tok_s_prefill, tok_s_decode (rate over the last ~1 s of
+ *   tokens_prefill, tokens_decode, tok_s_prefill, tok_s_decode (rate over the last ~0.5 s of
  *   that phase's measured time, else the phase average), avg_tok_s_prefill,
  *   avg_tok_s_decode, rss_bytes, peak_rss_bytes, stats_log, mem_log, metrics_file
  *   (absolute paths or null), start_time (Unix s), updated (Unix s), stop_reason (or null).
