@@ -1,0 +1,456 @@
+/* xl-merge: joins a sweep's speed measurements (summary.csv) with its quality
+ * ratings (ratings.csv from the internal judge, ratings_ollama.csv from the external
+ * one) on `slug`, computes the Pareto front per context length, and recommends one
+ * profile per context length: the fastest front setting whose quality is within a
+ * tolerance of the best measured. Outputs merged.csv, pareto.csv,
+ * profile_ctx<N>.json and recommended.json (all atomic), one NDJSON summary line on
+ * stdout, and its reasoning on stderr.
+ * Not for: measuring anything or plotting (see xl-plot). */
+#include "csvtable.h"
+#include "pareto.h"
+#include "util.h"
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+  fputs(
+      "Usage: xl-merge RUN_DIR [options]\n"
+      "Join summary.csv with ratings on slug, find the Pareto front per context length\n"
+      "and recommend a profile per context length.\n"
+      "\n"
+      "  --summary F            speed table (default RUN_DIR/summary.csv)\n"
+      "  --ratings F            internal judge ratings (default RUN_DIR/ratings.csv if present)\n"
+      "  --ratings-ollama F     external judge ratings (default RUN_DIR/ratings_ollama.csv if present)\n"
+      "  --no-ratings           ignore ratings files found in RUN_DIR\n"
+      "  --objectives LIST      e.g. prefill_tok_s:max,decode_tok_s:max,avg_logprob:max,peak_rss_mb:min\n"
+      "                         (default: prefill_tok_s, decode_tok_s and the quality column, all max)\n"
+      "  --quality COL          avg_logprob or overall (default: avg_logprob if rated, else overall)\n"
+      "  --quality-tolerance X  how far below the best quality a pick may be\n"
+      "                         (default 0.05 for avg_logprob, 0.5 for overall)\n"
+      "  --objective decode|prefill  which speed the pick maximizes (default decode)\n"
+      "  --profile-dir DIR      where profile_ctx<N>.json and recommended.json go (default: -o DIR)\n"
+      "  -o DIR                 output directory (default RUN_DIR)\n"
+      "  -h, --help             this help\n"
+      "\n"
+      "Outputs: merged.csv, pareto.csv, profile_ctx<N>.json, recommended.json.\n"
+      "stdout: one NDJSON line with counts. Exit 0 ok, 1 data error, 2 usage error.\n",
+      f);
+}
+
+/* How one ratings file joined. */
+typedef struct {
+  const char *label;    /* "ratings" or "ratings_ollama" */
+  const char *path;
+  size_t rows;          /* rows in the file */
+  size_t joined;        /* summary rows that got a rating */
+  size_t unrated;       /* summary rows without one */
+  size_t orphans;       /* rating rows whose slug is not in the summary */
+  size_t judge_failed;  /* rating rows skipped because their status is not ok */
+} join_stats;
+
+/* Prints at most a handful of slugs after a message. */
+static void report_slugs(const char *msg, const char **slugs, size_t n) {
+  if (!n) return;
+  char buf[1024];
+  size_t k = 0;
+  k += snprintf(buf, sizeof buf, "%s", msg);
+  for (size_t i = 0; i < n && i < 12 && k < sizeof buf - 64; i++)
+    k += snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : " ", slugs[i]);
+  if (n > 12 && k < sizeof buf) snprintf(buf + k, sizeof buf - k, ", ... (%zu more)", n - 12);
+  xl_warn("%s", buf);
+}
+
+static int rating_usable(const csvt *r, size_t row, int status_col) {
+  if (status_col < 0) return 1;
+  const char *s = csvt_get(r, row, status_col);
+  return !*s || !strcmp(s, "ok");
+}
+
+/* Adds the columns of r (all but slug) to m, prefixed with prefix when the name is
+ * taken, and fills them from the first usable row of r with the same slug. */
+static void join_ratings(csvt *m, const csvt *r, const char *prefix, join_stats *st) {
+  int mslug = csvt_col(m, "slug"), rslug = csvt_col(r, "slug");
+  if (rslug < 0) xl_die("%s: no 'slug' column (cannot join on slug)", st->path);
+  /* A judge that failed on an output gives no score: leave the row unrated. */
+  int rstatus = strcmp(st->label, "ratings_ollama") ? -1 : csvt_col(r, "status");
+  st->rows = r->nrows;
+  size_t *map = xl_malloc((r->ncols ? r->ncols : 1) * sizeof *map);
+  for (size_t c = 0; c < r->ncols; c++) {
+    if ((int)c == rslug) continue;
+    char name[256];
+    snprintf(name, sizeof name, "%s", r->header[c]);
+    while (csvt_col(m, name) >= 0) {
+      char tmp[256];
+      snprintf(tmp, sizeof tmp, "%s%s", prefix, name);
+      memcpy(name, tmp, sizeof name);
+    }
+    map[c] = csvt_add_col(m, name);
+  }
+  const char **list = xl_malloc((m->nrows + r->nrows + 1) * sizeof *list);
+  size_t nlist = 0;
+  for (size_t i = 0; i < m->nrows; i++) {
+    const char *slug = csvt_get(m, i, mslug);
+    long hit = -1;
+    for (size_t j = 0; j < r->nrows && hit < 0; j++)
+      if (!strcmp(csvt_get(r, j, rslug), slug) && rating_usable(r, j, rstatus)) hit = (long)j;
+    if (hit < 0) { list[nlist++] = slug; st->unrated++; continue; }
+    st->joined++;
+    for (size_t c = 0; c < r->ncols; c++)
+      if ((int)c != rslug) csvt_set(m, i, map[c], csvt_get(r, (size_t)hit, (int)c));
+  }
+  char msg[512];
+  snprintf(msg, sizeof msg, "%zu summary row(s) have no rating in %s:", nlist, st->path);
+  report_slugs(msg, list, nlist);
+
+  nlist = 0;
+  size_t ndup = 0;
+  for (size_t j = 0; j < r->nrows; j++) {
+    const char *slug = csvt_get(r, j, rslug);
+    if (!rating_usable(r, j, rstatus)) { st->judge_failed++; continue; }
+    int seen = 0, dup = 0;
+    for (size_t i = 0; i < m->nrows && !seen; i++) seen = !strcmp(csvt_get(m, i, mslug), slug);
+    for (size_t k = 0; k < j && !dup; k++) dup = !strcmp(csvt_get(r, k, rslug), slug) && rating_usable(r, k, rstatus);
+    if (dup) ndup++;
+    if (!seen) { list[nlist++] = slug; st->orphans++; }
+  }
+  snprintf(msg, sizeof msg, "%zu row(s) of %s have no trial in the summary:", nlist, st->path);
+  report_slugs(msg, list, nlist);
+  if (ndup) xl_warn("%s: %zu duplicate slug(s); the first rating of each was used", st->path, ndup);
+  if (st->judge_failed) xl_warn("%s: %zu rating(s) with a status other than ok were ignored", st->path, st->judge_failed);
+  free(list);
+  free(map);
+}
+
+/* A column's cells as doubles, NaN when missing (or when the column is absent). */
+static double *column_values(const csvt *t, int col) {
+  double *v = xl_malloc((t->nrows ? t->nrows : 1) * sizeof *v);
+  for (size_t i = 0; i < t->nrows; i++)
+    if (csvt_num(t, i, col, &v[i])) v[i] = NAN;
+  return v;
+}
+
+static int has_values(const csvt *t, int col) {
+  double x;
+  for (size_t i = 0; col >= 0 && i < t->nrows; i++)
+    if (!csvt_num(t, i, col, &x)) return 1;
+  return 0;
+}
+
+/* One context group: rows sharing prompt_tokens (and prompt_file when present). */
+typedef struct {
+  size_t first;      /* first row, for its key values */
+  double ctx;        /* prompt_tokens, NaN if missing */
+  const char *pfile; /* prompt_file or "" */
+} group_info;
+
+static int group_cmp_ctx(const group_info *a, const group_info *b) {
+  if (isnan(a->ctx) != isnan(b->ctx)) return isnan(a->ctx) ? 1 : -1;
+  if (!isnan(a->ctx) && a->ctx != b->ctx) return a->ctx < b->ctx ? -1 : 1;
+  int c = strcmp(a->pfile, b->pfile);
+  if (c) return c;
+  return a->first < b->first ? -1 : a->first > b->first;
+}
+
+/* Adds a cell as a JSON number when it parses, a string when it does not, and
+ * nothing when it is empty. */
+static void json_add_cell(cJSON *o, const char *key, const csvt *t, size_t row, int col, int as_number) {
+  const char *s = csvt_get(t, row, col);
+  double v;
+  if (col < 0) return;
+  if (as_number && !xl_parse_double(s, -1e308, 1e308, &v)) cJSON_AddNumberToObject(o, key, v);
+  else if (as_number && !*s) cJSON_AddNullToObject(o, key);
+  else if (*s) cJSON_AddStringToObject(o, key, s);
+}
+
+static void write_json(const char *path, cJSON *j) {
+  char *txt = cJSON_Print(j);
+  if (!txt) xl_die("out of memory formatting %s", path);
+  size_t n = strlen(txt);
+  txt = xl_realloc(txt, n + 2);
+  txt[n] = '\n';
+  txt[n + 1] = 0;
+  if (xl_write_file_atomic(path, txt, n + 1)) xl_die("%s: %s", path, strerror(errno));
+  free(txt);
+}
+
+/* Keeps a file-name fragment to [A-Za-z0-9._-]. */
+static void sanitize(char *dst, size_t n, const char *src) {
+  const char *base = strrchr(src, '/');
+  base = base ? base + 1 : src;
+  size_t k = 0;
+  for (; *base && k + 1 < n; base++) {
+    char c = *base;
+    if (c == '.') break;  /* drop the extension */
+    dst[k++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ? c : '_';
+  }
+  dst[k] = 0;
+}
+
+static const char *flag_value(int argc, char **argv, int *i, const char *name) {
+  size_t n = strlen(name);
+  if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (strcmp(argv[*i], name)) return NULL;
+  if (*i + 1 >= argc) xl_usage_error("%s needs a value", name);
+  return argv[++*i];
+}
+
+int main(int argc, char **argv) {
+  xl_set_progname(argv[0]);
+  const char *run_dir = NULL, *summary_path = NULL, *ratings_path = NULL, *ollama_path = NULL;
+  const char *objectives_spec = NULL, *quality_opt = NULL, *speed_opt = "decode", *profile_dir = NULL, *out_dir = NULL;
+  double tolerance = NAN;
+  int no_ratings = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); xl_finish_stdout(); return 0; }
+    else if ((v = flag_value(argc, argv, &i, "--summary"))) summary_path = v;
+    else if ((v = flag_value(argc, argv, &i, "--ratings"))) ratings_path = v;
+    else if ((v = flag_value(argc, argv, &i, "--ratings-ollama"))) ollama_path = v;
+    else if ((v = flag_value(argc, argv, &i, "--objectives"))) objectives_spec = v;
+    else if ((v = flag_value(argc, argv, &i, "--quality"))) quality_opt = v;
+    else if ((v = flag_value(argc, argv, &i, "--quality-tolerance"))) tolerance = xl_flag_double("--quality-tolerance", v, 0, 1e9);
+    else if ((v = flag_value(argc, argv, &i, "--objective"))) speed_opt = v;
+    else if ((v = flag_value(argc, argv, &i, "--profile-dir"))) profile_dir = v;
+    else if ((v = flag_value(argc, argv, &i, "-o"))) out_dir = v;
+    else if (!strcmp(argv[i], "--no-ratings")) no_ratings = 1;
+    else if (argv[i][0] == '-' && argv[i][1]) xl_usage_error("unknown option '%s'", argv[i]);
+    else if (!run_dir) run_dir = argv[i];
+    else xl_usage_error("unexpected argument '%s'", argv[i]);
+  }
+  if (!run_dir) xl_usage_error("missing RUN_DIR");
+  if (quality_opt && strcmp(quality_opt, "avg_logprob") && strcmp(quality_opt, "overall"))
+    xl_usage_error("--quality must be avg_logprob or overall, not '%s'", quality_opt);
+  if (strcmp(speed_opt, "decode") && strcmp(speed_opt, "prefill"))
+    xl_usage_error("--objective must be decode or prefill, not '%s'", speed_opt);
+  const char *speed_col = !strcmp(speed_opt, "prefill") ? "prefill_tok_s" : "decode_tok_s";
+
+  char *own[8] = {0};
+  int nown = 0;
+  if (!summary_path) summary_path = own[nown++] = xl_path_join(run_dir, "summary.csv");
+  if (!ratings_path && !no_ratings) {
+    char *p = own[nown++] = xl_path_join(run_dir, "ratings.csv");
+    if (xl_exists(p)) ratings_path = p;
+  }
+  if (!ollama_path && !no_ratings) {
+    char *p = own[nown++] = xl_path_join(run_dir, "ratings_ollama.csv");
+    if (xl_exists(p)) ollama_path = p;
+  }
+  if (!out_dir) out_dir = run_dir;
+  if (!profile_dir) profile_dir = out_dir;
+  if (xl_mkdirs(out_dir)) xl_die("%s: %s", out_dir, strerror(errno));
+  if (xl_mkdirs(profile_dir)) xl_die("%s: %s", profile_dir, strerror(errno));
+
+  char err[1024];
+  csvt m;
+  if (csvt_read(&m, summary_path, err, sizeof err)) xl_die("%s", err);
+  if (csvt_col(&m, "slug") < 0) xl_die("%s: no 'slug' column (cannot join on slug)", summary_path);
+
+  join_stats js[2] = {{.label = "ratings", .path = ratings_path}, {.label = "ratings_ollama", .path = ollama_path}};
+  const char *prefixes[2] = {"ratings_", "ollama_"};
+  for (int k = 0; k < 2; k++) {
+    if (!js[k].path) continue;
+    csvt r;
+    if (csvt_read(&r, js[k].path, err, sizeof err)) xl_die("%s", err);
+    join_ratings(&m, &r, prefixes[k], &js[k]);
+    csvt_free(&r);
+  }
+
+  /* Quality: the one asked for, else the internal judge's, else the external one's. */
+  const char *quality = NULL;
+  if (quality_opt) {
+    if (csvt_col(&m, quality_opt) < 0)
+      xl_die("--quality %s: no such column after the join (is %s given?)", quality_opt,
+             !strcmp(quality_opt, "overall") ? "ratings_ollama.csv" : "ratings.csv");
+    quality = quality_opt;
+  } else {
+    int cal = csvt_col(&m, "avg_logprob"), cov = csvt_col(&m, "overall");
+    if (has_values(&m, cal)) quality = "avg_logprob";
+    else if (has_values(&m, cov)) quality = "overall";
+    else if (cal >= 0 || cov >= 0)
+      xl_warn("no quality value joined (avg_logprob/overall all empty): the front uses speed only");
+  }
+  if (isnan(tolerance)) tolerance = quality && !strcmp(quality, "overall") ? 0.5 : 0.05;
+
+  pareto_obj objs[PARETO_MAX_OBJ];
+  int nobj;
+  char spec[512];
+  if (objectives_spec) snprintf(spec, sizeof spec, "%s", objectives_spec);
+  else snprintf(spec, sizeof spec, "prefill_tok_s:max,decode_tok_s:max%s%s%s", quality ? "," : "", quality ? quality : "", quality ? ":max" : "");
+  nobj = pareto_parse_objectives(spec, objs, PARETO_MAX_OBJ, err, sizeof err);
+  if (nobj < 0) xl_usage_error("--objectives: %s", err);
+  for (int k = 0; k < nobj; k++)
+    if (csvt_col(&m, objs[k].name) < 0) xl_die("objective '%s' is not a column of the merged table", objs[k].name);
+  if (csvt_col(&m, speed_col) < 0) xl_die("%s: no '%s' column", summary_path, speed_col);
+
+  /* Objective matrix, eligibility (status ok) and context groups. */
+  size_t n = m.nrows;
+  double *vals = xl_malloc((n ? n : 1) * (size_t)nobj * sizeof *vals);
+  int *dirs = xl_malloc((size_t)nobj * sizeof *dirs);
+  for (int k = 0; k < nobj; k++) {
+    dirs[k] = objs[k].maximize;
+    double *col = column_values(&m, csvt_col(&m, objs[k].name));
+    for (size_t i = 0; i < n; i++) vals[i * (size_t)nobj + (size_t)k] = col[i];
+    free(col);
+  }
+  int cstatus = csvt_col(&m, "status"), cctx = csvt_col(&m, "prompt_tokens"), cpf = csvt_col(&m, "prompt_file");
+  unsigned char *ok = xl_malloc(n ? n : 1), *front = xl_malloc(n ? n : 1);
+  int *group = xl_malloc((n ? n : 1) * sizeof *group);
+  group_info *groups = xl_malloc((n ? n : 1) * sizeof *groups);
+  size_t ngroups = 0, nok = 0;
+  for (size_t i = 0; i < n; i++) {
+    ok[i] = cstatus < 0 || !strcmp(csvt_get(&m, i, cstatus), "ok");
+    nok += ok[i];
+    double ctx;
+    if (csvt_num(&m, i, cctx, &ctx)) ctx = NAN;
+    const char *pf = csvt_get(&m, i, cpf);
+    size_t g = 0;
+    for (; g < ngroups; g++)
+      if (((isnan(ctx) && isnan(groups[g].ctx)) || ctx == groups[g].ctx) && !strcmp(pf, groups[g].pfile)) break;
+    if (g == ngroups) groups[ngroups++] = (group_info){.first = i, .ctx = ctx, .pfile = pf};
+    group[i] = (int)g;
+  }
+  size_t nfront = pareto_front(vals, n, (size_t)nobj, dirs, group, ok, front);
+
+  char *merged_path = xl_path_join(out_dir, "merged.csv");
+  char *pareto_path = xl_path_join(out_dir, "pareto.csv");
+  if (csvt_write(&m, merged_path)) xl_die("%s: %s", merged_path, strerror(errno));
+  if (csvt_write_rows(&m, pareto_path, front)) xl_die("%s: %s", pareto_path, strerror(errno));
+
+  /* Recommendations, in order of context length. */
+  size_t *order = xl_malloc((ngroups ? ngroups : 1) * sizeof *order);
+  for (size_t g = 0; g < ngroups; g++) order[g] = g;
+  for (size_t a = 1; a < ngroups; a++)  /* insertion sort: a handful of groups */
+    for (size_t b = a; b > 0 && group_cmp_ctx(&groups[order[b]], &groups[order[b - 1]]) < 0; b--) {
+      size_t t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
+    }
+  int several_files = 0;
+  for (size_t g = 1; g < ngroups; g++) several_files |= strcmp(groups[g].pfile, groups[0].pfile) != 0;
+
+  double *speed = column_values(&m, csvt_col(&m, speed_col));
+  double *qual = quality ? column_values(&m, csvt_col(&m, quality)) : NULL;
+  cJSON *rec = cJSON_CreateObject();
+  cJSON_AddStringToObject(rec, "run_dir", run_dir);
+  cJSON_AddStringToObject(rec, "speed", speed_col);
+  if (quality) cJSON_AddStringToObject(rec, "quality", quality); else cJSON_AddNullToObject(rec, "quality");
+  cJSON_AddNumberToObject(rec, "tolerance", tolerance);
+  cJSON *jobjs = cJSON_AddArrayToObject(rec, "objectives");
+  for (int k = 0; k < nobj; k++) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", objs[k].name);
+    cJSON_AddStringToObject(o, "direction", objs[k].maximize ? "max" : "min");
+    cJSON_AddItemToArray(jobjs, o);
+  }
+  cJSON *profiles = cJSON_AddArrayToObject(rec, "profiles");
+  static const char *param_cols[] = {"backend", "chunk_size", "heads_per_band", "workers"};
+  static const char *metric_cols[] = {"prefill_tok_s", "decode_tok_s", "prefill_tok_s_sd", "decode_tok_s_sd",
+                                      "peak_rss_mb", "prompt_tokens", "new_tokens", "avg_logprob", "ppl", "overall"};
+  size_t nprofiles = 0;
+  for (size_t oi = 0; oi < ngroups; oi++) {
+    size_t g = order[oi];
+    char ctxlabel[64];
+    if (isnan(groups[g].ctx)) snprintf(ctxlabel, sizeof ctxlabel, "unknown");
+    else snprintf(ctxlabel, sizeof ctxlabel, "%.0f", groups[g].ctx);
+    pareto_pick pk;
+    long r = pareto_recommend(speed, qual, front, ok, group, (int)g, n, tolerance, &pk);
+    if (r < 0) {
+      xl_warn("context %s%s%s: no profile: no successful trial has every objective measured",
+              ctxlabel, several_files ? " " : "", several_files ? groups[g].pfile : "");
+      continue;
+    }
+    const char *slug = csvt_get(&m, (size_t)r, csvt_col(&m, "slug"));
+    char reason[768];
+    if (!qual || isnan(pk.best_quality))
+      snprintf(reason, sizeof reason, "fastest %s on the Pareto front (%.4g tok/s, %zu front setting(s)); no quality was measured",
+               speed_col, speed[r], pk.nfront);
+    else if (pk.within)
+      snprintf(reason, sizeof reason,
+               "fastest %s on the Pareto front (%.4g tok/s) among %zu of %zu front setting(s) whose %s is within %g of the best measured (%.4g); this one has %.4g",
+               speed_col, speed[r], pk.ncand, pk.nfront, quality, tolerance, pk.best_quality, qual[r]);
+    else
+      snprintf(reason, sizeof reason,
+               "no front setting has %s within %g of the best measured (%.4g); chose the front setting with the best %s (%.4g, %.4g tok/s)",
+               quality, tolerance, pk.best_quality, quality, qual[r], speed[r]);
+    xl_warn("context %s%s%s: recommend %s: %s", ctxlabel, several_files ? " " : "", several_files ? groups[g].pfile : "", slug, reason);
+
+    cJSON *p = cJSON_CreateObject();
+    cJSON *params = cJSON_AddObjectToObject(p, "params");
+    for (size_t k = 0; k < sizeof param_cols / sizeof *param_cols; k++)
+      json_add_cell(params, param_cols[k], &m, (size_t)r, csvt_col(&m, param_cols[k]), k > 0);
+    cJSON *metrics = cJSON_AddObjectToObject(p, "metrics");
+    for (size_t k = 0; k < sizeof metric_cols / sizeof *metric_cols; k++)
+      json_add_cell(metrics, metric_cols[k], &m, (size_t)r, csvt_col(&m, metric_cols[k]), 1);
+    for (int k = 0; k < nobj; k++)
+      if (!cJSON_GetObjectItemCaseSensitive(metrics, objs[k].name))
+        json_add_cell(metrics, objs[k].name, &m, (size_t)r, csvt_col(&m, objs[k].name), 1);
+    if (isnan(groups[g].ctx)) cJSON_AddNullToObject(p, "context");
+    else cJSON_AddNumberToObject(p, "context", groups[g].ctx);
+    if (cpf >= 0) cJSON_AddStringToObject(p, "prompt_file", groups[g].pfile);
+    cJSON_AddStringToObject(p, "slug", slug);
+    json_add_cell(p, "trial", &m, (size_t)r, csvt_col(&m, "trial"), 1);
+    cJSON_AddStringToObject(p, "reason", reason);
+    cJSON *sel = cJSON_AddObjectToObject(p, "selection");
+    cJSON_AddStringToObject(sel, "speed", speed_col);
+    if (quality) cJSON_AddStringToObject(sel, "quality", quality); else cJSON_AddNullToObject(sel, "quality");
+    cJSON_AddNumberToObject(sel, "tolerance", tolerance);
+    if (isnan(pk.best_quality)) cJSON_AddNullToObject(sel, "best_quality");
+    else cJSON_AddNumberToObject(sel, "best_quality", pk.best_quality);
+    cJSON_AddNumberToObject(sel, "front_size", (double)pk.nfront);
+    cJSON_AddNumberToObject(sel, "candidates", (double)pk.ncand);
+    cJSON_AddBoolToObject(sel, "within_tolerance", pk.within);
+
+    char fname[256], pfx[96] = "";
+    if (several_files && *groups[g].pfile) {
+      char s[80];
+      sanitize(s, sizeof s, groups[g].pfile);
+      snprintf(pfx, sizeof pfx, "_%s", s);
+    }
+    snprintf(fname, sizeof fname, "profile_ctx%s%s.json", ctxlabel, pfx);
+    char *ppath = xl_path_join(profile_dir, fname);
+    write_json(ppath, p);
+    free(ppath);
+    cJSON_AddStringToObject(p, "file", fname);
+    cJSON_AddItemToArray(profiles, p);
+    nprofiles++;
+  }
+  char *rec_path = xl_path_join(profile_dir, "recommended.json");
+  write_json(rec_path, rec);
+
+  /* The one-line summary for scripts. */
+  cJSON *sum = cJSON_CreateObject();
+  cJSON_AddStringToObject(sum, "merged", merged_path);
+  cJSON_AddStringToObject(sum, "pareto", pareto_path);
+  cJSON_AddStringToObject(sum, "recommended", rec_path);
+  cJSON_AddNumberToObject(sum, "rows", (double)n);
+  cJSON_AddNumberToObject(sum, "ok_rows", (double)nok);
+  for (int k = 0; k < 2; k++) {
+    if (!js[k].path) { cJSON_AddNullToObject(sum, js[k].label); continue; }
+    cJSON *o = cJSON_AddObjectToObject(sum, js[k].label);
+    cJSON_AddStringToObject(o, "file", js[k].path);
+    cJSON_AddNumberToObject(o, "rows", (double)js[k].rows);
+    cJSON_AddNumberToObject(o, "joined", (double)js[k].joined);
+    cJSON_AddNumberToObject(o, "summary_unrated", (double)js[k].unrated);
+    cJSON_AddNumberToObject(o, "unmatched", (double)js[k].orphans);
+    cJSON_AddNumberToObject(o, "judge_failed", (double)js[k].judge_failed);
+  }
+  if (quality) cJSON_AddStringToObject(sum, "quality", quality); else cJSON_AddNullToObject(sum, "quality");
+  cJSON_AddStringToObject(sum, "objectives", spec);
+  cJSON_AddNumberToObject(sum, "contexts", (double)ngroups);
+  cJSON_AddNumberToObject(sum, "pareto_rows", (double)nfront);
+  cJSON_AddNumberToObject(sum, "profiles", (double)nprofiles);
+  char *line = cJSON_PrintUnformatted(sum);
+  printf("%s\n", line);
+  free(line);
+  cJSON_Delete(sum);
+  cJSON_Delete(rec);
+
+  free(rec_path); free(speed); free(qual); free(order);
+  free(merged_path); free(pareto_path);
+  free(vals); free(dirs); free(ok); free(front); free(group); free(groups);
+  csvt_free(&m);
+  for (int k = 0; k < nown; k++) free(own[k]);
+  xl_finish_stdout();
+  return 0;
+}
