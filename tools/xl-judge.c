@@ -1,0 +1,524 @@
+/* xl-judge: rates the continuations an optimizer run saved (runs/<run>/outputs.jsonl)
+ * so quality can be weighed against speed. Two judges, as subcommands:
+ *   ollama    an external LLM judge over HTTP (Ollama or OpenAI-compatible server):
+ *             1-10 scores for coherence, relevance, fluency, overall + a rationale,
+ *             written to ratings_ollama.jsonl / .csv (resumable);
+ *   internal  model-based log-prob scoring (ratings.jsonl / .csv), lives in its own file.
+ * Not for: generating the outputs (xl-save) or joining them with speed (xl-merge).
+ * The HTTP client is libcommon/judge_http.c; this file picks the outputs to judge,
+ * runs -j workers, and writes the rows. */
+#define _GNU_SOURCE  /* asprintf */
+#include "judge_http.h"
+#include "records.h"
+#include "util.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ options */
+
+typedef struct {
+  const char *run_dir, *prompt_file, *out_base;
+  jh_config jc;
+  long jobs, max_chars;
+  int force;
+} judge_opts;
+
+static void usage_top(FILE *f) {
+  fputs("Usage: xl-judge COMMAND RUN_DIR [OPTIONS]\n"
+        "Rates the continuations saved in RUN_DIR/outputs.jsonl (written by xl-save).\n\n"
+        "Commands:\n"
+        "  ollama     external LLM judge over HTTP (Ollama, or OpenAI-compatible with --openai);\n"
+        "             writes RUN_DIR/ratings_ollama.jsonl and .csv\n"
+        "  internal   log-prob scoring with the run's own model; writes RUN_DIR/ratings.jsonl and .csv\n\n"
+        "'xl-judge COMMAND --help' describes a command's options.\n"
+        "Exit status: 0 ok, 1 runtime or data error, 2 usage error.\n", f);
+}
+
+static void usage_ollama(FILE *f) {
+  fputs(
+      "Usage: xl-judge ollama RUN_DIR [OPTIONS]\n"
+      "Asks an LLM judge to rate every continuation in RUN_DIR/outputs.jsonl with whole numbers\n"
+      "1-10 for coherence, relevance, fluency and overall, plus a one-sentence rationale.\n"
+      "The judge sees an excerpt of the prompt (from the row's prompt_file, or --prompt-file) and\n"
+      "the continuation (the row's text, or RUN_DIR/outputs/<slug>.txt). It is asked for JSON\n"
+      "constrained by a JSON schema, at temperature 0 with a fixed seed.\n\n"
+      "Server:\n"
+      "  --api URL             server root (default http://127.0.0.1:11434)\n"
+      "  --model NAME          judge model (default llama3.1:8b)\n"
+      "  --openai              OpenAI-compatible API: POST URL/v1/chat/completions with\n"
+      "                        response_format json_schema (strict); default is Ollama's\n"
+      "                        POST URL/api/generate with stream:false and a format schema\n"
+      "  --seed S              sampling seed sent with every request (default 42)\n"
+      "  --num-ctx N           Ollama context window, options.num_ctx (default 8192; 0 = server default)\n"
+      "Robustness:\n"
+      "  -j, --jobs N          concurrent requests (default 1, max 64)\n"
+      "  --timeout S           total time limit of one attempt in seconds (default 300)\n"
+      "  --connect-timeout S   time limit to connect (default 10)\n"
+      "  --retries N           extra attempts after connection refused/reset/cut, HTTP 429 or\n"
+      "                        5xx (default 3). A read timeout is not retried.\n"
+      "  --backoff S           wait before the first retry, doubled each time (default 0.2);\n"
+      "                        a server's Retry-After is honoured, all waits capped by\n"
+      "  --backoff-max S       (default 5)\n"
+      "Input and output:\n"
+      "  --prompt-file F       the prompt for every row (default: each row's prompt_file, looked\n"
+      "                        up as given, then relative to RUN_DIR)\n"
+      "  --max-chars N         longer prompts and continuations keep their first and last N/2\n"
+      "                        characters with an omission marker between (default 4000; 0 = all)\n"
+      "  -o, --output BASE     write BASE.jsonl and BASE.csv (default ratings_ollama; a BASE\n"
+      "                        without '/' is inside RUN_DIR)\n"
+      "  --force               judge every row again, even those already rated\n"
+      "  -h, --help            this help\n\n"
+      "Output rows (one per output, in outputs.jsonl order; CSV columns in this order):\n"
+      "  slug, trial, coherence, relevance, fluency, overall (1-10 or null), rationale,\n"
+      "  judge_model, status, error, judge_digest, judge_version, and the trial parameters\n"
+      "  backend, chunk_size, heads_per_band, workers when outputs.jsonl has them.\n"
+      "  The JSONL rows also carry judge_api, attempts, judged_at and, for parse errors, raw.\n"
+      "status: ok; parse_error (the judge answered, but not valid JSON with every field in\n"
+      "  range: error says what, raw keeps the answer); error (no answer after the retries:\n"
+      "  error has the message). judge_digest/judge_version come from GET /api/tags and\n"
+      "  /api/version (Ollama) or /v1/models (OpenAI mode, digest only if listed), else null.\n"
+      "Resuming: rows already in BASE.jsonl with status ok from the same judge model are kept\n"
+      "  and not asked again; the files are rewritten atomically every few seconds while\n"
+      "  judging, so an interrupted run loses at most the last few rows.\n"
+      "Progress goes to stderr when it is a terminal.\n\n"
+      "Exit status: 0 every row ok or parse_error; 1 some row has status error (the files are\n"
+      "  still written; run again to retry those rows), the judge model is missing (HTTP 404;\n"
+      "  nothing written), the server cannot be reached, or the input is bad; 2 usage error.\n",
+      f);
+}
+
+/* "--name V" or "--name=V": the value, or NULL when argv[*i] is not this flag. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name) {
+  const char *a = argv[*i];
+  size_t n = strlen(name);
+  if (strncmp(a, name, n)) return NULL;
+  if (a[n] == '=') return a + n + 1;
+  if (a[n]) return NULL;
+  if (*i + 1 >= argc) xl_usage_error("%s needs a value", name);
+  return argv[++*i];
+}
+
+static void parse_ollama_args(int argc, char **argv, judge_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->jc = (jh_config){.api = "http://127.0.0.1:11434", .model = "llama3.1:8b", .timeout_s = 300,
+                      .connect_timeout_s = 10, .retries = 3, .backoff_s = 0.2, .backoff_max_s = 5,
+                      .seed = 42, .num_ctx = 8192};
+  o->jobs = 1;
+  o->max_chars = 4000;
+  o->out_base = "ratings_ollama";
+  for (int i = 1; i < argc; i++) {
+    const char *v, *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage_ollama(stdout); xl_finish_stdout(); exit(0); }
+    else if ((v = flag_value(argc, argv, &i, "--api"))) o->jc.api = v;
+    else if ((v = flag_value(argc, argv, &i, "--model"))) o->jc.model = v;
+    else if (!strcmp(a, "--openai")) o->jc.openai = 1;
+    else if (!strcmp(a, "--force")) o->force = 1;
+    else if ((v = flag_value(argc, argv, &i, "-j")) || (v = flag_value(argc, argv, &i, "--jobs")))
+      o->jobs = xl_flag_long("-j", v, 1, 64);
+    else if (!strncmp(a, "-j", 2) && a[2] && a[2] != '=') o->jobs = xl_flag_long("-j", a + 2, 1, 64);
+    else if ((v = flag_value(argc, argv, &i, "--timeout"))) o->jc.timeout_s = xl_flag_double("--timeout", v, 0.001, 86400);
+    else if ((v = flag_value(argc, argv, &i, "--connect-timeout")))
+      o->jc.connect_timeout_s = xl_flag_double("--connect-timeout", v, 0.001, 3600);
+    else if ((v = flag_value(argc, argv, &i, "--retries"))) o->jc.retries = (int)xl_flag_long("--retries", v, 0, 100);
+    else if ((v = flag_value(argc, argv, &i, "--backoff-max"))) o->jc.backoff_max_s = xl_flag_double("--backoff-max", v, 0, 3600);
+    else if ((v = flag_value(argc, argv, &i, "--backoff"))) o->jc.backoff_s = xl_flag_double("--backoff", v, 0, 3600);
+    else if ((v = flag_value(argc, argv, &i, "--seed"))) o->jc.seed = xl_flag_long("--seed", v, 0, 4294967295L);
+    else if ((v = flag_value(argc, argv, &i, "--num-ctx"))) o->jc.num_ctx = xl_flag_long("--num-ctx", v, 0, 1L << 24);
+    else if ((v = flag_value(argc, argv, &i, "--prompt-file"))) o->prompt_file = v;
+    else if ((v = flag_value(argc, argv, &i, "--max-chars"))) o->max_chars = xl_flag_long("--max-chars", v, 0, 1L << 30);
+    else if ((v = flag_value(argc, argv, &i, "-o")) || (v = flag_value(argc, argv, &i, "--output"))) o->out_base = v;
+    else if (a[0] == '-' && a[1]) xl_usage_error("unknown option '%s'", a);
+    else if (!o->run_dir) o->run_dir = a;
+    else xl_usage_error("unexpected argument '%s'", a);
+  }
+  if (!o->run_dir) xl_usage_error("missing RUN_DIR");
+  if (!*o->out_base) xl_usage_error("-o needs a non-empty name");
+  if (strncmp(o->jc.api, "http://", 7) && strncmp(o->jc.api, "https://", 8))
+    xl_usage_error("--api must start with http:// or https://, not '%s'", o->jc.api);
+  if (!*o->jc.model) xl_usage_error("--model needs a name");
+}
+
+/* ------------------------------------------------------------------ inputs */
+
+/* One output to judge (borrowed pointers into the outputs.jsonl objects). */
+typedef struct {
+  const cJSON *out;     /* its outputs.jsonl object */
+  const char *slug;
+  cJSON *kept;          /* a finished row from an earlier run (owned by the rows array), or NULL */
+  char *prompt;         /* judging prompt (owned), NULL when kept */
+} task;
+
+/* Prompt texts, read once per distinct file. */
+typedef struct { char *name; char *text; } prompt_cache;
+
+static const char *prompt_text(const judge_opts *o, const char *name, const char *slug,
+                               prompt_cache **cache, size_t *ncache) {
+  for (size_t i = 0; i < *ncache; i++)
+    if (!strcmp((*cache)[i].name, name)) return (*cache)[i].text;
+  char *text = xl_read_file(name, NULL);
+  int e = errno;
+  if (!text && name[0] != '/') {
+    char *p = xl_path_join(o->run_dir, name);
+    text = xl_read_file(p, NULL);
+    free(p);
+  }
+  if (!text)
+    xl_die("prompt file '%s' (of output '%s'): %s; pass --prompt-file", name, slug, strerror(e));
+  *cache = xl_realloc(*cache, (*ncache + 1) * sizeof **cache);
+  (*cache)[*ncache] = (prompt_cache){xl_strdup(name), text};
+  return (*cache)[(*ncache)++].text;
+}
+
+/* The continuation: the row's text, else outputs/<slug>.txt. Returns malloc'd. */
+static char *continuation(const judge_opts *o, const cJSON *out, const char *slug) {
+  const char *t = rec_str(out, "text");
+  if (t) return xl_strdup(t);
+  if (strchr(slug, '/') || !strcmp(slug, ".") || !strcmp(slug, ".."))
+    xl_die("output '%s' has no text and its slug is not a file name", slug);
+  char *name = NULL;
+  if (asprintf(&name, "outputs/%s.txt", slug) < 0) xl_die("out of memory");
+  char *p = xl_path_join(o->run_dir, name);
+  char *text = xl_read_file(p, NULL);
+  if (!text) xl_die("output '%s' has no text in outputs.jsonl and %s: %s", slug, p, strerror(errno));
+  free(p);
+  free(name);
+  return text;
+}
+
+/* ------------------------------------------------------------------ rows */
+
+static const char *const param_keys[] = {"backend", "chunk_size", "heads_per_band", "workers"};
+#define NPARAMS (sizeof param_keys / sizeof *param_keys)
+static const char *const base_cols[] = {"slug", "trial", "coherence", "relevance", "fluency", "overall",
+                                        "rationale", "judge_model", "status", "error",
+                                        "judge_digest", "judge_version"};
+#define NBASE (sizeof base_cols / sizeof *base_cols)
+
+static void add_str_or_null(cJSON *o, const char *k, const char *v) {
+  if (v) cJSON_AddStringToObject(o, k, v);
+  else cJSON_AddNullToObject(o, k);
+}
+
+static cJSON *make_row(const judge_opts *o, const cJSON *out, const char *slug, const jh_result *r,
+                       const char *digest, const char *version) {
+  static const char *const status_names[] = {"ok", "parse_error", "error", "error"};
+  cJSON *row = cJSON_CreateObject();
+  cJSON_AddStringToObject(row, "slug", slug);
+  const cJSON *trial = cJSON_GetObjectItemCaseSensitive(out, "trial");
+  cJSON_AddItemToObject(row, "trial", trial ? cJSON_Duplicate(trial, 1) : cJSON_CreateNull());
+  for (int i = 0; i < JH_NSCORES; i++) {
+    if (r->status == JH_OK) cJSON_AddNumberToObject(row, jh_score_names[i], r->scores[i]);
+    else cJSON_AddNullToObject(row, jh_score_names[i]);
+  }
+  add_str_or_null(row, "rationale", r->status == JH_OK ? r->rationale : NULL);
+  cJSON_AddStringToObject(row, "judge_model", o->jc.model);
+  cJSON_AddStringToObject(row, "status", status_names[r->status]);
+  add_str_or_null(row, "error", r->status == JH_OK ? NULL : r->error);
+  add_str_or_null(row, "judge_digest", digest);
+  add_str_or_null(row, "judge_version", version);
+  for (size_t k = 0; k < NPARAMS; k++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(out, param_keys[k]);
+    if (v) cJSON_AddItemToObject(row, param_keys[k], cJSON_Duplicate(v, 1));
+  }
+  cJSON_AddStringToObject(row, "judge_api", o->jc.openai ? "openai" : "ollama");
+  cJSON_AddNumberToObject(row, "attempts", r->attempts);
+  char when[40];
+  xl_rfc3339(when, sizeof when, xl_wall());
+  cJSON_AddStringToObject(row, "judged_at", when);
+  if (r->status == JH_PARSE_ERROR) add_str_or_null(row, "raw", r->raw);
+  return row;
+}
+
+/* Writes BASE.jsonl then BASE.csv atomically. 0 ok, -1 (message in err). */
+static int write_rows(const char *jsonl, const char *csv, const cJSON *rows, char *err, size_t errlen) {
+  const char *cols[NBASE + NPARAMS];
+  size_t ncols = 0;
+  for (size_t i = 0; i < NBASE; i++) cols[ncols++] = base_cols[i];
+  for (size_t k = 0; k < NPARAMS; k++) {
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rows)
+      if (cJSON_GetObjectItemCaseSensitive(r, param_keys[k])) { cols[ncols++] = param_keys[k]; break; }
+  }
+  xl_atomic a;
+  if (xl_atomic_open(&a, jsonl)) goto fail_open_j;
+  const cJSON *r;
+  cJSON_ArrayForEach(r, rows)
+    if (rec_ndjson_write(a.f, r)) { xl_atomic_abort(&a); goto fail_j; }
+  if (xl_atomic_commit(&a)) goto fail_j;
+  if (xl_atomic_open(&a, csv)) goto fail_open_c;
+  if (rec_csv_write_all(a.f, rows, cols, ncols)) { xl_atomic_abort(&a); goto fail_c; }
+  if (xl_atomic_commit(&a)) goto fail_c;
+  return 0;
+fail_open_j:
+fail_j:
+  snprintf(err, errlen, "cannot write %s: %s", jsonl, strerror(errno));
+  return -1;
+fail_open_c:
+fail_c:
+  snprintf(err, errlen, "cannot write %s: %s", csv, strerror(errno));
+  return -1;
+}
+
+/* ------------------------------------------------------------------ the run */
+
+typedef struct {
+  const judge_opts *o;
+  task *tasks;
+  size_t ntasks;
+  size_t *todo;           /* indices of tasks to request */
+  size_t ntodo, next, ndone;
+  jh_result *res;         /* [ntasks] */
+  unsigned char *done;    /* [ntasks] */
+  const cJSON *extra;     /* earlier rows whose slug is not in outputs.jsonl (kept at the end) */
+  char *digest, *version;
+  const char *jsonl, *csv;
+  int stop;               /* a fatal answer (model missing) ends the run */
+  size_t fatal;
+  int counts[3];          /* ok, parse_error, error among new results */
+  int progress;
+  double last_save;
+  int save_warned;
+  pthread_mutex_t mu;
+} run_ctx;
+
+/* All rows finished so far, in outputs.jsonl order, then the extra ones. */
+static cJSON *collect_rows(run_ctx *x) {
+  cJSON *rows = cJSON_CreateArray();
+  for (size_t i = 0; i < x->ntasks; i++) {
+    task *t = &x->tasks[i];
+    if (t->kept) cJSON_AddItemToArray(rows, cJSON_Duplicate(t->kept, 1));
+    else if (x->done[i])
+      cJSON_AddItemToArray(rows, make_row(x->o, t->out, t->slug, &x->res[i], x->digest, x->version));
+  }
+  const cJSON *r;
+  cJSON_ArrayForEach(r, x->extra) cJSON_AddItemToArray(rows, cJSON_Duplicate(r, 1));
+  return rows;
+}
+
+static void show_progress(run_ctx *x, int final) {
+  if (!x->progress) return;
+  fprintf(stderr, "\r%s: %zu/%zu judged (ok %d, parse_error %d, error %d)%s", xl_progname(), x->ndone,
+          x->ntodo, x->counts[0], x->counts[1], x->counts[2], final ? "\n" : "");
+  fflush(stderr);
+}
+
+/* Called with x->mu held: saves what is finished every few seconds. */
+static void checkpoint(run_ctx *x) {
+  double now = xl_now();
+  if (x->stop || now - x->last_save < 2.0) return;
+  x->last_save = now;
+  cJSON *rows = collect_rows(x);
+  char err[512];
+  if (write_rows(x->jsonl, x->csv, rows, err, sizeof err) && !x->save_warned) {
+    x->save_warned = 1;
+    xl_warn("checkpoint: %s", err);
+  }
+  cJSON_Delete(rows);
+}
+
+static void *worker(void *arg) {
+  run_ctx *x = arg;
+  jh_client *cl = jh_client_new(&x->o->jc);
+  if (!cl) xl_die("cannot create an HTTP handle");
+  for (;;) {
+    pthread_mutex_lock(&x->mu);
+    if (x->stop || x->next >= x->ntodo) { pthread_mutex_unlock(&x->mu); break; }
+    size_t i = x->todo[x->next++];
+    pthread_mutex_unlock(&x->mu);
+
+    jh_result r;
+    jh_judge(cl, x->tasks[i].prompt, &r);
+
+    pthread_mutex_lock(&x->mu);
+    x->res[i] = r;
+    x->done[i] = 1;
+    x->ndone++;
+    if (r.status == JH_MODEL_MISSING) {
+      if (!x->stop) x->fatal = i;
+      x->stop = 1;
+    } else {
+      x->counts[r.status == JH_OK ? 0 : r.status == JH_PARSE_ERROR ? 1 : 2]++;
+    }
+    show_progress(x, 0);
+    checkpoint(x);
+    pthread_mutex_unlock(&x->mu);
+  }
+  jh_client_free(cl);
+  return NULL;
+}
+
+static char *out_path(const judge_opts *o, const char *ext) {
+  char *base = strchr(o->out_base, '/') ? xl_strdup(o->out_base) : xl_path_join(o->run_dir, o->out_base);
+  char *p = NULL;
+  if (asprintf(&p, "%s%s", base, ext) < 0) xl_die("out of memory");
+  free(base);
+  return p;
+}
+
+static int cmd_ollama(int argc, char **argv) {
+  judge_opts o;
+  parse_ollama_args(argc, argv, &o);
+  char err[1024];
+
+  /* strip a trailing '/' from the API root so paths join cleanly */
+  char *api = xl_strdup(o.jc.api);
+  for (size_t n = strlen(api); n > 8 && api[n - 1] == '/'; n--) api[n - 1] = 0;
+  o.jc.api = api;
+
+  char *outputs_path = xl_path_join(o.run_dir, "outputs.jsonl");
+  cJSON *outputs = rec_ndjson_read(outputs_path, err, sizeof err);
+  if (!outputs) xl_die("%s", err);
+  char *jsonl = out_path(&o, ".jsonl"), *csv = out_path(&o, ".csv");
+
+  /* Earlier rows: ok ones from the same judge model are kept. */
+  cJSON *old = NULL;
+  if (!o.force && xl_exists(jsonl)) {
+    old = rec_ndjson_read(jsonl, err, sizeof err);
+    if (!old) xl_die("%s (remove it or use --force)", err);
+  }
+
+  size_t ntasks = (size_t)cJSON_GetArraySize(outputs);
+  task *tasks = xl_calloc(ntasks, sizeof *tasks);
+  size_t *todo = xl_calloc(ntasks, sizeof *todo), ntodo = 0;
+  prompt_cache *cache = NULL;
+  size_t ncache = 0;
+  size_t i = 0;
+  const cJSON *out;
+  cJSON_ArrayForEach(out, outputs) {
+    task *t = &tasks[i];
+    t->out = out;
+    t->slug = rec_str(out, "slug");
+    if (!t->slug || !*t->slug) xl_die("%s: entry %zu has no 'slug' string", outputs_path, i + 1);
+    for (size_t k = 0; k < i; k++)
+      if (!strcmp(tasks[k].slug, t->slug)) xl_die("%s: slug '%s' appears twice", outputs_path, t->slug);
+    cJSON *r;
+    cJSON_ArrayForEach(r, old) {
+      const char *s = rec_str(r, "slug"), *st = rec_str(r, "status"), *m = rec_str(r, "judge_model");
+      if (s && !strcmp(s, t->slug) && st && !strcmp(st, "ok") && m && !strcmp(m, o.jc.model)) { t->kept = r; break; }
+    }
+    if (!t->kept) {
+      const char *pf = o.prompt_file ? o.prompt_file : rec_str(out, "prompt_file");
+      if (!pf) xl_die("output '%s' names no prompt_file; pass --prompt-file", t->slug);
+      const char *ptext = prompt_text(&o, pf, t->slug, &cache, &ncache);
+      char *cont = continuation(&o, out, t->slug);
+      t->prompt = jh_build_prompt(ptext, cont, (size_t)o.max_chars);
+      free(cont);
+      todo[ntodo++] = i;
+    }
+    i++;
+  }
+  for (size_t k = 0; k < ncache; k++) { free(cache[k].name); free(cache[k].text); }
+  free(cache);
+
+  /* Earlier rows of slugs no longer in outputs.jsonl stay in the file. */
+  cJSON *extra = cJSON_CreateArray();
+  cJSON *r;
+  cJSON_ArrayForEach(r, old) {
+    const char *s = rec_str(r, "slug");
+    int found = 0;
+    for (size_t k = 0; k < ntasks && s && !found; k++) found = !strcmp(tasks[k].slug, s);
+    if (!found) cJSON_AddItemToArray(extra, cJSON_Duplicate(r, 1));
+  }
+
+  run_ctx x = {.o = &o, .tasks = tasks, .ntasks = ntasks, .todo = todo, .ntodo = ntodo,
+               .res = xl_calloc(ntasks, sizeof(jh_result)), .done = xl_calloc(ntasks, 1),
+               .extra = extra, .jsonl = jsonl, .csv = csv, .progress = isatty(2), .last_save = xl_now()};
+  pthread_mutex_init(&x.mu, NULL);
+
+  if (jh_global_init()) xl_die("cannot initialise libcurl");
+  if (ntodo) {
+    jh_client *cl = jh_client_new(&o.jc);
+    if (!cl) xl_die("cannot create an HTTP handle");
+    int rc = jh_server_info(cl, &x.digest, &x.version, err, sizeof err);
+    jh_client_free(cl);
+    if (rc) { jh_global_cleanup(); xl_die("cannot reach the judge server: %s", err); }
+    if (!x.digest) xl_warn("the server does not list a digest for model '%s'", o.jc.model);
+
+    size_t nthreads = (size_t)o.jobs < ntodo ? (size_t)o.jobs : ntodo;
+    pthread_t *th = xl_calloc(nthreads, sizeof *th);
+    for (size_t k = 0; k < nthreads; k++)
+      if (pthread_create(&th[k], NULL, worker, &x)) xl_die("cannot start a worker thread");
+    for (size_t k = 0; k < nthreads; k++) pthread_join(th[k], NULL);
+    free(th);
+    show_progress(&x, 1);
+  }
+  jh_global_cleanup();
+
+  int status = 0;
+  if (x.stop) {
+    xl_warn("%s", x.res[x.fatal].error);
+    status = XL_EXIT_ERROR;
+  } else {
+    cJSON *rows = collect_rows(&x);
+    if (write_rows(jsonl, csv, rows, err, sizeof err)) xl_die("%s", err);
+    cJSON_Delete(rows);
+    size_t kept = ntasks - ntodo;
+    fprintf(stderr, "%s: %zu rows in %s: %zu kept, %d ok, %d parse_error, %d error\n", xl_progname(),
+            ntasks, jsonl, kept, x.counts[0], x.counts[1], x.counts[2]);
+    if (x.counts[2]) {
+      xl_warn("%d request(s) failed; run again to retry them", x.counts[2]);
+      status = XL_EXIT_ERROR;
+    }
+  }
+
+  pthread_mutex_destroy(&x.mu);
+  for (size_t k = 0; k < ntasks; k++) { jh_result_free(&x.res[k]); free(tasks[k].prompt); }
+  free(x.res);
+  free(x.done);
+  free(x.digest);
+  free(x.version);
+  free(tasks);
+  free(todo);
+  cJSON_Delete(extra);
+  cJSON_Delete(old);
+  cJSON_Delete(outputs);
+  free(outputs_path);
+  free(jsonl);
+  free(csv);
+  free(api);
+  return status;
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+/* The internal (log-prob) judge is written in its own file. To hook it up, declare
+ * its entry point here, e.g. `int judge_internal_main(int argc, char **argv);` from
+ * its header, and point the table entry at it instead of this placeholder. */
+static int cmd_internal(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      fputs("Usage: xl-judge internal RUN_DIR [OPTIONS]\n(not built into this binary yet)\n", stdout);
+      xl_finish_stdout();
+      return 0;
+    }
+  xl_warn("the 'internal' judge is not built into this binary yet");
+  return XL_EXIT_ERROR;
+}
+
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv);  /* argv[0] is the command name */
+} commands[] = {
+    {"ollama", cmd_ollama},
+    {"internal", cmd_internal},
+};
+
+int main(int argc, char **argv) {
+  xl_set_progname(argv[0]);
+  if (argc < 2) xl_usage_error("missing COMMAND (ollama or internal)");
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    usage_top(stdout);
+    xl_finish_stdout();
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    if (!strcmp(argv[1], commands[i].name)) {
+      int rc = commands[i].run(argc - 1, argv + 1);
+      xl_finish_stdout();
+      return rc;
+    }
+  xl_usage_error("unknown command '%s' (ollama or internal)", argv[1]);
+}
