@@ -1,0 +1,168 @@
+/* kernels: dtype conversion, matvec and tiled GEMM over stored-dtype weights. See kernels.h.
+ * The AVX-512 paths are chosen at run time (cpuid), so one binary runs on any x86-64. */
+#include "kernels.h"
+#include "util.h"
+#include <cblas.h>
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+int xl_matmul_bf16 = 0;
+
+float xl_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+  if (exp == 0) {
+    if (!man) u = sign;
+    else {   /* subnormal: normalise */
+      int e = -1;
+      do { e++; man <<= 1; } while (!(man & 0x400));
+      u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+    }
+  } else if (exp == 31) u = sign | 0x7f800000u | (man << 13);
+  else u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  union { uint32_t u; float f; } v = {u};
+  return v.f;
+}
+
+uint16_t xl_f32_to_bf16(float f) {
+  union { float f; uint32_t u; } v = {f};
+  if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40);   /* NaN stays NaN */
+  uint32_t r = v.u + 0x7fffu + ((v.u >> 16) & 1);
+  return (uint16_t)(r >> 16);
+}
+
+uint16_t xl_f32_to_f16(float f) {
+  union { float f; uint32_t u; } v = {f};
+  uint32_t sign = (v.u >> 16) & 0x8000, a = v.u & 0x7fffffffu;
+  if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00);
+  if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);   /* rounds to inf */
+  if (a < 0x38800000u) {                                    /* subnormal or zero */
+    float m = fabsf(f) * 16777216.0f;                       /* 2^24: units of the smallest subnormal */
+    return (uint16_t)(sign | (uint32_t)lrintf(m));
+  }
+  uint32_t r = a + 0xfffu + ((a >> 13) & 1);
+  return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
+}
+
+void xl_to_f32(st_dtype t, const void *src, float *dst, size_t n) {
+  if (t == ST_F32) { memcpy(dst, src, n * sizeof(float)); return; }
+  const uint16_t *s = src;
+  if (t == ST_BF16) for (size_t i = 0; i < n; i++) dst[i] = xl_bf16_to_f32(s[i]);
+  else for (size_t i = 0; i < n; i++) dst[i] = xl_f16_to_f32(s[i]);
+}
+
+void xl_mat_row(const xl_mat *w, int row, float *dst) {
+  size_t es = st_dtype_size(w->dtype);
+  xl_to_f32(w->dtype, (const char *)w->data + (size_t)row * w->cols * es, dst, (size_t)w->cols);
+}
+
+/* ---- dot products: one row of W against x ---- */
+
+static float dot_f32_scalar(const float *w, const float *x, int n) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int j = 0;
+  for (; j + 4 <= n; j += 4) { s0 += w[j] * x[j]; s1 += w[j + 1] * x[j + 1]; s2 += w[j + 2] * x[j + 2]; s3 += w[j + 3] * x[j + 3]; }
+  for (; j < n; j++) s0 += w[j] * x[j];
+  return (s0 + s1) + (s2 + s3);
+}
+static float dot_bf16_scalar(const uint16_t *w, const float *x, int n) {
+  float s0 = 0, s1 = 0;
+  int j = 0;
+  for (; j + 2 <= n; j += 2) { s0 += xl_bf16_to_f32(w[j]) * x[j]; s1 += xl_bf16_to_f32(w[j + 1]) * x[j + 1]; }
+  for (; j < n; j++) s0 += xl_bf16_to_f32(w[j]) * x[j];
+  return s0 + s1;
+}
+static float dot_f16_scalar(const uint16_t *w, const float *x, int n) {
+  float s = 0;
+  for (int j = 0; j < n; j++) s += xl_f16_to_f32(w[j]) * x[j];
+  return s;
+}
+
+__attribute__((target("avx512f"))) static float dot_f32_avx512(const float *w, const float *x, int n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j), _mm512_loadu_ps(x + j), a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j + 16), _mm512_loadu_ps(x + j + 16), a1);
+  }
+  for (; j + 16 <= n; j += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j), _mm512_loadu_ps(x + j), a0);
+  if (j < n) {
+    __mmask16 m = (__mmask16)((1u << (n - j)) - 1);
+    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + j), _mm512_maskz_loadu_ps(m, x + j), a1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+__attribute__((target("avx512f"))) static inline __m512 bf16x16(const uint16_t *p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+__attribute__((target("avx512f"))) static float dot_bf16_avx512(const uint16_t *w, const float *x, int n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    a0 = _mm512_fmadd_ps(bf16x16(w + j), _mm512_loadu_ps(x + j), a0);
+    a1 = _mm512_fmadd_ps(bf16x16(w + j + 16), _mm512_loadu_ps(x + j + 16), a1);
+  }
+  for (; j + 16 <= n; j += 16) a0 = _mm512_fmadd_ps(bf16x16(w + j), _mm512_loadu_ps(x + j), a0);
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+  for (; j < n; j++) s += xl_bf16_to_f32(w[j]) * x[j];
+  return s;
+}
+__attribute__((target("avx512f"))) static float dot_f16_avx512(const uint16_t *w, const float *x, int n) {
+  __m512 a0 = _mm512_setzero_ps();
+  int j = 0;
+  for (; j + 16 <= n; j += 16)
+    a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + j))), _mm512_loadu_ps(x + j), a0);
+  float s = _mm512_reduce_add_ps(a0);
+  for (; j < n; j++) s += xl_f16_to_f32(w[j]) * x[j];
+  return s;
+}
+
+static int have_avx512 = -1;
+static inline int use_avx512(void) {
+  if (have_avx512 < 0) have_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+  return have_avx512;
+}
+
+void xl_matvec_rows(const xl_mat *w, const float *x, float *y, int r0, int r1) {
+  int n = w->cols, v = use_avx512();
+  if (w->dtype == ST_F32) {
+    const float *W = w->data;
+    for (int r = r0; r < r1; r++) y[r] = v ? dot_f32_avx512(W + (size_t)r * n, x, n) : dot_f32_scalar(W + (size_t)r * n, x, n);
+  } else if (w->dtype == ST_BF16) {
+    const uint16_t *W = w->data;
+    for (int r = r0; r < r1; r++) y[r] = v ? dot_bf16_avx512(W + (size_t)r * n, x, n) : dot_bf16_scalar(W + (size_t)r * n, x, n);
+  } else {
+    const uint16_t *W = w->data;
+    for (int r = r0; r < r1; r++) y[r] = v ? dot_f16_avx512(W + (size_t)r * n, x, n) : dot_f16_scalar(W + (size_t)r * n, x, n);
+  }
+}
+
+/* ---- GEMM ---- */
+
+enum { TILE_FLOATS = 1 << 20 };   /* 4 MB of converted weights per tile: fits L2/L3, amortises the conversion */
+
+int xl_gemm_tile_rows(const xl_mat *w) {
+  int r = TILE_FLOATS / (w->cols ? w->cols : 1);
+  if (r < 16) r = 16;
+  if (r > w->rows) r = w->rows;
+  return r;
+}
+size_t xl_gemm_tile_floats(const xl_mat *w) {
+  return w->dtype == ST_F32 ? 0 : (size_t)xl_gemm_tile_rows(w) * (size_t)w->cols;
+}
+
+void xl_gemm_rows(const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy, int r0, int r1, float *tile) {
+  if (r1 <= r0 || T <= 0) return;
+  if (w->dtype == ST_F32) {
+    const float *W = (const float *)w->data + (size_t)r0 * w->cols;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, r1 - r0, w->cols, 1.0f, X, ldx, W, w->cols, 0.0f, Y + r0, ldy);
+    return;
+  }
+  int tr = xl_gemm_tile_rows(w);
+  size_t es = st_dtype_size(w->dtype);
+  for (int a = r0; a < r1; a += tr) {
+    int b = a + tr < r1 ? a + tr : r1;
+    xl_to_f32(w->dtype, (const char *)w->data + (size_t)a * w->cols * es, tile, (size_t)(b - a) * w->cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, b - a, w->cols, 1.0f, X, ldx, tile, w->cols, 0.0f, Y + a, ldy);
+  }
+}

@@ -1,0 +1,106 @@
+/* pool: see pool.h. Tasks are claimed with an atomic counter; a generation number tells
+ * sleeping or spinning workers that a new step has been posted. */
+#include "pool.h"
+#include "util.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+struct xl_pool {
+  int n;
+  pthread_t *threads;
+  pthread_mutex_t mu;
+  pthread_cond_t wake;
+  atomic_uint gen;          /* bumped for every posted step */
+  atomic_int next;          /* next task index to claim */
+  atomic_int done;          /* tasks finished in this step */
+  atomic_int quit;
+  int ntasks;
+  xl_task_fn fn;
+  void *ctx;
+};
+
+typedef struct { xl_pool *p; int id; } worker_arg;
+
+static void run_tasks(xl_pool *p, int id) {
+  for (;;) {
+    int t = atomic_fetch_add(&p->next, 1);
+    if (t >= p->ntasks) break;
+    p->fn(p->ctx, t, id);
+    atomic_fetch_add(&p->done, 1);
+  }
+}
+
+enum { SPIN_ROUNDS = 20000 };
+
+static void *worker_main(void *arg) {
+  worker_arg a = *(worker_arg *)arg;
+  free(arg);
+  xl_pool *p = a.p;
+  unsigned seen = 0;
+  for (;;) {
+    int spins = 0;
+    while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) {
+      if (++spins < SPIN_ROUNDS) { sched_yield(); continue; }
+      pthread_mutex_lock(&p->mu);
+      while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->wake, &p->mu);
+      pthread_mutex_unlock(&p->mu);
+    }
+    if (atomic_load(&p->quit)) return NULL;
+    seen = atomic_load(&p->gen);
+    run_tasks(p, a.id);
+  }
+}
+
+xl_pool *xl_pool_create(int nthreads) {
+  xl_pool *p = xl_calloc(1, sizeof *p);
+  p->n = nthreads < 1 ? 1 : nthreads;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->wake, NULL);
+  if (p->n > 1) {
+    p->threads = xl_calloc((size_t)p->n, sizeof *p->threads);
+    for (int i = 1; i < p->n; i++) {
+      worker_arg *a = xl_malloc(sizeof *a);
+      a->p = p;
+      a->id = i;
+      if (pthread_create(&p->threads[i], NULL, worker_main, a)) xl_die("cannot start worker thread %d", i);
+    }
+  }
+  return p;
+}
+
+int xl_pool_size(const xl_pool *p) { return p ? p->n : 1; }
+
+void xl_pool_run(xl_pool *p, int ntasks, xl_task_fn fn, void *ctx) {
+  if (!p || p->n == 1 || ntasks <= 1) {
+    for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
+    return;
+  }
+  p->fn = fn;
+  p->ctx = ctx;
+  p->ntasks = ntasks;
+  atomic_store(&p->done, 0);
+  atomic_store(&p->next, 0);
+  pthread_mutex_lock(&p->mu);
+  atomic_fetch_add(&p->gen, 1);
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->mu);
+  run_tasks(p, 0);
+  while (atomic_load(&p->done) < ntasks) sched_yield();
+}
+
+void xl_pool_free(xl_pool *p) {
+  if (!p) return;
+  if (p->n > 1) {
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->quit, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
+  }
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->wake);
+  free(p->threads);
+  free(p);
+}

@@ -1,0 +1,181 @@
+/* Golden tests of the engine: every checkpoint under tests/golden (the three fixtures and
+ * the trained default model) against the reference's logits, step logits and final states,
+ * through every backend and a spread of chunk sizes, worker counts and head bands.
+ * Tolerances (docs/xlstm-math.md): logits max |diff| <= 2e-3 and mean |diff| <= 2e-4;
+ * states max |diff| / max(1, |ref|) <= 2e-3. */
+#include "forward.h"
+#include "safetensors.h"
+#include "testlib.h"
+#include "util.h"
+#include <cJSON.h>
+#include <math.h>
+
+typedef struct { int n; int32_t *ids; } gcase;
+
+static int load_cases(const char *json_path, gcase *cases, int max) {
+  char *text = xl_read_file(json_path, NULL);
+  if (!text) return 0;
+  cJSON *j = cJSON_Parse(text);
+  free(text);
+  int nc = 0;
+  cJSON *arr = cJSON_GetObjectItem(j, "cases"), *c;
+  cJSON_ArrayForEach(c, arr) {
+    if (nc == max) break;
+    cJSON *ids = cJSON_GetObjectItem(c, "ids");
+    cases[nc].n = cJSON_GetArraySize(ids);
+    cases[nc].ids = xl_malloc(sizeof(int32_t) * (cases[nc].n + 1));
+    int i = 0;
+    cJSON *x;
+    cJSON_ArrayForEach(x, ids) cases[nc].ids[i++] = (int32_t)x->valueint;
+    nc++;
+  }
+  cJSON_Delete(j);
+  return nc;
+}
+
+static const float *golden(const st_set *g, const char *name, int64_t numel) {
+  const st_tensor *t = st_find(g, name);
+  if (!t || t->dtype != ST_F32 || t->numel != numel) return NULL;
+  return t->data;
+}
+
+/* max and mean |a-b| */
+static void diff(const float *a, const float *b, size_t n, double *mx, double *mean) {
+  double m = 0, s = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - b[i]);
+    if (!(d <= m)) m = d;   /* NaN propagates as a failure */
+    s += d;
+  }
+  *mx = m;
+  *mean = n ? s / n : 0;
+}
+
+/* max |a-b| / max(1, |b|) */
+static double reldiff(const float *a, const float *b, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs(b[i]));
+    if (!(d <= m)) m = d;
+  }
+  return m;
+}
+
+static void check_states(const char *label, const xl_session *s, const st_set *g, int ci) {
+  const xl_config *c = &s->m->cfg;
+  double worst = 0;
+  int missing = 0;
+  for (int l = 0; l < c->n_blocks; l++) {
+    char nm[128];
+    size_t nC = (size_t)c->n_heads * c->dk * c->dv, nn = (size_t)c->n_heads * c->dk, nh = (size_t)c->n_heads;
+    snprintf(nm, sizeof nm, "case%d.layer%d.C", ci, l);
+    const float *gC = golden(g, nm, (int64_t)nC);
+    snprintf(nm, sizeof nm, "case%d.layer%d.n", ci, l);
+    const float *gn = golden(g, nm, (int64_t)nn);
+    snprintf(nm, sizeof nm, "case%d.layer%d.m", ci, l);
+    const float *gm = golden(g, nm, (int64_t)nh);
+    if (!gC || !gn || !gm) { missing = 1; continue; }
+    worst = fmax(worst, reldiff(s->C + (size_t)l * nC, gC, nC));
+    worst = fmax(worst, reldiff(s->n + (size_t)l * nn, gn, nn));
+    worst = fmax(worst, reldiff(s->mst + (size_t)l * nh, gm, nh));
+  }
+  CHECK(!missing && worst <= 2e-3, "%s case %d: final C/n/m rel diff %.2e <= 2e-3", label, ci, worst);
+}
+
+typedef struct { xl_backend b; int ck, w, hpb; } variant;
+
+static void run_model(const char *name, const char *model_dir, const char *gdir) {
+  char err[512], path[4096];
+  xl_model *m = xl_model_load(model_dir, err, sizeof err);
+  CHECK(m != NULL, "%s: model loads (%s)", name, m ? "ok" : err);
+  if (!m) return;
+  snprintf(path, sizeof path, "%s/golden.safetensors", gdir);
+  st_set g;
+  int grc = st_open_file(&g, path, err, sizeof err);
+  CHECK(grc == 0, "%s: golden file opens", name);
+  if (grc) { xl_model_free(m); return; }
+  snprintf(path, sizeof path, "%s/golden.json", gdir);
+  gcase cases[16];
+  int nc = load_cases(path, cases, 16);
+  CHECK(nc > 0, "%s: %d golden cases", name, nc);
+  int V = m->cfg.vocab;
+  const variant vars[] = {
+    {XL_BACKEND_CHUNKWISE, 64, 1, 1}, {XL_BACKEND_CHUNKWISE, 1, 1, 1}, {XL_BACKEND_CHUNKWISE, 7, 1, 1},
+    {XL_BACKEND_CHUNKWISE, 16, 2, 1}, {XL_BACKEND_CHUNKWISE, 64, 3, 2}, {XL_BACKEND_CHUNKWISE, 7, 2, 3},
+    {XL_BACKEND_RECURRENT, 64, 1, 1}, {XL_BACKEND_RECURRENT, 64, 2, 2},
+  };
+  for (size_t vi = 0; vi < sizeof vars / sizeof *vars; vi++) {
+    xl_runopts o = {vars[vi].b, vars[vi].ck, vars[vi].w, vars[vi].hpb};
+    xl_session *s = xl_session_new(m, &o, err, sizeof err);
+    char label[256];
+    snprintf(label, sizeof label, "%s %s ck=%d w=%d hpb=%d", name, xl_backend_name(o.backend), o.chunk_size, o.workers,
+             o.heads_per_band);
+    for (int ci = 0; ci < nc; ci++) {
+      int T = cases[ci].n;
+      float *lg = xl_malloc(sizeof(float) * (size_t)T * V);
+      xl_session_reset(s);
+      xl_prefill(s, cases[ci].ids, T, lg);
+      char nm[64];
+      snprintf(nm, sizeof nm, "case%d.logits", ci);
+      const float *ref = golden(&g, nm, (int64_t)T * V);
+      double mx = 1e9, mean = 1e9;
+      if (ref) diff(lg, ref, (size_t)T * V, &mx, &mean);
+      CHECK(ref && mx <= 2e-3 && mean <= 2e-4, "%s case %d (T=%d): logits max %.2e mean %.2e", label, ci, T, mx, mean);
+      check_states(label, s, &g, ci);
+      /* the last logits are kept for decoding */
+      CHECK(!memcmp(s->logits, lg + (size_t)(T - 1) * V, sizeof(float) * V) && s->tokens == T,
+            "%s case %d: session keeps the last logits and the token count", label, ci);
+      free(lg);
+    }
+    xl_session_free(s);
+  }
+  /* token by token through the state against step_logits; and the chunkwise prefill without
+   * all-position logits (only the last row) agrees with it */
+  xl_runopts o;
+  xl_runopts_default(&o, m);
+  xl_session *s = xl_session_new(m, &o, err, sizeof err);
+  for (int ci = 0; ci < nc; ci++) {
+    int T = cases[ci].n;
+    char nm[64];
+    snprintf(nm, sizeof nm, "case%d.step_logits", ci);
+    const float *ref = golden(&g, nm, (int64_t)T * V);
+    double worst = 0, wmean = 0;
+    xl_session_reset(s);
+    for (int t = 0; t < T; t++) {
+      xl_step(s, cases[ci].ids[t]);
+      double mx, mean;
+      if (ref) diff(s->logits, ref + (size_t)t * V, (size_t)V, &mx, &mean);
+      else mx = mean = 1e9;
+      worst = fmax(worst, mx);
+      wmean = fmax(wmean, mean);
+    }
+    CHECK(worst <= 2e-3 && wmean <= 2e-4, "%s case %d: step_logits max %.2e mean %.2e", name, ci, worst, wmean);
+    check_states("step", s, &g, ci);
+    float *last = xl_malloc(sizeof(float) * V);
+    memcpy(last, s->logits, sizeof(float) * V);
+    xl_session_reset(s);
+    xl_prefill(s, cases[ci].ids, T, NULL);
+    double mx, mean;
+    diff(s->logits, last, (size_t)V, &mx, &mean);
+    CHECK(mx <= 2e-3, "%s case %d: chunkwise last logits agree with recurrent (max %.2e)", name, ci, mx);
+    free(last);
+  }
+  xl_session_free(s);
+  for (int ci = 0; ci < nc; ci++) free(cases[ci].ids);
+  st_close(&g);
+  xl_model_free(m);
+}
+
+int main(void) {
+  char md[4096], gd[4096];
+  const char *fx[] = {"m128-f32", "m128-bias-bf16-sharded", "m256-fused"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(md, sizeof md, "%s/fixtures/%s", tl_golden_dir(), fx[i]);
+    run_model(fx[i], md, md);
+  }
+  const char *root = getenv("XL_ROOT");
+  snprintf(md, sizeof md, "%s/models/xlstm-tiny-pydocs", root ? root : ".");
+  snprintf(gd, sizeof gd, "%s/xlstm-tiny-pydocs", tl_golden_dir());
+  run_model("xlstm-tiny-pydocs", md, gd);
+  return tl_done();
+}
