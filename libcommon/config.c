@@ -1,6 +1,7 @@
 /* config: config.json -> xl_config with validation. See config.h and docs/xlstm-math.md. */
 #include "config.h"
 #include "util.h"
+#include "model_v1.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -81,7 +82,7 @@ int xl_config_parse(xl_config *c, const char *text, const char *path, char *err,
   if (mt && !cJSON_IsString(mt)) { bad(err, errlen, "%s: field \"model_type\" must be a string", path); goto out; }
   if (mt && !strcmp(mt->valuestring, "xlstm_v1")) {
     c->arch = XL_ARCH_V1;
-    bad(err, errlen, "%s: field \"model_type\": \"xlstm_v1\" checkpoints are not supported yet", path);
+    rc = xl_v1_config_parse(c, root, path, err, errlen);
     goto out;
   }
   if (mt && strcmp(mt->valuestring, "xlstm")) {

@@ -6,6 +6,7 @@
  * never runs more than `workers` busy threads. */
 #include "forward.h"
 #include "util.h"
+#include "model_v1.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -203,7 +204,7 @@ xl_session *xl_session_new(const xl_model *m, const xl_runopts *opt, char *err, 
   size_t tile = 0;
   const xl_mat *mats[] = {&m->lm_head};
   tile = xl_gemm_tile_floats(mats[0]);
-  for (int i = 0; i < L; i++) {
+  for (int i = 0; c->arch == XL_ARCH_LARGE && i < L; i++) {
     const xl_block *B = &m->blocks[i];
     const xl_mat *all[] = {&B->q, &B->k, &B->v, &B->o, &B->ig, &B->fg, &B->out, &B->up_gate, &B->up, &B->down};
     for (size_t j = 0; j < sizeof all / sizeof *all; j++)
@@ -213,11 +214,13 @@ xl_session *xl_session_new(const xl_model *m, const xl_runopts *opt, char *err, 
   s->wscr_floats = chunk_scratch_floats(ck, DK);
   s->wscr = scratch(s, s->wscr_floats * (size_t)opt->workers);
   s->last_token = -1;
+  if (c->arch == XL_ARCH_V1 && xl_v1_session_init(s, err, errlen)) { xl_session_free(s); return NULL; }
   return s;
 }
 
 void xl_session_free(xl_session *s) {
   if (!s) return;
+  if (s->m->cfg.arch == XL_ARCH_V1) xl_v1_session_free(s);
   xl_pool_free(s->pool);
   float *bufs[] = {s->C, s->n, s->mst, s->logits, s->x, s->u, s->q, s->k, s->v, s->o, s->h, s->ig, s->fg, s->g, s->up,
                    s->X, s->U, s->Q, s->K, s->V, s->O, s->H, s->IG, s->FG, s->G, s->UP, s->tile, s->wscr};
@@ -233,6 +236,7 @@ void xl_session_reset(xl_session *s) {
   memset(s->logits, 0, sizeof(float) * (size_t)c->vocab);
   s->tokens = 0;
   s->last_token = -1;
+  if (c->arch == XL_ARCH_V1) xl_v1_session_reset(s);
 }
 
 /* ---- decode: one token ---- */
@@ -269,6 +273,12 @@ static void final_logits_one(xl_session *s, const float *x) {
 void xl_step(xl_session *s, int token) {
   const xl_model *m = s->m;
   const xl_config *c = &m->cfg;
+  if (c->arch == XL_ARCH_V1) {   /* the v1 hook updates logits; the counters are kept here */
+    xl_v1_step(s, token);
+    s->tokens++;
+    s->last_token = token;
+    return;
+  }
   int D = c->D, NH = c->n_heads, F = c->ffn;
   float eps = (float)c->norm_eps, gcap = (float)c->gate_soft_cap;
   xl_mat_row(&m->embed, token, s->x);
@@ -396,6 +406,10 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
 void xl_prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
   const xl_config *c = &s->m->cfg;
   double t0 = xl_now();
+  if (c->arch == XL_ARCH_V1 && s->opt.backend == XL_BACKEND_CHUNKWISE) {   /* sets tokens/last_token/logits itself */
+    xl_v1_prefill(s, ids, n, all_logits);
+    return;
+  }
   if (s->opt.backend == XL_BACKEND_RECURRENT) {
     for (long t = 0; t < n; t++) {
       xl_step(s, ids[t]);

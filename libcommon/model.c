@@ -1,6 +1,7 @@
 /* model: checkpoint loading and weight binding. See model.h and docs/xlstm-math.md. */
 #include "model.h"
 #include "util.h"
+#include "model_v1.h"
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -212,9 +213,8 @@ xl_model *xl_model_load(const char *dir, char *err, size_t errlen) {
   if (rc) { xl_model_free(m); return NULL; }
   const xl_config *c = &m->cfg;
   if (c->arch == XL_ARCH_V1) {
-    bad(err, errlen, "%s: xlstm_v1 models are not supported yet", dir);
-    xl_model_free(m);
-    return NULL;
+    if (xl_v1_model_bind(m, err, errlen)) { xl_model_free(m); return NULL; }
+    return m;
   }
   char emb[128];
   pick(m, emb, sizeof emb, "", "backbone.embeddings.weight", "embedding.weight");
@@ -236,6 +236,7 @@ xl_model *xl_model_load(const char *dir, char *err, size_t errlen) {
 
 void xl_model_free(xl_model *m) {
   if (!m) return;
+  if (m->cfg.arch == XL_ARCH_V1) xl_v1_model_free(m);
   for (int i = 0; i < m->nowned; i++) free(m->owned[i]);
   free(m->owned);
   free(m->blocks);
