@@ -1,0 +1,812 @@
+/* xl-plot: turns a sweep run directory into figures and a Markdown report.
+ * It aggregates the tables in C (max decode tok/s per chunk size / heads per band /
+ * workers and context length, prefill vs decode, speed vs quality with the Pareto
+ * front, per-step decode speed, memory timeline), writes the small data files the
+ * gnuplot scripts in plots/ read, runs `gnuplot -c plots/NAME.gp DATA OUT TERM` for
+ * each figure (PNG via pngcairo and/or SVG, each written to a temp name and renamed),
+ * and writes RUN_DIR/report.md with the figures, the recommended profiles and the
+ * run's provenance. Figures whose input is absent are listed in the report as skipped.
+ * Not for: computing the front or picking profiles (xl-merge does that). */
+#define _GNU_SOURCE
+#include "csvtable.h"
+#include "pareto.h"
+#include "util.h"
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void usage(FILE *f) {
+  fputs(
+      "Usage: xl-plot RUN_DIR [options]\n"
+      "Render a run directory's figures with gnuplot and write RUN_DIR/report.md.\n"
+      "\n"
+      "  --format png|svg|both  figure formats (default both)\n"
+      "  --stats-log F          per-step decode stats CSV (default RUN_DIR/stats.csv if present)\n"
+      "  --mem-log F            memory telemetry CSV (default RUN_DIR/mem.csv if present)\n"
+      "  -o DIR                 figures directory (default RUN_DIR/plots; data in DIR/data)\n"
+      "  -h, --help             this help\n"
+      "\n"
+      "Reads merged.csv (else summary.csv), pareto.csv, recommended.json, run_meta.json.\n"
+      "Scripts are found in XL_PLOTS_DIR, else ../plots next to the executable;\n"
+      "the gnuplot binary is XL_GNUPLOT, else gnuplot on PATH.\n"
+      "Exit 0 ok, 1 data error or a figure failed to render, 2 usage error.\n",
+      f);
+}
+
+/* ---- inputs ---- */
+
+/* The trial table and the columns the figures use. */
+typedef struct {
+  csvt t;
+  const char *path;
+  int merged;           /* 1 if it is merged.csv (has quality columns) */
+  int slug, status, ctx, pfile, prefill, decode;
+  const char *quality;  /* quality column with values, or NULL */
+  int qcol;
+  int *group;           /* [nrows] context group, -1 for failed / unusable rows */
+  size_t ngroups;
+  char labels[64][96];  /* legend label per group, e.g. "ctx 512" */
+  double gctx[64];
+} runtab;
+
+static int row_ok(const runtab *r, size_t i) {
+  return r->status < 0 || !strcmp(csvt_get(&r->t, i, r->status), "ok");
+}
+
+/* Groups the successful rows by (prompt_tokens, prompt_file), sorted by context length. */
+static void group_rows(runtab *r) {
+  size_t n = r->t.nrows;
+  r->group = xl_malloc((n ? n : 1) * sizeof *r->group);
+  double ctxs[64];
+  const char *pfs[64];
+  size_t ng = 0;
+  int files_differ = 0;
+  for (size_t i = 0; i < n; i++) {
+    r->group[i] = -1;
+    if (!row_ok(r, i)) continue;
+    double c;
+    if (csvt_num(&r->t, i, r->ctx, &c)) c = NAN;
+    const char *pf = csvt_get(&r->t, i, r->pfile);
+    size_t g = 0;
+    for (; g < ng; g++)
+      if (((isnan(c) && isnan(ctxs[g])) || c == ctxs[g]) && !strcmp(pf, pfs[g])) break;
+    if (g == ng) {
+      if (ng == 64) { xl_warn("more than 64 context groups; the rest are not plotted"); continue; }
+      ctxs[ng] = c;
+      pfs[ng] = pf;
+      if (ng && strcmp(pf, pfs[0])) files_differ = 1;
+      ng++;
+    }
+    r->group[i] = (int)g;
+  }
+  /* Sort groups by context length (NaN last) and renumber the rows. */
+  size_t order[64], rank[64];
+  for (size_t g = 0; g < ng; g++) order[g] = g;
+  for (size_t a = 1; a < ng; a++)
+    for (size_t b = a; b > 0; b--) {
+      double x = ctxs[order[b]], y = ctxs[order[b - 1]];
+      int less = (!isnan(x) && isnan(y)) || (!isnan(x) && !isnan(y) && (x < y || (x == y && strcmp(pfs[order[b]], pfs[order[b - 1]]) < 0)));
+      if (!less) break;
+      size_t t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
+    }
+  for (size_t k = 0; k < ng; k++) rank[order[k]] = k;
+  for (size_t i = 0; i < n; i++)
+    if (r->group[i] >= 0) r->group[i] = (int)rank[r->group[i]];
+  for (size_t k = 0; k < ng; k++) {
+    size_t g = order[k];
+    r->gctx[k] = ctxs[g];
+    char ctxs_s[32];
+    if (isnan(ctxs[g])) snprintf(ctxs_s, sizeof ctxs_s, "ctx ?");
+    else snprintf(ctxs_s, sizeof ctxs_s, "ctx %.0f", ctxs[g]);
+    if (files_differ) {
+      const char *b = strrchr(pfs[g], '/');
+      snprintf(r->labels[k], sizeof r->labels[k], "%s %s", ctxs_s, b ? b + 1 : pfs[g]);
+    } else {
+      snprintf(r->labels[k], sizeof r->labels[k], "%s", ctxs_s);
+    }
+    /* Labels go into quoted gnuplot strings: keep them free of quotes. */
+    for (char *p = r->labels[k]; *p; p++)
+      if (*p == '"' || *p == '\\') *p = '_';
+  }
+  r->ngroups = ng;
+}
+
+static void load_runtab(runtab *r, const char *run_dir, char **paths) {
+  char err[1024];
+  paths[0] = xl_path_join(run_dir, "merged.csv");
+  paths[1] = xl_path_join(run_dir, "summary.csv");
+  memset(r, 0, sizeof *r);
+  r->merged = xl_exists(paths[0]);
+  r->path = r->merged ? paths[0] : paths[1];
+  if (csvt_read(&r->t, r->path, err, sizeof err)) xl_die("%s", err);
+  r->slug = csvt_col(&r->t, "slug");
+  r->status = csvt_col(&r->t, "status");
+  r->ctx = csvt_col(&r->t, "prompt_tokens");
+  r->pfile = csvt_col(&r->t, "prompt_file");
+  r->prefill = csvt_col(&r->t, "prefill_tok_s");
+  r->decode = csvt_col(&r->t, "decode_tok_s");
+  r->qcol = -1;
+  static const char *qs[] = {"avg_logprob", "overall"};
+  for (int k = 0; k < 2 && !r->quality; k++) {
+    int c = csvt_col(&r->t, qs[k]);
+    double x;
+    for (size_t i = 0; c >= 0 && i < r->t.nrows; i++)
+      if (!csvt_num(&r->t, i, c, &x)) { r->quality = qs[k]; r->qcol = c; break; }
+  }
+  group_rows(r);
+}
+
+/* ---- data files ---- */
+
+/* One figure: its script, what it shows, and why it was skipped or failed. */
+typedef struct {
+  const char *name;     /* output base name, e.g. "decode_by_chunk" */
+  const char *script;   /* plots/<script>.gp */
+  const char *title;
+  char skipped[256];    /* non-empty: reason it was not drawn */
+  int failed;           /* gnuplot failed */
+  int made_png, made_svg;
+} figure;
+
+static FILE *open_data(xl_atomic *a, const char *data_dir, const char *name) {
+  char fname[128];
+  snprintf(fname, sizeof fname, "%s.dat", name);
+  char *p = xl_path_join(data_dir, fname);
+  if (xl_atomic_open(a, p)) xl_die("%s: %s", p, strerror(errno));
+  free(p);
+  return a->f;
+}
+static void close_data(xl_atomic *a) {
+  char *p = xl_strdup(a->path);
+  if (xl_atomic_commit(a)) xl_die("%s: %s", p, strerror(errno));
+  free(p);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Max decode tok/s per value of column `param` (numeric) and context group. */
+static void data_max_by(const runtab *r, figure *fig, const char *param, const char *xlabel, const char *data_dir) {
+  int pc = csvt_col(&r->t, param);
+  if (pc < 0 || r->decode < 0) {
+    snprintf(fig->skipped, sizeof fig->skipped, "%s has no '%s' column", r->path, pc < 0 ? param : "decode_tok_s");
+    return;
+  }
+  size_t n = r->t.nrows, nv = 0;
+  double *vals = xl_malloc((n ? n : 1) * sizeof *vals);
+  double x, d;
+  for (size_t i = 0; i < n; i++)
+    if (r->group[i] >= 0 && !csvt_num(&r->t, i, pc, &x) && !csvt_num(&r->t, i, r->decode, &d)) vals[nv++] = x;
+  if (!nv) {
+    snprintf(fig->skipped, sizeof fig->skipped, "no successful trial with both %s and decode_tok_s in %s", param, r->path);
+    free(vals);
+    return;
+  }
+  qsort(vals, nv, sizeof *vals, cmp_double);
+  size_t nu = 0;
+  for (size_t i = 0; i < nv; i++)
+    if (!nu || vals[i] != vals[nu - 1]) vals[nu++] = vals[i];
+  double *best = xl_malloc(nu * r->ngroups * sizeof *best);
+  for (size_t k = 0; k < nu * r->ngroups; k++) best[k] = NAN;
+  for (size_t i = 0; i < n; i++) {
+    if (r->group[i] < 0 || csvt_num(&r->t, i, pc, &x) || csvt_num(&r->t, i, r->decode, &d)) continue;
+    size_t u = 0;
+    while (vals[u] != x) u++;
+    double *b = &best[u * r->ngroups + (size_t)r->group[i]];
+    if (isnan(*b) || d > *b) *b = d;
+  }
+  xl_atomic a;
+  FILE *f = open_data(&a, data_dir, fig->name);
+  fprintf(f, "# title: %s\n# xlabel: %s\n# ylabel: best decode throughput (tokens/s)\n", fig->title, xlabel);
+  fprintf(f, "%s", param);
+  for (size_t g = 0; g < r->ngroups; g++) fprintf(f, " \"%s\"", r->labels[g]);
+  fputc('\n', f);
+  for (size_t u = 0; u < nu; u++) {
+    fprintf(f, "%.10g", vals[u]);
+    for (size_t g = 0; g < r->ngroups; g++) {
+      double b = best[u * r->ngroups + g];
+      if (isnan(b)) fprintf(f, " -");
+      else fprintf(f, " %.6g", b);
+    }
+    fputc('\n', f);
+  }
+  close_data(&a);
+  free(best);
+  free(vals);
+}
+
+static void data_prefill_decode(const runtab *r, figure *fig, const char *data_dir) {
+  if (r->prefill < 0 || r->decode < 0) {
+    snprintf(fig->skipped, sizeof fig->skipped, "%s lacks prefill_tok_s or decode_tok_s", r->path);
+    return;
+  }
+  size_t npts = 0;
+  xl_atomic a;
+  FILE *f = open_data(&a, data_dir, fig->name);
+  fprintf(f, "# title: %s\n", fig->title);
+  for (size_t g = 0; g < r->ngroups; g++) {
+    fprintf(f, "%s\"%s\"\n", g ? "\n\n" : "", r->labels[g]);
+    for (size_t i = 0; i < r->t.nrows; i++) {
+      double p, d;
+      if (r->group[i] != (int)g || csvt_num(&r->t, i, r->prefill, &p) || csvt_num(&r->t, i, r->decode, &d)) continue;
+      fprintf(f, "%.6g %.6g\n", p, d);
+      npts++;
+    }
+  }
+  if (!npts) {
+    xl_atomic_abort(&a);
+    snprintf(fig->skipped, sizeof fig->skipped, "no successful trial with both speeds in %s", r->path);
+    return;
+  }
+  close_data(&a);
+}
+
+/* Speed vs quality: every rated trial, the 2-D front (decode, quality) per context,
+ * and the rows listed in pareto.csv. */
+static void data_speed_quality(const runtab *r, figure *fig, const char *run_dir, const char *data_dir) {
+  if (!r->merged) {
+    snprintf(fig->skipped, sizeof fig->skipped, "no merged.csv in the run directory (run xl-merge first)");
+    return;
+  }
+  if (!r->quality || r->decode < 0) {
+    snprintf(fig->skipped, sizeof fig->skipped, "merged.csv has no quality values (avg_logprob or overall)");
+    return;
+  }
+  size_t n = r->t.nrows;
+  double *v = xl_malloc((n ? n : 1) * 2 * sizeof *v);
+  unsigned char *ok = xl_malloc(n ? n : 1), *front = xl_malloc(n ? n : 1), *inpar = xl_calloc(n ? n : 1, 1);
+  size_t nrated = 0;
+  for (size_t i = 0; i < n; i++) {
+    ok[i] = r->group[i] >= 0;
+    if (csvt_num(&r->t, i, r->decode, &v[2 * i])) v[2 * i] = NAN;
+    if (csvt_num(&r->t, i, r->qcol, &v[2 * i + 1])) v[2 * i + 1] = NAN;
+    if (ok[i] && !isnan(v[2 * i]) && !isnan(v[2 * i + 1])) nrated++;
+  }
+  if (!nrated) {
+    snprintf(fig->skipped, sizeof fig->skipped, "no successful trial has both decode_tok_s and %s", r->quality);
+    free(v); free(ok); free(front); free(inpar);
+    return;
+  }
+  int maxmax[2] = {1, 1};
+  pareto_front(v, n, 2, maxmax, r->group, ok, front);
+  /* pareto.csv rows, matched by slug and context. */
+  char *pp = xl_path_join(run_dir, "pareto.csv");
+  int have_par = 0;
+  if (xl_exists(pp)) {
+    csvt par;
+    char err[1024];
+    if (csvt_read(&par, pp, err, sizeof err)) xl_die("%s", err);
+    int ps = csvt_col(&par, "slug"), pc = csvt_col(&par, "prompt_tokens");
+    if (ps < 0) xl_die("%s: no 'slug' column", pp);
+    for (size_t j = 0; j < par.nrows; j++)
+      for (size_t i = 0; i < n; i++)
+        if (!strcmp(csvt_get(&par, j, ps), csvt_get(&r->t, i, r->slug)) &&
+            !strcmp(csvt_get(&par, j, pc), csvt_get(&r->t, i, r->ctx)))
+          inpar[i] = 1;
+    have_par = 1;
+    csvt_free(&par);
+  }
+  free(pp);
+  int is_lp = !strcmp(r->quality, "avg_logprob");
+  xl_atomic a;
+  FILE *f = open_data(&a, data_dir, fig->name);
+  fprintf(f, "# title: %s\n# xlabel: %s\n", fig->title,
+          is_lp ? "quality: mean log-probability per generated token (higher is better)"
+                : "quality: external judge overall score, 1-10 (higher is better)");
+  size_t *idx = xl_malloc((n ? n : 1) * sizeof *idx);
+  int first = 1;
+  for (int part = 0; part < 3; part++)
+    for (size_t g = 0; g < r->ngroups; g++) {
+      const char *what = part == 0 ? "" : part == 1 ? " front" : " on pareto.csv";
+      /* Only one legend entry for the circled pareto.csv rows. */
+      if (part == 2 && g > 0) fprintf(f, "\n\n\"\"\n");
+      else fprintf(f, "%s\"%s%s\"\n", first ? "" : "\n\n", part == 2 ? "all objectives" : r->labels[g], what);
+      first = 0;
+      size_t k = 0;
+      for (size_t i = 0; i < n; i++) {
+        if (r->group[i] != (int)g || isnan(v[2 * i]) || isnan(v[2 * i + 1])) continue;
+        if ((part == 1 && !front[i]) || (part == 2 && (!have_par || !inpar[i]))) continue;
+        idx[k++] = i;
+      }
+      /* The front line runs along quality. */
+      for (size_t a1 = 1; part == 1 && a1 < k; a1++)
+        for (size_t b = a1; b > 0 && v[2 * idx[b] + 1] < v[2 * idx[b - 1] + 1]; b--) {
+          size_t t = idx[b]; idx[b] = idx[b - 1]; idx[b - 1] = t;
+        }
+      for (size_t q = 0; q < k; q++) fprintf(f, "%.6g %.6g\n", v[2 * idx[q] + 1], v[2 * idx[q]]);
+    }
+  close_data(&a);
+  free(idx); free(v); free(ok); free(front); free(inpar);
+}
+
+static void data_steps(figure *fig, const char *path, const char *data_dir) {
+  if (!path) {
+    snprintf(fig->skipped, sizeof fig->skipped, "no stats log (pass --stats-log F, or put stats.csv in the run directory)");
+    return;
+  }
+  csvt t;
+  char err[1024];
+  if (csvt_read(&t, path, err, sizeof err)) xl_die("%s", err);
+  int cs = csvt_col(&t, "step"), ci = csvt_col(&t, "inst_tok_s"), ca = csvt_col(&t, "avg_tok_s");
+  if (cs < 0 || ci < 0) xl_die("%s: a stats log needs 'step' and 'inst_tok_s' columns", path);
+  xl_atomic a;
+  FILE *f = open_data(&a, data_dir, fig->name);
+  fprintf(f, "# title: %s\nstep inst_tok_s avg_tok_s\n", fig->title);
+  size_t k = 0;
+  for (size_t i = 0; i < t.nrows; i++) {
+    double s, inst, avg;
+    if (csvt_num(&t, i, cs, &s) || csvt_num(&t, i, ci, &inst)) continue;
+    if (csvt_num(&t, i, ca, &avg)) fprintf(f, "%.10g %.6g -\n", s, inst);
+    else fprintf(f, "%.10g %.6g %.6g\n", s, inst, avg);
+    k++;
+  }
+  csvt_free(&t);
+  if (!k) {
+    xl_atomic_abort(&a);
+    snprintf(fig->skipped, sizeof fig->skipped, "%s has no numeric rows", path);
+    return;
+  }
+  close_data(&a);
+}
+
+static void data_memory(figure *fig, const char *path, const char *data_dir) {
+  if (!path) {
+    snprintf(fig->skipped, sizeof fig->skipped, "no memory log (pass --mem-log F, or put mem.csv in the run directory)");
+    return;
+  }
+  csvt t;
+  char err[1024];
+  if (csvt_read(&t, path, err, sizeof err)) xl_die("%s", err);
+  int cts = csvt_col(&t, "ts"), cr = csvt_col(&t, "rss_mb"), cav = csvt_col(&t, "avail_mb");
+  if (cts < 0 || cr < 0) xl_die("%s: a memory log needs 'ts' and 'rss_mb' columns", path);
+  xl_atomic a;
+  FILE *f = open_data(&a, data_dir, fig->name);
+  fprintf(f, "# title: %s\nt_s rss_mb avail_mb\n", fig->title);
+  double t0 = NAN;
+  size_t k = 0;
+  for (size_t i = 0; i < t.nrows; i++) {
+    double ts, rss, av;
+    if (csvt_num(&t, i, cts, &ts) || csvt_num(&t, i, cr, &rss)) continue;
+    if (isnan(t0)) t0 = ts;
+    if (csvt_num(&t, i, cav, &av)) fprintf(f, "%.3f %.6g -\n", ts - t0, rss);
+    else fprintf(f, "%.3f %.6g %.6g\n", ts - t0, rss, av);
+    k++;
+  }
+  csvt_free(&t);
+  if (!k) {
+    xl_atomic_abort(&a);
+    snprintf(fig->skipped, sizeof fig->skipped, "%s has no numeric rows", path);
+    return;
+  }
+  close_data(&a);
+}
+
+/* ---- gnuplot ---- */
+
+static char *find_plots_dir(void) {
+  const char *env = getenv("XL_PLOTS_DIR");
+  if (env && *env) return xl_strdup(env);
+  char exe[PATH_MAX];
+  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (k > 0) {
+    exe[k] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    /* bin/ -> ../plots; build-asan/bin/ -> ../../plots */
+    static const char *rel[] = {"../plots", "../../plots"};
+    for (int i = 0; i < 2; i++) {
+      char *d = xl_path_join(exe, rel[i]);
+      char *probe = xl_path_join(d, "max_by_param.gp");
+      int there = xl_exists(probe);
+      free(probe);
+      if (there) return d;
+      free(d);
+    }
+  }
+  return xl_strdup("plots");
+}
+
+/* Runs gnuplot on one figure and format; output goes to a temp name renamed on
+ * success. gnuplot's messages go to log_fd. Returns 0 ok. */
+static int render(const char *gnuplot, const char *script, const char *data, const char *out, const char *term, int log_fd) {
+  size_t n = strlen(out) + 32;
+  char *tmp = xl_malloc(n);
+  snprintf(tmp, n, "%s.tmp.%ld", out, (long)getpid());
+  char *argv[] = {(char *)gnuplot, "-c", (char *)script, (char *)data, tmp, (char *)term, NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, gnuplot, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc) {
+    xl_warn("cannot run %s: %s", gnuplot, strerror(rc));
+    free(tmp);
+    return -1;
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) { st = -1; break; }
+  struct stat sb;
+  int good = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && stat(tmp, &sb) == 0 && sb.st_size > 0;
+  if (good && rename(tmp, out)) { xl_warn("%s: %s", out, strerror(errno)); good = 0; }
+  if (!good) {
+    unlink(tmp);
+    if (st != -1 && WIFEXITED(st)) xl_warn("gnuplot failed on %s (exit %d)", out, WEXITSTATUS(st));
+    else xl_warn("gnuplot failed on %s", out);
+  }
+  free(tmp);
+  return good ? 0 : -1;
+}
+
+/* ---- report ---- */
+
+static void md_cell(FILE *f, const char *s) {
+  for (; *s; s++) {
+    if (*s == '|') fputs("\\|", f);
+    else if (*s == '\n' || *s == '\r') fputc(' ', f);
+    else fputc(*s, f);
+  }
+}
+
+/* A JSON value as one line of report text. */
+static void md_json_value(FILE *f, const cJSON *v) {
+  if (cJSON_IsString(v)) { md_cell(f, v->valuestring); return; }
+  if (cJSON_IsNumber(v)) { fprintf(f, "%.10g", v->valuedouble); return; }
+  if (cJSON_IsBool(v)) { fputs(cJSON_IsTrue(v) ? "true" : "false", f); return; }
+  if (cJSON_IsNull(v)) { fputs("(null)", f); return; }
+  if (cJSON_IsArray(v)) {
+    int all_str = 1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) all_str &= cJSON_IsString(e);
+    if (all_str) {  /* a command line: show it as code */
+      fputc('`', f);
+      int first = 1;
+      cJSON_ArrayForEach(e, v) {
+        if (!first) fputc(' ', f);
+        first = 0;
+        md_cell(f, e->valuestring);
+      }
+      fputc('`', f);
+      return;
+    }
+  }
+  const cJSON *path = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "path") : NULL;
+  if (cJSON_IsString(path)) {
+    md_cell(f, path->valuestring);
+    const cJSON *e;
+    int first = 1;
+    cJSON_ArrayForEach(e, v) {
+      if (e == path) continue;
+      fputs(first ? " (" : ", ", f);
+      first = 0;
+      md_cell(f, e->string);
+      fputs(": ", f);
+      md_json_value(f, e);
+    }
+    if (!first) fputc(')', f);
+    return;
+  }
+  char *txt = cJSON_PrintUnformatted(v);
+  fputc('`', f);
+  md_cell(f, txt ? txt : "?");
+  fputc('`', f);
+  free(txt);
+}
+
+static cJSON *read_json(const char *path) {
+  size_t len;
+  char *buf = xl_read_file(path, &len);
+  if (!buf) return NULL;
+  cJSON *j = cJSON_ParseWithLength(buf, len);
+  if (!j) xl_warn("%s: not valid JSON; left out of the report", path);
+  free(buf);
+  return j;
+}
+
+static void report_provenance(FILE *f, const char *run_dir) {
+  char *p = xl_path_join(run_dir, "run_meta.json");
+  fprintf(f, "## Provenance\n\n");
+  cJSON *meta = xl_exists(p) ? read_json(p) : NULL;
+  if (!cJSON_IsObject(meta)) {
+    fprintf(f, "_No usable run_meta.json in the run directory: commit, host, CPU and command are unknown._\n\n");
+  } else {
+    /* The fields a reader looks for first, then whatever else the run recorded. */
+    static const char *first[] = {"commit", "version", "tool", "host", "cpu", "threads", "time", "model",
+                                  "prompt_file", "search", "repeats", "seed", "command"};
+    size_t nfirst = sizeof first / sizeof *first;
+    fprintf(f, "| field | value |\n|---|---|\n");
+    for (size_t k = 0; k < nfirst; k++) {
+      const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, first[k]);
+      if (!v) continue;
+      fprintf(f, "| %s | ", first[k]);
+      md_json_value(f, v);
+      fprintf(f, " |\n");
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, meta) {
+      int seen = 0;
+      for (size_t k = 0; k < nfirst && !seen; k++) seen = !strcmp(e->string, first[k]);
+      if (seen) continue;
+      fputs("| ", f);
+      md_cell(f, e->string);
+      fputs(" | ", f);
+      md_json_value(f, e);
+      fputs(" |\n", f);
+    }
+    fputc('\n', f);
+  }
+  cJSON_Delete(meta);
+  free(p);
+}
+
+static void report_results(FILE *f, const runtab *r) {
+  size_t n = r->t.nrows, nok = 0;
+  for (size_t i = 0; i < n; i++) nok += row_ok(r, i);
+  fprintf(f, "## Trials\n\n%zu trial row(s) in `%s`: %zu ok, %zu failed.", n,
+          r->merged ? "merged.csv" : "summary.csv", nok, n - nok);
+  if (r->quality) fprintf(f, " Quality measure: `%s`.", r->quality);
+  fprintf(f, "\n\n");
+  if (r->ngroups && r->decode >= 0) {
+    fprintf(f, "| context | ok trials | best decode tok/s | setting | best prefill tok/s | setting |\n|---|---|---|---|---|---|\n");
+    for (size_t g = 0; g < r->ngroups; g++) {
+      long bd = -1, bp = -1;
+      size_t cnt = 0;
+      double bdv = 0, bpv = 0, x;
+      for (size_t i = 0; i < n; i++) {
+        if (r->group[i] != (int)g) continue;
+        cnt++;
+        if (!csvt_num(&r->t, i, r->decode, &x) && (bd < 0 || x > bdv)) { bd = (long)i; bdv = x; }
+        if (!csvt_num(&r->t, i, r->prefill, &x) && (bp < 0 || x > bpv)) { bp = (long)i; bpv = x; }
+      }
+      fprintf(f, "| %s | %zu | ", r->labels[g], cnt);
+      if (bd >= 0) { fprintf(f, "%.4g | `", bdv); md_cell(f, csvt_get(&r->t, (size_t)bd, r->slug)); fputs("` | ", f); }
+      else fputs("- | - | ", f);
+      if (bp >= 0) { fprintf(f, "%.4g | `", bpv); md_cell(f, csvt_get(&r->t, (size_t)bp, r->slug)); fputs("` |\n", f); }
+      else fputs("- | - |\n", f);
+    }
+    fputc('\n', f);
+  }
+  if (nok < n) {
+    int ce = csvt_col(&r->t, "error");
+    fprintf(f, "Failed trials:\n\n");
+    for (size_t i = 0; i < n; i++) {
+      if (row_ok(r, i)) continue;
+      fputs("- `", f);
+      md_cell(f, csvt_get(&r->t, i, r->slug));
+      fputs("`: ", f);
+      const char *e = csvt_get(&r->t, i, ce);
+      md_cell(f, *e ? e : "(no error recorded)");
+      fputc('\n', f);
+    }
+    fputc('\n', f);
+  }
+}
+
+static void report_profiles(FILE *f, const char *run_dir) {
+  char *p = xl_path_join(run_dir, "recommended.json");
+  fprintf(f, "## Recommended profiles\n\n");
+  cJSON *rec = xl_exists(p) ? read_json(p) : NULL;
+  const cJSON *profiles = cJSON_GetObjectItemCaseSensitive(rec, "profiles");
+  if (!cJSON_IsArray(profiles)) {
+    fprintf(f, "_No recommended.json in the run directory (run `xl-merge %s` to choose profiles)._\n\n", run_dir);
+  } else {
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(rec, "quality");
+    const cJSON *tol = cJSON_GetObjectItemCaseSensitive(rec, "tolerance");
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(rec, "speed");
+    fprintf(f, "Per context length, the fastest setting (by `%s`) on the Pareto front whose quality",
+            cJSON_IsString(sp) ? sp->valuestring : "decode_tok_s");
+    if (cJSON_IsString(q)) fprintf(f, " (`%s`) is within %g of the best measured", q->valuestring, cJSON_IsNumber(tol) ? tol->valuedouble : 0);
+    else fprintf(f, " (none measured) allows");
+    fprintf(f, ". Use one with `--profile FILE`.\n\n");
+    fprintf(f, "| context | profile | backend | chunk_size | heads_per_band | workers | decode tok/s | prefill tok/s | quality | why |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n");
+    const cJSON *pr;
+    cJSON_ArrayForEach(pr, profiles) {
+      const cJSON *params = cJSON_GetObjectItemCaseSensitive(pr, "params");
+      const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(pr, "metrics");
+      const cJSON *file = cJSON_GetObjectItemCaseSensitive(pr, "file");
+      static const char *pk[] = {"backend", "chunk_size", "heads_per_band", "workers"};
+      fputs("| ", f);
+      md_json_value(f, cJSON_GetObjectItemCaseSensitive(pr, "context"));
+      fputs(" | ", f);
+      if (cJSON_IsString(file)) { fputc('[', f); md_cell(f, file->valuestring); fputs("](", f); md_cell(f, file->valuestring); fputc(')', f); }
+      for (int k = 0; k < 4; k++) {
+        fputs(" | ", f);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, pk[k]);
+        if (v) md_json_value(f, v); else fputc('-', f);
+      }
+      const char *mk[3] = {"decode_tok_s", "prefill_tok_s", cJSON_IsString(q) ? q->valuestring : ""};
+      for (int k = 0; k < 3; k++) {
+        fputs(" | ", f);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(metrics, mk[k]);
+        if (cJSON_IsNumber(v)) fprintf(f, "%.4g", v->valuedouble); else fputc('-', f);
+      }
+      fputs(" | ", f);
+      const cJSON *why = cJSON_GetObjectItemCaseSensitive(pr, "reason");
+      md_cell(f, cJSON_IsString(why) ? why->valuestring : "");
+      fputs(" |\n", f);
+    }
+    fputc('\n', f);
+  }
+  cJSON_Delete(rec);
+  free(p);
+}
+
+/* The path of the figures directory as seen from the run directory. */
+static char *relative_to(const char *run_dir, const char *dir) {
+  char a[PATH_MAX], b[PATH_MAX];
+  if (!realpath(run_dir, a) || !realpath(dir, b)) return xl_strdup(dir);
+  size_t n = strlen(a);
+  if (!strcmp(a, b)) return xl_strdup(".");
+  if (!strncmp(a, b, n) && b[n] == '/') return xl_strdup(b + n + 1);
+  return xl_strdup(b);
+}
+
+static void report_figures(FILE *f, const figure *figs, size_t nfig, const char *rel) {
+  fprintf(f, "## Figures\n\n");
+  for (size_t k = 0; k < nfig; k++) {
+    const figure *g = &figs[k];
+    if (g->skipped[0] || g->failed) continue;
+    fprintf(f, "### %s\n\n", g->title);
+    if (g->made_png) fprintf(f, "![%s](%s/%s.png)\n\n", g->title, rel, g->name);
+    else if (g->made_svg) fprintf(f, "![%s](%s/%s.svg)\n\n", g->title, rel, g->name);
+    if (g->made_png && g->made_svg) fprintf(f, "Vector version: [%s.svg](%s/%s.svg)\n\n", g->name, rel, g->name);
+  }
+  int any = 0;
+  for (size_t k = 0; k < nfig; k++) {
+    const figure *g = &figs[k];
+    if (!g->skipped[0] && !g->failed) continue;
+    if (!any) fprintf(f, "## Figures not drawn\n\n");
+    any = 1;
+    fprintf(f, "- %s (`%s`): ", g->title, g->name);
+    md_cell(f, g->skipped[0] ? g->skipped : "gnuplot failed to render it (see data/gnuplot.log)");
+    fputc('\n', f);
+  }
+  if (any) fputc('\n', f);
+}
+
+static const char *flag_value(int argc, char **argv, int *i, const char *name) {
+  size_t n = strlen(name);
+  if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (strcmp(argv[*i], name)) return NULL;
+  if (*i + 1 >= argc) xl_usage_error("%s needs a value", name);
+  return argv[++*i];
+}
+
+int main(int argc, char **argv) {
+  xl_set_progname(argv[0]);
+  const char *run_dir = NULL, *format = "both", *stats_log = NULL, *mem_log = NULL, *out_dir = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); xl_finish_stdout(); return 0; }
+    else if ((v = flag_value(argc, argv, &i, "--format"))) format = v;
+    else if ((v = flag_value(argc, argv, &i, "--stats-log"))) stats_log = v;
+    else if ((v = flag_value(argc, argv, &i, "--mem-log"))) mem_log = v;
+    else if ((v = flag_value(argc, argv, &i, "-o"))) out_dir = v;
+    else if (argv[i][0] == '-' && argv[i][1]) xl_usage_error("unknown option '%s'", argv[i]);
+    else if (!run_dir) run_dir = argv[i];
+    else xl_usage_error("unexpected argument '%s'", argv[i]);
+  }
+  if (!run_dir) xl_usage_error("missing RUN_DIR");
+  int want_png = !strcmp(format, "png") || !strcmp(format, "both");
+  int want_svg = !strcmp(format, "svg") || !strcmp(format, "both");
+  if (!want_png && !want_svg) xl_usage_error("--format must be png, svg or both, not '%s'", format);
+
+  char *own[8] = {0};
+  int nown = 0;
+  if (!stats_log) {
+    char *p = own[nown++] = xl_path_join(run_dir, "stats.csv");
+    if (xl_exists(p)) stats_log = p;
+  } else if (!xl_exists(stats_log)) {
+    xl_die("%s: %s", stats_log, strerror(ENOENT));
+  }
+  if (!mem_log) {
+    char *p = own[nown++] = xl_path_join(run_dir, "mem.csv");
+    if (xl_exists(p)) mem_log = p;
+  } else if (!xl_exists(mem_log)) {
+    xl_die("%s: %s", mem_log, strerror(ENOENT));
+  }
+  char *fig_dir = out_dir ? xl_strdup(out_dir) : xl_path_join(run_dir, "plots");
+  char *data_dir = xl_path_join(fig_dir, "data");
+  if (xl_mkdirs(data_dir)) xl_die("%s: %s", data_dir, strerror(errno));
+
+  runtab r;
+  char *tab_paths[2];
+  load_runtab(&r, run_dir, tab_paths);
+
+  figure figs[] = {
+      {.name = "decode_by_chunk", .script = "max_by_param", .title = "Best decode throughput by chunk size"},
+      {.name = "decode_by_heads", .script = "max_by_param", .title = "Best decode throughput by heads per band"},
+      {.name = "decode_by_workers", .script = "max_by_param", .title = "Best decode throughput by worker threads"},
+      {.name = "prefill_vs_decode", .script = "prefill_decode", .title = "Prefill vs decode throughput per trial"},
+      {.name = "speed_quality", .script = "speed_quality", .title = "Decode speed vs quality with the Pareto front"},
+      {.name = "decode_steps", .script = "decode_steps", .title = "Decode throughput per step"},
+      {.name = "memory", .script = "memory", .title = "Memory timeline"},
+  };
+  size_t nfig = sizeof figs / sizeof *figs;
+  data_max_by(&r, &figs[0], "chunk_size", "chunk size (tokens per prefill chunk)", data_dir);
+  data_max_by(&r, &figs[1], "heads_per_band", "heads per band", data_dir);
+  data_max_by(&r, &figs[2], "workers", "worker threads", data_dir);
+  data_prefill_decode(&r, &figs[3], data_dir);
+  data_speed_quality(&r, &figs[4], run_dir, data_dir);
+  data_steps(&figs[5], stats_log, data_dir);
+  data_memory(&figs[6], mem_log, data_dir);
+
+  char *plots_dir = find_plots_dir();
+  const char *gnuplot = getenv("XL_GNUPLOT");
+  if (!gnuplot || !*gnuplot) gnuplot = "gnuplot";
+  char *log_path = xl_path_join(data_dir, "gnuplot.log");
+  int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) xl_die("%s: %s", log_path, strerror(errno));
+  size_t made = 0, failed = 0, skipped = 0;
+  for (size_t k = 0; k < nfig; k++) {
+    figure *g = &figs[k];
+    if (g->skipped[0]) {
+      xl_warn("skipped %s: %s", g->name, g->skipped);
+      skipped++;
+      continue;
+    }
+    char sname[128], dname[128], oname[128];
+    snprintf(sname, sizeof sname, "%s.gp", g->script);
+    snprintf(dname, sizeof dname, "%s.dat", g->name);
+    char *script = xl_path_join(plots_dir, sname), *data = xl_path_join(data_dir, dname);
+    if (!xl_exists(script)) xl_die("%s: no such plot script (set XL_PLOTS_DIR to the plots/ directory)", script);
+    for (int fmt = 0; fmt < 2; fmt++) {
+      if ((fmt == 0 && !want_png) || (fmt == 1 && !want_svg)) continue;
+      snprintf(oname, sizeof oname, "%s.%s", g->name, fmt ? "svg" : "png");
+      char *out = xl_path_join(fig_dir, oname);
+      if (render(gnuplot, script, data, out, fmt ? "svg" : "png", log_fd)) g->failed = 1;
+      else if (fmt) g->made_svg = 1;
+      else g->made_png = 1;
+      free(out);
+    }
+    if (g->failed) failed++; else made++;
+    free(script);
+    free(data);
+  }
+  close(log_fd);
+
+  /* report.md in the run directory. */
+  char *rel = relative_to(run_dir, fig_dir);
+  char *report = xl_path_join(run_dir, "report.md");
+  xl_atomic a;
+  if (xl_atomic_open(&a, report)) xl_die("%s: %s", report, strerror(errno));
+  const char *base = strrchr(run_dir, '/');
+  base = base && base[1] ? base + 1 : run_dir;
+  fprintf(a.f, "# Run report: %s\n\n", base);
+  char now[32];
+  xl_rfc3339(now, sizeof now, xl_wall());
+  fprintf(a.f, "Generated by xl-plot on %s from `%s`.\n\n", now, r.merged ? "merged.csv" : "summary.csv");
+  report_provenance(a.f, run_dir);
+  report_results(a.f, &r);
+  report_profiles(a.f, run_dir);
+  report_figures(a.f, figs, nfig, rel);
+  if (xl_atomic_commit(&a)) xl_die("%s: %s", report, strerror(errno));
+
+  printf("{\"report\":\"%s\",\"figures\":%zu,\"skipped\":%zu,\"failed\":%zu}\n", report, made, skipped, failed);
+  if (failed) xl_warn("%zu figure(s) failed to render; see %s", failed, log_path);
+
+  free(report); free(rel); free(log_path); free(plots_dir);
+  free(fig_dir); free(data_dir);
+  free(r.group);
+  csvt_free(&r.t);
+  free(tab_paths[0]); free(tab_paths[1]);
+  for (int k = 0; k < nown; k++) free(own[k]);
+  xl_finish_stdout();
+  return failed ? XL_EXIT_ERROR : 0;
+}
