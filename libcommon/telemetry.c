@@ -542,7 +542,7 @@ static void *sampler(void *arg) {
 
 /* ------------------------------------------------------------------ lifecycle */
 
-static char *status_dir(void) {
+char *tm_status_dir(void) {
   const char *d = getenv("XL_STATUS_DIR");
   if (d && *d) return xl_strdup(d);
   const char *base = getenv("XDG_RUNTIME_DIR");
@@ -608,7 +608,7 @@ int tm_start(const tm_options *o, const char *tool) {
   }
   if (o->metrics_file) S.metrics_abs = abs_path(o->metrics_file);
   if (o->status_file) {
-    char *dir = status_dir();
+    char *dir = tm_status_dir();
     if (xl_mkdirs(dir) == 0) {
       chmod(dir, 0700);
       char name[32];

@@ -134,6 +134,10 @@ const char *tm_stop_reason(void);
 /* Asks the loop to stop with a status and reason of the caller's (e.g. tests, tools). */
 void tm_request_stop(int status, const char *reason);
 
+/* The directory of the status files: $XL_STATUS_DIR, else
+ * ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid>. malloc'd; the caller frees. */
+char *tm_status_dir(void);
+
 /* Memory figures, read on demand (not from the sampler): current and peak RSS in bytes
  * (0 if /proc is unavailable). Peak = VmHWM. */
 size_t tm_rss_bytes(void);
