@@ -262,6 +262,47 @@ void tm_set_scratch_bytes(size_t n) { atomic_store_explicit(&a_scratch, n, memor
 long tm_decode_tokens(void) { return atomic_load_explicit(&a_dec_tokens, memory_order_relaxed); }
 long tm_prefill_tokens(void) { return atomic_load_explicit(&a_pre_tokens, memory_order_relaxed); }
 
+/* v with exactly 6 decimals, like "%.6f" but several times cheaper than printf (this runs
+ * once per token with --stats-every 1). Returns the length written at p. */
+static int fixed6(char *p, double v) {
+  if (!(v > -9e12 && v < 9e12)) return sprintf(p, "%.6f", v);   /* huge or NaN: rare path */
+  int n = 0;
+  if (v < 0) { p[n++] = '-'; v = -v; }
+  unsigned long long x = (unsigned long long)(v * 1e6 + 0.5);
+  unsigned long long ip = x / 1000000, fp = x % 1000000;
+  char tmp[24];
+  int k = 0;
+  do { tmp[k++] = (char)('0' + ip % 10); ip /= 10; } while (ip);
+  while (k) p[n++] = tmp[--k];
+  p[n++] = '.';
+  for (int d = 5; d >= 0; d--) { p[n + d] = (char)('0' + fp % 10); fp /= 10; }
+  return n + 6;
+}
+
+/* One stats-log row: step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase. */
+static void stats_row(long step, double dt, double cum, double inst, double avg, const char *phase) {
+  char line[192];
+  int n = 0, k = 0;
+  char tmp[24];
+  long s = step;
+  do { tmp[k++] = (char)('0' + s % 10); s /= 10; } while (s > 0);
+  while (k) line[n++] = tmp[--k];
+  line[n++] = ',';
+  n += fixed6(line + n, dt);
+  line[n++] = ',';
+  n += fixed6(line + n, cum);
+  line[n++] = ',';
+  n += fixed6(line + n, inst);
+  line[n++] = ',';
+  n += fixed6(line + n, avg);
+  line[n++] = ',';
+  size_t pl = strlen(phase);
+  memcpy(line + n, phase, pl);
+  n += (int)pl;
+  line[n++] = '\n';
+  fwrite(line, 1, (size_t)n, S.stats);
+}
+
 void tm_prefill_chunk(long tokens, double seconds) {
   if (tokens <= 0) return;
   if (seconds < 0) seconds = 0;
@@ -271,8 +312,8 @@ void tm_prefill_chunk(long tokens, double seconds) {
   atomic_store_explicit(&a_pre_sec, S.pre_cum, memory_order_relaxed);
   if (S.stats) {
     double dt = seconds * 1e3, cum = S.pre_cum * 1e3;
-    fprintf(S.stats, "%ld,%.6f,%.6f,%.6f,%.6f,prefill\n", S.pre_tokens, dt, cum,
-            dt > 0 ? tokens * 1e3 / dt : 0.0, cum > 0 ? S.pre_tokens * 1e3 / cum : 0.0);
+    stats_row(S.pre_tokens, dt, cum, dt > 0 ? tokens * 1e3 / dt : 0.0,
+              cum > 0 ? S.pre_tokens * 1e3 / cum : 0.0, "prefill");
     fflush(S.stats);
   }
 }
@@ -285,8 +326,8 @@ void tm_decode_step(double seconds) {
   atomic_store_explicit(&a_dec_sec, S.dec_cum, memory_order_relaxed);
   if (!S.stats || step - S.row_step < S.opt.stats_every) return;
   double dt = (S.dec_cum - S.row_cum) * 1e3, cum = S.dec_cum * 1e3;
-  fprintf(S.stats, "%ld,%.6f,%.6f,%.6f,%.6f,decode\n", step, dt, cum,
-          dt > 0 ? (step - S.row_step) * 1e3 / dt : 0.0, cum > 0 ? step * 1e3 / cum : 0.0);
+  stats_row(step, dt, cum, dt > 0 ? (step - S.row_step) * 1e3 / dt : 0.0,
+            cum > 0 ? step * 1e3 / cum : 0.0, "decode");
   S.row_step = step;
   S.row_cum = S.dec_cum;
   if (S.dec_cum - S.flush_mark >= 0.25) {   /* buffered; flushed every ~250 ms of decode */
