@@ -1,0 +1,33 @@
+/* blasenv: makes sure OpenBLAS runs its best kernels for this CPU. Some OpenBLAS builds
+ * (Debian's 0.3.21 on CPUs or hypervisors it does not recognise) fall back to a generic
+ * core such as "Prescott", which is 5-10x slower at SGEMM than the AVX-512 "SkylakeX" core.
+ * OpenBLAS picks its core once, when the library is loaded, from OPENBLAS_CORETYPE or from
+ * cpuid, so the fix is to set OPENBLAS_CORETYPE and re-execute the program.
+ * Every tool calls xl_blas_setup(argc, argv) first thing in main.
+ * Not for: thread counts (forward.c sets those per session). */
+#ifndef XL_BLASENV_H
+#define XL_BLASENV_H
+
+/* If the user did not set OPENBLAS_CORETYPE and the loaded core is a weaker fallback than
+ * what cpuid (and the OS's saved register state) allows, sets OPENBLAS_CORETYPE and
+ * re-executes /proc/self/exe with the same argv. Guarded against loops by the
+ * XL_BLAS_REEXEC environment marker; never re-executes under valgrind. Returns normally
+ * when nothing needs doing (or the re-exec failed, with a warning). */
+void xl_blas_setup(int argc, char **argv);
+
+/* The core OpenBLAS runs ("SkylakeX", "Haswell", "Prescott", ...). */
+const char *xl_blas_core(void);
+/* How the core was chosen: "auto" (OpenBLAS's own detection), "user" (OPENBLAS_CORETYPE
+ * was set before we ran) or "reexec" (xl_blas_setup set it and restarted the program). */
+const char *xl_blas_core_source(void);
+
+/* The pure decision, for tests: the OPENBLAS_CORETYPE value that should replace the
+ * running core `current` on a CPU with these features, or NULL when `current` is as good.
+ * avx512 means F+BW+DQ+VL with the OS saving ZMM state; has_core(name) says whether the
+ * library knows a core (may be NULL: assume it does). */
+typedef struct { int avx, avx2, fma, avx512, avx512bf16; } xl_cpu_feats;
+const char *xl_blas_pick_core(const char *current, const xl_cpu_feats *f, int (*has_core)(const char *name));
+/* This CPU's features (cpuid + xgetbv). */
+void xl_cpu_features(xl_cpu_feats *f);
+
+#endif
