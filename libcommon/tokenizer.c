@@ -20,6 +20,7 @@
 #include <utf8proc.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,12 +222,14 @@ static void init_bytes(void) {
   for (int b = 0; b < 256; b++) cp_to_byte[byte_to_cp[b]] = (int16_t)b;
 }
 
-static void init_tables(void) {
-  static int done;
-  if (done) return;   /* idempotent; same values if two threads race */
+static void init_tables_once(void) {
   init_ascii_cls();
   init_bytes();
-  done = 1;
+}
+
+static void init_tables(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, init_tables_once);
 }
 
 /* ---------- string -> id map ---------- */
@@ -428,12 +431,16 @@ struct tok_tokenizer {
   word_cache cache;
 };
 
-static void out_push(out_ids *o, int32_t id) {
-  if (*o->n == *o->cap) {
-    size_t c = *o->cap ? *o->cap * 2 : 256;
-    *o->ids = xl_realloc(*o->ids, c * sizeof **o->ids);
-    *o->cap = c;
-  }
+static void out_reserve(out_ids *o, size_t more) {
+  if (*o->n + more <= *o->cap) return;
+  size_t c = *o->cap ? *o->cap * 2 : 256;
+  while (c < *o->n + more) c *= 2;
+  *o->ids = xl_realloc(*o->ids, c * sizeof **o->ids);
+  *o->cap = c;
+}
+
+static inline void out_push(out_ids *o, int32_t id) {
+  if (*o->n == *o->cap) out_reserve(o, 1);
   (*o->ids)[(*o->n)++] = id;
 }
 
@@ -535,7 +542,9 @@ static void bpe_word(tok_tokenizer *t, out_ids *o, const uint8_t *w, size_t m) {
       if (!e) break;
       cache_entry *ce = &c->e[e - 1];
       if (ce->hash == h && ce->klen == m && memcmp(c->keys + ce->koff, w, m) == 0) {
-        for (uint32_t k = 0; k < ce->nids; k++) out_push(o, c->ids[ce->ioff + k]);
+        out_reserve(o, ce->nids);
+        memcpy(*o->ids + *o->n, c->ids + ce->ioff, ce->nids * sizeof(int32_t));
+        *o->n += ce->nids;
         return;
       }
     }

@@ -172,6 +172,8 @@ static const split_case splits[] = {
    {"\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82", " \xD0\xBC\xD0\xB8\xD1\x80", NULL}},
   {"\xCE\xB1\xCE\xB2\xCE\xB3 \xC7\x85x\xCA\xB0", {"\xCE\xB1\xCE\xB2\xCE\xB3", " \xC7\x85x\xCA\xB0", NULL}}, /* Lt, Lm */
   {"x.'s", {"x", ".'", "s", NULL}},
+  {"Hello there       dear", {"Hello", " there", "      ", " dear", NULL}},
+  {"Hello there\nHello", {"Hello", " there", "\n", "Hello", NULL}},
   {"f(x):\n    return", {"f", "(", "x", "):", "\n   ", " return", NULL}},
   {NULL, {NULL}},
 };
@@ -216,7 +218,15 @@ static const mrule *rule_find(int32_t a, int32_t b) {
   return bsearch(&k, rules, nrules, sizeof k, rule_cmp);
 }
 
+static int32_t byte_ids[256];   /* the one-byte token of every byte, found via tok_piece */
+
 static void load_rules(tok_tokenizer *t, const cJSON *tokjson) {
+  for (int b = 0; b < 256; b++) byte_ids[b] = -1;
+  for (int32_t id = 0; id < tok_vocab_size(t); id++) {
+    size_t l;
+    const char *p = tok_piece(t, id, &l);
+    if (p && l == 1 && !tok_is_special(t, id)) byte_ids[(uint8_t)p[0]] = id;
+  }
   const cJSON *mg = cJSON_GetObjectItem(cJSON_GetObjectItem(tokjson, "model"), "merges"), *e;
   nrules = (size_t)cJSON_GetArraySize(mg);
   rules = xl_malloc(nrules * sizeof *rules);
@@ -235,14 +245,7 @@ static void load_rules(tok_tokenizer *t, const cJSON *tokjson) {
  * on ties) until none is left. */
 static size_t naive_bpe(tok_tokenizer *t, const char *w, size_t m, int32_t *out) {
   size_t n = 0;
-  for (size_t i = 0; i < m; i++) {
-    static const char *gpt2[256];
-    (void)gpt2;
-    /* the one-byte token of byte c: GPT-2 maps printable ASCII to itself, so the
-     * words used here (ASCII letters) map to their own characters */
-    char s[2] = {w[i], 0};
-    out[n++] = tok_token_id(t, s);
-  }
+  for (size_t i = 0; i < m; i++) out[n++] = byte_ids[(uint8_t)w[i]];
   for (;;) {
     const mrule *best = NULL;
     size_t at = 0;
@@ -274,7 +277,7 @@ static void test_bpe_vs_naive(tok_tokenizer *t) {
   for (int k = 0; k < 400; k++) {
     const char *al = alpha[k % 4];
     size_t na = strlen(al);
-    size_t m = k < 380 ? 1 + rnd() % 40 : 1000 + rnd() % 5000;
+    size_t m = k < 390 ? 1 + rnd() % 40 : 500 + rnd() % 2500;
     for (size_t i = 0; i < m; i++) w[i] = al[rnd() % na];
     size_t nr = naive_bpe(t, w, m, ref);
     if (enc(t, w, m, &o) != 0 || !ids_eq(&o, ref, nr)) {
@@ -283,7 +286,7 @@ static void test_bpe_vs_naive(tok_tokenizer *t) {
     }
     words++;
   }
-  CHECK(bad == 0, "heap BPE equals naive BPE on %d random words (up to 6000 bytes): %d differ", words, bad);
+  CHECK(bad == 0, "heap BPE equals naive BPE on %d random words (up to 3000 bytes): %d differ", words, bad);
   /* the same word twice goes through the word cache the second time */
   const char *again = "ethosathenian";
   ids_t o2 = {0};
@@ -619,6 +622,56 @@ static void test_loading(const cJSON *base, tok_tokenizer *ref) {
   cJSON_Delete(j);
 }
 
+/* add_prefix_space and use_regex of the ByteLevel pre-tokenizer */
+static void test_pretok_options(const cJSON *base, tok_tokenizer *ref) {
+  cJSON *j = cJSON_Duplicate(base, 1);
+  cJSON *pt = cJSON_GetObjectItem(j, "pre_tokenizer");
+  cJSON_ReplaceItemInObject(pt, "add_prefix_space", cJSON_CreateTrue());
+  char *path = write_json("aps.json", j);
+  char err[512];
+  tok_tokenizer *t = tok_load(path, err, sizeof err);
+  CHECK(t != NULL, "add_prefix_space tokenizer loads");
+  if (t) {
+    static const struct { const char *in, *as; } c[] = {
+      {"Hello world", " Hello world"}, {" x", " x"}, {"\ny", " \ny"}, {"", ""},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+      ids_t a = {0}, b = {0};
+      enc(t, c[i].in, strlen(c[i].in), &a);
+      enc(ref, c[i].as, strlen(c[i].as), &b);
+      CHECK(ids_eq(&a, b.v, b.n), "add_prefix_space: case %zu encodes like the text with one leading space", i);
+      free(a.v); free(b.v);
+    }
+    /* every piece between added tokens gets its own prefix space */
+    ids_t a = {0}, l = {0}, r = {0};
+    enc(t, "a<|endoftext|>b", 15, &a);
+    enc(ref, " a", 2, &l);
+    enc(ref, " b", 2, &r);
+    CHECK(a.n == l.n + 1 + r.n && !memcmp(a.v, l.v, l.n * 4) && a.v[l.n] == 0 && !memcmp(a.v + l.n + 1, r.v, r.n * 4),
+          "add_prefix_space applies to each piece between added tokens");
+    free(a.v); free(l.v); free(r.v);
+    tok_free(t);
+  }
+  free(path);
+  cJSON_ReplaceItemInObject(pt, "add_prefix_space", cJSON_CreateFalse());
+  cJSON_ReplaceItemInObject(pt, "use_regex", cJSON_CreateFalse());
+  path = write_json("noregex.json", j);
+  t = tok_load(path, err, sizeof err);
+  CHECK(t != NULL, "use_regex=false tokenizer loads");
+  if (t) {
+    const char *txt = "Hello my friend, how is your day going?\n  def x(): pass";
+    ids_t a = {0};
+    int32_t want[256];
+    size_t nw = naive_bpe(t, txt, strlen(txt), want);
+    enc(t, txt, strlen(txt), &a);
+    CHECK(ids_eq(&a, want, nw), "use_regex=false runs BPE over the whole text as one word (%zu ids)", nw);
+    free(a.v);
+    tok_free(t);
+  }
+  free(path);
+  cJSON_Delete(j);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/test_tokenizer.XXXXXX");
   if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -645,6 +698,7 @@ int main(void) {
   test_decode(t);
   test_long(t);
   test_loading(base, t);
+  test_pretok_options(base, t);
 
   free(rules);
   cJSON_Delete(base);
