@@ -104,6 +104,21 @@ check "no ratings: quality null, front on speed" test "$(jget "$TMP/out" 'd["qua
 check "no ratings: ctx 128 front H only" test "$(slugs "$TMP/bare/pareto.csv" prompt_tokens 128)" = "H"
 check "no ratings: ctx 512 front E F" test "$(slugs "$TMP/bare/pareto.csv" prompt_tokens 512)" = "E F"
 
+# Groups are (prompt_tokens, prompt_file): the same length from two prompts is two fronts.
+mkdir -p "$TMP/pf"
+cat > "$TMP/pf/summary.csv" <<'EOF2'
+slug,status,backend,chunk_size,heads_per_band,workers,prompt_tokens,prompt_file,prefill_tok_s,decode_tok_s
+P1,ok,chunkwise,64,1,1,128,prompts/a.txt,100,20
+P2,ok,chunkwise,32,1,2,128,prompts/a.txt,90,10
+Q1,ok,chunkwise,64,1,1,128,prompts/b.txt,50,5
+Q2,ok,chunkwise,16,2,2,128,prompts/b.txt,40,4
+EOF2
+expect_status "prompt_file groups" 0 "$M" "$TMP/pf"
+check "two groups counted" test "$(jget "$TMP/out" 'd["contexts"], d["pareto_rows"], d["profiles"]')" = "(2, 2, 2)"
+check "front per prompt file" test "$(slugs "$TMP/pf/pareto.csv")" = "P1 Q1"
+check "profile names carry the prompt file" test "$(jget "$TMP/pf/profile_ctx128_b.json" 'd["slug"], d["prompt_file"]')" = "('Q1', 'prompts/b.txt')"
+check "profile for prompt a" test "$(jget "$TMP/pf/profile_ctx128_a.json" 'd["slug"]')" = P1
+
 # Bad inputs.
 printf 'name,avg_logprob\nA,-2\n' > "$TMP/noslug.csv"
 expect_status "ratings without slug column -> 1" 1 "$M" "$R" --ratings "$TMP/noslug.csv" -o "$TMP/bad1"

@@ -189,6 +189,182 @@ static void sanitize(char *dst, size_t n, const char *src) {
   dst[k] = 0;
 }
 
+/* Everything computed from the merged table that the outputs need. */
+typedef struct {
+  csvt m;                  /* merged table */
+  size_t n;                /* rows */
+  unsigned char *ok;       /* [n] status ok */
+  unsigned char *front;    /* [n] on the front of its group */
+  int *group;              /* [n] context group */
+  group_info *groups;      /* [ngroups] */
+  size_t ngroups, nok, nfront;
+  int several_files;       /* groups differ by prompt_file, not only length */
+  int cpf;                 /* prompt_file column or -1 */
+  const char *quality;     /* quality column or NULL */
+  const char *speed_col;   /* what a pick maximizes */
+  double tolerance;
+  double *speed, *qual;    /* [n], NaN missing; qual NULL without quality */
+  pareto_obj objs[PARETO_MAX_OBJ];
+  int nobj;
+} merge_state;
+
+/* Quality: the one asked for, else the internal judge's, else the external one's. */
+static const char *choose_quality(const csvt *m, const char *opt) {
+  if (opt) {
+    if (csvt_col(m, opt) < 0)
+      xl_die("--quality %s: no such column after the join (is %s given?)", opt,
+             !strcmp(opt, "overall") ? "ratings_ollama.csv" : "ratings.csv");
+    return opt;
+  }
+  int cal = csvt_col(m, "avg_logprob"), cov = csvt_col(m, "overall");
+  if (has_values(m, cal)) return "avg_logprob";
+  if (has_values(m, cov)) return "overall";
+  if (cal >= 0 || cov >= 0) xl_warn("no quality value joined (avg_logprob/overall all empty): the front uses speed only");
+  return NULL;
+}
+
+/* Eligibility (status ok), context groups and the front per group. */
+static void compute_front(merge_state *s) {
+  csvt *m = &s->m;
+  size_t n = s->n = m->nrows, k = (size_t)s->nobj;
+  double *vals = xl_malloc((n ? n : 1) * k * sizeof *vals);
+  int dirs[PARETO_MAX_OBJ];
+  for (size_t j = 0; j < k; j++) {
+    dirs[j] = s->objs[j].maximize;
+    double *col = column_values(m, csvt_col(m, s->objs[j].name));
+    for (size_t i = 0; i < n; i++) vals[i * k + j] = col[i];
+    free(col);
+  }
+  int cstatus = csvt_col(m, "status"), cctx = csvt_col(m, "prompt_tokens");
+  s->cpf = csvt_col(m, "prompt_file");
+  s->ok = xl_malloc(n ? n : 1);
+  s->front = xl_malloc(n ? n : 1);
+  s->group = xl_malloc((n ? n : 1) * sizeof *s->group);
+  s->groups = xl_malloc((n ? n : 1) * sizeof *s->groups);
+  for (size_t i = 0; i < n; i++) {
+    s->ok[i] = cstatus < 0 || !strcmp(csvt_get(m, i, cstatus), "ok");
+    s->nok += s->ok[i];
+    double ctx;
+    if (csvt_num(m, i, cctx, &ctx)) ctx = NAN;
+    const char *pf = csvt_get(m, i, s->cpf);
+    size_t g = 0;
+    for (; g < s->ngroups; g++)
+      if (((isnan(ctx) && isnan(s->groups[g].ctx)) || ctx == s->groups[g].ctx) && !strcmp(pf, s->groups[g].pfile)) break;
+    if (g == s->ngroups) s->groups[s->ngroups++] = (group_info){.first = i, .ctx = ctx, .pfile = pf};
+    s->group[i] = (int)g;
+  }
+  for (size_t g = 1; g < s->ngroups; g++) s->several_files |= strcmp(s->groups[g].pfile, s->groups[0].pfile) != 0;
+  s->nfront = pareto_front(vals, n, k, dirs, s->group, s->ok, s->front);
+  s->speed = column_values(m, csvt_col(m, s->speed_col));
+  s->qual = s->quality ? column_values(m, csvt_col(m, s->quality)) : NULL;
+  free(vals);
+}
+
+/* Picks group g's profile, says why on stderr, writes profile_ctx<N>.json into
+ * profile_dir and returns its JSON (with "file"), or NULL if the group has no pick. */
+static cJSON *make_profile(const merge_state *s, size_t g, const char *profile_dir) {
+  static const char *param_cols[] = {"backend", "chunk_size", "heads_per_band", "workers"};
+  static const char *metric_cols[] = {"prefill_tok_s", "decode_tok_s", "prefill_tok_s_sd", "decode_tok_s_sd",
+                                      "peak_rss_mb", "prompt_tokens", "new_tokens", "avg_logprob", "ppl", "overall"};
+  const csvt *m = &s->m;
+  const group_info *gi = &s->groups[g];
+  char ctxlabel[64], where[384];
+  if (isnan(gi->ctx)) snprintf(ctxlabel, sizeof ctxlabel, "unknown");
+  else snprintf(ctxlabel, sizeof ctxlabel, "%.0f", gi->ctx);
+  snprintf(where, sizeof where, "%s%s%.300s", ctxlabel, s->several_files ? " " : "", s->several_files ? gi->pfile : "");
+  pareto_pick pk;
+  long r = pareto_recommend(s->speed, s->qual, s->front, s->ok, s->group, (int)g, s->n, s->tolerance, &pk);
+  if (r < 0) {
+    xl_warn("context %s: no profile: no successful trial has every objective measured", where);
+    return NULL;
+  }
+  const char *slug = csvt_get(m, (size_t)r, csvt_col(m, "slug"));
+  char reason[768];
+  if (!s->qual || isnan(pk.best_quality))
+    snprintf(reason, sizeof reason, "fastest %s on the Pareto front (%.4g tok/s, %zu front setting(s)); no quality was measured",
+             s->speed_col, s->speed[r], pk.nfront);
+  else if (pk.within)
+    snprintf(reason, sizeof reason,
+             "fastest %s on the Pareto front (%.4g tok/s) among %zu of %zu front setting(s) whose %s is within %g of the best measured (%.4g); this one has %.4g",
+             s->speed_col, s->speed[r], pk.ncand, pk.nfront, s->quality, s->tolerance, pk.best_quality, s->qual[r]);
+  else
+    snprintf(reason, sizeof reason,
+             "no front setting has %s within %g of the best measured (%.4g); chose the front setting with the best %s (%.4g, %.4g tok/s)",
+             s->quality, s->tolerance, pk.best_quality, s->quality, s->qual[r], s->speed[r]);
+  xl_warn("context %s: recommend %s: %s", where, slug, reason);
+
+  cJSON *p = cJSON_CreateObject();
+  cJSON *params = cJSON_AddObjectToObject(p, "params");
+  for (size_t k = 0; k < sizeof param_cols / sizeof *param_cols; k++)
+    json_add_cell(params, param_cols[k], m, (size_t)r, csvt_col(m, param_cols[k]), k > 0);
+  cJSON *metrics = cJSON_AddObjectToObject(p, "metrics");
+  for (size_t k = 0; k < sizeof metric_cols / sizeof *metric_cols; k++)
+    json_add_cell(metrics, metric_cols[k], m, (size_t)r, csvt_col(m, metric_cols[k]), 1);
+  for (int k = 0; k < s->nobj; k++)
+    if (!cJSON_GetObjectItemCaseSensitive(metrics, s->objs[k].name))
+      json_add_cell(metrics, s->objs[k].name, m, (size_t)r, csvt_col(m, s->objs[k].name), 1);
+  if (isnan(gi->ctx)) cJSON_AddNullToObject(p, "context");
+  else cJSON_AddNumberToObject(p, "context", gi->ctx);
+  if (s->cpf >= 0) cJSON_AddStringToObject(p, "prompt_file", gi->pfile);
+  cJSON_AddStringToObject(p, "slug", slug);
+  json_add_cell(p, "trial", m, (size_t)r, csvt_col(m, "trial"), 1);
+  cJSON_AddStringToObject(p, "reason", reason);
+  cJSON *sel = cJSON_AddObjectToObject(p, "selection");
+  cJSON_AddStringToObject(sel, "speed", s->speed_col);
+  if (s->quality) cJSON_AddStringToObject(sel, "quality", s->quality); else cJSON_AddNullToObject(sel, "quality");
+  cJSON_AddNumberToObject(sel, "tolerance", s->tolerance);
+  if (isnan(pk.best_quality)) cJSON_AddNullToObject(sel, "best_quality");
+  else cJSON_AddNumberToObject(sel, "best_quality", pk.best_quality);
+  cJSON_AddNumberToObject(sel, "front_size", (double)pk.nfront);
+  cJSON_AddNumberToObject(sel, "candidates", (double)pk.ncand);
+  cJSON_AddBoolToObject(sel, "within_tolerance", pk.within);
+
+  char fname[256], pfx[96] = "";
+  if (s->several_files && *gi->pfile) {
+    char b[80];
+    sanitize(b, sizeof b, gi->pfile);
+    snprintf(pfx, sizeof pfx, "_%s", b);
+  }
+  snprintf(fname, sizeof fname, "profile_ctx%s%s.json", ctxlabel, pfx);
+  char *ppath = xl_path_join(profile_dir, fname);
+  write_json(ppath, p);
+  free(ppath);
+  cJSON_AddStringToObject(p, "file", fname);
+  return p;
+}
+
+/* recommended.json: the selection rule and every profile, in order of context length. */
+static size_t write_recommended(const merge_state *s, const char *run_dir, const char *profile_dir, const char *rec_path) {
+  cJSON *rec = cJSON_CreateObject();
+  cJSON_AddStringToObject(rec, "run_dir", run_dir);
+  cJSON_AddStringToObject(rec, "speed", s->speed_col);
+  if (s->quality) cJSON_AddStringToObject(rec, "quality", s->quality); else cJSON_AddNullToObject(rec, "quality");
+  cJSON_AddNumberToObject(rec, "tolerance", s->tolerance);
+  cJSON *jobjs = cJSON_AddArrayToObject(rec, "objectives");
+  for (int k = 0; k < s->nobj; k++) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", s->objs[k].name);
+    cJSON_AddStringToObject(o, "direction", s->objs[k].maximize ? "max" : "min");
+    cJSON_AddItemToArray(jobjs, o);
+  }
+  cJSON *profiles = cJSON_AddArrayToObject(rec, "profiles");
+  size_t ng = s->ngroups, nprofiles = 0;
+  size_t *order = xl_malloc((ng ? ng : 1) * sizeof *order);
+  for (size_t g = 0; g < ng; g++) order[g] = g;
+  for (size_t a = 1; a < ng; a++)  /* insertion sort: a handful of groups */
+    for (size_t b = a; b > 0 && group_cmp_ctx(&s->groups[order[b]], &s->groups[order[b - 1]]) < 0; b--) {
+      size_t t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
+    }
+  for (size_t oi = 0; oi < ng; oi++) {
+    cJSON *p = make_profile(s, order[oi], profile_dir);
+    if (p) { cJSON_AddItemToArray(profiles, p); nprofiles++; }
+  }
+  write_json(rec_path, rec);
+  cJSON_Delete(rec);
+  free(order);
+  return nprofiles;
+}
+
 static const char *flag_value(int argc, char **argv, int *i, const char *name) {
   size_t n = strlen(name);
   if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
@@ -258,173 +434,35 @@ int main(int argc, char **argv) {
     csvt_free(&r);
   }
 
-  /* Quality: the one asked for, else the internal judge's, else the external one's. */
-  const char *quality = NULL;
-  if (quality_opt) {
-    if (csvt_col(&m, quality_opt) < 0)
-      xl_die("--quality %s: no such column after the join (is %s given?)", quality_opt,
-             !strcmp(quality_opt, "overall") ? "ratings_ollama.csv" : "ratings.csv");
-    quality = quality_opt;
-  } else {
-    int cal = csvt_col(&m, "avg_logprob"), cov = csvt_col(&m, "overall");
-    if (has_values(&m, cal)) quality = "avg_logprob";
-    else if (has_values(&m, cov)) quality = "overall";
-    else if (cal >= 0 || cov >= 0)
-      xl_warn("no quality value joined (avg_logprob/overall all empty): the front uses speed only");
-  }
-  if (isnan(tolerance)) tolerance = quality && !strcmp(quality, "overall") ? 0.5 : 0.05;
+  merge_state s = {.m = m, .speed_col = speed_col};
+  s.quality = choose_quality(&s.m, quality_opt);
+  s.tolerance = !isnan(tolerance) ? tolerance : s.quality && !strcmp(s.quality, "overall") ? 0.5 : 0.05;
 
-  pareto_obj objs[PARETO_MAX_OBJ];
-  int nobj;
   char spec[512];
   if (objectives_spec) snprintf(spec, sizeof spec, "%s", objectives_spec);
-  else snprintf(spec, sizeof spec, "prefill_tok_s:max,decode_tok_s:max%s%s%s", quality ? "," : "", quality ? quality : "", quality ? ":max" : "");
-  nobj = pareto_parse_objectives(spec, objs, PARETO_MAX_OBJ, err, sizeof err);
-  if (nobj < 0) xl_usage_error("--objectives: %s", err);
-  for (int k = 0; k < nobj; k++)
-    if (csvt_col(&m, objs[k].name) < 0) xl_die("objective '%s' is not a column of the merged table", objs[k].name);
-  if (csvt_col(&m, speed_col) < 0) xl_die("%s: no '%s' column", summary_path, speed_col);
-
-  /* Objective matrix, eligibility (status ok) and context groups. */
-  size_t n = m.nrows;
-  double *vals = xl_malloc((n ? n : 1) * (size_t)nobj * sizeof *vals);
-  int *dirs = xl_malloc((size_t)nobj * sizeof *dirs);
-  for (int k = 0; k < nobj; k++) {
-    dirs[k] = objs[k].maximize;
-    double *col = column_values(&m, csvt_col(&m, objs[k].name));
-    for (size_t i = 0; i < n; i++) vals[i * (size_t)nobj + (size_t)k] = col[i];
-    free(col);
-  }
-  int cstatus = csvt_col(&m, "status"), cctx = csvt_col(&m, "prompt_tokens"), cpf = csvt_col(&m, "prompt_file");
-  unsigned char *ok = xl_malloc(n ? n : 1), *front = xl_malloc(n ? n : 1);
-  int *group = xl_malloc((n ? n : 1) * sizeof *group);
-  group_info *groups = xl_malloc((n ? n : 1) * sizeof *groups);
-  size_t ngroups = 0, nok = 0;
-  for (size_t i = 0; i < n; i++) {
-    ok[i] = cstatus < 0 || !strcmp(csvt_get(&m, i, cstatus), "ok");
-    nok += ok[i];
-    double ctx;
-    if (csvt_num(&m, i, cctx, &ctx)) ctx = NAN;
-    const char *pf = csvt_get(&m, i, cpf);
-    size_t g = 0;
-    for (; g < ngroups; g++)
-      if (((isnan(ctx) && isnan(groups[g].ctx)) || ctx == groups[g].ctx) && !strcmp(pf, groups[g].pfile)) break;
-    if (g == ngroups) groups[ngroups++] = (group_info){.first = i, .ctx = ctx, .pfile = pf};
-    group[i] = (int)g;
-  }
-  size_t nfront = pareto_front(vals, n, (size_t)nobj, dirs, group, ok, front);
+  else if (s.quality) snprintf(spec, sizeof spec, "prefill_tok_s:max,decode_tok_s:max,%s:max", s.quality);
+  else snprintf(spec, sizeof spec, "prefill_tok_s:max,decode_tok_s:max");
+  s.nobj = pareto_parse_objectives(spec, s.objs, PARETO_MAX_OBJ, err, sizeof err);
+  if (s.nobj < 0) xl_usage_error("--objectives: %s", err);
+  for (int k = 0; k < s.nobj; k++)
+    if (csvt_col(&s.m, s.objs[k].name) < 0) xl_die("objective '%s' is not a column of the merged table", s.objs[k].name);
+  if (csvt_col(&s.m, speed_col) < 0) xl_die("%s: no '%s' column", summary_path, speed_col);
+  compute_front(&s);
 
   char *merged_path = xl_path_join(out_dir, "merged.csv");
   char *pareto_path = xl_path_join(out_dir, "pareto.csv");
-  if (csvt_write(&m, merged_path)) xl_die("%s: %s", merged_path, strerror(errno));
-  if (csvt_write_rows(&m, pareto_path, front)) xl_die("%s: %s", pareto_path, strerror(errno));
-
-  /* Recommendations, in order of context length. */
-  size_t *order = xl_malloc((ngroups ? ngroups : 1) * sizeof *order);
-  for (size_t g = 0; g < ngroups; g++) order[g] = g;
-  for (size_t a = 1; a < ngroups; a++)  /* insertion sort: a handful of groups */
-    for (size_t b = a; b > 0 && group_cmp_ctx(&groups[order[b]], &groups[order[b - 1]]) < 0; b--) {
-      size_t t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
-    }
-  int several_files = 0;
-  for (size_t g = 1; g < ngroups; g++) several_files |= strcmp(groups[g].pfile, groups[0].pfile) != 0;
-
-  double *speed = column_values(&m, csvt_col(&m, speed_col));
-  double *qual = quality ? column_values(&m, csvt_col(&m, quality)) : NULL;
-  cJSON *rec = cJSON_CreateObject();
-  cJSON_AddStringToObject(rec, "run_dir", run_dir);
-  cJSON_AddStringToObject(rec, "speed", speed_col);
-  if (quality) cJSON_AddStringToObject(rec, "quality", quality); else cJSON_AddNullToObject(rec, "quality");
-  cJSON_AddNumberToObject(rec, "tolerance", tolerance);
-  cJSON *jobjs = cJSON_AddArrayToObject(rec, "objectives");
-  for (int k = 0; k < nobj; k++) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", objs[k].name);
-    cJSON_AddStringToObject(o, "direction", objs[k].maximize ? "max" : "min");
-    cJSON_AddItemToArray(jobjs, o);
-  }
-  cJSON *profiles = cJSON_AddArrayToObject(rec, "profiles");
-  static const char *param_cols[] = {"backend", "chunk_size", "heads_per_band", "workers"};
-  static const char *metric_cols[] = {"prefill_tok_s", "decode_tok_s", "prefill_tok_s_sd", "decode_tok_s_sd",
-                                      "peak_rss_mb", "prompt_tokens", "new_tokens", "avg_logprob", "ppl", "overall"};
-  size_t nprofiles = 0;
-  for (size_t oi = 0; oi < ngroups; oi++) {
-    size_t g = order[oi];
-    char ctxlabel[64];
-    if (isnan(groups[g].ctx)) snprintf(ctxlabel, sizeof ctxlabel, "unknown");
-    else snprintf(ctxlabel, sizeof ctxlabel, "%.0f", groups[g].ctx);
-    pareto_pick pk;
-    long r = pareto_recommend(speed, qual, front, ok, group, (int)g, n, tolerance, &pk);
-    if (r < 0) {
-      xl_warn("context %s%s%s: no profile: no successful trial has every objective measured",
-              ctxlabel, several_files ? " " : "", several_files ? groups[g].pfile : "");
-      continue;
-    }
-    const char *slug = csvt_get(&m, (size_t)r, csvt_col(&m, "slug"));
-    char reason[768];
-    if (!qual || isnan(pk.best_quality))
-      snprintf(reason, sizeof reason, "fastest %s on the Pareto front (%.4g tok/s, %zu front setting(s)); no quality was measured",
-               speed_col, speed[r], pk.nfront);
-    else if (pk.within)
-      snprintf(reason, sizeof reason,
-               "fastest %s on the Pareto front (%.4g tok/s) among %zu of %zu front setting(s) whose %s is within %g of the best measured (%.4g); this one has %.4g",
-               speed_col, speed[r], pk.ncand, pk.nfront, quality, tolerance, pk.best_quality, qual[r]);
-    else
-      snprintf(reason, sizeof reason,
-               "no front setting has %s within %g of the best measured (%.4g); chose the front setting with the best %s (%.4g, %.4g tok/s)",
-               quality, tolerance, pk.best_quality, quality, qual[r], speed[r]);
-    xl_warn("context %s%s%s: recommend %s: %s", ctxlabel, several_files ? " " : "", several_files ? groups[g].pfile : "", slug, reason);
-
-    cJSON *p = cJSON_CreateObject();
-    cJSON *params = cJSON_AddObjectToObject(p, "params");
-    for (size_t k = 0; k < sizeof param_cols / sizeof *param_cols; k++)
-      json_add_cell(params, param_cols[k], &m, (size_t)r, csvt_col(&m, param_cols[k]), k > 0);
-    cJSON *metrics = cJSON_AddObjectToObject(p, "metrics");
-    for (size_t k = 0; k < sizeof metric_cols / sizeof *metric_cols; k++)
-      json_add_cell(metrics, metric_cols[k], &m, (size_t)r, csvt_col(&m, metric_cols[k]), 1);
-    for (int k = 0; k < nobj; k++)
-      if (!cJSON_GetObjectItemCaseSensitive(metrics, objs[k].name))
-        json_add_cell(metrics, objs[k].name, &m, (size_t)r, csvt_col(&m, objs[k].name), 1);
-    if (isnan(groups[g].ctx)) cJSON_AddNullToObject(p, "context");
-    else cJSON_AddNumberToObject(p, "context", groups[g].ctx);
-    if (cpf >= 0) cJSON_AddStringToObject(p, "prompt_file", groups[g].pfile);
-    cJSON_AddStringToObject(p, "slug", slug);
-    json_add_cell(p, "trial", &m, (size_t)r, csvt_col(&m, "trial"), 1);
-    cJSON_AddStringToObject(p, "reason", reason);
-    cJSON *sel = cJSON_AddObjectToObject(p, "selection");
-    cJSON_AddStringToObject(sel, "speed", speed_col);
-    if (quality) cJSON_AddStringToObject(sel, "quality", quality); else cJSON_AddNullToObject(sel, "quality");
-    cJSON_AddNumberToObject(sel, "tolerance", tolerance);
-    if (isnan(pk.best_quality)) cJSON_AddNullToObject(sel, "best_quality");
-    else cJSON_AddNumberToObject(sel, "best_quality", pk.best_quality);
-    cJSON_AddNumberToObject(sel, "front_size", (double)pk.nfront);
-    cJSON_AddNumberToObject(sel, "candidates", (double)pk.ncand);
-    cJSON_AddBoolToObject(sel, "within_tolerance", pk.within);
-
-    char fname[256], pfx[96] = "";
-    if (several_files && *groups[g].pfile) {
-      char s[80];
-      sanitize(s, sizeof s, groups[g].pfile);
-      snprintf(pfx, sizeof pfx, "_%s", s);
-    }
-    snprintf(fname, sizeof fname, "profile_ctx%s%s.json", ctxlabel, pfx);
-    char *ppath = xl_path_join(profile_dir, fname);
-    write_json(ppath, p);
-    free(ppath);
-    cJSON_AddStringToObject(p, "file", fname);
-    cJSON_AddItemToArray(profiles, p);
-    nprofiles++;
-  }
   char *rec_path = xl_path_join(profile_dir, "recommended.json");
-  write_json(rec_path, rec);
+  if (csvt_write(&s.m, merged_path)) xl_die("%s: %s", merged_path, strerror(errno));
+  if (csvt_write_rows(&s.m, pareto_path, s.front)) xl_die("%s: %s", pareto_path, strerror(errno));
+  size_t nprofiles = write_recommended(&s, run_dir, profile_dir, rec_path);
 
   /* The one-line summary for scripts. */
   cJSON *sum = cJSON_CreateObject();
   cJSON_AddStringToObject(sum, "merged", merged_path);
   cJSON_AddStringToObject(sum, "pareto", pareto_path);
   cJSON_AddStringToObject(sum, "recommended", rec_path);
-  cJSON_AddNumberToObject(sum, "rows", (double)n);
-  cJSON_AddNumberToObject(sum, "ok_rows", (double)nok);
+  cJSON_AddNumberToObject(sum, "rows", (double)s.n);
+  cJSON_AddNumberToObject(sum, "ok_rows", (double)s.nok);
   for (int k = 0; k < 2; k++) {
     if (!js[k].path) { cJSON_AddNullToObject(sum, js[k].label); continue; }
     cJSON *o = cJSON_AddObjectToObject(sum, js[k].label);
@@ -435,21 +473,19 @@ int main(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "unmatched", (double)js[k].orphans);
     cJSON_AddNumberToObject(o, "judge_failed", (double)js[k].judge_failed);
   }
-  if (quality) cJSON_AddStringToObject(sum, "quality", quality); else cJSON_AddNullToObject(sum, "quality");
+  if (s.quality) cJSON_AddStringToObject(sum, "quality", s.quality); else cJSON_AddNullToObject(sum, "quality");
   cJSON_AddStringToObject(sum, "objectives", spec);
-  cJSON_AddNumberToObject(sum, "contexts", (double)ngroups);
-  cJSON_AddNumberToObject(sum, "pareto_rows", (double)nfront);
+  cJSON_AddNumberToObject(sum, "contexts", (double)s.ngroups);
+  cJSON_AddNumberToObject(sum, "pareto_rows", (double)s.nfront);
   cJSON_AddNumberToObject(sum, "profiles", (double)nprofiles);
   char *line = cJSON_PrintUnformatted(sum);
   printf("%s\n", line);
   free(line);
   cJSON_Delete(sum);
-  cJSON_Delete(rec);
 
-  free(rec_path); free(speed); free(qual); free(order);
-  free(merged_path); free(pareto_path);
-  free(vals); free(dirs); free(ok); free(front); free(group); free(groups);
-  csvt_free(&m);
+  free(rec_path); free(merged_path); free(pareto_path);
+  free(s.speed); free(s.qual); free(s.ok); free(s.front); free(s.group); free(s.groups);
+  csvt_free(&s.m);
   for (int k = 0; k < nown; k++) free(own[k]);
   xl_finish_stdout();
   return 0;
