@@ -76,5 +76,9 @@ valgrind: all
 bench: all
 	@tests/bench.sh
 
+# The whole optimize -> save -> judge -> merge -> plot workflow on the default model.
+demo: all
+	$(MAKE) -f pipelines/workflow.mk demo
+
 clean:
 	rm -rf build build-asan bin
