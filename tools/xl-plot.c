@@ -798,7 +798,15 @@ int main(int argc, char **argv) {
   report_figures(a.f, figs, nfig, rel);
   if (xl_atomic_commit(&a)) xl_die("%s: %s", report, strerror(errno));
 
-  printf("{\"report\":\"%s\",\"figures\":%zu,\"skipped\":%zu,\"failed\":%zu}\n", report, made, skipped, failed);
+  cJSON *sum = cJSON_CreateObject();
+  cJSON_AddStringToObject(sum, "report", report);
+  cJSON_AddNumberToObject(sum, "figures", (double)made);
+  cJSON_AddNumberToObject(sum, "skipped", (double)skipped);
+  cJSON_AddNumberToObject(sum, "failed", (double)failed);
+  char *line = cJSON_PrintUnformatted(sum);
+  printf("%s\n", line);
+  free(line);
+  cJSON_Delete(sum);
   if (failed) xl_warn("%zu figure(s) failed to render; see %s", failed, log_path);
 
   free(report); free(rel); free(log_path); free(plots_dir);
