@@ -87,15 +87,23 @@ static int from_status_file(const char *path, tm_proc *p) {
 /* A process found only through /proc: its name, and a --stats-log from its command line
  * (resolved against its working directory). 0 ok, -1 not an xltools process or gone. */
 static int from_proc(long pid, tm_proc *p) {
-  char path[64], comm[64];
+  char path[64], comm[64], cmd[8192];
   snprintf(path, sizeof path, "/proc/%ld/comm", pid);
-  if (read_small(path, comm, sizeof comm) <= 0 || strncmp(comm, "xl-", 3)) return -1;
+  if (read_small(path, comm, sizeof comm) <= 0) return -1;
   comm[strcspn(comm, "\n")] = 0;
-  init_proc(p, pid);
-  copy(p->tool, sizeof p->tool, comm);
-  char cmd[8192];
   snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
   long n = read_small(path, cmd, sizeof cmd);
+  /* The name: comm, else argv[0]'s basename (comm is cut at 15 bytes and can be renamed
+   * by the process; argv[0] keeps what was run). */
+  const char *name = comm;
+  if (strncmp(comm, "xl-", 3)) {
+    if (n <= 0) return -1;
+    const char *b = strrchr(cmd, '/');
+    name = b ? b + 1 : cmd;
+    if (strncmp(name, "xl-", 3)) return -1;
+  }
+  init_proc(p, pid);
+  snprintf(p->tool, sizeof p->tool, "%.*s", (int)sizeof p->tool - 1, name);
   const char *stats = NULL;
   for (long k = 0; k < n; k += (long)strlen(cmd + k) + 1) {
     const char *a = cmd + k;
