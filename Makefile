@@ -25,7 +25,7 @@ LIB_OBJ   := $(LIB_SRC:libcommon/%.c=$(BUILD)/libcommon/%.o)
 TOOL_SRC  := $(wildcard tools/xl-*.c)
 TOOLS     := $(TOOL_SRC:tools/%.c=$(BIN)/%)
 TEST_SRC  := $(wildcard tests/test_*.c)
-TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS      := $(wildcard libcommon/*.h) $(wildcard tests/*.h)
 
 DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libcsv-dev \
@@ -33,9 +33,9 @@ DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libcsv-dev \
             parallel tmux valgrind python3 curl
 
 .PHONY: all deps test check valgrind bench clean tests-bin demo
-all: $(TOOLS) $(TESTS)
+all: $(TOOLS) $(TEST_BINS)
 
-tests-bin: $(TESTS)
+tests-bin: $(TEST_BINS)
 
 $(BUILD)/libcommon/%.o: libcommon/%.c $(HDRS)
 	@mkdir -p $(@D)
