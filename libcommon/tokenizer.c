@@ -543,7 +543,7 @@ static void bpe_word(tok_tokenizer *t, out_ids *o, const uint8_t *w, size_t m) {
       cache_entry *ce = &c->e[e - 1];
       if (ce->hash == h && ce->klen == m && memcmp(c->keys + ce->koff, w, m) == 0) {
         out_reserve(o, ce->nids);
-        memcpy(*o->ids + *o->n, c->ids + ce->ioff, ce->nids * sizeof(int32_t));
+        if (ce->nids) memcpy(*o->ids + *o->n, c->ids + ce->ioff, ce->nids * sizeof(int32_t));
         *o->n += ce->nids;
         return;
       }
@@ -624,7 +624,7 @@ cache_it:
     ce->klen = (uint16_t)m;
     ce->nids = (uint16_t)nids;
     memcpy(c->keys + c->klen, w, m);
-    memcpy(c->ids + c->nids, *o->ids + first_out, nids * sizeof(int32_t));
+    if (nids) memcpy(c->ids + c->nids, *o->ids + first_out, nids * sizeof(int32_t));
     c->klen += (uint32_t)m;
     c->nids += (uint32_t)nids;
     size_t i = h & (CACHE_SLOTS - 1);

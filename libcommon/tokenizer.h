@@ -3,10 +3,10 @@
  * (GPT-2 / GPT-NeoX style): added/special tokens, NFC (NFD/NFKC/NFKD, Sequence)
  * normalizers, the ByteLevel pre-tokenizer with the GPT-2 split regex, BPE merges by
  * rank, and the ByteLevel decoder.
- * Not for: WordPiece/Unigram models, Metaspace or Split pre-tokenizers, truncation,
- * padding, or inserting BOS/EOS: a file that needs any of those is refused at load
- * time with the name of what is missing, and BOS insertion is left to the caller
- * (see tok_adds_bos).
+ * Not for: WordPiece/Unigram models, Metaspace or Split pre-tokenizers, other
+ * normalizers or decoders (a file that needs one is refused at load time with its
+ * name), truncation and padding (ignored), or inserting BOS/EOS (left to the caller,
+ * see tok_adds_bos).
  *
  * Ownership: a tok_tokenizer is created by tok_load and owned by the caller, who frees
  * it with tok_free. Pointers it returns (tok_piece, tok_token_content) stay valid until

@@ -672,6 +672,47 @@ static void test_pretok_options(const cJSON *base, tok_tokenizer *ref) {
   cJSON_Delete(j);
 }
 
+/* A byte with no token: dropped, or unk (fused or not), or a <0xXX> byte-fallback
+ * token. Byte 0x01 is "\u0101" in the GPT-2 table; no merge uses it here. */
+static tok_tokenizer *variant(const cJSON *base, const char *name, const char *unk, int fuse, int fallback) {
+  cJSON *j = cJSON_Duplicate(base, 1);
+  cJSON *model = cJSON_GetObjectItem(j, "model"), *vocab = cJSON_GetObjectItem(model, "vocab");
+  cJSON_DeleteItemFromObject(vocab, "\xC4\x81");
+  if (fallback) cJSON_AddNumberToObject(vocab, "<0x01>", 4096);
+  if (unk) cJSON_ReplaceItemInObject(model, "unk_token", cJSON_CreateString(unk));
+  cJSON_ReplaceItemInObject(model, "fuse_unk", cJSON_CreateBool(fuse));
+  cJSON_ReplaceItemInObject(model, "byte_fallback", cJSON_CreateBool(fallback));
+  char *path = write_json(name, j), err[512];
+  tok_tokenizer *t = tok_load(path, err, sizeof err);
+  if (!t) printf("# %s: %s\n", name, err);
+  free(path);
+  cJSON_Delete(j);
+  return t;
+}
+
+static void test_unknown_bytes(const cJSON *base, tok_tokenizer *ref) {
+  ids_t a = {0}, l = {0}, r = {0};
+  enc(ref, "a", 1, &l);
+  enc(ref, "b", 1, &r);
+  tok_tokenizer *t = variant(base, "drop.json", NULL, 0, 0);
+  enc(t, "a\x01\x01" "b", 4, &a);
+  CHECK(t && a.n == 2 && a.v[0] == l.v[0] && a.v[1] == r.v[0], "a byte without a token and no unk is dropped");
+  tok_free(t);
+  t = variant(base, "unk.json", "<|padding|>", 0, 0);
+  enc(t, "a\x01\x01" "b", 4, &a);
+  CHECK(t && a.n == 4 && a.v[1] == 1 && a.v[2] == 1, "unmapped bytes become unk each");
+  tok_free(t);
+  t = variant(base, "fuse.json", "<|padding|>", 1, 0);
+  enc(t, "a\x01\x01" "b", 4, &a);
+  CHECK(t && a.n == 3 && a.v[1] == 1, "fuse_unk fuses a run of unknown bytes");
+  tok_free(t);
+  t = variant(base, "fb.json", "<|padding|>", 0, 1);
+  enc(t, "a\x01" "b", 3, &a);
+  CHECK(t && a.n == 3 && a.v[1] == 4096, "byte_fallback uses the <0x01> token");
+  tok_free(t);
+  free(a.v); free(l.v); free(r.v);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/test_tokenizer.XXXXXX");
   if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -699,6 +740,7 @@ int main(void) {
   test_long(t);
   test_loading(base, t);
   test_pretok_options(base, t);
+  test_unknown_bytes(base, t);
 
   free(rules);
   cJSON_Delete(base);
