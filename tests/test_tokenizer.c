@@ -135,7 +135,7 @@ static void test_model_golden(tok_tokenizer *t) {
 
 typedef struct {
   const char *text;
-  const char *pieces[12];   /* NULL-terminated expected pre-tokens */
+  const char *pieces[20];   /* NULL-terminated expected pre-tokens */
 } split_case;
 
 static const split_case splits[] = {
@@ -172,6 +172,10 @@ static const split_case splits[] = {
    {"\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82", " \xD0\xBC\xD0\xB8\xD1\x80", NULL}},
   {"\xCE\xB1\xCE\xB2\xCE\xB3 \xC7\x85x\xCA\xB0", {"\xCE\xB1\xCE\xB2\xCE\xB3", " \xC7\x85x\xCA\xB0", NULL}}, /* Lt, Lm */
   {"x.'s", {"x", ".'", "s", NULL}},
+  /* Pc, Sk, Zp, Cf (zero-width space is not \s), Co, Cn: all "other" but Zp */
+  {"a_b^c\xE2\x80\xA9" "d\xE2\x80\x8B" "e\xEE\x80\x80" "f\xCD\xB8" "g-(h)",
+   {"a", "_", "b", "^", "c", "\xE2\x80\xA9", "d", "\xE2\x80\x8B", "e", "\xEE\x80\x80", "f", "\xCD\xB8", "g", "-(", "h", ")"}},
+  {"\xE2\x80\x9Cq\xE2\x80\x9D \xE2\x82\xAC" "5", {"\xE2\x80\x9C", "q", "\xE2\x80\x9D", " \xE2\x82\xAC", "5", NULL}},  /* Pi, Pf, Sc */
   {"Hello there       dear", {"Hello", " there", "      ", " dear", NULL}},
   {"Hello there\nHello", {"Hello", " there", "\n", "Hello", NULL}},
   {"f(x):\n    return", {"f", "(", "x", "):", "\n   ", " return", NULL}},
@@ -198,6 +202,25 @@ static void test_splits(tok_tokenizer *t) {
   free(cat);
   free(whole.v);
   free(part.v);
+
+  /* the cases above hold a character of every general category (surrogates
+   * cannot be encoded in UTF-8: they are an invalid-input case below) */
+  int seen[30] = {0}, missing = 0;
+  for (const split_case *c = splits; c->text; c++) {
+    const uint8_t *p = (const uint8_t *)c->text;
+    utf8proc_ssize_t len = (utf8proc_ssize_t)strlen(c->text);
+    while (len > 0) {
+      utf8proc_int32_t cp;
+      utf8proc_ssize_t k = utf8proc_iterate(p, len, &cp);
+      if (k <= 0) break;
+      seen[utf8proc_category(cp)] = 1;
+      p += k;
+      len -= k;
+    }
+  }
+  for (int k = 0; k < 30; k++)
+    if (!seen[k] && k != UTF8PROC_CATEGORY_CS) { missing++; printf("# category %d not covered\n", k); }
+  CHECK(missing == 0, "split cases cover every Unicode general category but Cs (%d missing)", missing);
 }
 
 /* ---- naive BPE reference for merging ---- */
