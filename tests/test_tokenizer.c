@@ -499,6 +499,27 @@ static void test_decode(tok_tokenizer *t) {
   CHECK(bad == 0, "streamed decode equals tok_decode on 300 random id sequences (%d differ)", bad);
 }
 
+/* The encoder skips NFC for text whose characters are all below U+0300. That holds
+ * when every such character and every pair of them is NFC-stable (composition is
+ * pairwise): check it against the utf8proc data we run with. */
+static void test_nfc_fast_path(void) {
+  int bad = 0;
+  utf8proc_int32_t buf[16];
+  const utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+  for (int a = 1; a < 0x300; a++) {
+    for (int b = 0; b < 0x300; b++) {
+      uint8_t in[8];
+      utf8proc_ssize_t l = utf8proc_encode_char(a, in);
+      if (b) l += utf8proc_encode_char(b, in + l);
+      utf8proc_ssize_t r = utf8proc_decompose(in, l, buf, 16, opt);
+      if (r < 0 || r > 16) { bad++; continue; }
+      r = utf8proc_reencode(buf, r, opt);
+      if (r != l || memcmp(buf, in, (size_t)l)) bad++;
+    }
+  }
+  CHECK(bad == 0, "NFC leaves every character and pair below U+0300 unchanged (%d change)", bad);
+}
+
 /* ---- long mixed input ---- */
 
 static void test_long(tok_tokenizer *t) {
@@ -760,6 +781,7 @@ int main(void) {
   test_added_flags(base);
   test_invalid_utf8(t);
   test_decode(t);
+  test_nfc_fast_path();
   test_long(t);
   test_loading(base, t);
   test_pretok_options(base, t);
