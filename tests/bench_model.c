@@ -1,0 +1,169 @@
+/* bench_model: prefill and decode speed of one checkpoint through libcommon, with the
+ * roofline of each measurement and the peak RSS against weights + state.
+ *   prefill: one prompt of max(marks) random tokens from the empty state; the progress hook
+ *            records when each mark (e.g. 512, 2048, 8192 tokens) is passed, so one run
+ *            gives tok/s at every mark (work from the empty state to N tokens, identical to
+ *            a separate N-token run). Roofline: SGEMM rate / FLOPs per token, where FLOPs =
+ *            2 x the block matrices' weights + the chunkwise cell's GEMM work.
+ *   decode:  after the prompt, K greedy steps (decode at context max(marks)); then, from
+ *            the empty state, a --short-ctx prompt and K steps again. Roofline: read
+ *            bandwidth / bytes per token (every block matrix and the LM head in their stored
+ *            dtype, one embedding row, the state C/n/m read and written).
+ * One NDJSON record per measurement on stdout; bench.sh adds provenance.
+ * Usage: bench_model DIR --label L [--marks 512,2048,8192] [--short-ctx 128] [--steps K]
+ *                    [--workers W] [--bw GB/s] [--gflops G]
+ * Not for: correctness (test_engine.c). */
+#include "blasenv.h"
+#include "forward.h"
+#include "util.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static long g_marks[16];
+static double g_mark_s[16];
+static int g_nmarks;
+
+static int on_progress(long done, long total, double seconds) {
+  for (int i = 0; i < g_nmarks; i++)
+    if (done == g_marks[i] && g_mark_s[i] == 0) g_mark_s[i] = seconds;
+  return 0;
+}
+
+static int argmax(const float *x, int n) {
+  int b = 0;
+  for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
+  return b;
+}
+
+static int finite_all(const float *x, int n) {
+  for (int i = 0; i < n; i++) if (!isfinite(x[i])) return 0;
+  return 1;
+}
+
+static double mat_bytes(const xl_mat *w) { return (double)w->rows * w->cols * st_dtype_size(w->dtype); }
+static double mat_params(const xl_mat *w) { return (double)w->rows * w->cols; }
+
+/* Decodes K steps from the session's current state; returns tok/s, *sd the std of per-step ms. */
+static double decode(xl_session *s, int K, double *ms_mean, double *ms_sd, int *finite) {
+  int V = s->m->cfg.vocab, tok = argmax(s->logits, V);
+  xl_step(s, tok);   /* warm-up */
+  tok = argmax(s->logits, V);
+  double sum = 0, sq = 0, t0 = xl_now();
+  *finite = 1;
+  for (int i = 0; i < K; i++) {
+    double a = xl_now();
+    xl_step(s, tok);
+    double d = (xl_now() - a) * 1e3;
+    sum += d; sq += d * d;
+    tok = argmax(s->logits, V);
+    if (!finite_all(s->logits, V)) *finite = 0;
+  }
+  double total = xl_now() - t0;
+  *ms_mean = sum / K;
+  *ms_sd = K > 1 ? sqrt(fmax(0, (sq - sum * sum / K) / (K - 1))) : 0;
+  return K / total;
+}
+
+int main(int argc, char **argv) {
+  xl_blas_setup(argc, argv);
+  xl_set_progname("bench_model");
+  const char *dir = NULL, *label = "model";
+  long short_ctx = 128, steps = 32, workers = 2;
+  double bw = 0, gflops = 0;
+  g_nmarks = 3; g_marks[0] = 512; g_marks[1] = 2048; g_marks[2] = 8192;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--label") && i + 1 < argc) label = argv[++i];
+    else if (!strcmp(a, "--marks") && i + 1 < argc) {
+      g_nmarks = 0;
+      for (char *s = strtok(argv[++i], ","); s && g_nmarks < 16; s = strtok(NULL, ","))
+        g_marks[g_nmarks++] = xl_flag_long("--marks", s, 1, 1L << 24);
+    } else if (!strcmp(a, "--short-ctx") && i + 1 < argc) short_ctx = xl_flag_long(a, argv[++i], 1, 1L << 24);
+    else if (!strcmp(a, "--steps") && i + 1 < argc) steps = xl_flag_long(a, argv[++i], 1, 1L << 20);
+    else if (!strcmp(a, "--workers") && i + 1 < argc) workers = xl_flag_long(a, argv[++i], 1, 256);
+    else if (!strcmp(a, "--bw") && i + 1 < argc) bw = xl_flag_double(a, argv[++i], 0, 1e6);
+    else if (!strcmp(a, "--gflops") && i + 1 < argc) gflops = xl_flag_double(a, argv[++i], 0, 1e9);
+    else if (a[0] != '-' && !dir) dir = a;
+    else xl_usage_error("unknown argument '%s'", a);
+  }
+  if (!dir) xl_usage_error("a model directory is required");
+  char err[1024];
+  xl_model *m = xl_model_load(dir, err, sizeof err);
+  if (!m) xl_die("%s", err);
+  const xl_config *c = &m->cfg;
+  xl_runopts o;
+  xl_runopts_default(&o, m);
+  o.workers = (int)workers;
+  xl_session *s = xl_session_new(m, &o, err, sizeof err);
+  if (!s) xl_die("%s", err);
+
+  /* the model's costs per token */
+  double wbytes = mat_bytes(&m->lm_head) + (double)c->D * st_dtype_size(m->embed.dtype), mparams = 0;
+  for (int l = 0; l < c->n_blocks; l++) {
+    const xl_block *B = &m->blocks[l];
+    const xl_mat *all[] = {&B->q, &B->k, &B->v, &B->o, &B->ig, &B->fg, &B->out, &B->up_gate, &B->up, &B->down};
+    for (size_t j = 0; j < sizeof all / sizeof *all; j++) { wbytes += mat_bytes(all[j]); mparams += mat_params(all[j]); }
+  }
+  double state_floats = (double)c->n_blocks * c->n_heads * ((double)c->dk * c->dv + c->dk + 1);
+  double state_bytes = 4 * state_floats, dec_bytes = wbytes + 2 * state_bytes;
+  double L = o.chunk_size, cell_flops = (double)c->n_blocks * c->n_heads * (2 * L * (c->dk + c->dv) + 4.0 * c->dk * c->dv);
+  double pf_flops = 2 * mparams + cell_flops;
+
+  long maxmark = 0;
+  for (int i = 0; i < g_nmarks; i++) if (g_marks[i] > maxmark) maxmark = g_marks[i];
+  int32_t *ids = xl_malloc(sizeof(int32_t) * (size_t)(maxmark > short_ctx ? maxmark : short_ctx));
+  uint64_t r = 88172645463325252ULL;
+  int span = c->vocab > 4096 ? 4096 : c->vocab;
+  for (long i = 0; i < (maxmark > short_ctx ? maxmark : short_ctx); i++) {
+    r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+    ids[i] = (int32_t)(2 + r % (uint64_t)(span > 2 ? span - 2 : 1));
+  }
+  const char *fmt_pf = "{\"bench\":\"prefill\",\"model\":\"%s\",\"dir\":\"%s\",\"tokens\":%ld,\"tok_s\":%.3f,\"seconds\":%.3f,"
+                       "\"workers\":%d,\"chunk_size\":%d,\"flops_per_token\":%.4g,\"roofline_tok_s\":%.3f,\"efficiency\":%.4f,"
+                       "\"finite\":%s,\"blas_core\":\"%s\"}\n";
+  xl_prefill_progress = on_progress;
+  double t0 = xl_now();
+  xl_prefill(s, ids, maxmark, NULL);
+  double tpf = xl_now() - t0;
+  int fin = finite_all(s->logits, c->vocab);
+  double roof_pf = gflops > 0 ? gflops * 1e9 / pf_flops : 0;
+  for (int i = 0; i < g_nmarks; i++) {
+    double sec = g_marks[i] == maxmark ? tpf : g_mark_s[i];
+    if (sec <= 0) continue;   /* not a segment boundary: no timestamp */
+    double ts = g_marks[i] / sec;
+    printf(fmt_pf, label, dir, g_marks[i], ts, sec, o.workers, o.chunk_size, pf_flops, roof_pf, roof_pf > 0 ? ts / roof_pf : 0,
+           fin ? "true" : "false", xl_blas_core());
+    fflush(stdout);
+  }
+  const char *fmt_dc = "{\"bench\":\"decode\",\"model\":\"%s\",\"dir\":\"%s\",\"context\":%ld,\"steps\":%ld,\"tok_s\":%.3f,"
+                       "\"ms_mean\":%.3f,\"ms_sd\":%.3f,\"workers\":%d,\"bytes_per_token\":%.0f,\"roofline_tok_s\":%.3f,"
+                       "\"efficiency\":%.4f,\"finite\":%s,\"blas_core\":\"%s\"}\n";
+  double roof_dc = bw > 0 ? bw * 1e9 / dec_bytes : 0, mean, sd;
+  int dfin;
+  double long_ts = decode(s, (int)steps, &mean, &sd, &dfin);
+  printf(fmt_dc, label, dir, maxmark, steps, long_ts, mean, sd, o.workers, dec_bytes, roof_dc, roof_dc > 0 ? long_ts / roof_dc : 0,
+         dfin ? "true" : "false", xl_blas_core());
+  fflush(stdout);
+  xl_prefill_progress = NULL;
+  xl_session_reset(s);
+  xl_prefill(s, ids, short_ctx, NULL);
+  double short_ts = decode(s, (int)steps, &mean, &sd, &dfin);
+  printf(fmt_dc, label, dir, short_ctx, steps, short_ts, mean, sd, o.workers, dec_bytes, roof_dc, roof_dc > 0 ? short_ts / roof_dc : 0,
+         dfin ? "true" : "false", xl_blas_core());
+  printf("{\"bench\":\"decode_ctx_ratio\",\"model\":\"%s\",\"long_context\":%ld,\"short_context\":%ld,\"ratio\":%.4f}\n", label,
+         maxmark, short_ctx, long_ts / short_ts);
+
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double rss = ru.ru_maxrss * 1024.0, wall = (double)m->weight_bytes;
+  printf("{\"bench\":\"memory\",\"model\":\"%s\",\"peak_rss_mb\":%.1f,\"weights_mb\":%.1f,\"state_mb\":%.2f,\"scratch_mb\":%.1f,"
+         "\"rss_over_weights_state\":%.4f}\n",
+         label, rss / 1048576, wall / 1048576, state_bytes / 1048576, s->scratch_bytes / 1048576.0, rss / (wall + state_bytes));
+  free(ids);
+  xl_session_free(s);
+  xl_model_free(m);
+  xl_finish_stdout();
+  return 0;
+}
