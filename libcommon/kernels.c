@@ -44,8 +44,26 @@ uint16_t xl_f32_to_f16(float f) {
   return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
 }
 
+static int have_avx512 = -1;
+static inline int use_avx512(void) {
+  if (have_avx512 < 0) have_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+  return have_avx512;
+}
+
+/* Widening 16 at a time (the GEMM tiles convert millions of weights per segment). */
+__attribute__((target("avx512f"))) static void to_f32_avx512(st_dtype t, const uint16_t *s, float *dst, size_t n) {
+  size_t i = 0;
+  if (t == ST_BF16)
+    for (; i + 16 <= n; i += 16)
+      _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i))), 16)));
+  else
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
+  for (; i < n; i++) dst[i] = t == ST_BF16 ? xl_bf16_to_f32(s[i]) : xl_f16_to_f32(s[i]);
+}
+
 void xl_to_f32(st_dtype t, const void *src, float *dst, size_t n) {
   if (t == ST_F32) { memcpy(dst, src, n * sizeof(float)); return; }
+  if (use_avx512()) { to_f32_avx512(t, src, dst, n); return; }
   const uint16_t *s = src;
   if (t == ST_BF16) for (size_t i = 0; i < n; i++) dst[i] = xl_bf16_to_f32(s[i]);
   else for (size_t i = 0; i < n; i++) dst[i] = xl_f16_to_f32(s[i]);
@@ -117,23 +135,142 @@ __attribute__((target("avx512f"))) static float dot_f16_avx512(const uint16_t *w
   return s;
 }
 
-static int have_avx512 = -1;
-static inline int use_avx512(void) {
-  if (have_avx512 < 0) have_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
-  return have_avx512;
+/* ---- multi-row matvec kernels (AVX-512) ----
+ * Decode is bound by reading the weights once per token, so the kernels work on 4 rows at a
+ * time: each x vector loaded from L1 feeds 4 FMAs, 4 independent weight streams keep the
+ * memory system busy, and the horizontal sums are paid once per 4 rows.
+ * BF16: a 512-bit load holds 32 weights; shifting each 32-bit lane left by 16 gives the even
+ * elements as fp32 and masking the low half gives the odd ones, so no cross-lane widening
+ * is needed. x is permuted once per call into the matching even/odd layout (xp). */
+
+enum { XP_MAX = 1 << 16 };   /* columns up to which xp lives on the stack (256 KB) */
+
+__attribute__((target("avx512f"))) static void permute_even_odd(const float *x, float *xp, int nb) {
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (int j = 0; j < nb; j += 32) {
+    __m512 a = _mm512_loadu_ps(x + j), b = _mm512_loadu_ps(x + j + 16);
+    _mm512_storeu_ps(xp + j, _mm512_permutex2var_ps(a, ie, b));
+    _mm512_storeu_ps(xp + j + 16, _mm512_permutex2var_ps(a, io, b));
+  }
+}
+
+__attribute__((target("avx512f"))) static inline void bf16_pair(__m512i w, __m512 *even, __m512 *odd) {
+  *even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  *odd = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+__attribute__((target("avx512f"))) static void matvec_bf16_avx512(const uint16_t *W, int n, const float *x, float *y, int r0, int r1) {
+  int nb = n & ~31;
+  if (n > XP_MAX) {
+    for (int r = r0; r < r1; r++) y[r] = dot_bf16_avx512(W + (size_t)r * n, x, n);
+    return;
+  }
+  float xp[nb > 0 ? nb : 1];
+  permute_even_odd(x, xp, nb);
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const uint16_t *w0 = W + (size_t)r * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int j = 0; j < nb; j += 32) {
+      __m512 xe = _mm512_loadu_ps(xp + j), xo = _mm512_loadu_ps(xp + j + 16), e, o;
+      bf16_pair(_mm512_loadu_si512(w0 + j), &e, &o);
+      a0 = _mm512_fmadd_ps(e, xe, a0); b0 = _mm512_fmadd_ps(o, xo, b0);
+      bf16_pair(_mm512_loadu_si512(w1 + j), &e, &o);
+      a1 = _mm512_fmadd_ps(e, xe, a1); b1 = _mm512_fmadd_ps(o, xo, b1);
+      bf16_pair(_mm512_loadu_si512(w2 + j), &e, &o);
+      a2 = _mm512_fmadd_ps(e, xe, a2); b2 = _mm512_fmadd_ps(o, xo, b2);
+      bf16_pair(_mm512_loadu_si512(w3 + j), &e, &o);
+      a3 = _mm512_fmadd_ps(e, xe, a3); b3 = _mm512_fmadd_ps(o, xo, b3);
+    }
+    float s[4] = {_mm512_reduce_add_ps(_mm512_add_ps(a0, b0)), _mm512_reduce_add_ps(_mm512_add_ps(a1, b1)),
+                  _mm512_reduce_add_ps(_mm512_add_ps(a2, b2)), _mm512_reduce_add_ps(_mm512_add_ps(a3, b3))};
+    for (int j = nb; j < n; j++) {
+      s[0] += xl_bf16_to_f32(w0[j]) * x[j]; s[1] += xl_bf16_to_f32(w1[j]) * x[j];
+      s[2] += xl_bf16_to_f32(w2[j]) * x[j]; s[3] += xl_bf16_to_f32(w3[j]) * x[j];
+    }
+    y[r] = s[0]; y[r + 1] = s[1]; y[r + 2] = s[2]; y[r + 3] = s[3];
+  }
+  for (; r < r1; r++) {
+    const uint16_t *w0 = W + (size_t)r * n;
+    __m512 a0 = _mm512_setzero_ps(), b0 = a0, e, o;
+    for (int j = 0; j < nb; j += 32) {
+      bf16_pair(_mm512_loadu_si512(w0 + j), &e, &o);
+      a0 = _mm512_fmadd_ps(e, _mm512_loadu_ps(xp + j), a0);
+      b0 = _mm512_fmadd_ps(o, _mm512_loadu_ps(xp + j + 16), b0);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
+    for (int j = nb; j < n; j++) s += xl_bf16_to_f32(w0[j]) * x[j];
+    y[r] = s;
+  }
+}
+
+__attribute__((target("avx512f"))) static void matvec_f32_avx512(const float *W, int n, const float *x, float *y, int r0, int r1) {
+  int nb = n & ~15, r = r0;
+  __mmask16 tm = (__mmask16)((1u << (n - nb)) - 1);
+  for (; r + 4 <= r1; r += 4) {
+    const float *w0 = W + (size_t)r * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int j = 0; j < nb; j += 16) {
+      __m512 xv = _mm512_loadu_ps(x + j);
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + j), xv, a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + j), xv, a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + j), xv, a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + j), xv, a3);
+    }
+    if (tm) {
+      __m512 xv = _mm512_maskz_loadu_ps(tm, x + nb);
+      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, w0 + nb), xv, a0);
+      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, w1 + nb), xv, a1);
+      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, w2 + nb), xv, a2);
+      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, w3 + nb), xv, a3);
+    }
+    y[r] = _mm512_reduce_add_ps(a0); y[r + 1] = _mm512_reduce_add_ps(a1);
+    y[r + 2] = _mm512_reduce_add_ps(a2); y[r + 3] = _mm512_reduce_add_ps(a3);
+  }
+  for (; r < r1; r++) y[r] = dot_f32_avx512(W + (size_t)r * n, x, n);
+}
+
+__attribute__((target("avx512f"))) static void matvec_f16_avx512(const uint16_t *W, int n, const float *x, float *y, int r0, int r1) {
+  int nb = n & ~15, r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const uint16_t *w0 = W + (size_t)r * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int j = 0; j < nb; j += 16) {
+      __m512 xv = _mm512_loadu_ps(x + j);
+      a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w0 + j))), xv, a0);
+      a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w1 + j))), xv, a1);
+      a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w2 + j))), xv, a2);
+      a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w3 + j))), xv, a3);
+    }
+    float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2), _mm512_reduce_add_ps(a3)};
+    for (int j = nb; j < n; j++) {
+      s[0] += xl_f16_to_f32(w0[j]) * x[j]; s[1] += xl_f16_to_f32(w1[j]) * x[j];
+      s[2] += xl_f16_to_f32(w2[j]) * x[j]; s[3] += xl_f16_to_f32(w3[j]) * x[j];
+    }
+    y[r] = s[0]; y[r + 1] = s[1]; y[r + 2] = s[2]; y[r + 3] = s[3];
+  }
+  for (; r < r1; r++) y[r] = dot_f16_avx512(W + (size_t)r * n, x, n);
 }
 
 void xl_matvec_rows(const xl_mat *w, const float *x, float *y, int r0, int r1) {
-  int n = w->cols, v = use_avx512();
+  int n = w->cols;
+  if (r1 <= r0) return;
+  if (use_avx512()) {
+    if (w->dtype == ST_F32) matvec_f32_avx512(w->data, n, x, y, r0, r1);
+    else if (w->dtype == ST_BF16) matvec_bf16_avx512(w->data, n, x, y, r0, r1);
+    else matvec_f16_avx512(w->data, n, x, y, r0, r1);
+    return;
+  }
   if (w->dtype == ST_F32) {
     const float *W = w->data;
-    for (int r = r0; r < r1; r++) y[r] = v ? dot_f32_avx512(W + (size_t)r * n, x, n) : dot_f32_scalar(W + (size_t)r * n, x, n);
+    for (int r = r0; r < r1; r++) y[r] = dot_f32_scalar(W + (size_t)r * n, x, n);
   } else if (w->dtype == ST_BF16) {
     const uint16_t *W = w->data;
-    for (int r = r0; r < r1; r++) y[r] = v ? dot_bf16_avx512(W + (size_t)r * n, x, n) : dot_bf16_scalar(W + (size_t)r * n, x, n);
+    for (int r = r0; r < r1; r++) y[r] = dot_bf16_scalar(W + (size_t)r * n, x, n);
   } else {
     const uint16_t *W = w->data;
-    for (int r = r0; r < r1; r++) y[r] = v ? dot_f16_avx512(W + (size_t)r * n, x, n) : dot_f16_scalar(W + (size_t)r * n, x, n);
+    for (int r = r0; r < r1; r++) y[r] = dot_f16_scalar(W + (size_t)r * n, x, n);
   }
 }
 

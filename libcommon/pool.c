@@ -1,5 +1,8 @@
 /* pool: see pool.h. Tasks are claimed with an atomic counter; a generation number tells
- * sleeping or spinning workers that a new step has been posted. */
+ * sleeping or spinning workers that a new step has been posted.
+ * Waiting is tiered: a short busy spin with the CPU's pause hint (a decode step posts the
+ * next band within microseconds), then sched_yield (lets other processes run on a loaded
+ * machine), then sleep on the condition variable. */
 #include "pool.h"
 #include "util.h"
 #include <pthread.h>
@@ -32,7 +35,13 @@ static void run_tasks(xl_pool *p, int id) {
   }
 }
 
-enum { SPIN_ROUNDS = 20000 };
+enum { PAUSE_ROUNDS = 4000, SPIN_ROUNDS = 20000 };
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 static void *worker_main(void *arg) {
   worker_arg a = *(worker_arg *)arg;
@@ -42,7 +51,8 @@ static void *worker_main(void *arg) {
   for (;;) {
     int spins = 0;
     while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) {
-      if (++spins < SPIN_ROUNDS) { sched_yield(); continue; }
+      if (++spins < PAUSE_ROUNDS) { cpu_relax(); continue; }
+      if (spins < SPIN_ROUNDS) { sched_yield(); continue; }
       pthread_mutex_lock(&p->mu);
       while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->wake, &p->mu);
       pthread_mutex_unlock(&p->mu);
@@ -87,7 +97,10 @@ void xl_pool_run(xl_pool *p, int ntasks, xl_task_fn fn, void *ctx) {
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
   run_tasks(p, 0);
-  while (atomic_load(&p->done) < ntasks) sched_yield();
+  for (int spins = 0; atomic_load(&p->done) < ntasks; spins++) {
+    if (spins < PAUSE_ROUNDS) cpu_relax();
+    else sched_yield();
+  }
 }
 
 void xl_pool_free(xl_pool *p) {
