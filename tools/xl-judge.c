@@ -9,6 +9,7 @@
  * runs -j workers, and writes the rows. */
 #define _GNU_SOURCE  /* asprintf */
 #include "judge_http.h"
+#include "judge_internal.h"
 #include "records.h"
 #include "util.h"
 #include <errno.h>
@@ -484,26 +485,13 @@ static int cmd_ollama(int argc, char **argv) {
 
 /* ------------------------------------------------------------------ dispatch */
 
-/* The internal (log-prob) judge is written in its own file. To hook it up, declare
- * its entry point here, e.g. `int judge_internal_main(int argc, char **argv);` from
- * its header, and point the table entry at it instead of this placeholder. */
-static int cmd_internal(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      fputs("Usage: xl-judge internal RUN_DIR [OPTIONS]\n(not built into this binary yet)\n", stdout);
-      xl_finish_stdout();
-      return 0;
-    }
-  xl_warn("the 'internal' judge is not built into this binary yet");
-  return XL_EXIT_ERROR;
-}
-
+/* The internal (log-prob) judge: libcommon/judge_internal.c. */
 static const struct {
   const char *name;
   int (*run)(int argc, char **argv);  /* argv[0] is the command name */
 } commands[] = {
     {"ollama", cmd_ollama},
-    {"internal", cmd_internal},
+    {"internal", judge_internal_main},
 };
 
 int main(int argc, char **argv) {
