@@ -41,9 +41,9 @@ sleep 0.7   # a rate window or two
 sel=".processes[] | select(.pid == $DPID)"
 expect_status "--json while decoding" 0 "$BIN/xl-top" --json
 check "--json reports pid, tool $TOOL, phase decode, tok/s > 0, rss > 0" \
-  jq -e "[$sel] | length == 1 and .[0].tool == \"$TOOL\" and .[0].phase == \"decode\" and .[0].tok_s > 0 and .[0].tokens_decode > 0 and .[0].rss_bytes > 0 and .[0].source == \"status\"" "$TMP/out"
+  sh -c 'jq -e "$1" "$2" >/dev/null' _ "[$sel] | length == 1 and .[0].tool == \"$TOOL\" and .[0].phase == \"decode\" and .[0].tok_s > 0 and .[0].tokens_decode > 0 and .[0].rss_bytes > 0 and .[0].source == \"status\"" "$TMP/out"
 check "--json history comes from the stats log" \
-  jq -e "[$sel][0] | .history_source == \"stats_log\" and (.history | length) > 0 and (.spark | length) == (.history | length)" "$TMP/out"
+  sh -c 'jq -e "$1" "$2" >/dev/null' _ "[$sel][0] | .history_source == \"stats_log\" and (.history | length) > 0 and (.spark | length) == (.history | length)" "$TMP/out"
 
 expect_status "--json-stream --poll 0.5 --count 3" 0 "$BIN/xl-top" --json-stream --poll 0.5 --count 3
 check "three NDJSON lines" test "$(wc -l < "$TMP/out")" -eq 3
