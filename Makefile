@@ -6,6 +6,7 @@
 #   libcommon/*.c      -> build/libcommon.a (the shared library of the tools)
 #   tools/xl-NAME.c    -> bin/xl-NAME
 #   tests/test_NAME.c  -> build/tests/test_NAME (run by tests/run.sh)
+#   tests/bench_NAME.c -> build/tests/bench_NAME (run by tests/bench.sh, `make bench`)
 #   tests/t_NAME.sh    -> shell tests (run by tests/run.sh)
 
 CC      ?= cc
@@ -26,6 +27,8 @@ TOOL_SRC  := $(wildcard tools/xl-*.c)
 TOOLS     := $(TOOL_SRC:tools/%.c=$(BIN)/%)
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard tests/bench_*.c)
+BENCH_BINS := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS      := $(wildcard libcommon/*.h) $(wildcard tests/*.h)
 
 DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libcsv-dev \
@@ -33,7 +36,7 @@ DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libcsv-dev \
             parallel tmux valgrind python3 curl
 
 .PHONY: all deps test check valgrind bench clean tests-bin demo
-all: $(TOOLS) $(TEST_BINS)
+all: $(TOOLS) $(TEST_BINS) $(BENCH_BINS)
 
 tests-bin: $(TEST_BINS)
 

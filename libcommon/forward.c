@@ -7,6 +7,7 @@
 #include "forward.h"
 #include "util.h"
 #include "model_v1.h"
+#include "telemetry.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -35,6 +36,15 @@ void xl_runopts_default(xl_runopts *o, const xl_model *m) {
   if ((e = getenv("XL_CHUNK_SIZE")) && *e) o->chunk_size = (int)xl_flag_long("XL_CHUNK_SIZE", e, 1, 1 << 16);
   if ((e = getenv("XL_WORKERS")) && *e) o->workers = (int)xl_flag_long("XL_WORKERS", e, 1, 1024);
   if ((e = getenv("XL_HEADS_PER_BAND")) && *e) o->heads_per_band = (int)xl_flag_long("XL_HEADS_PER_BAND", e, 1, 1 << 16);
+}
+
+/* Per-phase profiling (--profile-log): adds the time since *t to a phase and restarts *t.
+ * Costs one branch when profiling is off. */
+static inline void prof_mark(int on, int block, enum tm_phase ph, double *t) {
+  if (!on) return;
+  double now = xl_now();
+  tm_prof_add(block, ph, now - *t);
+  *t = now;
 }
 
 /* ---- small vector helpers ---- */
@@ -254,20 +264,24 @@ static void step_heads_task(void *vctx, int t, int worker) {
     float *hv = s->h + (size_t)h * DV;
     cell_step(s->q + (size_t)h * DK, s->k + (size_t)h * DK, s->v + (size_t)h * DV, s->ig[h], s->fg[h], s->C + sh * DK * DV,
               s->n + sh * DK, s->mst + sh, hv, DK, DV, (float)c->eps);
-    headnorm(hv, B->mh_w + (size_t)h * DV, B->mh_b ? B->mh_b + (size_t)h * DV : NULL, DV, (float)c->norm_eps);
   }
+  (void)B;
 }
 
 static void final_logits_one(xl_session *s, const float *x) {
   const xl_model *m = s->m;
   const xl_config *c = &m->cfg;
+  int prof = tm_profiling();
+  double pt = prof ? xl_now() : 0;
   if (c->add_out_norm) rmsnorm(x, s->u, m->out_norm_w, m->out_norm_b, c->D, (float)c->norm_eps);
   else memcpy(s->u, x, sizeof(float) * c->D);
   if (xl_matmul_bf16) round_bf16(s->u, c->D);
+  prof_mark(prof, -1, TM_NORM, &pt);
   mv_job j = {&m->lm_head, s->logits};
   matvecs(s, s->u, &j, 1);
   float cap = (float)c->logit_soft_cap;
   for (int i = 0; i < c->vocab; i++) s->logits[i] = soft_cap(s->logits[i], cap);
+  prof_mark(prof, -1, TM_LMHEAD, &pt);
 }
 
 void xl_step(xl_session *s, int token) {
@@ -279,13 +293,17 @@ void xl_step(xl_session *s, int token) {
     s->last_token = token;
     return;
   }
-  int D = c->D, NH = c->n_heads, F = c->ffn;
+  int D = c->D, NH = c->n_heads, F = c->ffn, DV = c->dv;
   float eps = (float)c->norm_eps, gcap = (float)c->gate_soft_cap;
+  int prof = tm_profiling();
+  double pt = prof ? xl_now() : 0;
   xl_mat_row(&m->embed, token, s->x);
+  prof_mark(prof, -1, TM_EMBED, &pt);
   for (int l = 0; l < c->n_blocks; l++) {
     const xl_block *B = &m->blocks[l];
     rmsnorm(s->x, s->u, B->norm_mlstm_w, B->norm_mlstm_b, D, eps);
     if (xl_matmul_bf16) round_bf16(s->u, D);
+    prof_mark(prof, l, TM_NORM, &pt);
     mv_job jobs[] = {{&B->q, s->q}, {&B->k, s->k}, {&B->v, s->v}, {&B->o, s->o}, {&B->ig, s->ig}, {&B->fg, s->fg}};
     matvecs(s, s->u, jobs, 6);
     add_bias(s->q, B->q_b, c->qk_dim); add_bias(s->k, B->k_b, c->qk_dim);
@@ -294,14 +312,20 @@ void xl_step(xl_session *s, int token) {
       s->ig[h] = soft_cap(s->ig[h] + B->ig_b[h], gcap);
       s->fg[h] = soft_cap(s->fg[h] + B->fg_b[h], gcap);
     }
+    prof_mark(prof, l, TM_PROJ, &pt);
     head_ctx hc = {s, l};
     int hpb = s->opt.heads_per_band;
     xl_pool_run(s->pool, (NH + hpb - 1) / hpb, step_heads_task, &hc);
+    prof_mark(prof, l, TM_CELL, &pt);
+    for (int h = 0; h < NH; h++)
+      headnorm(s->h + (size_t)h * DV, B->mh_w + (size_t)h * DV, B->mh_b ? B->mh_b + (size_t)h * DV : NULL, DV, eps);
     for (int i = 0; i < c->v_dim; i++) s->h[i] *= sigmoidf(s->o[i]);   /* output gate after the head norm */
     if (xl_matmul_bf16) round_bf16(s->h, c->v_dim);
+    prof_mark(prof, l, TM_HEADNORM, &pt);
     mv_job jo = {&B->out, s->u};
     matvecs(s, s->h, &jo, 1);
     for (int i = 0; i < D; i++) s->x[i] += s->u[i] + (B->out_b ? B->out_b[i] : 0.0f);
+    prof_mark(prof, l, TM_OUTPROJ, &pt);
     rmsnorm(s->x, s->u, B->norm_ffn_w, B->norm_ffn_b, D, eps);
     if (xl_matmul_bf16) round_bf16(s->u, D);
     mv_job jf[] = {{&B->up_gate, s->g}, {&B->up, s->up}};
@@ -312,6 +336,7 @@ void xl_step(xl_session *s, int token) {
     mv_job jd = {&B->down, s->u};
     matvecs(s, s->g, &jd, 1);
     for (int i = 0; i < D; i++) s->x[i] += s->u[i] + (B->down_b ? B->down_b[i] : 0.0f);
+    prof_mark(prof, l, TM_FFN, &pt);
   }
   final_logits_one(s, s->x);
   s->tokens++;
@@ -357,11 +382,15 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
   const xl_config *c = &m->cfg;
   int D = c->D, NH = c->n_heads, QK = c->qk_dim, VD = c->v_dim, F = c->ffn;
   float eps = (float)c->norm_eps, gcap = (float)c->gate_soft_cap;
+  int prof = tm_profiling();
+  double pt = prof ? xl_now() : 0;
   for (int t = 0; t < T; t++) xl_mat_row(&m->embed, ids[t], s->X + (size_t)t * D);
+  prof_mark(prof, -1, TM_EMBED, &pt);
   for (int l = 0; l < c->n_blocks; l++) {
     const xl_block *B = &m->blocks[l];
     for (int t = 0; t < T; t++) rmsnorm(s->X + (size_t)t * D, s->U + (size_t)t * D, B->norm_mlstm_w, B->norm_mlstm_b, D, eps);
     if (xl_matmul_bf16) round_bf16(s->U, (size_t)T * D);
+    prof_mark(prof, l, TM_NORM, &pt);
     gemm(s, &B->q, s->U, T, D, s->Q, QK, B->q_b);
     gemm(s, &B->k, s->U, T, D, s->K, QK, B->k_b);
     gemm(s, &B->v, s->U, T, D, s->V, VD, B->v_b);
@@ -369,15 +398,18 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
     gemm(s, &B->ig, s->U, T, D, s->IG, NH, B->ig_b);
     gemm(s, &B->fg, s->U, T, D, s->FG, NH, B->fg_b);
     for (size_t i = 0; i < (size_t)T * NH; i++) { s->IG[i] = soft_cap(s->IG[i], gcap); s->FG[i] = soft_cap(s->FG[i], gcap); }
+    prof_mark(prof, l, TM_PROJ, &pt);
     chunk_ctx cc = {s, l, T};
     int hpb = s->opt.heads_per_band, ntasks = (NH + hpb - 1) / hpb;
     if (ntasks > 1 && s->opt.workers > 1) openblas_set_num_threads(1);
     xl_pool_run(s->pool, ntasks, chunk_heads_task, &cc);
     if (ntasks > 1 && s->opt.workers > 1) openblas_set_num_threads(s->opt.workers);
+    prof_mark(prof, l, TM_CELL, &pt);   /* includes the head norm, done inside the head tasks */
     for (size_t i = 0; i < (size_t)T * VD; i++) s->H[i] *= sigmoidf(s->O[i]);
     if (xl_matmul_bf16) round_bf16(s->H, (size_t)T * VD);
     gemm(s, &B->out, s->H, T, VD, s->U, D, B->out_b);
     for (size_t i = 0; i < (size_t)T * D; i++) s->X[i] += s->U[i];
+    prof_mark(prof, l, TM_OUTPROJ, &pt);
     for (int t = 0; t < T; t++) rmsnorm(s->X + (size_t)t * D, s->U + (size_t)t * D, B->norm_ffn_w, B->norm_ffn_b, D, eps);
     if (xl_matmul_bf16) round_bf16(s->U, (size_t)T * D);
     gemm(s, &B->up_gate, s->U, T, D, s->G, F, B->up_gate_b);
@@ -386,6 +418,7 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
     if (xl_matmul_bf16) round_bf16(s->G, (size_t)T * F);
     gemm(s, &B->down, s->G, T, F, s->U, D, B->down_b);
     for (size_t i = 0; i < (size_t)T * D; i++) s->X[i] += s->U[i];
+    prof_mark(prof, l, TM_FFN, &pt);
   }
   if (logits_rows) {
     for (int t = 0; t < T; t++) {
@@ -398,6 +431,7 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
     float cap = (float)c->logit_soft_cap;
     for (size_t i = 0; i < (size_t)T * c->vocab; i++) logits_rows[i] = soft_cap(logits_rows[i], cap);
     memcpy(s->logits, logits_rows + (size_t)(T - 1) * c->vocab, sizeof(float) * c->vocab);
+    prof_mark(prof, -1, TM_LMHEAD, &pt);
   } else {
     final_logits_one(s, s->X + (size_t)(T - 1) * D);
   }

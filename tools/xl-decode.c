@@ -134,11 +134,13 @@ int main(int argc, char **argv) {
   const char *stop = "length";
   long ng = 0, context_tokens = s->tokens;   /* state + prompt before generation */
   tm_set_phase("decode");
+  int prof = tm_profiling();
   double t0 = xl_now();
   /* the per-token loop: no allocation, no JSON; text is written to the buffered stdout */
   for (long k = 0; k < n_new; k++) {
     double ts0 = xl_now();
     int next = xl_sample(&smp, s->logits);
+    if (prof) tm_prof_add(-1, TM_SAMPLE, xl_now() - ts0);
     if (!ignore_eos && next == c->eos_id) { stop = "eos"; break; }
     gen[ng++] = next;
     if (stream_text) {
@@ -151,6 +153,7 @@ int main(int argc, char **argv) {
     }
     if (k + 1 < n_new || state_out) xl_step(s, next);
     tm_decode_step(xl_now() - ts0);
+    if (prof) tm_prof_step_end(k + 1);
     int st = tm_should_stop();
     if (st) { stop = st == XL_EXIT_MEMORY ? "memory" : "signal"; break; }
   }

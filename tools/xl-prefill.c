@@ -26,6 +26,7 @@ static int progress(long done, long total, double seconds) {
   static double last_s = 0;
   if (done < last_done) last_done = 0, last_s = 0;
   tm_prefill_chunk(done - last_done, seconds - last_s);
+  if (tm_profiling()) tm_prof_step_end(done);
   last_done = done;
   last_s = seconds;
   return tm_should_stop() != 0;
