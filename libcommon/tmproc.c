@@ -187,7 +187,7 @@ tm_proc *tm_proc_scan(long self_pid, int *n) {
     }
     v[out++] = *p;
   }
-  qsort(v, (size_t)out, sizeof *v, by_pid);
+  if (out > 1) qsort(v, (size_t)out, sizeof *v, by_pid);
   *n = out;
   if (!out) { free(v); v = NULL; }
   return v;

@@ -101,7 +101,11 @@ tmux -L "$SOCK" send-keys -t top y
 check "y sends SIGTERM" wait_screen "sent SIGTERM to $DPID"
 set +e; wait "$DPID"; st=$?; set -e
 check "the decode exits 143 after SIGTERM (got $st)" test "$st" -eq 143
-check "the vanished process leaves the view" sh -c '! (sleep 1.2; tmux -L "$1" capture-pane -p -t top) | grep -qE "^ *$2 "' _ "$SOCK" "$DPID"
+wait_gone() {   # wait_gone PATTERN: up to 4 s for PATTERN to leave the screen
+  for _ in $(seq 40); do screen | grep -qE -- "$1" || return 0; sleep 0.1; done
+  return 1
+}
+check "the vanished process leaves the view" wait_gone "^ *$DPID "
 tmux -L "$SOCK" send-keys -t top q
 # After xl-top the pane runs "sleep 5": the pane's command tells whether q quit.
 check "q quits xl-top" sh -c 'for i in $(seq 30); do [ "$(tmux -L "$1" display -p -t top "#{pane_current_command}")" = sleep ] && exit 0; sleep 0.1; done; exit 1' _ "$SOCK"
