@@ -24,6 +24,7 @@ typedef struct {
   const char *run_dir, *prompt_file, *out_base;
   jh_config jc;
   long jobs, max_chars;
+  double save_every;   /* seconds between checkpoint rewrites of the output files */
   int force;
 } judge_opts;
 
@@ -71,6 +72,8 @@ static void usage_ollama(FILE *f) {
       "  -o, --output BASE     write BASE.jsonl and BASE.csv (default ratings_ollama; a BASE\n"
       "                        without '/' is inside RUN_DIR)\n"
       "  --force               judge every row again, even those already rated\n"
+      "  --save-every S        while judging, rewrite the output files with the rows finished\n"
+      "                        so far at most every S seconds (default 2; 0 = after each row)\n"
       "  -h, --help            this help\n\n"
       "Output rows (one per output, in outputs.jsonl order; CSV columns in this order):\n"
       "  slug, trial, coherence, relevance, fluency, overall (1-10 or null), rationale,\n"
@@ -82,8 +85,8 @@ static void usage_ollama(FILE *f) {
       "  error has the message). judge_digest/judge_version come from GET /api/tags and\n"
       "  /api/version (Ollama) or /v1/models (OpenAI mode, digest only if listed), else null.\n"
       "Resuming: rows already in BASE.jsonl with status ok from the same judge model are kept\n"
-      "  and not asked again; the files are rewritten atomically every few seconds while\n"
-      "  judging, so an interrupted run loses at most the last few rows.\n"
+      "  and not asked again; the files are rewritten atomically (--save-every) while judging,\n"
+      "  so an interrupted run loses only the rows finished since the last save.\n"
       "Progress goes to stderr when it is a terminal.\n\n"
       "Exit status: 0 every row ok or parse_error; 1 some row has status error (the files are\n"
       "  still written; run again to retry those rows), the judge model is missing (HTTP 404;\n"
@@ -109,6 +112,7 @@ static void parse_ollama_args(int argc, char **argv, judge_opts *o) {
                       .seed = 42, .num_ctx = 8192};
   o->jobs = 1;
   o->max_chars = 4000;
+  o->save_every = 2;
   o->out_base = "ratings_ollama";
   for (int i = 1; i < argc; i++) {
     const char *v, *a = argv[i];
@@ -117,6 +121,7 @@ static void parse_ollama_args(int argc, char **argv, judge_opts *o) {
     else if ((v = flag_value(argc, argv, &i, "--model"))) o->jc.model = v;
     else if (!strcmp(a, "--openai")) o->jc.openai = 1;
     else if (!strcmp(a, "--force")) o->force = 1;
+    else if ((v = flag_value(argc, argv, &i, "--save-every"))) o->save_every = xl_flag_double("--save-every", v, 0, 86400);
     else if ((v = flag_value(argc, argv, &i, "-j")) || (v = flag_value(argc, argv, &i, "--jobs")))
       o->jobs = xl_flag_long("-j", v, 1, 64);
     else if (!strncmp(a, "-j", 2) && a[2] && a[2] != '=') o->jobs = xl_flag_long("-j", a + 2, 1, 64);
@@ -306,10 +311,10 @@ static void show_progress(run_ctx *x, int final) {
   fflush(stderr);
 }
 
-/* Called with x->mu held: saves what is finished every few seconds. */
+/* Called with x->mu held: saves what is finished, at most every --save-every seconds. */
 static void checkpoint(run_ctx *x) {
   double now = xl_now();
-  if (x->stop || now - x->last_save < 2.0) return;
+  if (x->stop || now - x->last_save < x->o->save_every) return;
   x->last_save = now;
   cJSON *rows = collect_rows(x);
   char err[512];
