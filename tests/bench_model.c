@@ -20,6 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
+
+static double cpu_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
 
 static long g_marks[16];
 static double g_mark_s[16];
@@ -30,6 +37,8 @@ static int on_progress(long done, long total, double seconds) {
     if (done == g_marks[i] && g_mark_s[i] == 0) g_mark_s[i] = seconds;
   return 0;
 }
+
+static double g_cpu_s;   /* process CPU seconds of the last timed phase */
 
 static int argmax(const float *x, int n) {
   int b = 0;
@@ -50,7 +59,7 @@ static double decode(xl_session *s, int K, double *ms_mean, double *ms_sd, int *
   int V = s->m->cfg.vocab, tok = argmax(s->logits, V);
   xl_step(s, tok);   /* warm-up */
   tok = argmax(s->logits, V);
-  double sum = 0, sq = 0, t0 = xl_now();
+  double sum = 0, sq = 0, t0 = xl_now(), c0 = cpu_now();
   *finite = 1;
   for (int i = 0; i < K; i++) {
     double a = xl_now();
@@ -61,6 +70,7 @@ static double decode(xl_session *s, int K, double *ms_mean, double *ms_sd, int *
     if (!finite_all(s->logits, V)) *finite = 0;
   }
   double total = xl_now() - t0;
+  g_cpu_s = cpu_now() - c0;
   *ms_mean = sum / K;
   *ms_sd = K > 1 ? sqrt(fmax(0, (sq - sum * sum / K) / (K - 1))) : 0;
   return K / total;
@@ -122,11 +132,11 @@ int main(int argc, char **argv) {
   }
   const char *fmt_pf = "{\"bench\":\"prefill\",\"model\":\"%s\",\"dir\":\"%s\",\"tokens\":%ld,\"tok_s\":%.3f,\"seconds\":%.3f,"
                        "\"workers\":%d,\"chunk_size\":%d,\"flops_per_token\":%.4g,\"roofline_tok_s\":%.3f,\"efficiency\":%.4f,"
-                       "\"finite\":%s,\"blas_core\":\"%s\"}\n";
+                       "\"finite\":%s,\"blas_core\":\"%s\",\"cpu_s\":%.3f}\n";
   xl_prefill_progress = on_progress;
-  double t0 = xl_now();
+  double t0 = xl_now(), c0 = cpu_now();
   xl_prefill(s, ids, maxmark, NULL);
-  double tpf = xl_now() - t0;
+  double tpf = xl_now() - t0, cpf = cpu_now() - c0;
   int fin = finite_all(s->logits, c->vocab);
   double roof_pf = gflops > 0 ? gflops * 1e9 / pf_flops : 0;
   for (int i = 0; i < g_nmarks; i++) {
@@ -134,24 +144,24 @@ int main(int argc, char **argv) {
     if (sec <= 0) continue;   /* not a segment boundary: no timestamp */
     double ts = g_marks[i] / sec;
     printf(fmt_pf, label, dir, g_marks[i], ts, sec, o.workers, o.chunk_size, pf_flops, roof_pf, roof_pf > 0 ? ts / roof_pf : 0,
-           fin ? "true" : "false", xl_blas_core());
+           fin ? "true" : "false", xl_blas_core(), g_marks[i] == maxmark ? cpf : -1.0);
     fflush(stdout);
   }
   const char *fmt_dc = "{\"bench\":\"decode\",\"model\":\"%s\",\"dir\":\"%s\",\"context\":%ld,\"steps\":%ld,\"tok_s\":%.3f,"
                        "\"ms_mean\":%.3f,\"ms_sd\":%.3f,\"workers\":%d,\"bytes_per_token\":%.0f,\"roofline_tok_s\":%.3f,"
-                       "\"efficiency\":%.4f,\"finite\":%s,\"blas_core\":\"%s\"}\n";
+                       "\"efficiency\":%.4f,\"finite\":%s,\"blas_core\":\"%s\",\"cpu_s\":%.3f}\n";
   double roof_dc = bw > 0 ? bw * 1e9 / dec_bytes : 0, mean, sd;
   int dfin;
   double long_ts = decode(s, (int)steps, &mean, &sd, &dfin);
   printf(fmt_dc, label, dir, maxmark, steps, long_ts, mean, sd, o.workers, dec_bytes, roof_dc, roof_dc > 0 ? long_ts / roof_dc : 0,
-         dfin ? "true" : "false", xl_blas_core());
+         dfin ? "true" : "false", xl_blas_core(), g_cpu_s);
   fflush(stdout);
   xl_prefill_progress = NULL;
   xl_session_reset(s);
   xl_prefill(s, ids, short_ctx, NULL);
   double short_ts = decode(s, (int)steps, &mean, &sd, &dfin);
   printf(fmt_dc, label, dir, short_ctx, steps, short_ts, mean, sd, o.workers, dec_bytes, roof_dc, roof_dc > 0 ? short_ts / roof_dc : 0,
-         dfin ? "true" : "false", xl_blas_core());
+         dfin ? "true" : "false", xl_blas_core(), g_cpu_s);
   printf("{\"bench\":\"decode_ctx_ratio\",\"model\":\"%s\",\"long_context\":%ld,\"short_context\":%ld,\"ratio\":%.4f}\n", label,
          maxmark, short_ctx, long_ts / short_ts);
 

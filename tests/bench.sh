@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# make bench: the speed measurements, one NDJSON record per measurement on stdout (and
+# appended to build/bench.ndjson), each with provenance (commit, CPU, cores, threads, time,
+# OpenBLAS core). In order:
+#   1. the machine's limits in this run: memory bandwidth (triad and read, 3 x 512 MB),
+#      OpenBLAS SGEMM GFLOP/s (2048^3) on 1 and on all threads;
+#   2. prefill tok/s at 512, 2048, 8192 tokens and decode tok/s after 128 and 8192 tokens,
+#      with roofline and efficiency, on the default model and on a random-weight 1.3B
+#      BF16 checkpoint (made once by xl-init into build/bench-models/, reused after);
+#      peak RSS against weights + state;
+#   3. the tokenizer's encode MB/s (tests/bench_tokenizer.c) when present;
+#   4. observability overhead: xl-decode tok/s with and without --stats-log/--mem-log/
+#      --metrics-file, when xl-decode has those flags;
+#   5. a "targets" record: the issue's goals against what was measured.
+# Helpers tests/bench_*.c are compiled here with the Makefile's flags.
+# Environment: XL_BENCH_WORKERS (default: all cores), XL_BENCH_BIG=0 (skip the 1.3B model),
+# XL_BENCH_LONG (the long context, default 8192), XL_BENCH_OUT (default build/bench.ndjson).
+# Runs in about 10 minutes on a 2-core machine (most of it the 1.3B prefill of 8192 tokens).
+set -eu
+export LC_ALL=C
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${XL_BENCH_OUT:-$ROOT/build/bench.ndjson}
+W=${XL_BENCH_WORKERS:-$(nproc)}
+LONG=${XL_BENCH_LONG:-8192}
+BIG=${XL_BENCH_BIG:-1}
+MODELS=$ROOT/build/bench-models
+mkdir -p "$ROOT/build" "$MODELS"
+
+say() { echo "bench: $*" >&2; }
+
+# ---- build the helpers ----
+make -s build/libcommon.a bin/xl-init >&2
+PKGS="openblas libcjson libcurl libutf8proc"
+CF="-O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -Ilibcommon -D_FILE_OFFSET_BITS=64 $(pkg-config --cflags $PKGS)"
+LD="$(pkg-config --libs $PKGS) -lcsv -lncursesw -lm -lpthread"
+for src in tests/bench_*.c; do
+  exe=build/$(basename "$src" .c)
+  if [ ! -x "$exe" ] || [ "$src" -nt "$exe" ] || [ build/libcommon.a -nt "$exe" ]; then
+    # shellcheck disable=SC2086
+    cc $CF "$src" build/libcommon.a $LD -o "$exe"
+  fi
+done
+
+# ---- provenance ----
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- libcommon tools 2>/dev/null || commit="$commit-dirty"
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cores=$(nproc)
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+emit() {   # reads NDJSON records on stdin, adds provenance, prints and appends them
+  jq -c --arg commit "$commit" --arg cpu "$cpu" --argjson cores "$cores" --argjson workers "$W" --arg run "$started" \
+    '{commit: $commit, cpu: $cpu, cores: $cores, threads: $workers, run: $run, time: (now | todate)} + .' | tee -a "$OUT"
+}
+say "commit $commit, $cpu, $cores cores, $W workers; records also in $OUT"
+
+# ---- 1. limits ----
+lim=$(mktemp)
+trap 'rm -f "$lim"' EXIT
+threads=1; [ "$W" -gt 1 ] && threads="1,$W"
+build/bench_limits --mb 512 --reps 5 --threads "$threads" | emit | tee "$lim" >/dev/null
+BW=$(jq -s 'map(select(.what == "read_bw")) | max_by(.gb_s) | .gb_s' "$lim")
+GF=$(jq -s 'map(select(.what == "sgemm")) | max_by(.gflop_s) | .gflop_s' "$lim")
+say "limits: read bandwidth $BW GB/s, SGEMM $GF GFLOP/s (best over thread counts)"
+
+# ---- 2. models ----
+res=$(mktemp)
+trap 'rm -f "$lim" "$res"' EXIT
+marks="512,2048"; [ "$LONG" -gt 2048 ] && marks="$marks,$LONG"
+say "default model: prefill to $LONG tokens, decode"
+build/bench_model models/xlstm-tiny-pydocs --label default --marks "$marks" --short-ctx 128 --steps 128 --workers "$W" \
+  --bw "$BW" --gflops "$GF" | emit | tee -a "$res"
+if [ "$BIG" = 1 ]; then
+  big=$MODELS/1.3b-bf16
+  if [ ! -f "$big/.complete" ]; then
+    say "making the 1.3B BF16 checkpoint in $big (once)"
+    bin/xl-init --preset 1.3b --dtype bf16 --seed 1 -o "$big" -q > "$big.init.json"
+    touch "$big/.complete"
+  fi
+  say "1.3B BF16: prefill to $LONG tokens, decode (several minutes)"
+  build/bench_model "$big" --label 1.3b-bf16 --marks "$marks" --short-ctx 128 --steps 16 --workers "$W" \
+    --bw "$BW" --gflops "$GF" | emit | tee -a "$res"
+fi
+
+# ---- 3. tokenizer ----
+if [ -x build/bench_tokenizer ]; then
+  say "tokenizer encode"
+  build/bench_tokenizer --mb 8 --reps 3 | emit
+fi
+
+# ---- 4. observability overhead ----
+if [ -x bin/xl-decode ] && bin/xl-decode --help 2>/dev/null | grep -q -- --metrics-file; then
+  say "observability overhead (default model, 512 decode tokens, 3 alternating runs each)"
+  obs=$(mktemp -d)
+  trap 'rm -f "$lim" "$res"; rm -rf "$obs"' EXIT
+  run_dec() { bin/xl-decode --ids 5,7,9,11 -n 512 --greedy --ignore-eos --format ndjson --workers "$W" "$@" 2>/dev/null | jq '.decode_tok_s'; }
+  plain=() logged=()
+  for i in 1 2 3; do
+    plain+=("$(run_dec)")
+    logged+=("$(run_dec --stats-log "$obs/s.csv" --mem-log "$obs/m.csv" --metrics-file "$obs/metrics.prom")")
+  done
+  jq -n -c --argjson a "$(printf '%s\n' "${plain[@]}" | jq -s .)" --argjson b "$(printf '%s\n' "${logged[@]}" | jq -s .)" \
+    '{bench: "observability_overhead", model: "default", tokens: 512,
+      plain_tok_s: ($a | max), logged_tok_s: ($b | max), plain_runs: $a, logged_runs: $b,
+      overhead: (1 - ($b | max) / ($a | max))}' | emit
+fi
+
+# ---- 5. targets ----
+jq -s -c --arg long "$LONG" '
+  def pick(f): map(select(f)) | first;
+  (pick(.bench == "decode" and .model == "1.3b-bf16" and .context == 128)) as $d
+  | (pick(.bench == "prefill" and .model == "1.3b-bf16" and .tokens == 2048)) as $p
+  | (pick(.bench == "decode_ctx_ratio" and .model == "1.3b-bf16")) as $r
+  | (pick(.bench == "memory" and .model == "1.3b-bf16")) as $m
+  | {bench: "targets", model: "1.3b-bf16",
+     decode_efficiency: $d.efficiency, decode_goal: 0.8, decode_ok: (($d.efficiency // 0) >= 0.8),
+     prefill2048_efficiency: $p.efficiency, prefill_goal: 0.6, prefill_ok: (($p.efficiency // 0) >= 0.6),
+     decode_long_over_short: $r.ratio, ctx_ok: ((($r.ratio // 0) - 1 | fabs) <= 0.05),
+     rss_over_weights_state: $m.rss_over_weights_state, rss_ok: (($m.rss_over_weights_state // 99) <= 1.10)}' "$res" | emit
+say "done"
