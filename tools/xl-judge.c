@@ -441,7 +441,8 @@ static int cmd_ollama(int argc, char **argv) {
     int rc = jh_server_info(cl, &x.digest, &x.version, err, sizeof err);
     jh_client_free(cl);
     if (rc) { jh_global_cleanup(); xl_die("cannot reach the judge server: %s", err); }
-    if (!x.digest) xl_warn("the server does not list a digest for model '%s'", o.jc.model);
+    /* (OpenAI-compatible servers rarely list digests: no warning there) */
+    if (!x.digest && !o.jc.openai) xl_warn("the server does not list a digest for model '%s'", o.jc.model);
 
     size_t nthreads = (size_t)o.jobs < ntodo ? (size_t)o.jobs : ntodo;
     pthread_t *th = xl_calloc(nthreads, sizeof *th);
