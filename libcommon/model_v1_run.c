@@ -93,7 +93,12 @@ static void proj(xl_session *s, const xl_mat *w, float *X, int T, int ldx, float
 
 /* Block-diagonal projection: W [P, O, Q]; y[p*O+o] = sum_d x[p*Q+d] W[p,o,d], T rows. */
 static void headwise(const float *X, int T, int ldx, const float *W, int P, int O, int Q, float *Y, int ldy) {
-  if (T > 1 && O * Q >= 256) {   /* big blocks: a GEMM per block */
+  if (T == 1 && O * Q >= 256) {   /* big blocks: BLAS per block */
+    for (int p = 0; p < P; p++)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, O, Q, 1.0f, W + (size_t)p * O * Q, Q, X + (size_t)p * Q, 1, 0.0f, Y + (size_t)p * O, 1);
+    return;
+  }
+  if (O * Q >= 256) {
     for (int p = 0; p < P; p++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, O, Q, 1.0f, X + (size_t)p * Q, ldx, W + (size_t)p * O * Q, Q, 0.0f,
                   Y + (size_t)p * O, ldy);
@@ -114,8 +119,16 @@ static void headwise(const float *X, int T, int ldx, const float *W, int P, int 
   }
 }
 
+/* The hot loops of decode: vectorised for the CPU at hand (run-time dispatch). */
+#define V1_VECTORISE __attribute__((optimize("tree-vectorize"), target_clones("avx512f", "avx2", "default")))
+
 /* Causal depthwise conv over T rows of X (ld ldx) into Y [T, C], continuing from the window
  * st [K-1, C]; then silu, and the window moves on to the last K-1 inputs. */
+V1_VECTORISE
+static void conv_taps(float *restrict y, const float *restrict w, const float *restrict x, int C) {
+  for (int c = 0; c < C; c++) y[c] += w[c] * x[c];
+}
+
 static void conv_silu(const xl_v1_block *B, float *st, const float *X, int T, int ldx, float *Y) {
   int K = B->K, C = B->C, keep = K - 1;
   for (int t = 0; t < T; t++) {
@@ -123,8 +136,8 @@ static void conv_silu(const xl_v1_block *B, float *st, const float *X, int T, in
     memcpy(y, B->conv_b, sizeof(float) * C);
     for (int j = 0; j < K; j++) {
       int tt = t - keep + j;
-      const float *src = tt >= 0 ? X + (size_t)tt * ldx : st + (size_t)(keep + tt) * C, *w = B->conv_wT + (size_t)j * C;
-      for (int c = 0; c < C; c++) y[c] += w[c] * src[c];
+      const float *src = tt >= 0 ? X + (size_t)tt * ldx : st + (size_t)(keep + tt) * C;
+      conv_taps(y, B->conv_wT + (size_t)j * C, src, C);
     }
     for (int c = 0; c < C; c++) y[c] = siluf(y[c]);
   }
@@ -140,8 +153,9 @@ static void conv_silu(const xl_v1_block *B, float *st, const float *X, int T, in
 /* ---- the mLSTM v1 cell (one head). The key is scaled by 1/sqrt(DH); the state C, n
  * accumulate the scaled key (as the authors' package does). ---- */
 
-static void mcell_step(const float *q, const float *k, const float *v, float ig, float fg, float *C, float *n, float *m, float *h,
-                       int DH) {
+V1_VECTORISE
+static void mcell_step(const float *restrict q, const float *restrict k, const float *restrict v, float ig, float fg,
+                       float *restrict C, float *restrict n, float *m, float *restrict h, int DH) {
   float a = logsigmoidf(fg), mnew = fmaxf(a + *m, ig);
   float fa = expf(a + *m - mnew), ia = expf(ig - mnew) / sqrtf((float)DH), qn = 0;
   for (int j = 0; j < DH; j++) {
