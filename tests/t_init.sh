@@ -119,4 +119,18 @@ check "--tokenizer none copies none" test ! -e "$TMP/g/tokenizer.json"
 if r=$(run_logits "$TMP/g" "$TMP/lg.st"); then
   check "--config checkpoint loads and runs" test "$(jqv '.finite' "$r")" = true
 else not_ok "--config checkpoint runs: $(head -c 300 "$TMP/lg.st.err")"; fi
+
+# xlstm_v1: mLSTM v1 + sLSTM blocks
+expect_status "--slstm-at needs --arch v1" 2 "$BIN/xl-init" --slstm-at 1 -o "$TMP/x"
+expect_status "--slstm-at past the last block is a usage error" 2 "$BIN/xl-init" --arch v1 --blocks 2 --slstm-at 5 -o "$TMP/x"
+"$BIN/xl-init" --arch v1 --slstm-at 1,3 -D 128 --blocks 4 --seed 4 -o "$TMP/v1" -q > /dev/null
+"$BIN/xl-init" --arch v1 --slstm-at 1,3 -D 128 --blocks 4 --seed 4 -o "$TMP/v1b" -q > /dev/null
+check "v1: same seed, identical weights" cmp -s "$TMP/v1/model.safetensors" "$TMP/v1b/model.safetensors"
+check "v1: config is xlstm_v1 with sLSTM at 1,3" \
+  test "$(jq -c '[.model_type, .xlstm.slstm_at]' "$TMP/v1/config.json")" = '["xlstm_v1",[1,3]]'
+r=$(st "$TMP/v1" xlstm_block_stack.blocks.1.xlstm.slstm_cell._recurrent_kernel_ 64 2>/dev/null || echo '{}')
+check "v1: block 1 holds an sLSTM recurrent kernel" test "$(jqv '.n > 0' "$r")" = true
+if r=$(run_logits "$TMP/v1" "$TMP/lv1.st"); then
+  check "v1 checkpoint loads and runs: logits [4, 4096] finite, not constant" test "$(jqv '.shape == [4,4096] and .finite and .sd > 0.001' "$r")" = true
+else not_ok "v1 checkpoint runs: $(head -c 300 "$TMP/lv1.st.err")"; fi
 finish

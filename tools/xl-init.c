@@ -12,6 +12,7 @@
 #include "config.h"
 #include "kernels.h"
 #include "model.h"
+#include "model_v1.h"
 #include "pool.h"
 #include "safetensors.h"
 #include "tokenizer.h"
@@ -46,6 +47,11 @@ static void usage(FILE *f) {
       "  --shard-mb N           split into shards of at most N MB + model.safetensors.index.json\n"
       "  --tokenizer FILE|none  tokenizer.json to copy (default: the default model's, when\n"
       "                         its vocabulary fits in --vocab)\n"
+      "  --arch large|v1        7B-family layout (default) or the original xLSTM (mLSTM v1 and\n"
+      "                         sLSTM blocks) with the preset's D, blocks, heads and vocab\n"
+      "  --slstm-at LIST        v1: comma list of sLSTM block indices (default none)\n"
+      "  --slstm-heads N        v1: sLSTM heads (default --heads)\n"
+      "  --ffn yes|no           v1: gated FFN after the sLSTM blocks (default yes)\n"
       "  -q, --quiet            no progress on stderr\n"
       "  -h, --help             this help\n"
       "\n"
@@ -67,7 +73,7 @@ typedef enum { G_NORMAL, G_UNIFORM } gen_kind;
 /* One tensor's recipe: value = mean + std * z (G_NORMAL) or uniform in [a, b]. */
 typedef struct {
   char name[160];
-  int64_t shape[2];
+  int64_t shape[ST_MAX_DIMS];
   int ndim;
   gen_kind kind;
   double a, b;          /* NORMAL: mean, std; UNIFORM: lo, hi */
@@ -134,20 +140,34 @@ static void gen_bytes(void *ctx, void *buf, size_t off, size_t n) {
 
 typedef struct { tspec *t; int n, cap; uint64_t seed; st_dtype dtype; } tlist;
 
-static void add(tlist *L, const char *name, int ndim, int64_t r, int64_t c, gen_kind kind, double a, double b) {
+static void add_nd(tlist *L, const char *name, int ndim, const int64_t *shape, gen_kind kind, double a, double b) {
   if (L->n == L->cap) { L->cap = L->cap ? 2 * L->cap : 64; L->t = xl_realloc(L->t, sizeof *L->t * (size_t)L->cap); }
   tspec *t = &L->t[L->n++];
   memset(t, 0, sizeof *t);
   snprintf(t->name, sizeof t->name, "%s", name);
   t->ndim = ndim;
-  t->shape[0] = r;
-  t->shape[1] = c;
+  size_t numel = 1;
+  for (int d = 0; d < ndim; d++) { t->shape[d] = shape[d]; numel *= (size_t)shape[d]; }
   t->kind = kind;
   t->a = a;
   t->b = b;
   t->dtype = L->dtype;
   t->key = mix64(L->seed ^ xl_fnv1a(XL_FNV_INIT, name, strlen(name)));
-  t->nbytes = (size_t)r * (size_t)(ndim == 2 ? c : 1) * st_dtype_size(L->dtype);
+  t->nbytes = numel * st_dtype_size(L->dtype);
+}
+static void add(tlist *L, const char *name, int ndim, int64_t r, int64_t c, gen_kind kind, double a, double b) {
+  int64_t shape[2] = {r, c};
+  add_nd(L, name, ndim, shape, kind, a, b);
+}
+
+/* xlstm_v1: the tensor list and the init recipe come from model_v1.c, so the file always
+ * matches what the loader binds. */
+typedef struct { tlist *L; int D; } v1_ctx;
+static void v1_tensor(void *vctx, const char *name, int ndim, const int64_t *shape) {
+  v1_ctx *c = vctx;
+  float mean, sd;
+  xl_v1_tensor_init(name, c->D, &mean, &sd);
+  add_nd(c->L, name, ndim, shape, G_NORMAL, mean, sd);
 }
 
 /* A projection [rows, cols] ~ N(0, 1/cols), and its bias when the model has biases. */
@@ -317,6 +337,8 @@ int main(int argc, char **argv) {
   xl_set_progname("xl-init");
   const char *out = NULL, *preset = NULL, *config = NULL, *dtype_s = "bf16", *tok_path = NULL;
   long seed = 0, shard_mb = 0;
+  static int slstm_at[4096];
+  int arch_v1 = 0, n_slstm = 0, s_heads = 0, v1_ffn = 1;
   cJSON *over = cJSON_CreateObject();   /* flag overrides, applied last */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -352,9 +374,23 @@ int main(int argc, char **argv) {
       set_item(over, "weight_mode", cJSON_CreateString(v));
     } else if (!strcmp(a, "--arch")) {
       const char *v = NEED();
-      if (strcmp(v, "large") && strcmp(v, "xlstm"))
-        xl_usage_error("--arch: only the 7B-family layout ('large') can be generated so far (got '%s')", v);
-    } else xl_usage_error("unknown argument '%s'", a);
+      if (!strcmp(v, "v1") || !strcmp(v, "xlstm_v1")) arch_v1 = 1;
+      else if (!strcmp(v, "large") || !strcmp(v, "xlstm")) arch_v1 = 0;
+      else xl_usage_error("--arch: '%s' is not large or v1", v);
+    } else if (!strcmp(a, "--slstm-at")) {
+      const char *v = NEED();
+      n_slstm = 0;
+      if (strcmp(v, "none")) {
+        char *dup = xl_strdup(v), *save = NULL;
+        for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+          if (n_slstm == 4096) xl_usage_error("--slstm-at: too many blocks");
+          slstm_at[n_slstm++] = (int)xl_flag_long(a, t, 0, 4095);
+        }
+        free(dup);
+      }
+    } else if (!strcmp(a, "--slstm-heads")) s_heads = (int)xl_flag_long(a, NEED(), 1, 4096);
+    else if (!strcmp(a, "--ffn")) v1_ffn = yesno(a, NEED());
+    else xl_usage_error("unknown argument '%s'", a);
 #undef NEED
   }
   if (!out) xl_usage_error("-o DIR is required");
@@ -382,10 +418,26 @@ int main(int argc, char **argv) {
   xl_config c;
   char err[1024];
   if (xl_config_parse(&c, cfg_text, "config.json", err, sizeof err)) xl_die("%s", err);
-  if (c.arch != XL_ARCH_LARGE) xl_die("config.json: only model_type \"xlstm\" (7B family) can be generated so far");
+  if (arch_v1 && c.arch == XL_ARCH_LARGE) {
+    /* the v1 structure from the main numbers of the preset / flags */
+    xl_config c1;
+    for (int i = 0; i < n_slstm; i++)
+      if (slstm_at[i] >= c.n_blocks) xl_usage_error("--slstm-at: block %d is past the last block (%d)", slstm_at[i], c.n_blocks - 1);
+    if (xl_v1_config_make(&c1, c.D, c.n_blocks, c.vocab, slstm_at, n_slstm, c.n_heads, s_heads ? s_heads : c.n_heads, v1_ffn,
+                          c.tie_embeddings, err, sizeof err))
+      xl_die("%s", err);
+    xl_config_free(&c);
+    free(cfg_text);
+    cfg_text = xl_v1_config_json(&c1);
+    xl_config_free(&c1);
+    if (xl_config_parse(&c, cfg_text, "config.json", err, sizeof err)) xl_die("%s", err);
+  } else if (n_slstm || s_heads) xl_usage_error("--slstm-at and --slstm-heads need --arch v1");
 
   tlist L = {.seed = mix64((uint64_t)seed + 0x5851f42d4c957f2dULL), .dtype = dtype};
-  build_tensors(&L, &c);
+  if (c.arch == XL_ARCH_V1) {
+    v1_ctx vc = {&L, c.D};
+    xl_v1_tensor_specs(&c, v1_tensor, &vc);
+  } else build_tensors(&L, &c);
   int64_t params = 0;
   for (int i = 0; i < L.n; i++) {
     g_total += L.t[i].nbytes;
