@@ -91,6 +91,19 @@ static void proj(xl_session *s, const xl_mat *w, float *X, int T, int ldx, float
   else xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, v->tile);
 }
 
+/* The hot loops : vectorised for the CPU at hand (run-time dispatch). */
+#define V1_VECTORISE __attribute__((optimize("tree-vectorize"), target_clones("avx512f", "avx2", "default")))
+
+/* 4x4 blocks (the mLSTM's default qkv_proj_blocksize): one row, unrolled. */
+V1_VECTORISE
+static void headwise4(const float *restrict x, const float *restrict W, int P, float *restrict y) {
+  for (int p = 0; p < P; p++) {
+    const float *xp = x + 4 * (size_t)p, *Wp = W + 16 * (size_t)p;
+    float *yp = y + 4 * (size_t)p;
+    for (int o = 0; o < 4; o++) yp[o] = Wp[4 * o] * xp[0] + Wp[4 * o + 1] * xp[1] + Wp[4 * o + 2] * xp[2] + Wp[4 * o + 3] * xp[3];
+  }
+}
+
 /* Block-diagonal projection: W [P, O, Q]; y[p*O+o] = sum_d x[p*Q+d] W[p,o,d], T rows. */
 static void headwise(const float *X, int T, int ldx, const float *W, int P, int O, int Q, float *Y, int ldy) {
   if (T == 1 && O * Q >= 256) {   /* big blocks: BLAS per block */
@@ -107,6 +120,7 @@ static void headwise(const float *X, int T, int ldx, const float *W, int P, int 
   for (int t = 0; t < T; t++) {
     const float *x = X + (size_t)t * ldx;
     float *y = Y + (size_t)t * ldy;
+    if (O == 4 && Q == 4) { headwise4(x, W, P, y); continue; }
     for (int p = 0; p < P; p++) {
       const float *xp = x + (size_t)p * Q, *Wp = W + (size_t)p * O * Q;
       for (int o = 0; o < O; o++) {
@@ -118,9 +132,6 @@ static void headwise(const float *X, int T, int ldx, const float *W, int P, int 
     }
   }
 }
-
-/* The hot loops of decode: vectorised for the CPU at hand (run-time dispatch). */
-#define V1_VECTORISE __attribute__((optimize("tree-vectorize"), target_clones("avx512f", "avx2", "default")))
 
 /* Causal depthwise conv over T rows of X (ld ldx) into Y [T, C], continuing from the window
  * st [K-1, C]; then silu, and the window moves on to the last K-1 inputs. */
