@@ -98,8 +98,12 @@ int sw_spec_from_json(const cJSON *j, sw_spec *sp, char *err, size_t n) {
   if (!rec_num(j, "timeout_s", &t) && t > 0) sp->timeout_s = t;
   sw_key(&sp->s, ctx, sp->key, sizeof sp->key);
   const char *slug = rec_str(j, "slug");
-  if (slug && *slug) snprintf(sp->slug, sizeof sp->slug, "%s", slug);
-  else sw_slug(sp->key, trial, sp->slug, sizeof sp->slug);
+  sw_slug(sp->key, trial, sp->slug, sizeof sp->slug);
+  /* The slug is the join key of every later file: it must say what was measured. */
+  if (slug && strcmp(slug, sp->slug)) {
+    snprintf(err, n, "spec: slug '%s' does not match its settings (%s)", slug, sp->slug);
+    return -1;
+  }
   sp->model = opt_str(j, "model");
   sp->prompt_file = opt_str(j, "prompt_file");
   sp->ids_file = opt_str(j, "ids_file");

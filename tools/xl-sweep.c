@@ -445,6 +445,7 @@ static int cmd_plan(int argc, char **argv) {
     sw_driver d = {.conf = &conf, .bin = s.bin, .ids_files = s.ids, .prompt_file = s.prompt, .model = s.model};
     sw_setting *v;
     size_t n = sw_driver_plan(&conf, &v);
+    char *absdir = absolute(s.dir);
     char *pp = xl_path_join(s.dir, "plan.jsonl");
     xl_atomic a;
     if (xl_atomic_open(&a, pp)) xl_die("%s: %s", pp, strerror(errno));
@@ -454,7 +455,7 @@ static int cmd_plan(int argc, char **argv) {
         sw_spec sp;
         sw_driver_spec(&d, &v[i], ci, ++trial, &sp);
         cJSON *j = sw_spec_to_json(&sp);
-        cJSON_AddStringToObject(j, "run_dir", s.dir);
+        cJSON_AddStringToObject(j, "run_dir", absdir);
         rec_ndjson_write(stdout, j);
         rec_ndjson_write(a.f, j);
         cJSON_Delete(j);
@@ -462,6 +463,7 @@ static int cmd_plan(int argc, char **argv) {
       }
     if (ferror(a.f) || xl_atomic_commit(&a)) xl_die("%s: %s", pp, strerror(errno));
     free(pp);
+    free(absdir);
     free(v);
   }
   cJSON_Delete(meta);
