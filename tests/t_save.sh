@@ -62,6 +62,9 @@ check "and its file is back" test -s "$R/outputs/$C.txt"
 expect_status "--force redoes all" 0 "$S" "$R" -n 12 --force
 check "--force: 3 generated, still 3 lines" test "$(jq -r .generated "$TMP/out") $(nlines "$R/outputs.jsonl")" = "3 3"
 
+expect_status "another -n" 0 "$S" "$R" -n 10
+check "another -n redoes every output" test "$(jq -r '"\(.generated) \(.kept)"' "$TMP/out") $(jq -r .new_tokens "$R/outputs.jsonl" | sort -u)" = "3 0 10"
+
 # duplicated and torn lines (a hand edit, an old tool) are cleaned up
 { cat "$R/outputs.jsonl"; head -1 "$R/outputs.jsonl"; printf '{"slug":"torn'; } > "$TMP/dirty"
 cp "$TMP/dirty" "$R/outputs.jsonl"

@@ -49,7 +49,8 @@ static void usage(void) {
         "                               workers, context, prompt_tokens, requested_new_tokens,\n"
         "                               stop, model, fingerprint, decode_tok_s, saved_at\n"
         "  It is rewritten after every finished trial; lines of slugs not being saved are kept.\n"
-        "  A trial whose .txt file and outputs.jsonl line both exist is skipped unless --force.\n"
+        "  A trial whose .txt file and outputs.jsonl line both exist, made with the same -n,\n"
+        "  prompt file name and settings, is skipped unless --force.\n"
         "Trials with a status other than \"ok\" are skipped.\n"
         "Context: the prompt file is used as is. A trial's context (or prompt_tokens) is copied\n"
         "  into its line as a label; the prompt is not cut or padded to that length, so trials\n"
@@ -175,6 +176,21 @@ static cJSON *take_row(cJSON *rows, const char *slug) {
     k++;
   }
   return NULL;
+}
+
+/* 1 if an earlier line was made the way this run would make it: same token budget, same
+ * prompt name and the trial's knobs (those it names). */
+static int row_matches(const cJSON *row, const tr_trial *t, long new_tokens, const char *prompt_name) {
+  double d;
+  if (rec_num(row, "requested_new_tokens", &d) || (long)d != new_tokens) return 0;
+  const char *p = rec_str(row, "prompt_file");
+  if (!p || !prompt_name || strcmp(p, prompt_name)) return 0;
+  const char *b = rec_str(row, "backend");
+  if (t->backend >= 0 && (!b || strcmp(b, t->backend ? "recurrent" : "chunkwise"))) return 0;
+  const int knobs[3] = {t->chunk_size, t->heads_per_band, t->workers};
+  for (int k = 0; k < 3; k++)
+    if (knobs[k] > 0 && (rec_num(row, tr_param_names[k + 1], &d) || (long)d != knobs[k])) return 0;
+  return 1;
 }
 
 /* ------------------------------------------------------------------ one generation */
@@ -435,8 +451,12 @@ int main(int argc, char **argv) {
     jb->txt_path = xl_path_join(outdir, name);
     free(name);
     jb->row = take_row(old, t->slug);
-    if (jb->row && !o.force && xl_exists(jb->txt_path)) { nkept++; njobs++; continue; }
     const char *pname = o.prompt_file ? o.prompt_file : t->prompt_file ? t->prompt_file : meta_prompt;
+    if (jb->row && !o.force && xl_exists(jb->txt_path) && row_matches(jb->row, t, o.new_tokens, pname)) {
+      nkept++;
+      njobs++;
+      continue;
+    }
     if (!pname) {
       xl_warn("%s: no prompt file (the trial and run_meta.json name none); pass --prompt-file", t->slug);
       bad_input = 1;
