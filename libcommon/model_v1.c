@@ -37,7 +37,7 @@ static int jint(pctx *p, const cJSON *o, const char *where, const char *key, lon
   const cJSON *j = item(o, key);
   if (!j) { *out = (int)def; return 0; }
   if (!cJSON_IsNumber(j) || floor(j->valuedouble) != j->valuedouble || j->valuedouble < lo || j->valuedouble > hi)
-    return bad(p->err, p->errlen, "%s: field \"%s.%s\" must be an integer in [%ld, %ld]", p->path, where, key, lo, hi);
+    return bad(p->err, p->errlen, "%s: field \"%s%s%s\" must be an integer in [%ld, %ld]", p->path, where, *where ? "." : "", key, lo, hi);
   *out = (int)j->valuedouble;
   return 0;
 }
@@ -45,14 +45,14 @@ static int jnum(pctx *p, const cJSON *o, const char *where, const char *key, dou
   const cJSON *j = item(o, key);
   if (!j) { *out = def; return 0; }
   if (!cJSON_IsNumber(j) || !(j->valuedouble >= lo && j->valuedouble <= hi))
-    return bad(p->err, p->errlen, "%s: field \"%s.%s\" must be a number in [%g, %g]", p->path, where, key, lo, hi);
+    return bad(p->err, p->errlen, "%s: field \"%s%s%s\" must be a number in [%g, %g]", p->path, where, *where ? "." : "", key, lo, hi);
   *out = j->valuedouble;
   return 0;
 }
 static int jbool(pctx *p, const cJSON *o, const char *where, const char *key, int def, int *out) {
   const cJSON *j = item(o, key);
   if (!j) { *out = def; return 0; }
-  if (!cJSON_IsBool(j)) return bad(p->err, p->errlen, "%s: field \"%s.%s\" must be true or false", p->path, where, key);
+  if (!cJSON_IsBool(j)) return bad(p->err, p->errlen, "%s: field \"%s%s%s\" must be true or false", p->path, where, *where ? "." : "", key);
   *out = cJSON_IsTrue(j);
   return 0;
 }
@@ -61,7 +61,7 @@ static int jstr_is(pctx *p, const cJSON *o, const char *where, const char *key, 
   const cJSON *j = item(o, key);
   if (!j) return 0;
   if (!cJSON_IsString(j) || strcmp(j->valuestring, want))
-    return bad(p->err, p->errlen, "%s: field \"%s.%s\" is %s%s%s; only \"%s\" is supported", p->path, where, key,
+    return bad(p->err, p->errlen, "%s: field \"%s%s%s\" is %s%s%s; only \"%s\" is supported", p->path, where, *where ? "." : "", key,
                cJSON_IsString(j) ? "\"" : "", cJSON_IsString(j) ? j->valuestring : "not a string", cJSON_IsString(j) ? "\"" : "", want);
   return 0;
 }
@@ -69,13 +69,13 @@ static int jstr_is(pctx *p, const cJSON *o, const char *where, const char *key, 
 static int jfalse(pctx *p, const cJSON *o, const char *where, const char *key) {
   int v;
   if (jbool(p, o, where, key, 0, &v)) return -1;
-  if (v) return bad(p->err, p->errlen, "%s: field \"%s.%s\" is true; only bias-free v1 models are supported", p->path, where, key);
+  if (v) return bad(p->err, p->errlen, "%s: field \"%s%s%s\" is true; only bias-free v1 models are supported", p->path, where, *where ? "." : "", key);
   return 0;
 }
 /* An object field: absent/null -> NULL (ok); present but not an object -> error. */
 static int jobj(pctx *p, const cJSON *o, const char *where, const char *key, const cJSON **out) {
   *out = item(o, key);
-  if (*out && !cJSON_IsObject(*out)) return bad(p->err, p->errlen, "%s: field \"%s.%s\" must be an object", p->path, where, key);
+  if (*out && !cJSON_IsObject(*out)) return bad(p->err, p->errlen, "%s: field \"%s%s%s\" must be an object", p->path, where, *where ? "." : "", key);
   return 0;
 }
 
