@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# t_workflow: pipelines/workflow.mk end to end on a reduced sweep (4 trials: 2 head bands x
+# 2 tiny contexts, NEW=8) in $TMP, with the external judge on the mock server: every file of
+# the chain exists, report.md links figures that exist; a second make runs nothing (make -q
+# says up to date, no file changes); a changed parameter redoes only its step and those
+# after it; a failing step leaves no half-made target and the next make resumes after the
+# last good step.
+source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+WF=$ROOT/pipelines/workflow.mk
+R=$TMP/run
+
+python3 "$here/mock_judge_server.py" --port-file "$TMP/port" --log "$TMP/req.log" --time-limit 120 > /dev/null 2> "$TMP/mock.err" &
+MPID=$!
+trap 'kill $MPID 2>/dev/null || true; wait $MPID 2>/dev/null || true; rm -rf "$TMP"' EXIT
+for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+
+V=(XL_BIN="$BIN" RUN_DIR="$R" CONTEXTS=16,32 BACKENDS=chunkwise CHUNK_SIZES=16 HEADS=1,2 WORKERS=1
+   NEW=8 REPEATS=1 WARMUP=0 SAVE_NEW=8 PLOT_FORMAT=svg
+   JUDGE_API="http://127.0.0.1:$(cat "$TMP/port")" JUDGE_MODEL=good "JUDGE_FLAGS=--retries 1 --timeout 10")
+wf() { make --no-print-directory -f "$WF" "${V[@]}" "$@"; }
+# snapshot: every file under the run dir with its mtime
+snap() { find "$R" -type f -printf '%P %T@\n' | sort; }
+
+cd "$TMP"   # the makefile finds the tools and prompts from its own location
+expect_status "make demo runs the whole chain" 0 wf demo
+check "it prints where the report is" grep -qx "report: $R/report.md" "$TMP/out"
+missing=
+for f in run_meta.json trials.jsonl summary.csv best.json outputs.jsonl ratings.jsonl ratings.csv \
+         ratings_ollama.jsonl ratings_ollama.csv merged.csv pareto.csv recommended.json report.md; do
+  [ -s "$R/$f" ] || missing="$missing $f"
+done
+check "every file of the chain exists${missing:+ (missing:$missing)}" test -z "$missing"
+check "4 trials, 4 outputs, 4 internal and 4 external ratings" test \
+  "$(grep -c . "$R/trials.jsonl") $(ls "$R/outputs" | wc -l) $(grep -c . "$R/ratings.jsonl") $(grep -c . "$R/ratings_ollama.jsonl")" = "4 4 4 4"
+check "merged.csv carries both judges' scores for every trial" python3 - "$R/merged.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+sys.exit(not (len(rows) == 4 and all(r["avg_logprob"] and float(r["avg_logprob"]) < 0 and r["overall"] for r in rows)))
+PY
+links=$(grep -oE '\]\(plots/[^)]+\.svg\)' "$R/report.md" | sed 's/^](//; s/)$//' || true)
+nl=$(printf '%s\n' "$links" | grep -c . || true)
+allthere=1; for l in $links; do [ -s "$R/$l" ] || allthere=0; done
+check "report.md links $nl figures, all present" test "$nl" -ge 3 -a "$allthere" = 1
+check "no sweep staging dir or temp file left" test -z "$(find "$R" -name '.sweep' -o -name '*.tmp.*')"
+
+snap > "$TMP/snap1"
+expect_status "make -q: up to date" 0 wf -q report
+expect_status "second make demo" 0 wf demo
+check "second make runs no step" test "$(cat "$TMP/out")" = "report: $R/report.md"
+snap > "$TMP/snap2"
+check "second make changes no file" cmp -s "$TMP/snap1" "$TMP/snap2"
+
+# a new save length redoes save and what follows, not the sweep
+cp "$R/trials.jsonl" "$TMP/trials.before"
+expect_status "SAVE_NEW=6" 0 wf demo SAVE_NEW=6
+check "the sweep was not redone" sh -c "! grep -q xl-sweep '$TMP/out' && test \"\$(stat -c %Y '$R/trials.jsonl')\" = \"$(stat -c %Y "$R/trials.jsonl")\""
+check "outputs regenerated with 6 tokens" test "$(jq -r .requested_new_tokens "$R/outputs.jsonl" | sort -u)" = 6
+check "the judges, merge and plot ran again" test "$(grep -cE '^/\S*/xl-(judge|merge|plot) ' "$TMP/out")" = 4
+check "the external judge re-rated the new outputs (8 requests in all)" test "$(grep -c '"/api/generate"' "$TMP/req.log")" = 8
+V=("${V[@]/SAVE_NEW=8/SAVE_NEW=6}")
+
+# a failing step: a judge that writes half a file and fails
+FB=$TMP/fakebin
+mkdir -p "$FB"
+for t in "$BIN"/xl-*; do ln -s "$t" "$FB/$(basename "$t")"; done
+rm "$FB/xl-judge"
+printf '#!/bin/sh\necho "slug,half" > "$2/ratings.csv"\necho "xl-judge: fake failure" >&2\nexit 1\n' > "$FB/xl-judge"
+chmod +x "$FB/xl-judge"
+rm "$R/ratings.csv"
+expect_status "a failing judge fails make" 2 wf demo XL_BIN="$FB"
+check "no half-made ratings.csv, no merged.csv remade" test ! -e "$R/ratings.csv"
+snap > "$TMP/snap3"
+expect_status "the next make resumes" 0 wf demo
+check "it starts at the judge" test "$(grep -oE '^/\S*/xl-[a-z]+( internal| ollama)?' "$TMP/out" | sed 's,.*/,,' | tr '\n' ' ')" = "xl-judge internal xl-merge xl-plot "
+check "the chain is whole again" test -s "$R/ratings.csv" -a -s "$R/report.md"
+expect_status "make -q: up to date again" 0 wf -q report
+finish
