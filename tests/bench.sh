@@ -12,7 +12,7 @@
 #   4. observability overhead: xl-decode tok/s with and without --stats-log/--mem-log/
 #      --metrics-file, when xl-decode has those flags;
 #   5. a "targets" record: the issue's goals against what was measured.
-# Helpers tests/bench_*.c are compiled here with the Makefile's flags.
+# Helpers tests/bench_*.c are built by the Makefile (build/tests/bench_*).
 # Environment: XL_BENCH_WORKERS (default: all cores), XL_BENCH_BIG=0 (skip the 1.3B model),
 # XL_BENCH_LONG (the long context, default 8192), XL_BENCH_OUT (default build/bench.ndjson).
 # Runs in about 10 minutes on a 2-core machine (most of it the 1.3B prefill of 8192 tokens).
@@ -29,18 +29,11 @@ mkdir -p "$ROOT/build" "$MODELS"
 
 say() { echo "bench: $*" >&2; }
 
-# ---- build the helpers ----
-make -s build/libcommon.a bin/xl-init >&2
-PKGS="openblas libcjson libcurl libutf8proc"
-CF="-O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -Ilibcommon -D_FILE_OFFSET_BITS=64 $(pkg-config --cflags $PKGS)"
-LD="$(pkg-config --libs $PKGS) -lcsv -lncursesw -lm -lpthread"
-for src in tests/bench_*.c; do
-  exe=build/$(basename "$src" .c)
-  if [ ! -x "$exe" ] || [ "$src" -nt "$exe" ] || [ build/libcommon.a -nt "$exe" ]; then
-    # shellcheck disable=SC2086
-    cc $CF "$src" build/libcommon.a $LD -o "$exe"
-  fi
-done
+# ---- build the helpers (the Makefile builds tests/bench_*.c into build/tests/) ----
+helpers=$(for src in tests/bench_*.c; do echo "build/tests/$(basename "$src" .c)"; done)
+# shellcheck disable=SC2086
+make -s bin/xl-init bin/xl-decode $helpers >&2
+H=build/tests
 
 # ---- provenance ----
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -49,8 +42,12 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 cores=$(nproc)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 emit() {   # reads NDJSON records on stdin, adds provenance, prints and appends them
+  # the 1-minute load average when the measurement started: other work on the machine skews every number
+  local load
+  load=$(cut -d' ' -f1 /proc/loadavg)
   jq -c --arg commit "$commit" --arg cpu "$cpu" --argjson cores "$cores" --argjson workers "$W" --arg run "$started" \
-    '{commit: $commit, cpu: $cpu, cores: $cores, threads: $workers, run: $run, time: (now | todate)} + .' | tee -a "$OUT"
+    --argjson load "$load" \
+    '{commit: $commit, cpu: $cpu, cores: $cores, threads: $workers, run: $run, load1: $load, time: (now | todate)} + .' | tee -a "$OUT"
 }
 say "commit $commit, $cpu, $cores cores, $W workers; records also in $OUT"
 
@@ -58,7 +55,7 @@ say "commit $commit, $cpu, $cores cores, $W workers; records also in $OUT"
 lim=$(mktemp)
 trap 'rm -f "$lim"' EXIT
 threads=1; [ "$W" -gt 1 ] && threads="1,$W"
-build/bench_limits --mb 512 --reps 5 --threads "$threads" | emit | tee "$lim" >/dev/null
+$H/bench_limits --mb 512 --reps 5 --threads "$threads" | emit | tee "$lim" >/dev/null
 BW=$(jq -s 'map(select(.what == "read_bw")) | max_by(.gb_s) | .gb_s' "$lim")
 GF=$(jq -s 'map(select(.what == "sgemm")) | max_by(.gflop_s) | .gflop_s' "$lim")
 say "limits: read bandwidth $BW GB/s, SGEMM $GF GFLOP/s (best over thread counts)"
@@ -68,7 +65,7 @@ res=$(mktemp)
 trap 'rm -f "$lim" "$res"' EXIT
 marks="512,2048"; [ "$LONG" -gt 2048 ] && marks="$marks,$LONG"
 say "default model: prefill to $LONG tokens, decode"
-build/bench_model models/xlstm-tiny-pydocs --label default --marks "$marks" --short-ctx 128 --steps 128 --workers "$W" \
+$H/bench_model models/xlstm-tiny-pydocs --label default --marks "$marks" --short-ctx 128 --steps 128 --workers "$W" \
   --bw "$BW" --gflops "$GF" | emit | tee -a "$res"
 if [ "$BIG" = 1 ]; then
   big=$MODELS/1.3b-bf16
@@ -78,14 +75,14 @@ if [ "$BIG" = 1 ]; then
     touch "$big/.complete"
   fi
   say "1.3B BF16: prefill to $LONG tokens, decode (several minutes)"
-  build/bench_model "$big" --label 1.3b-bf16 --marks "$marks" --short-ctx 128 --steps 16 --workers "$W" \
+  $H/bench_model "$big" --label 1.3b-bf16 --marks "$marks" --short-ctx 128 --steps 16 --workers "$W" \
     --bw "$BW" --gflops "$GF" | emit | tee -a "$res"
 fi
 
 # ---- 3. tokenizer ----
-if [ -x build/bench_tokenizer ]; then
+if [ -x $H/bench_tokenizer ]; then
   say "tokenizer encode"
-  build/bench_tokenizer --mb 8 --reps 3 | emit
+  $H/bench_tokenizer --mb 8 --reps 3 | emit
 fi
 
 # ---- 4. observability overhead ----
