@@ -3,6 +3,7 @@
 #include "judge_internal.h"
 #include "records.h"
 #include "runargs.h"
+#include "state.h"
 #include "textstats.h"
 #include "trials.h"
 #include "util.h"
@@ -18,11 +19,56 @@ void ji_scorer_init(ji_scorer *sc, xl_session *s, long block) {
   sc->vocab = s->m->cfg.vocab;
   sc->block = block > 0 ? block : 256;
   sc->logits = xl_malloc(sizeof(float) * (size_t)sc->block * (size_t)sc->vocab);
+  sc->prompt = NULL;
+  sc->nprompt = 0;
+  sc->snap = NULL;
+  sc->nsnap = 0;
 }
 
 void ji_scorer_free(ji_scorer *sc) {
   free(sc->logits);
-  sc->logits = NULL;
+  free(sc->prompt);
+  free(sc->snap);
+  memset(sc, 0, sizeof *sc);
+}
+
+/* Copies every state tensor (and the logits) to or from sc->snap. */
+typedef struct { ji_scorer *sc; size_t at; int restore; } snap_ctx;
+
+static void snap_tensor(void *vctx, const char *name, float *data, int ndim, const int64_t *shape) {
+  snap_ctx *x = vctx;
+  size_t n = 1;
+  for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+  if (x->restore) {
+    memcpy(data, x->sc->snap + x->at, n * sizeof(float));
+  } else {
+    if (x->at + n > x->sc->nsnap) x->sc->snap = xl_realloc(x->sc->snap, (x->sc->nsnap = x->at + n) * sizeof(float));
+    memcpy(x->sc->snap + x->at, data, n * sizeof(float));
+  }
+  x->at += n;
+}
+
+/* Puts the session in the state after prompt[0..np): from the snapshot when it holds
+ * this prompt, else by a reset and a prefill (then snapshotted). */
+static void enter_prompt(ji_scorer *sc, const int32_t *prompt, long np) {
+  xl_session *s = sc->s;
+  snap_ctx x = {sc, 0, 0};
+  if (sc->prompt && sc->nprompt == np && !memcmp(sc->prompt, prompt, (size_t)np * sizeof *prompt)) {
+    x.restore = 1;
+    xl_state_visit(s, snap_tensor, &x);
+    s->tokens = sc->snap_tokens;
+    s->last_token = sc->snap_last;
+    return;
+  }
+  xl_session_reset(s);
+  xl_prefill(s, prompt, np, NULL);
+  xl_state_visit(s, snap_tensor, &x);
+  sc->snap_tokens = s->tokens;
+  sc->snap_last = s->last_token;
+  free(sc->prompt);
+  sc->prompt = xl_malloc((size_t)np * sizeof *prompt);
+  memcpy(sc->prompt, prompt, (size_t)np * sizeof *prompt);
+  sc->nprompt = np;
 }
 
 double ji_log_softmax(const float *logits, int V, int32_t id) {
@@ -41,16 +87,16 @@ long ji_score(ji_scorer *sc, const int32_t *prompt, long np, const int32_t *cont
   double total = 0;
   *sum = 0;
   if (nc <= 0) return 0;
-  xl_session_reset(s);
   if (np > 0) {
-    xl_prefill(s, prompt, np, NULL);
+    enter_prompt(sc, prompt, np);
     /* s->logits: after the last prompt token, which predicts cont[0] */
     double l = ji_log_softmax(s->logits, V, cont[0]);
     total += l;
     nscored++;
     if (lp) lp[0] = l;
-  } else if (lp) {
-    lp[0] = NAN;   /* nothing precedes the first token */
+  } else {
+    xl_session_reset(s);
+    if (lp) lp[0] = NAN;   /* nothing precedes the first token */
   }
   /* Feed cont[0..nc-2]; the logits row after input cont[j] scores cont[j+1]. Blocks bound
    * the buffer; the state carries over between prefill calls. */

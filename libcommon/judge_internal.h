@@ -22,6 +22,13 @@ typedef struct {
   int vocab;
   long block;        /* continuation tokens fed per prefill call (bounds the buffer) */
   float *logits;     /* [block, vocab] all-position logits of one block */
+  /* the state after the last prompt, so outputs sharing a prompt prefill it once */
+  int32_t *prompt;   /* [nprompt] ids of the cached prompt (NULL: nothing cached) */
+  long nprompt;
+  float *snap;       /* every state tensor and the logits, as xl_state_visit lists them */
+  size_t nsnap;
+  long snap_tokens;
+  int snap_last;
 } ji_scorer;
 
 /* block <= 0 picks a default (256). */
@@ -31,7 +38,9 @@ void ji_scorer_free(ji_scorer *sc);
 /* log p(id) under softmax(logits[0..V)), in double precision. */
 double ji_log_softmax(const float *logits, int V, int32_t id);
 
-/* Scores cont[0..nc) after prompt[0..np) from an empty state (the session is reset).
+/* Scores cont[0..nc) after prompt[0..np) from an empty state. The state after the prompt
+ * is kept: the next call with the same prompt ids restores it instead of prefilling again
+ * (bitwise the same result).
  * *sum gets the sum of the log-probabilities; lp (if not NULL, nc entries) each token's
  * log-probability, NaN for a token that has no logits to be scored against (only the
  * first one, when np == 0). Returns the number of tokens scored. Ids must be < vocab. */

@@ -127,7 +127,7 @@ $(TRIALS_F): $(RUN_DIR)/.params.sweep $(PROMPT) $(MODEL_FILES) | $(XL_BIN)/xl-sw
 # 2. save: the greedy continuation of each successful trial under its own settings.
 #    New save parameters (e.g. another MODEL) redo every output (--force).
 $(OUTPUTS_F): $(TRIALS_F) $(RUN_DIR)/.params.save | $(XL_BIN)/xl-save $(XL_BIN)/xl-decode
-	$(XL_BIN)/xl-save $(RUN_DIR) $(SAVE_ARGS) -j $(JOBS) $$([ $(RUN_DIR)/.params.save -nt $@ ] && echo --force)
+	$(XL_BIN)/xl-save $(RUN_DIR) $(SAVE_ARGS) -j $(JOBS) $(if $(filter $(RUN_DIR)/.params.save,$?),--force)
 
 # 3. judge: log-prob scoring by the critic model (always) ...
 $(RATINGS_F): $(OUTPUTS_F) $(RUN_DIR)/.params.judge | $(XL_BIN)/xl-judge

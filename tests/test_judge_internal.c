@@ -150,6 +150,17 @@ static void generations(const xl_model *m, const cJSON *gens) {
     double sum3;
     long ns3 = ji_score(&small, p, np, c, nc, &sum3, NULL);
     CHECK(ns3 == ns && fabs(sum3 - sum) <= 1e-3, "generation %d: block 3 sum %.6f equals one block %.6f", gi, sum3, sum);
+    /* the same prompt again comes from the kept state: bitwise the same as a fresh prefill
+     * (small's last prompt is this one too, so compare against a brand-new scorer) */
+    double again, other, fresh;
+    ji_score(&sc, p, np, c, nc, &again, NULL);
+    ji_score(&sc, p, np, c + 1, nc - 1, &other, NULL);
+    ji_scorer fs;
+    ji_scorer_init(&fs, rs, 0);   /* rs: recurrent prefill, a different way to the prompt state */
+    ji_score(&fs, p, np, c + 1, nc - 1, &fresh, NULL);
+    ji_scorer_free(&fs);
+    CHECK(again == sum && fabs(other - fresh) <= 1e-3, "generation %d: kept prompt state: same sum again, another continuation "
+          "%.6f as from scratch %.6f", gi, other, fresh);
     ji_scorer_free(&small);
     free(p);
     free(c);
