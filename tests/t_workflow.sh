@@ -4,7 +4,7 @@
 # the chain exists, report.md links figures that exist; a second make runs nothing (make -q
 # says up to date, no file changes); a changed parameter redoes only its step and those
 # after it; a failing step leaves no half-made target and the next make resumes after the
-# last good step.
+# last good step; an interrupted sweep is resumed.
 source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 WF=$ROOT/pipelines/workflow.mk
@@ -75,4 +75,18 @@ expect_status "the next make resumes" 0 wf demo
 check "it starts at the judge" test "$(grep -oE '^/\S*/xl-[a-z]+( internal| ollama)?' "$TMP/out" | sed 's,.*/,,' | tr '\n' ' ')" = "xl-judge internal xl-merge xl-plot "
 check "the chain is whole again" test -s "$R/ratings.csv" -a -s "$R/report.md"
 expect_status "make -q: up to date again" 0 wf -q report
+
+# an interrupted sweep is resumed, not restarted: trials finished before the interrupt are kept
+R2=$TMP/run2
+V2=(XL_BIN="$BIN" RUN_DIR="$R2" CONTEXTS=16,32 BACKENDS=chunkwise CHUNK_SIZES=16,32 HEADS=1,2 WORKERS=1
+    NEW=8 REPEATS=2 WARMUP=0 SAVE_NEW=4 PLOT_FORMAT=svg)
+setsid make --no-print-directory -f "$WF" "${V2[@]}" "$R2/trials.jsonl" > "$TMP/int.out" 2>&1 &
+MK=$!
+for _ in $(seq 400); do [ -s "$R2/.sweep/trials.jsonl" ] && break; sleep 0.025; done
+kill -INT -- -$MK 2>/dev/null || true
+wait $MK 2>/dev/null || true
+check "interrupted: no trials.jsonl in place, the staging dir kept" test ! -e "$R2/trials.jsonl" -a -s "$R2/.sweep/trials.jsonl"
+expect_status "make after the interrupt" 0 make --no-print-directory -f "$WF" "${V2[@]}" "$R2/trials.jsonl"
+check "the sweep was resumed" grep -q "resuming" "$TMP/out"
+check "8 unique trials, some resumed" test "$(jq -r .slug "$R2/trials.jsonl" | sort -u | wc -l) $(grep -c . "$R2/trials.jsonl") $(grep -o '"resumed":[0-9]*' "$TMP/out" | grep -vc ':0$')" = "8 8 1"
 finish
