@@ -4,6 +4,7 @@
 # (crash, timeout, watchdog exit, injected by a --tool-prefix wrapper), plan/trial/collect,
 # the GNU parallel fan-out and the Slurm array script, --print-config precedence, usage.
 source "$(dirname "$0")/lib.sh"
+jqe() { jq -e "$@" > /dev/null; }   # a jq test: the exit status only
 SW="$BIN/xl-sweep"
 # Tools under test are the real ones beside the real xl-sweep (valgrind wraps only it).
 TOOLS=${XL_REAL_BIN:-$BIN}
@@ -16,7 +17,7 @@ expect_status "grid sweep runs" 0 "$SW" "${FAST[@]}" --repeats 2 --backend chunk
   --chunk-size 16,32 --workers 1,2 --heads-per-band 1 -o "$R1"
 cp "$TMP/out" "$TMP/grid.out"
 check "stdout: one outcome line (6 trials, none failed)" \
-  jq -e 'select(.trials == 6 and .measured == 6 and .failed == 0 and .best.backend != null)' "$TMP/grid.out"
+  jqe 'select(.trials == 6 and .measured == 6 and .failed == 0 and .best.backend != null)' "$TMP/grid.out"
 check "stderr quiet when not a terminal" test ! -s "$TMP/err"
 for f in run_meta.json trials.jsonl summary.csv best.json best_profile.json; do
   check "$f exists" test -s "$R1/$f"
@@ -25,13 +26,13 @@ check "trials.jsonl: 6 lines, trials 1..6" \
   test "$(jq -s -c '[.[].trial]' "$R1/trials.jsonl")" = "[1,2,3,4,5,6]"
 req='["trial","slug","status","error","backend","chunk_size","heads_per_band","workers","prompt_tokens","new_tokens","repeats","prefill_s","decode_s","prefill_tok_s","decode_tok_s","prefill_tok_s_sd","decode_tok_s_sd","peak_rss_mb","time","host","build","blas_core","context","prompt_file"]'
 check "every trial has every documented field" \
-  jq -e --argjson req "$req" -s 'all(.[]; . as $r | all($req[]; . as $k | $r | has($k)))' "$R1/trials.jsonl"
+  jqe --argjson req "$req" -s 'all(.[]; . as $r | all($req[]; . as $k | $r | has($k)))' "$R1/trials.jsonl"
 check "ok trials: positive speeds, sd with 2 repeats, no error, context 32" \
-  jq -e -s 'all(.[]; .status == "ok" and .error == null and .prefill_tok_s > 0 and .decode_tok_s > 0
+  jqe -s 'all(.[]; .status == "ok" and .error == null and .prefill_tok_s > 0 and .decode_tok_s > 0
      and (.prefill_tok_s_sd | type) == "number" and .repeats == 2 and .prompt_tokens == 32
      and .context == 32 and .new_tokens == 8 and .peak_rss_mb > 0 and (.time | test("Z$")))' "$R1/trials.jsonl"
 check "slugs name the settings, the context and the trial" \
-  jq -e -s '.[0].slug == "b=chunkwise__ck=16__h=1__w=1__ctx=32__i=1" and .[4].slug == "b=recurrent__ck=1__h=1__w=1__ctx=32__i=5"' "$R1/trials.jsonl"
+  jqe -s '.[0].slug == "b=chunkwise__ck=16__h=1__w=1__ctx=32__i=1" and .[4].slug == "b=recurrent__ck=1__h=1__w=1__ctx=32__i=5"' "$R1/trials.jsonl"
 check "recurrent settings collapse over chunk sizes (recorded as chunk_size 1)" \
   test "$(jq -s '[.[] | select(.backend == "recurrent")] | length' "$R1/trials.jsonl")" = 2
 hdr=$(head -1 "$R1/summary.csv")
@@ -42,7 +43,7 @@ done
 check "summary.csv header has every column${missing:+ (missing:$missing)}" test -z "$missing"
 check "summary.csv: one row per trial" test "$(($(wc -l < "$R1/summary.csv") - 1))" = 6
 check "run_meta.json: provenance, bounds, command, fingerprint" \
-  jq -e '.tool == "xl-sweep" and (.commit | length) > 0 and (.host | length) > 0 and (.cpu | length) > 0
+  jqe '.tool == "xl-sweep" and (.commit | length) > 0 and (.host | length) > 0 and (.cpu | length) > 0
      and (.time | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T")) and (.model.fingerprint | length) == 16
      and .search == "grid" and .bounds.chunk_size == [16,32] and .bounds.workers == [1,2]
      and .repeats == 2 and .seed == 42 and (.command | index("--chunk-size")) != null
@@ -51,8 +52,8 @@ check "run_meta.json: provenance, bounds, command, fingerprint" \
 want=$(jq -s -c 'map(select(.status == "ok")) | max_by(.decode_tok_s) | {backend, chunk_size, heads_per_band, workers}' "$R1/trials.jsonl")
 check "best.json: the fastest decode setting" test "$(jq -c .params "$R1/best.json")" = "$want"
 check "best.json metrics match that trial" \
-  jq -e --slurpfile t "$R1/trials.jsonl" '.metrics.decode_tok_s == ([$t[] | select(.status == "ok")] | max_by(.decode_tok_s).decode_tok_s)' "$R1/best.json"
-check "best_profile.json: params + metrics" jq -e '(.params | keys) == ["backend","chunk_size","heads_per_band","workers"] and .metrics.decode_tok_s > 0' "$R1/best_profile.json"
+  jqe --slurpfile t "$R1/trials.jsonl" '.metrics.decode_tok_s == ([$t[] | select(.status == "ok")] | max_by(.decode_tok_s).decode_tok_s)' "$R1/best.json"
+check "best_profile.json: params + metrics" jqe '(.params | keys) == ["backend","chunk_size","heads_per_band","workers"] and .metrics.decode_tok_s > 0' "$R1/best_profile.json"
 "$TOOLS/xl-decode" --profile "$R1/best_profile.json" --ids 5,6,7 -n 2 --format ndjson > "$TMP/prof.json" 2>/dev/null
 check "xl-decode --profile accepts the best profile" \
   test "$(jq -c '{backend, chunk_size, heads_per_band, workers}' "$TMP/prof.json")" = "$want"
@@ -96,7 +97,7 @@ check "resumed: no slug twice" test "$(jq -r .slug "$R2/trials.jsonl" | sort | u
 check "resumed: the finished trials were kept, not redone" \
   test "$(head -2 "$R2/trials.jsonl")" = "$(cat "$TMP/first2")"
 check "resumed: only the missing trials were measured" \
-  jq -e --argjson n "$n_before" 'select(.resumed == $n and .measured == 8 - $n)' "$TMP/out"
+  jqe --argjson n "$n_before" 'select(.resumed == $n and .measured == 8 - $n)' "$TMP/out"
 "$SW" plan "${KOPT[@]}" -o "$TMP/killplan" > "$TMP/killplan.jsonl"
 check "resumed run has the same slugs as its plan" \
   test "$(jq -r .slug "$R2/trials.jsonl" | sort)" = "$(jq -r .slug "$TMP/killplan.jsonl" | sort)"
@@ -104,7 +105,7 @@ check "summary.csv rewritten with all 8 rows" test "$(($(wc -l < "$R2/summary.cs
 expect_status "--resume rejects a changed plan setting" 2 "$SW" --resume "$R2" --chunk-size 64
 stderr_has "... naming it" 'chunk-size'
 expect_status "--resume of a finished run measures nothing" 0 "$SW" --resume "$R2" --progress no
-check "... and says so" jq -e 'select(.measured == 0 and .resumed == 8)' "$TMP/out"
+check "... and says so" jqe 'select(.measured == 0 and .resumed == 8)' "$TMP/out"
 
 # ---- 4. seeded searches are reproducible ----
 RND=(--search random --trials 5 --backend chunkwise,recurrent --chunk-size 8-128*2 --workers 1,2 --heads-per-band 1,2 --context 32)
@@ -147,14 +148,14 @@ check "ga: same seed, same sequence of settings" cmp -s "$TMP/ga1.s" "$TMP/ga2.s
 check "ga: another seed, another sequence" sh -c "! cmp -s '$TMP/ga1.s' '$TMP/ga3.s'"
 check "ga: no setting measured twice" test "$(sed 's/__i=.*//' "$TMP/ga1.s" | sort | uniq -d | wc -l)" = 0
 check "ga: later generations beat the random first one" \
-  jq -e -s '(.[0:5] | max_by(.decode_tok_s).decode_tok_s) < (max_by(.decode_tok_s).decode_tok_s)' "$TMP/ga1/trials.jsonl"
+  jqe -s '(.[0:5] | max_by(.decode_tok_s).decode_tok_s) < (max_by(.decode_tok_s).decode_tok_s)' "$TMP/ga1/trials.jsonl"
 PA=("${GA[@]}" --search pareto --objective pareto)
 "$SW" "${PA[@]}" --seed 5 -o "$TMP/pa1" > /dev/null 2>&1
 "$SW" "${PA[@]}" --seed 5 -o "$TMP/pa2" > /dev/null 2>&1
 check "pareto: same seed, same sequence" \
   test "$(jq -r .slug "$TMP/pa1/trials.jsonl")" = "$(jq -r .slug "$TMP/pa2/trials.jsonl")"
 check "pareto: best.json lists a non-dominated front that nothing measured beats" \
-  jq -e --slurpfile t "$TMP/pa1/trials.jsonl" '(.front | length) >= 1 and all(.front[]; . as $f |
+  jqe --slurpfile t "$TMP/pa1/trials.jsonl" '(.front | length) >= 1 and all(.front[]; . as $f |
      all($t[]; (.prefill_tok_s > $f.prefill_tok_s and .decode_tok_s > $f.decode_tok_s) | not))' "$TMP/pa1/best.json"
 
 # ---- 5. failed trials are recorded and the sweep goes on ----
@@ -173,52 +174,52 @@ chmod +x "$TMP/fail.sh"
 expect_status "a sweep with failing trials still finishes" 0 "$SW" "${FAST[@]}" --backend chunkwise \
   --chunk-size 16,32,64,128 --workers 1 --heads-per-band 1 --tool-prefix "$TMP/fail.sh" --trial-timeout 1 -o "$TMP/fail"
 F=$TMP/fail/trials.jsonl
-check "4 trials recorded, 3 failed" jq -e 'select(.trials == 4 and .failed == 3)' "$TMP/out"
+check "4 trials recorded, 3 failed" jqe 'select(.trials == 4 and .failed == 3)' "$TMP/out"
 check "crash: failed with the signal" \
-  jq -e -s '.[1].status == "failed" and (.[1].error | test("signal 11"))' "$F"
-check "hang: failed with the timeout" jq -e -s '.[2].status == "failed" and (.[2].error | test("timed out"))' "$F"
-check "watchdog stop: failed with exit 3" jq -e -s '.[3].status == "failed" and (.[3].error | test("exit 3"))' "$F"
+  jqe -s '.[1].status == "failed" and (.[1].error | test("signal 11"))' "$F"
+check "hang: failed with the timeout" jqe -s '.[2].status == "failed" and (.[2].error | test("timed out"))' "$F"
+check "watchdog stop: failed with exit 3" jqe -s '.[3].status == "failed" and (.[3].error | test("exit 3"))' "$F"
 check "failed trials: null speeds, never NaN" \
-  jq -e -s '[.[] | select(.status == "failed")] | all(.prefill_tok_s == null and .decode_tok_s == null)' "$F"
+  jqe -s '[.[] | select(.status == "failed")] | all(.prefill_tok_s == null and .decode_tok_s == null)' "$F"
 check "the good trial is ok and best" \
-  jq -e -s '.[0].status == "ok"' "$F"
-check "best.json names the only ok setting" jq -e '.params.chunk_size == 16' "$TMP/fail/best.json"
+  jqe -s '.[0].status == "ok"' "$F"
+check "best.json names the only ok setting" jqe '.params.chunk_size == 16' "$TMP/fail/best.json"
 check "no NaN anywhere in the files" sh -c "! grep -qi nan '$F' '$TMP/fail/summary.csv'"
 
 # ---- 6. plan / trial / collect ----
 PL=("${FAST[@]}" --backend chunkwise --chunk-size 16 --workers 1,2 --heads-per-band 1)
 "$SW" plan "${PL[@]}" -o "$TMP/dist" > "$TMP/plan.jsonl"
 check "plan: 2 specs with settings, slug, trial and paths" \
-  jq -e -s 'length == 2 and .[1].trial == 2 and .[1].workers == 2 and (.[0].ids_file | startswith("/"))
+  jqe -s 'length == 2 and .[1].trial == 2 and .[1].workers == 2 and (.[0].ids_file | startswith("/"))
      and .[0].slug == "b=chunkwise__ck=16__h=1__w=1__ctx=32__i=1" and .[0].new_tokens == 8' "$TMP/plan.jsonl"
 check "plan: also saved as RUN/plan.jsonl" cmp -s "$TMP/plan.jsonl" "$TMP/dist/plan.jsonl"
 sed -n 1p "$TMP/plan.jsonl" | "$SW" trial - > "$TMP/rec1.jsonl"
 check "trial (stdin): one ok record with the spec's slug" \
-  jq -e -s 'length == 1 and .[0].status == "ok" and .[0].slug == "b=chunkwise__ck=16__h=1__w=1__ctx=32__i=1"' "$TMP/rec1.jsonl"
+  jqe -s 'length == 1 and .[0].status == "ok" and .[0].slug == "b=chunkwise__ck=16__h=1__w=1__ctx=32__i=1"' "$TMP/rec1.jsonl"
 "$SW" trial "$(sed -n 2p "$TMP/plan.jsonl")" > "$TMP/rec2.jsonl"
-check "trial (argument): the second record" jq -e '.trial == 2 and .workers == 2 and .status == "ok"' "$TMP/rec2.jsonl"
+check "trial (argument): the second record" jqe '.trial == 2 and .workers == 2 and .status == "ok"' "$TMP/rec2.jsonl"
 bad=$(sed -n 1p "$TMP/plan.jsonl" | jq -c '.chunk_size = 32 | .slug = "b=chunkwise__ck=32__h=1__w=1__ctx=32__i=1"')
 expect_status "trial: a failed trial prints its record and exits 1" 1 "$SW" trial --tool-prefix "$TMP/fail.sh" "$bad"
-check "... the record says failed, with the error" jq -e '.status == "failed" and (.error | test("signal 11"))' "$TMP/out"
+check "... the record says failed, with the error" jqe '.status == "failed" and (.error | test("signal 11"))' "$TMP/out"
 expect_status "trial: a slug that does not match the settings is refused" 1 \
   "$SW" trial "$(sed -n 1p "$TMP/plan.jsonl" | jq -c '.chunk_size = 32')"
 expect_status "collect from files" 0 "$SW" collect "$TMP/dist" "$TMP/rec1.jsonl" "$TMP/rec2.jsonl"
-check "collect: 2 added" jq -e '.added == 2 and .trials == 2' "$TMP/out"
+check "collect: 2 added" jqe '.added == 2 and .trials == 2' "$TMP/out"
 check "collect: trials.jsonl, summary.csv, best.json" \
   sh -c "test \$(wc -l < '$TMP/dist/trials.jsonl') = 2 && test -s '$TMP/dist/summary.csv' && test -s '$TMP/dist/best.json'"
 cat "$TMP/rec1.jsonl" "$TMP/rec2.jsonl" | "$SW" collect "$TMP/dist" > "$TMP/out"
-check "collect again (stdin): deduped by slug" jq -e '.added == 0 and .skipped == 2 and .trials == 2' "$TMP/out"
+check "collect again (stdin): deduped by slug" jqe '.added == 0 and .skipped == 2 and .trials == 2' "$TMP/out"
 jq -c '.status = "failed" | .error = "made up" | .decode_tok_s = null' "$TMP/rec1.jsonl" > "$TMP/recfail.jsonl"
 "$SW" collect "$TMP/dist2" "$TMP/recfail.jsonl" > /dev/null
 check "collect: no best.json while nothing succeeded" test ! -e "$TMP/dist2/best.json"
 "$SW" collect "$TMP/dist2" "$TMP/rec1.jsonl" > "$TMP/out"
 check "collect: an ok record replaces a failed one with its slug" \
-  jq -e '.replaced == 1 and .added == 0 and .trials == 1' "$TMP/out"
-check "... in trials.jsonl too" jq -e -s 'length == 1 and .[0].status == "ok"' "$TMP/dist2/trials.jsonl"
+  jqe '.replaced == 1 and .added == 0 and .trials == 1' "$TMP/out"
+check "... in trials.jsonl too" jqe -s 'length == 1 and .[0].status == "ok"' "$TMP/dist2/trials.jsonl"
 "$SW" collect "$TMP/dist2" "$TMP/recfail.jsonl" > "$TMP/out"
 check "collect: a failed record never replaces an ok one" \
-  jq -e -s '.[0].skipped == 1' "$TMP/out"
-check "collect: the fingerprint reaches run_meta.json" jq -e '.model.fingerprint | length == 16' "$TMP/dist/run_meta.json"
+  jqe -s '.[0].skipped == 1' "$TMP/out"
+check "collect: the fingerprint reaches run_meta.json" jqe '.model.fingerprint | length == 16' "$TMP/dist/run_meta.json"
 
 # ---- 7. GNU parallel fan-out and the Slurm array script ----
 PAR=(--backend chunkwise,recurrent --chunk-size 16,32 --workers 1,2 --heads-per-band 1 --context 32,40)
@@ -239,7 +240,7 @@ for i in 0 1; do
   SLURM_ARRAY_TASK_ID=$i XL_SWEEP="$SW" bash "$ROOT/pipelines/sweep-slurm.sbatch" "$TMP/slurm" || true
 done
 "$SW" collect "$TMP/slurm" "$TMP"/slurm/records/task-*.jsonl > "$TMP/out"
-check "slurm array script: one record per task, collected" jq -e '.added == 2 and .trials == 2' "$TMP/out"
+check "slurm array script: one record per task, collected" jqe '.added == 2 and .trials == 2' "$TMP/out"
 
 # ---- 8. --config and --print-config precedence ----
 cat > "$TMP/cfg.json" <<'EOF'
@@ -248,7 +249,7 @@ EOF
 expect_status "--print-config" 0 "$SW" --config "$TMP/cfg.json" --repeats 2 --print-config
 cp "$TMP/out" "$TMP/pc.json"
 check "command line > config file > defaults" \
-  jq -e '.repeats == 2 and .chunk_size == "8,16" and .workers == "1,2" and .search == "random" and .new == 32
+  jqe '.repeats == 2 and .chunk_size == "8,16" and .workers == "1,2" and .search == "random" and .new == 32
      and ._sources.repeats == "command line" and ._sources.chunk_size == "config" and ._sources.new == "default"' "$TMP/pc.json"
 jq 'del(._sources)' "$TMP/pc.json" > "$TMP/pc2.json"
 expect_status "the printed config is itself a valid --config" 0 "$SW" --config "$TMP/pc2.json" --print-config
