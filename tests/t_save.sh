@@ -112,6 +112,14 @@ check "knobs of A on its command line" grep -qx -- "-q --format ndjson --greedy 
 check "knobs of B on its command line" grep -q -- "--backend recurrent --chunk-size 1 --heads-per-band 2 --workers 2" "$FAKE_LOG"
 check "settings a trial lacks are left to xl-decode" sh -c 'printf "{\"slug\":\"bare\",\"prompt_file\":\"prompt.txt\"}\n" | XL_DECODE="$2" "$0" "$1" --trials - -n 1 >/dev/null 2>&1; tail -1 "$3" | grep -qx -- "-q --format ndjson --greedy -n 1 --prompt-file $1/prompt.txt"' "$S" "$R3" "$F" "$FAKE_LOG"
 
+# a slug repeated in trials.jsonl (a re-measured setting): the later record wins, one output
+R6=$TMP/run6
+mkdir -p "$R6"
+cp "$R/prompt.txt" "$R6/"
+printf '{"trial":1,"slug":"rep","status":"ok","chunk_size":8,"prompt_file":"prompt.txt"}\n{"trial":9,"slug":"rep","status":"ok","chunk_size":24,"prompt_file":"prompt.txt"}\n' > "$R6/trials.jsonl"
+XL_DECODE=$F expect_status "repeated slug" 0 "$S" "$R6" -n 2
+check "repeated slug: one line, the later trial's settings" test "$(jq -r '"\(.trial) \(.chunk_size)"' "$R6/outputs.jsonl")" = "9 24"
+
 # a kill in the middle: the lines written so far are whole and unique, each with its .txt
 R4=$TMP/run4
 mkdir -p "$R4"
