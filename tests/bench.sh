@@ -14,8 +14,11 @@
 #   5. a "targets" record: the issue's goals against what was measured.
 # Helpers tests/bench_*.c are built by the Makefile (build/tests/bench_*).
 # Environment: XL_BENCH_WORKERS (default: all cores), XL_BENCH_BIG=0 (skip the 1.3B model),
-# XL_BENCH_LONG (the long context, default 8192), XL_BENCH_OUT (default build/bench.ndjson).
-# Runs in about 10 minutes on a 2-core machine (most of it the 1.3B prefill of 8192 tokens).
+# XL_BENCH_LONG (the long context, default 8192), XL_BENCH_BUDGET (seconds the 1.3B long
+# prefill may take, default 420: past it the prefill stops at a segment boundary, a
+# prefill_budget_stop record says where, and the long decode runs at the context reached),
+# XL_BENCH_OUT (default build/bench.ndjson).
+# Runs in 10-14 minutes on a 2-core machine (most of it the 1.3B prefill).
 set -eu
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -24,6 +27,7 @@ OUT=${XL_BENCH_OUT:-$ROOT/build/bench.ndjson}
 W=${XL_BENCH_WORKERS:-$(nproc)}
 LONG=${XL_BENCH_LONG:-8192}
 BIG=${XL_BENCH_BIG:-1}
+BUDGET=${XL_BENCH_BUDGET:-420}   # seconds for the 1.3B long prefill; it stops early past that
 MODELS=$ROOT/build/bench-models
 mkdir -p "$ROOT/build" "$MODELS"
 
@@ -55,7 +59,7 @@ say "commit $commit, $cpu, $cores cores, $W workers; records also in $OUT"
 lim=$(mktemp)
 trap 'rm -f "$lim"' EXIT
 threads=1; [ "$W" -gt 1 ] && threads="1,$W"
-$H/bench_limits --mb 512 --reps 5 --threads "$threads" | emit | tee "$lim" >/dev/null
+$H/bench_limits --mb 512 --reps 5 --threads "$threads" | emit | tee "$lim"
 BW=$(jq -s 'map(select(.what == "read_bw")) | max_by(.gb_s) | .gb_s' "$lim")
 GF=$(jq -s 'map(select(.what == "sgemm")) | max_by(.gflop_s) | .gflop_s' "$lim")
 say "limits: read bandwidth $BW GB/s, SGEMM $GF GFLOP/s (best over thread counts)"
@@ -76,7 +80,7 @@ if [ "$BIG" = 1 ]; then
   fi
   say "1.3B BF16: prefill to $LONG tokens, decode (several minutes)"
   $H/bench_model "$big" --label 1.3b-bf16 --marks "$marks" --short-ctx 128 --steps 16 --workers "$W" \
-    --bw "$BW" --gflops "$GF" | emit | tee -a "$res"
+    --bw "$BW" --gflops "$GF" --budget "$BUDGET" | emit | tee -a "$res"
 fi
 
 # ---- 3. tokenizer ----
