@@ -35,7 +35,13 @@ static void run_tasks(xl_pool *p, int id) {
   }
 }
 
-enum { PAUSE_ROUNDS = 4000, SPIN_ROUNDS = 20000 };
+/* ~0.5 ms of pause-spinning covers the gaps inside a decode step; past that a worker yields
+ * a little and then sleeps, so an idle pool does not take CPU from OpenBLAS's threads while
+ * the prefill GEMMs run (a long yield-spin measurably slowed prefill on 2 cores). */
+#ifndef XL_SPIN_ROUNDS
+#define XL_SPIN_ROUNDS 4200
+#endif
+enum { PAUSE_ROUNDS = 4000, SPIN_ROUNDS = XL_SPIN_ROUNDS };
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
