@@ -5,8 +5,9 @@
  *            gives tok/s at every mark (work from the empty state to N tokens, identical to
  *            a separate N-token run). Roofline: SGEMM rate / FLOPs per token, where FLOPs =
  *            2 x the block matrices' weights + the chunkwise cell's GEMM work.
- *   decode:  after the prompt, K greedy steps (decode at context max(marks)); then, from
- *            the empty state, a --short-ctx prompt and K steps again. Roofline: read
+ *   decode:  K greedy steps after the prompt (context max(marks)) and K steps in a second
+ *            session after a --short-ctx prompt, in 4 alternating rounds so both see the
+ *            same machine load. Peak RSS is taken before the second session. Roofline: read
  *            bandwidth / bytes per token (every block matrix and the LM head in their stored
  *            dtype, one embedding row, the state C/n/m read and written).
  * One NDJSON record per measurement on stdout; bench.sh adds provenance.
@@ -47,8 +48,6 @@ static int on_progress(long done, long total, double seconds) {
   return g_budget > 0 && seconds > g_budget && done < total;
 }
 
-static double g_cpu_s;   /* process CPU seconds of the last timed phase */
-
 static int argmax(const float *x, int n) {
   int b = 0;
   for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
@@ -63,27 +62,28 @@ static int finite_all(const float *x, int n) {
 static double mat_bytes(const xl_mat *w) { return (double)w->rows * w->cols * st_dtype_size(w->dtype); }
 static double mat_params(const xl_mat *w) { return (double)w->rows * w->cols; }
 
-/* Decodes K steps from the session's current state; returns tok/s, *sd the std of per-step ms. */
-static double decode(xl_session *s, int K, double *ms_mean, double *ms_sd, int *finite) {
+/* Decode timing accumulated over several rounds (so that the long- and short-context
+ * sessions can take turns and see the same machine load). */
+typedef struct { double sum, sq, wall, cpu; long n; int finite; } dec_acc;
+
+static void decode_chunk(xl_session *s, int K, dec_acc *acc) {
   int V = s->m->cfg.vocab, tok = argmax(s->logits, V);
-  xl_step(s, tok);   /* warm-up */
-  tok = argmax(s->logits, V);
-  double sum = 0, sq = 0, t0 = xl_now(), c0 = cpu_now();
-  *finite = 1;
+  double t0 = xl_now(), c0 = cpu_now();
   for (int i = 0; i < K; i++) {
     double a = xl_now();
     xl_step(s, tok);
     double d = (xl_now() - a) * 1e3;
-    sum += d; sq += d * d;
+    acc->sum += d; acc->sq += d * d; acc->n++;
     tok = argmax(s->logits, V);
-    if (!finite_all(s->logits, V)) *finite = 0;
+    if (!finite_all(s->logits, V)) acc->finite = 0;
   }
-  double total = xl_now() - t0;
-  g_cpu_s = cpu_now() - c0;
-  *ms_mean = sum / K;
-  *ms_sd = K > 1 ? sqrt(fmax(0, (sq - sum * sum / K) / (K - 1))) : 0;
-  return K / total;
+  acc->wall += xl_now() - t0;
+  acc->cpu += cpu_now() - c0;
 }
+
+static double acc_tok_s(const dec_acc *a) { return a->n / a->wall; }
+static double acc_mean(const dec_acc *a) { return a->sum / a->n; }
+static double acc_sd(const dec_acc *a) { return a->n > 1 ? sqrt(fmax(0, (a->sq - a->sum * a->sum / a->n) / (a->n - 1))) : 0; }
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);
@@ -166,27 +166,35 @@ int main(int argc, char **argv) {
   const char *fmt_dc = "{\"bench\":\"decode\",\"model\":\"%s\",\"dir\":\"%s\",\"context\":%ld,\"steps\":%ld,\"tok_s\":%.3f,"
                        "\"ms_mean\":%.3f,\"ms_sd\":%.3f,\"workers\":%d,\"bytes_per_token\":%.0f,\"roofline_tok_s\":%.3f,"
                        "\"efficiency\":%.4f,\"finite\":%s,\"blas_core\":\"%s\",\"cpu_s\":%.3f}\n";
-  double roof_dc = bw > 0 ? bw * 1e9 / dec_bytes : 0, mean, sd;
-  int dfin;
-  double long_ts = decode(s, (int)steps, &mean, &sd, &dfin);
-  printf(fmt_dc, label, dir, reached, steps, long_ts, mean, sd, o.workers, dec_bytes, roof_dc, roof_dc > 0 ? long_ts / roof_dc : 0,
-         dfin ? "true" : "false", xl_blas_core(), g_cpu_s);
-  fflush(stdout);
+  double roof_dc = bw > 0 ? bw * 1e9 / dec_bytes : 0;
   xl_prefill_progress = NULL;
-  xl_session_reset(s);
-  xl_prefill(s, ids, short_ctx, NULL);
-  double short_ts = decode(s, (int)steps, &mean, &sd, &dfin);
-  printf(fmt_dc, label, dir, short_ctx, steps, short_ts, mean, sd, o.workers, dec_bytes, roof_dc, roof_dc > 0 ? short_ts / roof_dc : 0,
-         dfin ? "true" : "false", xl_blas_core(), g_cpu_s);
-  printf("{\"bench\":\"decode_ctx_ratio\",\"model\":\"%s\",\"long_context\":%ld,\"short_context\":%ld,\"ratio\":%.4f}\n", label,
-         reached, short_ctx, long_ts / short_ts);
-
+  /* peak memory of one session (prefill included), before the second session exists */
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double rss = ru.ru_maxrss * 1024.0, wall = (double)m->weight_bytes;
+  size_t scratch = s->scratch_bytes;
+  /* the short-context session; the two decode in alternating rounds */
+  xl_session *s2 = xl_session_new(m, &o, err, sizeof err);
+  if (!s2) xl_die("%s", err);
+  xl_prefill(s2, ids, short_ctx, NULL);
+  dec_acc al = {.finite = 1}, as = {.finite = 1}, warm = {.finite = 1};
+  decode_chunk(s, 1, &warm);
+  decode_chunk(s2, 1, &warm);
+  int rounds = steps >= 4 ? 4 : 1, per = (int)(steps / rounds);
+  for (int r = 0; r < rounds; r++) {
+    decode_chunk(s, per, &al);
+    decode_chunk(s2, per, &as);
+  }
+  printf(fmt_dc, label, dir, reached, al.n, acc_tok_s(&al), acc_mean(&al), acc_sd(&al), o.workers, dec_bytes, roof_dc,
+         roof_dc > 0 ? acc_tok_s(&al) / roof_dc : 0, al.finite ? "true" : "false", xl_blas_core(), al.cpu);
+  printf(fmt_dc, label, dir, short_ctx, as.n, acc_tok_s(&as), acc_mean(&as), acc_sd(&as), o.workers, dec_bytes, roof_dc,
+         roof_dc > 0 ? acc_tok_s(&as) / roof_dc : 0, as.finite ? "true" : "false", xl_blas_core(), as.cpu);
+  printf("{\"bench\":\"decode_ctx_ratio\",\"model\":\"%s\",\"long_context\":%ld,\"short_context\":%ld,\"rounds\":%d,"
+         "\"ratio\":%.4f}\n", label, reached, short_ctx, rounds, acc_tok_s(&al) / acc_tok_s(&as));
   printf("{\"bench\":\"memory\",\"model\":\"%s\",\"peak_rss_mb\":%.1f,\"weights_mb\":%.1f,\"state_mb\":%.2f,\"scratch_mb\":%.1f,"
          "\"rss_over_weights_state\":%.4f}\n",
-         label, rss / 1048576, wall / 1048576, state_bytes / 1048576, s->scratch_bytes / 1048576.0, rss / (wall + state_bytes));
+         label, rss / 1048576, wall / 1048576, state_bytes / 1048576, scratch / 1048576.0, rss / (wall + state_bytes));
+  xl_session_free(s2);
   free(ids);
   xl_session_free(s);
   xl_model_free(m);
