@@ -124,8 +124,10 @@ void sw_layers_defaults(sw_layers *l, const char *root) {
     sw_layers_set(l, SW_O_WORKERS, buf, SW_SRC_DEFAULT);
   }
   if (!l->val[SW_O_OBJECTIVE]) {
-    const char *s = l->val[SW_O_SEARCH];
-    sw_layers_set(l, SW_O_OBJECTIVE, s && !strcmp(s, "pareto") ? "pareto" : "decode", SW_SRC_DEFAULT);
+    /* pareto search: both speeds; no generated tokens: only prefill was measured. */
+    const char *s = l->val[SW_O_SEARCH], *n = l->val[SW_O_NEW];
+    const char *o = s && !strcmp(s, "pareto") ? "pareto" : n && !strcmp(n, "0") ? "prefill" : "decode";
+    sw_layers_set(l, SW_O_OBJECTIVE, o, SW_SRC_DEFAULT);
   }
 }
 
@@ -286,7 +288,8 @@ const char *sw_conf_help(void) {
          "Search:\n"
          "      --search MODE       grid (every combination, default), random (--trials N distinct\n"
          "                          settings), ga (genetic), pareto (NSGA-II on prefill and decode)\n"
-         "      --objective O       decode (default), prefill, or pareto (default with --search pareto)\n"
+         "      --objective O       decode (default), prefill (default with --new 0), or pareto\n"
+         "                          (default with --search pareto)\n"
          "      --seed N            random, ga and pareto are reproducible from it (default 42)\n"
          "      --trials N          random: how many settings (default 16)\n"
          "      --population N      ga/pareto: individuals per generation (default 8)\n"

@@ -245,6 +245,7 @@ typedef struct {
   double pre_sd, dec_sd;   /* of the single record, when there is one */
   double rss;              /* max */
   int nok, nfail;
+  int npre, ndec;          /* ok records that had each speed (a prefill-only run has no decode) */
   cJSON *slugs;
   cJSON *contexts;
 } agg;
@@ -292,6 +293,8 @@ cJSON *sw_best(const cJSON *trials, int objective) {
     double p = num_or_nan(rec, "prefill_tok_s"), d = num_or_nan(rec, "decode_tok_s");
     a[k].pre += isfinite(p) ? p : 0;
     a[k].dec += isfinite(d) ? d : 0;
+    a[k].npre += isfinite(p) != 0;
+    a[k].ndec += isfinite(d) != 0;
     a[k].pre_sd = num_or_nan(rec, "prefill_tok_s_sd");
     a[k].dec_sd = num_or_nan(rec, "decode_tok_s_sd");
     double rss = num_or_nan(rec, "peak_rss_mb");
@@ -338,8 +341,8 @@ cJSON *sw_best(const cJSON *trials, int objective) {
     out = cJSON_CreateObject();
     cJSON_AddItemToObject(out, "params", params_of(b->first));
     cJSON *m = cJSON_AddObjectToObject(out, "metrics");
-    add_num(m, "prefill_tok_s", vals[2 * best]);
-    add_num(m, "decode_tok_s", vals[2 * best + 1]);
+    add_num(m, "prefill_tok_s", b->npre ? vals[2 * best] : NAN);
+    add_num(m, "decode_tok_s", b->ndec ? vals[2 * best + 1] : NAN);
     if (b->nok == 1) {
       add_num(m, "prefill_tok_s_sd", b->pre_sd);
       add_num(m, "decode_tok_s_sd", b->dec_sd);

@@ -59,6 +59,13 @@ check "xl-decode --profile accepts the best profile" \
   test "$(jq -c '{backend, chunk_size, heads_per_band, workers}' "$TMP/prof.json")" = "$want"
 check "ids file: exactly 32 ids" test "$(tr ',' '\n' < "$R1/ids/ctx32.ids" | grep -c .)" = 32
 
+expect_status "prefill-only sweep (--new 0) runs xl-prefill" 0 "$SW" "${FAST[@]}" --new 0 --backend chunkwise \
+  --chunk-size 16 --workers 1,2 --heads-per-band 1 -o "$TMP/pre"
+check "prefill only: prefill speeds, null decode, objective prefill" \
+  jqe -s 'all(.[]; .prefill_tok_s > 0 and .decode_tok_s == null and .new_tokens == 0)' "$TMP/pre/trials.jsonl"
+check "prefill only: best.json by prefill, decode null" \
+  jqe '.objective == "prefill" and .metrics.decode_tok_s == null and .metrics.prefill_tok_s > 0' "$TMP/pre/best.json"
+
 # ---- 2. progress on stderr when asked (as on a terminal) ----
 expect_status "progress lines with --progress yes" 0 "$SW" "${FAST[@]}" --backend chunkwise --chunk-size 16 \
   --workers 1 --heads-per-band 1,2 -o "$TMP/prog" --progress yes

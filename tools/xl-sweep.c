@@ -47,6 +47,8 @@ static void usage(FILE *f) {
           "       trial failed (its record is still printed).\n"
           "collect: --objective O picks what best.json means (default: the run's), --profile-out F.\n"
           "\n"
+          "Trials are named by slugs like b=chunkwise__ck=64__h=2__w=2__ctx=512__i=7 (settings,\n"
+          "context, trial number); a setting is measured once per run (a GA re-uses results).\n"
           "Run directory: run_meta.json, trials.jsonl (appended + fsync'd per trial), summary.csv,\n"
           "best.json, best_profile.json (for xl-prefill/xl-decode --profile), ids/ctx<N>.ids.\n"
           "stdout: one NDJSON line with the outcome (run, plan: the specs; trial: the record).\n"
