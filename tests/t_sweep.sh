@@ -268,7 +268,8 @@ stderr_has "... naming it" "chunk_sizes"
 # ---- 9. usage errors ----
 expect_status "--help exits 0" 0 "$SW" --help
 check "--help on stdout" grep -q 'Usage: xl-sweep' "$TMP/out"
-expect_status "unknown option" 2 "$SW" --bogus 1
+expect_status "unknown option" 2 "$SW" --bogus
+stderr_has "... named as unknown" "unknown option '--bogus'"
 expect_status "bad range" 2 "$SW" --chunk-size 64-16 --print-config
 stderr_has "... explained" 'chunk-size.*ends before it starts'
 expect_status "junk number" 2 "$SW" --workers 1,x --print-config

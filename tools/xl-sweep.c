@@ -139,15 +139,16 @@ static void parse_cli(cli *c, int argc, char **argv, int first) {
       if (eq) val = eq + 1;
     } else
       xl_usage_error("unexpected argument '%s'", a);
+    int o = sw_opt_find(name);
+    int is_config = !strcmp(name, "config"), is_resume = !strcmp(name, "resume");
+    if (o < 0 && !is_config && !is_resume) xl_usage_error("unknown option '%s'", a);
     if (!val) {
       if (i + 1 >= argc) xl_usage_error("%s needs a value", a);
       val = argv[++i];
     }
-    if (!strcmp(name, "config")) { c->config_file = val; continue; }
-    if (!strcmp(name, "resume")) { c->resume = val; continue; }
-    int o = sw_opt_find(name);
-    if (o < 0) xl_usage_error("unknown option '%s'", a);
-    sw_layers_set(&c->L, o, val, SW_SRC_CLI);
+    if (is_config) c->config_file = val;
+    else if (is_resume) c->resume = val;
+    else sw_layers_set(&c->L, o, val, SW_SRC_CLI);
   }
 }
 
