@@ -14,7 +14,8 @@ PKGS    := openblas libcjson libcurl libutf8proc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -Ilibcommon \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -D_FILE_OFFSET_BITS=64
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -D_FILE_OFFSET_BITS=64 \
+           -DXL_SOURCE_ROOT='"$(CURDIR)"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lncursesw -lm -lpthread
 
 # Build flavours: plain (build/, bin/), sanitizers (build-asan/).

@@ -249,25 +249,5 @@ void xl_model_free(xl_model *m) {
 char *xl_default_model_dir(void) {
   const char *env = getenv("XL_MODEL");
   if (env && *env) return xl_strdup(env);
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash) {
-      *slash = 0;
-      /* bin/xl-* and build/tests/test_* both sit one or two levels below the project root */
-      const char *ups[] = {"/../models/xlstm-tiny-pydocs", "/../../models/xlstm-tiny-pydocs"};
-      for (int i = 0; i < 2; i++) {
-        char cand[PATH_MAX + 64];
-        snprintf(cand, sizeof cand, "%s%s/config.json", exe, ups[i]);
-        if (xl_exists(cand)) {
-          cand[strlen(cand) - strlen("/config.json")] = 0;
-          char *r = realpath(cand, NULL);
-          return r ? r : xl_strdup(cand);
-        }
-      }
-    }
-  }
-  return xl_strdup("models/xlstm-tiny-pydocs");
+  return xl_find_resource("models/xlstm-tiny-pydocs", "config.json");
 }

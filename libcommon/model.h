@@ -44,7 +44,7 @@ xl_model *xl_model_load(const char *dir, char *err, size_t errlen);
 void xl_model_free(xl_model *m);
 
 /* The default model directory: $XL_MODEL, else <exe dir>/../models/xlstm-tiny-pydocs,
- * else the path compiled in. Returns a malloc'd string. */
+ * else the checkout it was built from (XL_SOURCE_ROOT). Returns a malloc'd string. */
 char *xl_default_model_dir(void);
 
 /* Helpers shared with model_v1.c: look up a tensor by name with an exact shape

@@ -1,6 +1,7 @@
 /* util: diagnostics, checked parsing, file helpers, clocks. See util.h. */
 #include "util.h"
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -178,6 +179,42 @@ char *xl_path_join(const char *dir, const char *name) {
   memcpy(p + k, name, b + 1);
   return p;
 }
+static int has_probe(const char *dir, const char *probe) {
+  char *p = xl_path_join(dir, probe);
+  int yes = xl_exists(p);
+  free(p);
+  return yes;
+}
+
+char *xl_find_resource(const char *rel, const char *probe) {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    static const char *ups[] = {"..", "../.."};
+    for (int i = 0; i < 2; i++) {
+      char *base = xl_path_join(exe, ups[i]), *d = xl_path_join(base, rel);
+      free(base);
+      if (has_probe(d, probe)) {
+        char *r = realpath(d, NULL);
+        if (r) { free(d); return r; }
+        return d;
+      }
+      free(d);
+    }
+  }
+#ifdef XL_SOURCE_ROOT
+  {
+    char *d = xl_path_join(XL_SOURCE_ROOT, rel);
+    if (has_probe(d, probe)) return d;
+    free(d);
+  }
+#endif
+  return xl_strdup(rel);
+}
+
 int xl_mkdirs(const char *path) {
   char *p = xl_strdup(path);
   for (char *s = p + 1; *s; s++) {

@@ -67,6 +67,11 @@ void xl_rfc3339(char *buf, size_t n, double unix_seconds);
 
 /* Joins a directory and a name into a malloc'd path. */
 char *xl_path_join(const char *dir, const char *name);
+/* A directory shipped with the project (e.g. "models/xlstm-tiny-pydocs", "plots"), found
+ * by a file inside it (probe): next to the executable's parent (bin/ -> ../REL, and
+ * build-asan/bin/ -> ../../REL), else in the checkout the binary was built from, else REL
+ * relative to the current directory. Returns a malloc'd path. */
+char *xl_find_resource(const char *rel, const char *probe);
 /* mkdir -p; 0 ok, -1 errno. */
 int xl_mkdirs(const char *path);
 /* 1 if path exists (any type). */

@@ -398,24 +398,7 @@ static void data_memory(figure *fig, const char *path, const char *data_dir) {
 static char *find_plots_dir(void) {
   const char *env = getenv("XL_PLOTS_DIR");
   if (env && *env) return xl_strdup(env);
-  char exe[PATH_MAX];
-  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (k > 0) {
-    exe[k] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash) *slash = 0;
-    /* bin/ -> ../plots; build-asan/bin/ -> ../../plots */
-    static const char *rel[] = {"../plots", "../../plots"};
-    for (int i = 0; i < 2; i++) {
-      char *d = xl_path_join(exe, rel[i]);
-      char *probe = xl_path_join(d, "max_by_param.gp");
-      int there = xl_exists(probe);
-      free(probe);
-      if (there) return d;
-      free(d);
-    }
-  }
-  return xl_strdup("plots");
+  return xl_find_resource("plots", "max_by_param.gp");
 }
 
 /* Runs gnuplot on one figure and format; output goes to a temp name renamed on
