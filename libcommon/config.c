@@ -11,15 +11,6 @@
 #include <string.h>
 
 
-static int bad(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 /* Looks up the first present key of a NULL-terminated list. */
 static const cJSON *get_any(const cJSON *o, const char *const *keys, const char **found) {
   for (; *keys; keys++) {
@@ -36,10 +27,10 @@ static int get_int(const cJSON *o, const char *const *keys, int has_def, long de
   const cJSON *j = get_any(o, keys, &k);
   if (!j) {
     if (has_def) { *out = def; return 0; }
-    return bad(err, errlen, "%s: missing field \"%s\"", path, keys[0]);
+    return xl_errf(err, errlen, "%s: missing field \"%s\"", path, keys[0]);
   }
   if (!cJSON_IsNumber(j) || floor(j->valuedouble) != j->valuedouble || j->valuedouble < lo || j->valuedouble > hi)
-    return bad(err, errlen, "%s: field \"%s\" must be an integer in [%ld, %ld]", path, k, lo, hi);
+    return xl_errf(err, errlen, "%s: field \"%s\" must be an integer in [%ld, %ld]", path, k, lo, hi);
   *out = (long)j->valuedouble;
   return 0;
 }
@@ -48,14 +39,14 @@ static int get_num(const cJSON *o, const char *key, double def, double lo, doubl
   const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
   if (!j || cJSON_IsNull(j)) { *out = def; return 0; }
   if (!cJSON_IsNumber(j) || !(j->valuedouble >= lo && j->valuedouble <= hi))
-    return bad(err, errlen, "%s: field \"%s\" must be a number in [%g, %g]", path, key, lo, hi);
+    return xl_errf(err, errlen, "%s: field \"%s\" must be a number in [%g, %g]", path, key, lo, hi);
   *out = j->valuedouble;
   return 0;
 }
 static int get_bool(const cJSON *o, const char *key, int def, int *out, const char *path, char *err, size_t errlen) {
   const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
   if (!j || cJSON_IsNull(j)) { *out = def; return 0; }
-  if (!cJSON_IsBool(j)) return bad(err, errlen, "%s: field \"%s\" must be true or false", path, key);
+  if (!cJSON_IsBool(j)) return xl_errf(err, errlen, "%s: field \"%s\" must be true or false", path, key);
   *out = cJSON_IsTrue(j);
   return 0;
 }
@@ -74,19 +65,19 @@ int xl_config_parse(xl_config *c, const char *text, const char *path, char *err,
   cJSON *root = cJSON_Parse(text);
   if (!root || !cJSON_IsObject(root)) {
     cJSON_Delete(root);
-    return bad(err, errlen, "%s: not a JSON object", path);
+    return xl_errf(err, errlen, "%s: not a JSON object", path);
   }
   int rc = -1;
   long v;
   const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-  if (mt && !cJSON_IsString(mt)) { bad(err, errlen, "%s: field \"model_type\" must be a string", path); goto out; }
+  if (mt && !cJSON_IsString(mt)) { xl_errf(err, errlen, "%s: field \"model_type\" must be a string", path); goto out; }
   if (mt && !strcmp(mt->valuestring, "xlstm_v1")) {
     c->arch = XL_ARCH_V1;
     rc = xl_v1_config_parse(c, root, path, err, errlen);
     goto out;
   }
   if (mt && strcmp(mt->valuestring, "xlstm")) {
-    bad(err, errlen, "%s: field \"model_type\" is \"%s\"; supported: \"xlstm\", \"xlstm_v1\"", path, mt->valuestring);
+    xl_errf(err, errlen, "%s: field \"model_type\" is \"%s\"; supported: \"xlstm\", \"xlstm_v1\"", path, mt->valuestring);
     goto out;
   }
   c->arch = XL_ARCH_LARGE;
@@ -98,12 +89,12 @@ int xl_config_parse(xl_config *c, const char *text, const char *path, char *err,
   /* When both spellings are present they must agree. */
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "hidden_size"), *b = cJSON_GetObjectItemCaseSensitive(root, "embedding_dim");
   if (cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble != b->valuedouble) {
-    bad(err, errlen, "%s: fields \"hidden_size\" (%g) and \"embedding_dim\" (%g) disagree", path, a->valuedouble, b->valuedouble);
+    xl_errf(err, errlen, "%s: fields \"hidden_size\" (%g) and \"embedding_dim\" (%g) disagree", path, a->valuedouble, b->valuedouble);
     goto out;
   }
   a = cJSON_GetObjectItemCaseSensitive(root, "num_hidden_layers"), b = cJSON_GetObjectItemCaseSensitive(root, "num_blocks");
   if (cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble != b->valuedouble) {
-    bad(err, errlen, "%s: fields \"num_hidden_layers\" (%g) and \"num_blocks\" (%g) disagree", path, a->valuedouble, b->valuedouble);
+    xl_errf(err, errlen, "%s: fields \"num_hidden_layers\" (%g) and \"num_blocks\" (%g) disagree", path, a->valuedouble, b->valuedouble);
     goto out;
   }
   if (get_int(root, kB, 0, 0, 1, 4096, &v, path, err, errlen)) goto out;
@@ -123,11 +114,11 @@ int xl_config_parse(xl_config *c, const char *text, const char *path, char *err,
   c->v_dim = (int)(c->D * vf);
   c->ffn = (int)(ceil(c->D * ffnf / (double)mult) * mult);
   if (c->qk_dim < c->n_heads || c->qk_dim % c->n_heads) {
-    bad(err, errlen, "%s: field \"qk_dim_factor\": qk_dim %d is not a positive multiple of num_heads %d", path, c->qk_dim, c->n_heads);
+    xl_errf(err, errlen, "%s: field \"qk_dim_factor\": qk_dim %d is not a positive multiple of num_heads %d", path, c->qk_dim, c->n_heads);
     goto out;
   }
   if (c->v_dim < c->n_heads || c->v_dim % c->n_heads) {
-    bad(err, errlen, "%s: field \"v_dim_factor\": v_dim %d is not a positive multiple of num_heads %d", path, c->v_dim, c->n_heads);
+    xl_errf(err, errlen, "%s: field \"v_dim_factor\": v_dim %d is not a positive multiple of num_heads %d", path, c->v_dim, c->n_heads);
     goto out;
   }
   c->dk = c->qk_dim / c->n_heads;
@@ -144,7 +135,7 @@ int xl_config_parse(xl_config *c, const char *text, const char *path, char *err,
   const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_mode");
   if (wm && !cJSON_IsNull(wm)) {
     if (!cJSON_IsString(wm) || (strcmp(wm->valuestring, "single") && strcmp(wm->valuestring, "fused"))) {
-      bad(err, errlen, "%s: field \"weight_mode\" must be \"single\" or \"fused\"", path);
+      xl_errf(err, errlen, "%s: field \"weight_mode\" must be \"single\" or \"fused\"", path);
       goto out;
     }
     c->fused = !strcmp(wm->valuestring, "fused");
@@ -164,7 +155,7 @@ int xl_config_load(xl_config *c, const char *dir, char *err, size_t errlen) {
   char *p = xl_path_join(dir, "config.json");
   char *text = xl_read_file(p, NULL);
   int rc;
-  if (!text) rc = bad(err, errlen, "%s: cannot read: %s", p, strerror(errno));
+  if (!text) rc = xl_errf(err, errlen, "%s: cannot read: %s", p, strerror(errno));
   else rc = xl_config_parse(c, text, p, err, errlen);
   free(text);
   free(p);

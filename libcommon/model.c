@@ -12,15 +12,6 @@
 
 
 
-static int bad(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 const st_tensor *xl_find_tensor(const xl_model *m, const char *name) { return st_find(&m->st, name); }
 
 static void *own(xl_model *m, void *p) {
@@ -38,7 +29,7 @@ static int check_shape(const st_tensor *t, int ndim, const int64_t *dims, char *
   char want[128] = "", got[128] = "";
   for (int i = 0; i < ndim; i++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? ", " : "", (long long)dims[i]);
   for (int i = 0; i < t->ndim; i++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-  return bad(err, errlen, "tensor '%s' has shape [%s], expected [%s]", t->name, got, want);
+  return xl_errf(err, errlen, "tensor '%s' has shape [%s], expected [%s]", t->name, got, want);
 }
 
 /* A matrix view of rows [r0, r0+rows) of a 2-D tensor [total_rows, cols]. */
@@ -46,7 +37,7 @@ static int bind_rows(xl_model *m, const st_tensor *t, int total_rows, int r0, in
                      size_t errlen) {
   int64_t dims[2] = {total_rows, cols};
   if (check_shape(t, 2, dims, err, errlen)) return -1;
-  if (!is_float(t->dtype)) return bad(err, errlen, "tensor '%s' has dtype %s; weights must be F32, BF16 or F16", t->name, st_dtype_name(t->dtype));
+  if (!is_float(t->dtype)) return xl_errf(err, errlen, "tensor '%s' has dtype %s; weights must be F32, BF16 or F16", t->name, st_dtype_name(t->dtype));
   size_t es = st_dtype_size(t->dtype);
   const char *p = (const char *)t->data + (size_t)r0 * cols * es;
   if (((uintptr_t)p) % es) {   /* misaligned in the file: keep an aligned copy */
@@ -60,7 +51,7 @@ static int bind_rows(xl_model *m, const st_tensor *t, int total_rows, int r0, in
 
 int xl_bind_mat(xl_model *m, const char *name, int rows, int cols, xl_mat *out, char *err, size_t errlen) {
   const st_tensor *t = st_find(&m->st, name);
-  if (!t) return bad(err, errlen, "%s: missing tensor '%s'", m->dir, name);
+  if (!t) return xl_errf(err, errlen, "%s: missing tensor '%s'", m->dir, name);
   return bind_rows(m, t, rows, 0, rows, cols, out, err, errlen);
 }
 
@@ -68,7 +59,7 @@ int xl_bind_mat(xl_model *m, const char *name, int rows, int cols, xl_mat *out, 
 static int bind_vec_part(xl_model *m, const st_tensor *t, int total, int off, int n, float **out, char *err, size_t errlen) {
   int64_t dims[1] = {total};
   if (check_shape(t, 1, dims, err, errlen)) return -1;
-  if (!is_float(t->dtype)) return bad(err, errlen, "tensor '%s' has dtype %s; expected F32, BF16 or F16", t->name, st_dtype_name(t->dtype));
+  if (!is_float(t->dtype)) return xl_errf(err, errlen, "tensor '%s' has dtype %s; expected F32, BF16 or F16", t->name, st_dtype_name(t->dtype));
   float *v = own(m, xl_malloc(sizeof(float) * (size_t)n));
   size_t es = st_dtype_size(t->dtype);
   /* memcpy first: the source may be unaligned */
@@ -83,7 +74,7 @@ static int bind_vec_part(xl_model *m, const st_tensor *t, int total, int off, in
 int xl_bind_vec(xl_model *m, const char *name, int n, float **out, int required, char *err, size_t errlen) {
   const st_tensor *t = st_find(&m->st, name);
   *out = NULL;
-  if (!t) return required ? bad(err, errlen, "%s: missing tensor '%s'", m->dir, name) : 0;
+  if (!t) return required ? xl_errf(err, errlen, "%s: missing tensor '%s'", m->dir, name) : 0;
   return bind_vec_part(m, t, n, 0, n, out, err, errlen);
 }
 
@@ -120,24 +111,24 @@ static int bind_block(xl_model *m, int i, char *err, size_t errlen) {
   if (c->fused) {
     const st_tensor *t = st_find(&m->st, NAME("mlstm_layer.qkv_opreact.weight"));
     int R = 2 * QK + 2 * VD;
-    if (!t) return bad(err, errlen, "%s: missing tensor '%s' (weight_mode fused)", m->dir, nm);
+    if (!t) return xl_errf(err, errlen, "%s: missing tensor '%s' (weight_mode fused)", m->dir, nm);
     if (bind_rows(m, t, R, 0, QK, D, &B->q, err, errlen) || bind_rows(m, t, R, QK, QK, D, &B->k, err, errlen) ||
         bind_rows(m, t, R, 2 * QK, VD, D, &B->v, err, errlen) || bind_rows(m, t, R, 2 * QK + VD, VD, D, &B->o, err, errlen))
       return -1;
     if (bias) {
-      if (!(t = st_find(&m->st, NAME("mlstm_layer.qkv_opreact.bias")))) return bad(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
+      if (!(t = st_find(&m->st, NAME("mlstm_layer.qkv_opreact.bias")))) return xl_errf(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
       if (bind_vec_part(m, t, R, 0, QK, &B->q_b, err, errlen) || bind_vec_part(m, t, R, QK, QK, &B->k_b, err, errlen) ||
           bind_vec_part(m, t, R, 2 * QK, VD, &B->v_b, err, errlen) || bind_vec_part(m, t, R, 2 * QK + VD, VD, &B->o_b, err, errlen))
         return -1;
     }
-    if (!(t = st_find(&m->st, NAME("mlstm_layer.ifgate_preact.weight")))) return bad(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
+    if (!(t = st_find(&m->st, NAME("mlstm_layer.ifgate_preact.weight")))) return xl_errf(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
     if (bind_rows(m, t, 2 * NH, 0, NH, D, &B->ig, err, errlen) || bind_rows(m, t, 2 * NH, NH, NH, D, &B->fg, err, errlen)) return -1;
-    if (!(t = st_find(&m->st, NAME("mlstm_layer.ifgate_preact.bias")))) return bad(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
+    if (!(t = st_find(&m->st, NAME("mlstm_layer.ifgate_preact.bias")))) return xl_errf(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
     if (bind_vec_part(m, t, 2 * NH, 0, NH, &B->ig_b, err, errlen) || bind_vec_part(m, t, 2 * NH, NH, NH, &B->fg_b, err, errlen)) return -1;
-    if (!(t = st_find(&m->st, NAME("ffn.proj_up_gate_z.weight")))) return bad(err, errlen, "%s: missing tensor '%s' (weight_mode fused)", m->dir, nm);
+    if (!(t = st_find(&m->st, NAME("ffn.proj_up_gate_z.weight")))) return xl_errf(err, errlen, "%s: missing tensor '%s' (weight_mode fused)", m->dir, nm);
     if (bind_rows(m, t, 2 * F, 0, F, D, &B->up_gate, err, errlen) || bind_rows(m, t, 2 * F, F, F, D, &B->up, err, errlen)) return -1;
     if (bias) {
-      if (!(t = st_find(&m->st, NAME("ffn.proj_up_gate_z.bias")))) return bad(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
+      if (!(t = st_find(&m->st, NAME("ffn.proj_up_gate_z.bias")))) return xl_errf(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
       if (bind_vec_part(m, t, 2 * F, 0, F, &B->up_gate_b, err, errlen) || bind_vec_part(m, t, 2 * F, F, F, &B->up_b, err, errlen)) return -1;
     }
   } else {
@@ -200,7 +191,7 @@ xl_model *xl_model_load(const char *dir, char *err, size_t errlen) {
   char *cpath = xl_path_join(dir, "config.json");
   char *ctext = xl_read_file(cpath, NULL);
   if (!ctext) {
-    bad(err, errlen, "%s: cannot read: %s", cpath, strerror(errno));
+    xl_errf(err, errlen, "%s: cannot read: %s", cpath, strerror(errno));
     free(cpath);
     xl_model_free(m);
     return NULL;
@@ -226,7 +217,7 @@ xl_model *xl_model_load(const char *dir, char *err, size_t errlen) {
   if (!rc) {
     if (st_find(&m->st, "lm_head.weight")) rc = xl_bind_mat(m, "lm_head.weight", c->vocab, c->D, &m->lm_head, err, errlen);
     else if (c->tie_embeddings) m->lm_head = m->embed;
-    else rc = bad(err, errlen, "%s: missing tensor 'lm_head.weight' (and \"tie_word_embeddings\" is false)", dir);
+    else rc = xl_errf(err, errlen, "%s: missing tensor 'lm_head.weight' (and \"tie_word_embeddings\" is false)", dir);
   }
   m->blocks = xl_calloc((size_t)c->n_blocks, sizeof *m->blocks);
   for (int i = 0; !rc && i < c->n_blocks; i++) rc = bind_block(m, i, err, errlen);

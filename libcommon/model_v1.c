@@ -14,15 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int bad(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 /* ---- config.json ---- */
 
 typedef struct { const char *path; char *err; size_t errlen; } pctx;
@@ -37,7 +28,7 @@ static int jint(pctx *p, const cJSON *o, const char *where, const char *key, lon
   const cJSON *j = item(o, key);
   if (!j) { *out = (int)def; return 0; }
   if (!cJSON_IsNumber(j) || floor(j->valuedouble) != j->valuedouble || j->valuedouble < lo || j->valuedouble > hi)
-    return bad(p->err, p->errlen, "%s: field \"%s%s%s\" must be an integer in [%ld, %ld]", p->path, where, *where ? "." : "", key, lo, hi);
+    return xl_errf(p->err, p->errlen, "%s: field \"%s%s%s\" must be an integer in [%ld, %ld]", p->path, where, *where ? "." : "", key, lo, hi);
   *out = (int)j->valuedouble;
   return 0;
 }
@@ -45,14 +36,14 @@ static int jnum(pctx *p, const cJSON *o, const char *where, const char *key, dou
   const cJSON *j = item(o, key);
   if (!j) { *out = def; return 0; }
   if (!cJSON_IsNumber(j) || !(j->valuedouble >= lo && j->valuedouble <= hi))
-    return bad(p->err, p->errlen, "%s: field \"%s%s%s\" must be a number in [%g, %g]", p->path, where, *where ? "." : "", key, lo, hi);
+    return xl_errf(p->err, p->errlen, "%s: field \"%s%s%s\" must be a number in [%g, %g]", p->path, where, *where ? "." : "", key, lo, hi);
   *out = j->valuedouble;
   return 0;
 }
 static int jbool(pctx *p, const cJSON *o, const char *where, const char *key, int def, int *out) {
   const cJSON *j = item(o, key);
   if (!j) { *out = def; return 0; }
-  if (!cJSON_IsBool(j)) return bad(p->err, p->errlen, "%s: field \"%s%s%s\" must be true or false", p->path, where, *where ? "." : "", key);
+  if (!cJSON_IsBool(j)) return xl_errf(p->err, p->errlen, "%s: field \"%s%s%s\" must be true or false", p->path, where, *where ? "." : "", key);
   *out = cJSON_IsTrue(j);
   return 0;
 }
@@ -61,7 +52,7 @@ static int jstr_is(pctx *p, const cJSON *o, const char *where, const char *key, 
   const cJSON *j = item(o, key);
   if (!j) return 0;
   if (!cJSON_IsString(j) || strcmp(j->valuestring, want))
-    return bad(p->err, p->errlen, "%s: field \"%s%s%s\" is %s%s%s; only \"%s\" is supported", p->path, where, *where ? "." : "", key,
+    return xl_errf(p->err, p->errlen, "%s: field \"%s%s%s\" is %s%s%s; only \"%s\" is supported", p->path, where, *where ? "." : "", key,
                cJSON_IsString(j) ? "\"" : "", cJSON_IsString(j) ? j->valuestring : "not a string", cJSON_IsString(j) ? "\"" : "", want);
   return 0;
 }
@@ -69,13 +60,13 @@ static int jstr_is(pctx *p, const cJSON *o, const char *where, const char *key, 
 static int jfalse(pctx *p, const cJSON *o, const char *where, const char *key) {
   int v;
   if (jbool(p, o, where, key, 0, &v)) return -1;
-  if (v) return bad(p->err, p->errlen, "%s: field \"%s%s%s\" is true; only bias-free v1 models are supported", p->path, where, *where ? "." : "", key);
+  if (v) return xl_errf(p->err, p->errlen, "%s: field \"%s%s%s\" is true; only bias-free v1 models are supported", p->path, where, *where ? "." : "", key);
   return 0;
 }
 /* An object field: absent/null -> NULL (ok); present but not an object -> error. */
 static int jobj(pctx *p, const cJSON *o, const char *where, const char *key, const cJSON **out) {
   *out = item(o, key);
-  if (*out && !cJSON_IsObject(*out)) return bad(p->err, p->errlen, "%s: field \"%s%s%s\" must be an object", p->path, where, *where ? "." : "", key);
+  if (*out && !cJSON_IsObject(*out)) return xl_errf(p->err, p->errlen, "%s: field \"%s%s%s\" must be an object", p->path, where, *where ? "." : "", key);
   return 0;
 }
 
@@ -95,7 +86,7 @@ static int parse_ffn(pctx *p, const cJSON *ff, int D, int *F) {
       jint(p, ff, w, "round_proj_up_to_multiple_of", 64, 1, 1 << 20, &mult) || jbool(p, ff, w, "round_proj_up_dim_up", 1, &up))
     return -1;
   *F = pud > 0 ? pud : proj_dim(pf, D, mult, up);
-  if (*F < 1) return bad(p->err, p->errlen, "%s: field \"%s.proj_factor\" gives an empty FFN", p->path, w);
+  if (*F < 1) return xl_errf(p->err, p->errlen, "%s: field \"%s.proj_factor\" gives an empty FFN", p->path, w);
   return 0;
 }
 
@@ -103,15 +94,15 @@ int xl_v1_config_parse(xl_config *c, const cJSON *root, const char *path, char *
   pctx P = {path, err, errlen}, *p = &P;
   const cJSON *x;
   if (jobj(p, root, "", "xlstm", &x)) return -1;
-  if (!x) return bad(err, errlen, "%s: missing field \"xlstm\" (the xLSTMLMModelConfig of a model_type \"xlstm_v1\" checkpoint)", path);
+  if (!x) return xl_errf(err, errlen, "%s: missing field \"xlstm\" (the xLSTMLMModelConfig of a model_type \"xlstm_v1\" checkpoint)", path);
   const char *w = "xlstm";
   int D, nb, V, tie, post, chunk;
   if (jint(p, x, w, "embedding_dim", -1, 1, 1 << 20, &D) || jint(p, x, w, "num_blocks", -1, 1, 4096, &nb) ||
       jint(p, x, w, "vocab_size", -1, 1, 1 << 24, &V))
     return -1;
-  if (!item(x, "embedding_dim")) return bad(err, errlen, "%s: missing field \"xlstm.embedding_dim\"", path);
-  if (!item(x, "num_blocks")) return bad(err, errlen, "%s: missing field \"xlstm.num_blocks\"", path);
-  if (!item(x, "vocab_size")) return bad(err, errlen, "%s: missing field \"xlstm.vocab_size\"", path);
+  if (!item(x, "embedding_dim")) return xl_errf(err, errlen, "%s: missing field \"xlstm.embedding_dim\"", path);
+  if (!item(x, "num_blocks")) return xl_errf(err, errlen, "%s: missing field \"xlstm.num_blocks\"", path);
+  if (!item(x, "vocab_size")) return xl_errf(err, errlen, "%s: missing field \"xlstm.vocab_size\"", path);
   if (jbool(p, x, w, "tie_weights", 0, &tie) || jbool(p, x, w, "add_post_blocks_norm", 1, &post) || jfalse(p, x, w, "bias"))
     return -1;
   xl_v1_config *v = xl_calloc(1, sizeof *v + (size_t)nb);
@@ -139,35 +130,35 @@ int xl_v1_config_parse(xl_config *c, const cJSON *root, const char *path, char *
     const char *wm = "xlstm.mlstm_block.mlstm";
     int inner, mult, up, ed;
     double pf;
-    if (!ml) { bad(err, errlen, "%s: missing field \"%s\" (blocks outside slstm_at are mLSTM)", path, wm); goto fail; }
+    if (!ml) { xl_errf(err, errlen, "%s: missing field \"%s\" (blocks outside slstm_at are mLSTM)", path, wm); goto fail; }
     if (jint(p, ml, wm, "num_heads", 4, 1, 4096, &v->m_heads) || jint(p, ml, wm, "conv1d_kernel_size", 4, 1, 256, &v->m_conv) ||
         jint(p, ml, wm, "qkv_proj_blocksize", 4, 1, 1 << 16, &v->qkv_bs) || jfalse(p, ml, wm, "bias") ||
         jint(p, ml, wm, "_inner_embedding_dim", 0, 0, 1 << 22, &inner) || jnum(p, ml, wm, "proj_factor", 2.0, 1e-6, 1024, &pf) ||
         jint(p, ml, wm, "round_proj_up_to_multiple_of", 64, 1, 1 << 20, &mult) ||
         jbool(p, ml, wm, "round_proj_up_dim_up", 1, &up) || jint(p, ml, wm, "embedding_dim", -1, -1, 1 << 20, &ed))
       goto fail;
-    if (ed > 0 && ed != D) { bad(err, errlen, "%s: field \"%s.embedding_dim\" (%d) differs from xlstm.embedding_dim (%d)", path, wm, ed, D); goto fail; }
+    if (ed > 0 && ed != D) { xl_errf(err, errlen, "%s: field \"%s.embedding_dim\" (%d) differs from xlstm.embedding_dim (%d)", path, wm, ed, D); goto fail; }
     v->I = inner > 0 ? inner : proj_dim(pf, D, mult, up);
     if (v->I < 1 || v->I % v->m_heads) {
-      bad(err, errlen, "%s: field \"%s.num_heads\" (%d) does not divide the inner dim %d", path, wm, v->m_heads, v->I);
+      xl_errf(err, errlen, "%s: field \"%s.num_heads\" (%d) does not divide the inner dim %d", path, wm, v->m_heads, v->I);
       goto fail;
     }
     if (v->I % v->qkv_bs) {
-      bad(err, errlen, "%s: field \"%s.qkv_proj_blocksize\" (%d) does not divide the inner dim %d", path, wm, v->qkv_bs, v->I);
+      xl_errf(err, errlen, "%s: field \"%s.qkv_proj_blocksize\" (%d) does not divide the inner dim %d", path, wm, v->qkv_bs, v->I);
       goto fail;
     }
   }
   if (any_s) {
     const char *ws = "xlstm.slstm_block.slstm";
     int hs, ng, ns;
-    if (!sl) { bad(err, errlen, "%s: missing field \"%s\" (slstm_at names sLSTM blocks)", path, ws); goto fail; }
+    if (!sl) { xl_errf(err, errlen, "%s: missing field \"%s\" (slstm_at names sLSTM blocks)", path, ws); goto fail; }
     if (jint(p, sl, ws, "num_heads", 4, 1, 4096, &v->s_heads) || jint(p, sl, ws, "conv1d_kernel_size", 4, 0, 256, &v->s_conv) ||
         jint(p, sl, ws, "hidden_size", -1, -1, 1 << 20, &hs) || jint(p, sl, ws, "num_gates", 4, 4, 4, &ng) ||
         jint(p, sl, ws, "num_states", 4, 4, 4, &ns) || jbool(p, sl, ws, "group_norm_weight", 1, &v->group_norm_weight) ||
         jstr_is(p, sl, ws, "function", "slstm"))
       goto fail;
-    if (hs > 0 && hs != D) { bad(err, errlen, "%s: field \"%s.hidden_size\" (%d) differs from xlstm.embedding_dim (%d)", path, ws, hs, D); goto fail; }
-    if (D % v->s_heads) { bad(err, errlen, "%s: field \"%s.num_heads\" (%d) does not divide embedding_dim %d", path, ws, v->s_heads, D); goto fail; }
+    if (hs > 0 && hs != D) { xl_errf(err, errlen, "%s: field \"%s.hidden_size\" (%d) differs from xlstm.embedding_dim (%d)", path, ws, hs, D); goto fail; }
+    if (D % v->s_heads) { xl_errf(err, errlen, "%s: field \"%s.num_heads\" (%d) does not divide embedding_dim %d", path, ws, v->s_heads, D); goto fail; }
     if (ff && parse_ffn(p, ff, D, &v->s_ffn)) goto fail;
   }
   if (jint(p, root, "", "chunk_size", 64, 1, 1 << 20, &chunk)) goto fail;
@@ -194,7 +185,7 @@ int xl_v1_config_parse(xl_config *c, const cJSON *root, const char *path, char *
   c->v1 = v;
   return 0;
 bad_at:
-  bad(err, errlen, "%s: field \"xlstm.slstm_at\" must be \"all\" or a list of block indices in [0, %d)", path, nb);
+  xl_errf(err, errlen, "%s: field \"xlstm.slstm_at\" must be \"all\" or a list of block indices in [0, %d)", path, nb);
 fail:
   free(v);
   return -1;
@@ -204,11 +195,11 @@ int xl_v1_config_make(xl_config *c, int D, int n_blocks, int vocab, const int *s
                       int ffn, int tie, char *err, size_t errlen) {
   memset(c, 0, sizeof *c);
   if (D < 1 || n_blocks < 1 || vocab < 1 || m_heads < 1 || s_heads < 1)
-    return bad(err, errlen, "v1 config: D, blocks, vocab and heads must be >= 1");
+    return xl_errf(err, errlen, "v1 config: D, blocks, vocab and heads must be >= 1");
   xl_v1_config *v = xl_calloc(1, sizeof *v + (size_t)n_blocks);
   v->n_blocks = n_blocks;
   for (int i = 0; i < n_slstm; i++) {
-    if (slstm_at[i] < 0 || slstm_at[i] >= n_blocks) { free(v); return bad(err, errlen, "v1 config: slstm_at index %d out of range", slstm_at[i]); }
+    if (slstm_at[i] < 0 || slstm_at[i] >= n_blocks) { free(v); return xl_errf(err, errlen, "v1 config: slstm_at index %d out of range", slstm_at[i]); }
     v->is_slstm[slstm_at[i]] = 1;
   }
   int any_m = 0, any_s = 0;
@@ -219,13 +210,13 @@ int xl_v1_config_make(xl_config *c, int D, int n_blocks, int vocab, const int *s
     if (v->I % m_heads) {
       int I = v->I;
       free(v);
-      return bad(err, errlen, "v1 config: mLSTM heads %d do not divide the inner dim %d", m_heads, I);
+      return xl_errf(err, errlen, "v1 config: mLSTM heads %d do not divide the inner dim %d", m_heads, I);
     }
   }
   if (any_s) {
     v->s_heads = s_heads; v->s_conv = 4; v->group_norm_weight = 1;
     v->s_ffn = ffn ? proj_dim(1.3, D, 64, 1) : 0;
-    if (D % s_heads) { free(v); return bad(err, errlen, "v1 config: sLSTM heads %d do not divide D %d", s_heads, D); }
+    if (D % s_heads) { free(v); return xl_errf(err, errlen, "v1 config: sLSTM heads %d do not divide D %d", s_heads, D); }
   }
   v->add_post_norm = 1;
   v->tie = tie;
@@ -384,17 +375,17 @@ static int f32_view(xl_model *m, const char *name, int ndim, const int64_t *shap
   xl_v1_model *V = m->v1;
   const st_tensor *t = xl_find_tensor(m, name);
   *out = NULL;
-  if (!t) return required ? bad(err, errlen, "%s: missing tensor '%s'", m->dir, name) : 0;
+  if (!t) return required ? xl_errf(err, errlen, "%s: missing tensor '%s'", m->dir, name) : 0;
   int ok = t->ndim == ndim;
   for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
   if (!ok) {
     char want[128] = "", got[128] = "";
     for (int i = 0; i < ndim; i++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? ", " : "", (long long)shape[i]);
     for (int i = 0; i < t->ndim; i++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-    return bad(err, errlen, "tensor '%s' has shape [%s], expected [%s]", name, got, want);
+    return xl_errf(err, errlen, "tensor '%s' has shape [%s], expected [%s]", name, got, want);
   }
   if (t->dtype != ST_F32 && t->dtype != ST_BF16 && t->dtype != ST_F16)
-    return bad(err, errlen, "tensor '%s' has dtype %s; expected F32, BF16 or F16", name, st_dtype_name(t->dtype));
+    return xl_errf(err, errlen, "tensor '%s' has dtype %s; expected F32, BF16 or F16", name, st_dtype_name(t->dtype));
   if (t->dtype == ST_F32 && (uintptr_t)t->data % sizeof(float) == 0) { *out = t->data; return 0; }
   size_t es = st_dtype_size(t->dtype);
   void *tmp = xl_malloc(t->nbytes ? t->nbytes : 1);
@@ -468,13 +459,13 @@ static int bind_block(xl_model *m, int b, char *err, size_t errlen) {
   }
   /* the gated FFN: wherever the checkpoint has it (sLSTM blocks by default) */
   const st_tensor *t = xl_find_tensor(m, NM(p, "ffn.proj_up.weight"));
-  if (!t && B->slstm && v->s_ffn) return bad(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
+  if (!t && B->slstm && v->s_ffn) return xl_errf(err, errlen, "%s: missing tensor '%s'", m->dir, nm);
   if (t) {
     if (t->ndim != 2 || t->shape[0] % 2 || t->shape[0] < 2 || t->shape[0] > (1 << 26) || t->shape[1] != D)
-      return bad(err, errlen, "tensor '%s' must have shape [2F, %d]", nm, D);
+      return xl_errf(err, errlen, "tensor '%s' must have shape [2F, %d]", nm, D);
     int F = (int)(t->shape[0] / 2);
     if (B->slstm && v->s_ffn && F != v->s_ffn)
-      return bad(err, errlen, "tensor '%s' has %d rows; the config's feedforward gives [%d, %d]", nm, 2 * F, 2 * v->s_ffn, D);
+      return xl_errf(err, errlen, "tensor '%s' has %d rows; the config's feedforward gives [%d, %d]", nm, 2 * F, 2 * v->s_ffn, D);
     B->F = F;
     if (xl_bind_mat(m, nm, 2 * F, D, &B->ffn_up, err, errlen) ||
         xl_bind_mat(m, NM(p, "ffn.proj_down.weight"), D, F, &B->ffn_down, err, errlen) ||
@@ -494,7 +485,7 @@ int xl_v1_model_bind(xl_model *m, char *err, size_t errlen) {
   if (xl_bind_mat(m, "token_embedding.weight", c->vocab, c->D, &m->embed, err, errlen)) return -1;
   if (v->tie) m->lm_head = m->embed;
   else if (!xl_find_tensor(m, "lm_head.weight"))
-    return bad(err, errlen, "%s: missing tensor 'lm_head.weight' (and \"xlstm.tie_weights\" is false)", m->dir);
+    return xl_errf(err, errlen, "%s: missing tensor 'lm_head.weight' (and \"xlstm.tie_weights\" is false)", m->dir);
   else if (xl_bind_mat(m, "lm_head.weight", c->vocab, c->D, &m->lm_head, err, errlen)) return -1;
   if (v->add_post_norm) {
     int64_t sD[1] = {c->D};

@@ -24,17 +24,6 @@ static const struct { const char *name; size_t size; } dtypes[ST_NDTYPE] = {
 const char *st_dtype_name(st_dtype t) { return t < ST_NDTYPE ? dtypes[t].name : "?"; }
 size_t st_dtype_size(st_dtype t) { return t < ST_NDTYPE ? dtypes[t].size : 0; }
 
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-  if (err && n) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 /* A JSON number that is an exact non-negative integer below 2^53. */
 static int json_uint(const cJSON *j, uint64_t *out) {
   if (!cJSON_IsNumber(j)) return -1;
@@ -55,21 +44,21 @@ static int cmp_size_pair(const void *a, const void *b) {
 /* Maps one file and appends its tensors to the set. */
 static int add_file(st_set *s, const char *path, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY);
-  if (fd < 0) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+  if (fd < 0) return xl_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
-  if (fstat(fd, &st)) { close(fd); return fail(err, errlen, "%s: cannot stat: %s", path, strerror(errno)); }
+  if (fstat(fd, &st)) { close(fd); return xl_errf(err, errlen, "%s: cannot stat: %s", path, strerror(errno)); }
   size_t size = (size_t)st.st_size;
-  if (size < 8) { close(fd); return fail(err, errlen, "%s: truncated: %zu bytes, not even a header length", path, size); }
+  if (size < 8) { close(fd); return xl_errf(err, errlen, "%s: truncated: %zu bytes, not even a header length", path, size); }
   void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
-  if (map == MAP_FAILED) return fail(err, errlen, "%s: cannot mmap: %s", path, strerror(errno));
+  if (map == MAP_FAILED) return xl_errf(err, errlen, "%s: cannot mmap: %s", path, strerror(errno));
 
   uint64_t hlen = 0;
   const unsigned char *p = map;
   for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
   if (hlen > ST_MAX_HEADER || hlen > size - 8) {
     munmap(map, size);
-    return fail(err, errlen, "%s: header length %llu runs past the end of the file (%zu bytes)", path,
+    return xl_errf(err, errlen, "%s: header length %llu runs past the end of the file (%zu bytes)", path,
                 (unsigned long long)hlen, size);
   }
   size_t data_start = 8 + (size_t)hlen, data_size = size - data_start;
@@ -77,7 +66,7 @@ static int add_file(st_set *s, const char *path, char *err, size_t errlen) {
   if (!h || !cJSON_IsObject(h)) {
     cJSON_Delete(h);
     munmap(map, size);
-    return fail(err, errlen, "%s: header is not a JSON object", path);
+    return xl_errf(err, errlen, "%s: header is not a JSON object", path);
   }
   int fi = s->nfiles;
   s->files = xl_realloc(s->files, sizeof *s->files * (fi + 1));
@@ -93,10 +82,10 @@ static int add_file(st_set *s, const char *path, char *err, size_t errlen) {
 
   for (cJSON *e = h->child; e && !rc; e = e->next) {
     if (!strcmp(e->string, "__metadata__")) {
-      if (!cJSON_IsObject(e)) { rc = fail(err, errlen, "%s: __metadata__ is not an object", path); break; }
+      if (!cJSON_IsObject(e)) { rc = xl_errf(err, errlen, "%s: __metadata__ is not an object", path); break; }
       if (fi == 0)
         for (cJSON *m = e->child; m; m = m->next) {
-          if (!cJSON_IsString(m)) { rc = fail(err, errlen, "%s: __metadata__.%s is not a string", path, m->string); break; }
+          if (!cJSON_IsString(m)) { rc = xl_errf(err, errlen, "%s: __metadata__.%s is not a string", path, m->string); break; }
           s->meta_keys = xl_realloc(s->meta_keys, sizeof(char *) * (s->nmeta + 1));
           s->meta_vals = xl_realloc(s->meta_vals, sizeof(char *) * (s->nmeta + 1));
           s->meta_keys[s->nmeta] = xl_strdup(m->string);
@@ -110,38 +99,38 @@ static int add_file(st_set *s, const char *path, char *err, size_t errlen) {
     cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) ||
         cJSON_GetArraySize(off) != 2) {
-      rc = fail(err, errlen, "%s: tensor '%s': entry needs dtype, shape and data_offsets [begin, end]", path, name);
+      rc = xl_errf(err, errlen, "%s: tensor '%s': entry needs dtype, shape and data_offsets [begin, end]", path, name);
       break;
     }
     st_tensor t = {0};
     t.dtype = ST_NDTYPE;
     for (int d = 0; d < ST_NDTYPE; d++)
       if (!strcmp(dt->valuestring, dtypes[d].name)) t.dtype = (st_dtype)d;
-    if (t.dtype == ST_NDTYPE) { rc = fail(err, errlen, "%s: tensor '%s': unknown dtype '%s'", path, name, dt->valuestring); break; }
+    if (t.dtype == ST_NDTYPE) { rc = xl_errf(err, errlen, "%s: tensor '%s': unknown dtype '%s'", path, name, dt->valuestring); break; }
     t.ndim = cJSON_GetArraySize(sh);
-    if (t.ndim > ST_MAX_DIMS) { rc = fail(err, errlen, "%s: tensor '%s': %d dimensions (at most %d)", path, name, t.ndim, ST_MAX_DIMS); break; }
+    if (t.ndim > ST_MAX_DIMS) { rc = xl_errf(err, errlen, "%s: tensor '%s': %d dimensions (at most %d)", path, name, t.ndim, ST_MAX_DIMS); break; }
     uint64_t numel = 1;
     int d = 0;
     for (cJSON *x = sh->child; x; x = x->next, d++) {
       uint64_t v;
-      if (json_uint(x, &v)) { rc = fail(err, errlen, "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, d); break; }
+      if (json_uint(x, &v)) { rc = xl_errf(err, errlen, "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, d); break; }
       t.shape[d] = (int64_t)v;
-      if (v && numel > UINT64_MAX / 2 / v) { rc = fail(err, errlen, "%s: tensor '%s': shape overflows", path, name); break; }
+      if (v && numel > UINT64_MAX / 2 / v) { rc = xl_errf(err, errlen, "%s: tensor '%s': shape overflows", path, name); break; }
       numel *= v;
     }
     if (rc) break;
     uint64_t a, b;
     if (json_uint(off->child, &a) || json_uint(off->child->next, &b) || a > b) {
-      rc = fail(err, errlen, "%s: tensor '%s': data_offsets must be integers with begin <= end", path, name);
+      rc = xl_errf(err, errlen, "%s: tensor '%s': data_offsets must be integers with begin <= end", path, name);
       break;
     }
     if (b > data_size) {
-      rc = fail(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu) run past the data area (%zu bytes; file truncated?)",
+      rc = xl_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu) run past the data area (%zu bytes; file truncated?)",
                 path, name, (unsigned long long)a, (unsigned long long)b, data_size);
       break;
     }
     if (numel > (UINT64_MAX / 8) || b - a != numel * dtypes[t.dtype].size) {
-      rc = fail(err, errlen, "%s: tensor '%s': %llu bytes in data_offsets, but shape and dtype %s need %llu", path, name,
+      rc = xl_errf(err, errlen, "%s: tensor '%s': %llu bytes in data_offsets, but shape and dtype %s need %llu", path, name,
                 (unsigned long long)(b - a), dtypes[t.dtype].name, (unsigned long long)(numel * dtypes[t.dtype].size));
       break;
     }
@@ -158,7 +147,7 @@ static int add_file(st_set *s, const char *path, char *err, size_t errlen) {
     qsort(ranges, nr, sizeof *ranges, cmp_size_pair);
     for (int i = 1; i < nr && !rc; i++)
       if (ranges[i][0] < ranges[i - 1][1])
-        rc = fail(err, errlen, "%s: tensors overlap: data range [%zu, %zu) and [%zu, %zu)", path, ranges[i - 1][0],
+        rc = xl_errf(err, errlen, "%s: tensors overlap: data range [%zu, %zu) and [%zu, %zu)", path, ranges[i - 1][0],
                   ranges[i - 1][1], ranges[i][0], ranges[i][1]);
   }
   free(ranges);
@@ -167,7 +156,7 @@ static int add_file(st_set *s, const char *path, char *err, size_t errlen) {
   qsort(s->tensors, s->ntensors, sizeof *s->tensors, cmp_tensor_name);
   for (int i = 1; i < s->ntensors && !rc; i++)
     if (!strcmp(s->tensors[i].name, s->tensors[i - 1].name))
-      rc = fail(err, errlen, "%s: tensor '%s' appears twice", path, s->tensors[i].name);
+      rc = xl_errf(err, errlen, "%s: tensor '%s' appears twice", path, s->tensors[i].name);
   return rc;
 }
 
@@ -206,16 +195,16 @@ int st_open_dir(st_set *s, const char *dir, char *err, size_t errlen) {
   }
   size_t len;
   char *text = xl_read_file(idx, &len);
-  if (!text) { fail(err, errlen, "%s: cannot read: %s", idx, strerror(errno)); free(idx); return -1; }
+  if (!text) { xl_errf(err, errlen, "%s: cannot read: %s", idx, strerror(errno)); free(idx); return -1; }
   cJSON *j = cJSON_ParseWithLength(text, len);
   free(text);
   cJSON *wm = cJSON_GetObjectItemCaseSensitive(j, "weight_map");
   int rc = 0;
-  if (!cJSON_IsObject(wm)) rc = fail(err, errlen, "%s: not JSON with a \"weight_map\" object", idx);
+  if (!cJSON_IsObject(wm)) rc = xl_errf(err, errlen, "%s: not JSON with a \"weight_map\" object", idx);
   /* Open each distinct shard once, in order of first mention. */
   for (cJSON *e = wm ? wm->child : NULL; e && !rc; e = e->next) {
     if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || !*e->valuestring) {
-      rc = fail(err, errlen, "%s: weight_map[\"%s\"] must be a shard file name in the same directory", idx, e->string);
+      rc = xl_errf(err, errlen, "%s: weight_map[\"%s\"] must be a shard file name in the same directory", idx, e->string);
       break;
     }
     int seen = 0;
@@ -223,18 +212,18 @@ int st_open_dir(st_set *s, const char *dir, char *err, size_t errlen) {
       if (!strcmp(f->valuestring, e->valuestring)) { seen = 1; break; }
     if (seen) continue;
     char *shard = xl_path_join(dir, e->valuestring);
-    if (!xl_exists(shard)) rc = fail(err, errlen, "%s: shard '%s' listed in the index is missing", idx, e->valuestring);
+    if (!xl_exists(shard)) rc = xl_errf(err, errlen, "%s: shard '%s' listed in the index is missing", idx, e->valuestring);
     else rc = add_file(s, shard, err, errlen);
     free(shard);
   }
   /* Every mapped tensor must be in the shard the index names. */
   for (cJSON *e = wm ? wm->child : NULL; e && !rc; e = e->next) {
     const st_tensor *t = st_find(s, e->string);
-    if (!t) { rc = fail(err, errlen, "%s: tensor '%s' is listed for shard '%s' but absent from it", idx, e->string, e->valuestring); break; }
+    if (!t) { rc = xl_errf(err, errlen, "%s: tensor '%s' is listed for shard '%s' but absent from it", idx, e->string, e->valuestring); break; }
     const char *base = strrchr(s->files[t->file].path, '/');
     base = base ? base + 1 : s->files[t->file].path;
     if (strcmp(base, e->valuestring))
-      rc = fail(err, errlen, "%s: tensor '%s' is listed for shard '%s' but found in '%s'", idx, e->string, e->valuestring, base);
+      rc = xl_errf(err, errlen, "%s: tensor '%s' is listed for shard '%s' but found in '%s'", idx, e->string, e->valuestring, base);
   }
   cJSON_Delete(j);
   free(idx);
@@ -309,7 +298,7 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen) {
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
   xl_atomic a;
-  if (xl_atomic_open(&a, path)) { free(js); return fail(err, errlen, "%s: cannot create: %s", path, strerror(errno)); }
+  if (xl_atomic_open(&a, path)) { free(js); return xl_errf(err, errlen, "%s: cannot create: %s", path, strerror(errno)); }
   int bad = fwrite(len8, 1, 8, a.f) != 8 || fwrite(js, 1, jl, a.f) != jl;
   for (size_t i = jl; i < padded && !bad; i++) bad = fputc(' ', a.f) == EOF;
   free(js);
@@ -326,8 +315,8 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen) {
     }
   }
   free(buf);
-  if (bad) { int e = errno; xl_atomic_abort(&a); return fail(err, errlen, "%s: write failed: %s", path, strerror(e)); }
-  if (xl_atomic_commit(&a)) return fail(err, errlen, "%s: write failed: %s", path, strerror(errno));
+  if (bad) { int e = errno; xl_atomic_abort(&a); return xl_errf(err, errlen, "%s: write failed: %s", path, strerror(e)); }
+  if (xl_atomic_commit(&a)) return xl_errf(err, errlen, "%s: write failed: %s", path, strerror(errno));
   return 0;
 }
 

@@ -10,15 +10,6 @@
 
 #define STATE_FORMAT "xl-state-1"
 
-static int bad(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 void xl_state_visit(xl_session *s, xl_state_visit_fn fn, void *ctx) {
   const xl_config *c = &s->m->cfg;
   if (c->arch == XL_ARCH_V1) {
@@ -66,10 +57,10 @@ static void load_one(void *vctx, const char *name, float *data, int ndim, const 
   load_ctx *lc = vctx;
   if (lc->rc) return;
   const st_tensor *t = st_find(lc->st, name);
-  if (!t) { lc->rc = bad(lc->err, lc->errlen, "%s: state tensor '%s' is missing", lc->path, name); return; }
+  if (!t) { lc->rc = xl_errf(lc->err, lc->errlen, "%s: state tensor '%s' is missing", lc->path, name); return; }
   int ok = t->dtype == ST_F32 && t->ndim == ndim;
   for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
-  if (!ok) { lc->rc = bad(lc->err, lc->errlen, "%s: state tensor '%s' has the wrong dtype or shape for this model", lc->path, name); return; }
+  if (!ok) { lc->rc = xl_errf(lc->err, lc->errlen, "%s: state tensor '%s' has the wrong dtype or shape for this model", lc->path, name); return; }
   memcpy(data, t->data, t->nbytes);
 }
 
@@ -81,13 +72,13 @@ int xl_state_load(xl_session *s, const char *path, char *err, size_t errlen) {
              *last = st_meta(&st, "last_token");
   long ntok = 0, lt = -1;
   if (!fmt || strcmp(fmt, STATE_FORMAT))
-    rc = bad(err, errlen, "%s: not an xltools state file (metadata format is %s%s%s, expected \"%s\")", path, fmt ? "\"" : "",
+    rc = xl_errf(err, errlen, "%s: not an xltools state file (metadata format is %s%s%s, expected \"%s\")", path, fmt ? "\"" : "",
              fmt ? fmt : "absent", fmt ? "\"" : "", STATE_FORMAT);
   else if (!model || strcmp(model, s->m->fingerprint_hex))
-    rc = bad(err, errlen, "%s: state belongs to another model (fingerprint %s, this model is %s)", path, model ? model : "absent",
+    rc = xl_errf(err, errlen, "%s: state belongs to another model (fingerprint %s, this model is %s)", path, model ? model : "absent",
              s->m->fingerprint_hex);
   else if (!tok || xl_parse_long(tok, 0, 1L << 62, &ntok) || !last || xl_parse_long(last, -1, 1L << 30, &lt))
-    rc = bad(err, errlen, "%s: metadata 'tokens'/'last_token' missing or not integers", path);
+    rc = xl_errf(err, errlen, "%s: metadata 'tokens'/'last_token' missing or not integers", path);
   if (!rc) {
     load_ctx lc = {&st, path, err, errlen, 0};
     xl_state_visit(s, load_one, &lc);

@@ -29,18 +29,6 @@
 
 /* ---------- small helpers ---------- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 /* Grows *p (elements of size elem) to hold at least need elements. */
 static void grow(void **p, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return;
@@ -756,7 +744,7 @@ static void encode_raw_piece(tok_tokenizer *t, out_ids *o, const char *s, size_t
 int tok_encode(tok_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n,
                size_t *cap, char *err, size_t errlen) {
   size_t bad = utf8_check((const uint8_t *)text, len);
-  if (bad != SIZE_MAX) return fail(err, errlen, "invalid UTF-8 at byte %zu", bad);
+  if (bad != SIZE_MAX) return xl_errf(err, errlen, "invalid UTF-8 at byte %zu", bad);
   out_ids o = {ids, n, cap};
   size_t pos = 0, seg = 0, ms, me;
   int32_t id;
@@ -953,10 +941,10 @@ static int parse_normalizer(tok_tokenizer *t, const cJSON *n, const char *f, cha
                             size_t errlen) {
   if (!n || cJSON_IsNull(n)) return 0;
   const char *ty = jtype(n);
-  if (!ty) return fail(err, errlen, "%s: normalizer has no type", f);
+  if (!ty) return xl_errf(err, errlen, "%s: normalizer has no type", f);
   if (!strcmp(ty, "Sequence")) {
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers"), *e;
-    if (!cJSON_IsArray(list)) return fail(err, errlen, "%s: Sequence normalizer without a normalizers list", f);
+    if (!cJSON_IsArray(list)) return xl_errf(err, errlen, "%s: Sequence normalizer without a normalizers list", f);
     cJSON_ArrayForEach(e, list)
       if (parse_normalizer(t, e, f, err, errlen)) return -1;
     return 0;
@@ -966,8 +954,8 @@ static int parse_normalizer(tok_tokenizer *t, const cJSON *n, const char *f, cha
   else if (!strcmp(ty, "NFD")) form = NORM_NFD;
   else if (!strcmp(ty, "NFKC")) form = NORM_NFKC;
   else if (!strcmp(ty, "NFKD")) form = NORM_NFKD;
-  else return fail(err, errlen, "%s: normalizer type \"%s\" is not supported (NFC, NFD, NFKC, NFKD, Sequence)", f, ty);
-  if (t->nnorm == MAX_NORM) return fail(err, errlen, "%s: too many normalizers", f);
+  else return xl_errf(err, errlen, "%s: normalizer type \"%s\" is not supported (NFC, NFD, NFKC, NFKD, Sequence)", f, ty);
+  if (t->nnorm == MAX_NORM) return xl_errf(err, errlen, "%s: too many normalizers", f);
   t->norm[t->nnorm++] = form;
   return 0;
 }
@@ -975,13 +963,13 @@ static int parse_normalizer(tok_tokenizer *t, const cJSON *n, const char *f, cha
 static int parse_pretokenizer(tok_tokenizer *t, const cJSON *p, const char *f, char *err,
                               size_t errlen) {
   if (!p || cJSON_IsNull(p))
-    return fail(err, errlen, "%s: pre_tokenizer null is not supported (only ByteLevel)", f);
+    return xl_errf(err, errlen, "%s: pre_tokenizer null is not supported (only ByteLevel)", f);
   const char *ty = jtype(p);
   if (!ty || strcmp(ty, "ByteLevel"))
-    return fail(err, errlen, "%s: pre_tokenizer type \"%s\" is not supported (only ByteLevel)", f,
+    return xl_errf(err, errlen, "%s: pre_tokenizer type \"%s\" is not supported (only ByteLevel)", f,
                 ty ? ty : "(none)");
   if (jbool(p, "add_prefix_space", 1, &t->add_prefix_space) || jbool(p, "use_regex", 1, &t->use_regex))
-    return fail(err, errlen, "%s: ByteLevel pre_tokenizer: add_prefix_space/use_regex must be booleans", f);
+    return xl_errf(err, errlen, "%s: ByteLevel pre_tokenizer: add_prefix_space/use_regex must be booleans", f);
   return 0;
 }
 
@@ -989,7 +977,7 @@ static int parse_decoder(tok_tokenizer *t, const cJSON *d, const char *f, char *
   if (!d || cJSON_IsNull(d)) { t->bytelevel_decoder = 0; return 0; }
   const char *ty = jtype(d);
   if (!ty || strcmp(ty, "ByteLevel"))
-    return fail(err, errlen, "%s: decoder type \"%s\" is not supported (only ByteLevel)", f,
+    return xl_errf(err, errlen, "%s: decoder type \"%s\" is not supported (only ByteLevel)", f,
                 ty ? ty : "(none)");
   t->bytelevel_decoder = 1;
   return 0;
@@ -1000,11 +988,11 @@ static int parse_postprocessor(const cJSON *p, const char *f, int32_t *first_spe
                                char *err, size_t errlen) {
   if (!p || cJSON_IsNull(p)) return 0;
   const char *ty = jtype(p);
-  if (!ty) return fail(err, errlen, "%s: post_processor has no type", f);
+  if (!ty) return xl_errf(err, errlen, "%s: post_processor has no type", f);
   if (!strcmp(ty, "ByteLevel")) return 0;
   if (!strcmp(ty, "Sequence")) {
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors"), *e;
-    if (!cJSON_IsArray(list)) return fail(err, errlen, "%s: Sequence post_processor without processors", f);
+    if (!cJSON_IsArray(list)) return xl_errf(err, errlen, "%s: Sequence post_processor without processors", f);
     cJSON_ArrayForEach(e, list)
       if (parse_postprocessor(e, f, first_special, err, errlen)) return -1;
     return 0;
@@ -1013,7 +1001,7 @@ static int parse_postprocessor(const cJSON *p, const char *f, int32_t *first_spe
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(p, "cls");
     int32_t id;
     if (!cJSON_IsArray(cls) || jid(cJSON_GetArrayItem(cls, 1), &id))
-      return fail(err, errlen, "%s: %s post_processor: bad \"cls\"", f, ty);
+      return xl_errf(err, errlen, "%s: %s post_processor: bad \"cls\"", f, ty);
     *first_special = id;
     return 0;
   }
@@ -1028,11 +1016,11 @@ static int parse_postprocessor(const cJSON *p, const char *f, int32_t *first_spe
     const cJSON *ids = ent ? cJSON_GetObjectItemCaseSensitive(ent, "ids") : NULL;
     int32_t id;
     if (!cJSON_IsArray(ids) || jid(cJSON_GetArrayItem(ids, 0), &id))
-      return fail(err, errlen, "%s: TemplateProcessing: special token of \"single\" has no id", f);
+      return xl_errf(err, errlen, "%s: TemplateProcessing: special token of \"single\" has no id", f);
     *first_special = id;
     return 0;
   }
-  return fail(err, errlen, "%s: post_processor type \"%s\" is not supported", f, ty);
+  return xl_errf(err, errlen, "%s: post_processor type \"%s\" is not supported", f, ty);
 }
 
 /* Order of a matcher's index: by first byte, then longest first, then file order. */
@@ -1066,7 +1054,7 @@ static void build_matcher(tok_tokenizer *t, matcher *m, int normalized) {
 
 static int parse_added(tok_tokenizer *t, const cJSON *list, const char *f, char *err, size_t errlen) {
   if (!list || cJSON_IsNull(list)) return 0;
-  if (!cJSON_IsArray(list)) return fail(err, errlen, "%s: added_tokens is not a list", f);
+  if (!cJSON_IsArray(list)) return xl_errf(err, errlen, "%s: added_tokens is not a list", f);
   int n = cJSON_GetArraySize(list);
   t->added = xl_calloc((size_t)(n ? n : 1), sizeof *t->added);
   const cJSON *e;
@@ -1076,13 +1064,13 @@ static int parse_added(tok_tokenizer *t, const cJSON *list, const char *f, char 
     added_tok *a = &t->added[i];
     int special, lstrip, rstrip, sw, normalized;
     if (!cJSON_IsString(c) || jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &a->id))
-      return fail(err, errlen, "%s: added_tokens[%d]: needs a string content and an id", f, i);
+      return xl_errf(err, errlen, "%s: added_tokens[%d]: needs a string content and an id", f, i);
     if (utf8_check((const uint8_t *)c->valuestring, strlen(c->valuestring)) != SIZE_MAX)
-      return fail(err, errlen, "%s: added_tokens[%d]: content is not valid UTF-8", f, i);
+      return xl_errf(err, errlen, "%s: added_tokens[%d]: content is not valid UTF-8", f, i);
     if (jbool(e, "special", 0, &special) || jbool(e, "lstrip", 0, &lstrip) ||
         jbool(e, "rstrip", 0, &rstrip) || jbool(e, "single_word", 0, &sw) ||
         jbool(e, "normalized", !special, &normalized))
-      return fail(err, errlen, "%s: added_tokens[%d]: flags must be booleans", f, i);
+      return xl_errf(err, errlen, "%s: added_tokens[%d]: flags must be booleans", f, i);
     a->special = (uint8_t)special; a->lstrip = (uint8_t)lstrip; a->rstrip = (uint8_t)rstrip;
     a->single_word = (uint8_t)sw; a->normalized = (uint8_t)normalized;
     a->content = xl_strdup(c->valuestring);
@@ -1101,31 +1089,31 @@ static int parse_added(tok_tokenizer *t, const cJSON *list, const char *f, char 
 
 static int parse_model(tok_tokenizer *t, const cJSON *m, const char *f, int32_t *maxid,
                        char *err, size_t errlen) {
-  if (!cJSON_IsObject(m)) return fail(err, errlen, "%s: no \"model\" object", f);
+  if (!cJSON_IsObject(m)) return xl_errf(err, errlen, "%s: no \"model\" object", f);
   const char *ty = jtype(m);
   if (ty && strcmp(ty, "BPE"))
-    return fail(err, errlen, "%s: model type \"%s\" is not supported (only BPE)", f, ty);
+    return xl_errf(err, errlen, "%s: model type \"%s\" is not supported (only BPE)", f, ty);
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "vocab");
   const cJSON *mg = cJSON_GetObjectItemCaseSensitive(m, "merges");
-  if (!cJSON_IsObject(v)) return fail(err, errlen, "%s: model has no \"vocab\" object", f);
-  if (!cJSON_IsArray(mg)) return fail(err, errlen, "%s: model has no \"merges\" list", f);
+  if (!cJSON_IsObject(v)) return xl_errf(err, errlen, "%s: model has no \"vocab\" object", f);
+  if (!cJSON_IsArray(mg)) return xl_errf(err, errlen, "%s: model has no \"merges\" list", f);
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(m, "dropout");
   if (d && !cJSON_IsNull(d) && !(cJSON_IsNumber(d) && d->valuedouble == 0))
-    return fail(err, errlen, "%s: BPE dropout is not supported (encoding must be deterministic)", f);
+    return xl_errf(err, errlen, "%s: BPE dropout is not supported (encoding must be deterministic)", f);
   static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
   for (int k = 0; k < 2; k++) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, affixes[k]);
     if (a && !cJSON_IsNull(a) && !(cJSON_IsString(a) && !a->valuestring[0]))
-      return fail(err, errlen, "%s: BPE %s is not supported", f, affixes[k]);
+      return xl_errf(err, errlen, "%s: BPE %s is not supported", f, affixes[k]);
   }
   if (jbool(m, "fuse_unk", 0, &t->fuse_unk) || jbool(m, "byte_fallback", 0, &t->byte_fallback) ||
       jbool(m, "ignore_merges", 0, &t->ignore_merges))
-    return fail(err, errlen, "%s: BPE flags must be booleans", f);
+    return xl_errf(err, errlen, "%s: BPE flags must be booleans", f);
 
   const cJSON *e;
   cJSON_ArrayForEach(e, v) {
     int32_t id;
-    if (jid(e, &id)) return fail(err, errlen, "%s: vocab[\"%s\"]: id is not a non-negative integer", f, e->string);
+    if (jid(e, &id)) return xl_errf(err, errlen, "%s: vocab[\"%s\"]: id is not a non-negative integer", f, e->string);
     strmap_put(&t->tokens, e->string, strlen(e->string), id);
     if (id > *maxid) *maxid = id;
   }
@@ -1140,7 +1128,7 @@ static int parse_model(tok_tokenizer *t, const cJSON *m, const char *f, int32_t 
     if (cJSON_IsString(e)) {   /* "a b" */
       a = e->valuestring;
       const char *sp = strchr(a, ' ');
-      if (!sp || strchr(sp + 1, ' ')) { free(cat); return fail(err, errlen, "%s: merges[%u]: \"%s\" is not two tokens separated by one space", f, rank, a); }
+      if (!sp || strchr(sp + 1, ' ')) { free(cat); return xl_errf(err, errlen, "%s: merges[%u]: \"%s\" is not two tokens separated by one space", f, rank, a); }
       al = (size_t)(sp - a);
       b = sp + 1;
       bl = strlen(b);
@@ -1152,7 +1140,7 @@ static int parse_model(tok_tokenizer *t, const cJSON *m, const char *f, int32_t 
       bl = strlen(b);
     } else {
       free(cat);
-      return fail(err, errlen, "%s: merges[%u]: expected \"a b\" or [\"a\", \"b\"]", f, rank);
+      return xl_errf(err, errlen, "%s: merges[%u]: expected \"a b\" or [\"a\", \"b\"]", f, rank);
     }
     int32_t ia = strmap_get(&t->tokens, a, al), ib = strmap_get(&t->tokens, b, bl);
     grow((void **)&cat, &catcap, al + bl + 1, 1);
@@ -1164,7 +1152,7 @@ static int parse_model(tok_tokenizer *t, const cJSON *m, const char *f, int32_t 
       int w = ia < 0 ? 0 : ib < 0 ? 1 : 2;
       int wl = (int)(w == 0 ? al : w == 1 ? bl : al + bl);
       const char *ws = w == 0 ? a : w == 1 ? b : cat;
-      int r = fail(err, errlen, "%s: merges[%u]: token \"%.*s\" is not in the vocab", f, rank, wl, ws);
+      int r = xl_errf(err, errlen, "%s: merges[%u]: token \"%.*s\" is not in the vocab", f, rank, wl, ws);
       free(cat);
       return r;
     }
@@ -1184,7 +1172,7 @@ static int parse_model(tok_tokenizer *t, const cJSON *m, const char *f, int32_t 
   const cJSON *unk = cJSON_GetObjectItemCaseSensitive(m, "unk_token");
   if (cJSON_IsString(unk)) {
     t->unk_id = strmap_get(&t->tokens, unk->valuestring, strlen(unk->valuestring));
-    if (t->unk_id < 0) return fail(err, errlen, "%s: unk_token \"%s\" is not in the vocab", f, unk->valuestring);
+    if (t->unk_id < 0) return xl_errf(err, errlen, "%s: unk_token \"%s\" is not in the vocab", f, unk->valuestring);
   }
   return 0;
 }
@@ -1250,12 +1238,12 @@ static int config_token(const tok_tokenizer *t, const cJSON *cfg, const char *ke
 static cJSON *read_json(const char *path, char *err, size_t errlen) {
   size_t len;
   char *text = xl_read_file(path, &len);
-  if (!text) { fail(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
+  if (!text) { xl_errf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
   cJSON *j = cJSON_ParseWithLength(text, len);
   if (!j) {
     const char *ep = cJSON_GetErrorPtr();
     long off = (ep && ep >= text && ep <= text + len) ? (long)(ep - text) : -1;
-    fail(err, errlen, "%s: invalid JSON near byte %ld", path, off);
+    xl_errf(err, errlen, "%s: invalid JSON near byte %ld", path, off);
   }
   free(text);
   return j;
@@ -1264,7 +1252,7 @@ static cJSON *read_json(const char *path, char *err, size_t errlen) {
 tok_tokenizer *tok_load(const char *path, char *err, size_t errlen) {
   init_tables();
   struct stat st;
-  if (stat(path, &st) != 0) { fail(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
+  if (stat(path, &st) != 0) { xl_errf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
   char *json_path, *cfg_path;
   if (S_ISDIR(st.st_mode)) {
     json_path = xl_path_join(path, "tokenizer.json");
@@ -1282,7 +1270,7 @@ tok_tokenizer *tok_load(const char *path, char *err, size_t errlen) {
   const char *f = json_path;
   int32_t maxid = -1, first_special = -1;
   if (!j) goto bad;
-  if (!cJSON_IsObject(j)) { fail(err, errlen, "%s: not a JSON object", f); goto bad; }
+  if (!cJSON_IsObject(j)) { xl_errf(err, errlen, "%s: not a JSON object", f); goto bad; }
   if (parse_model(t, cJSON_GetObjectItemCaseSensitive(j, "model"), f, &maxid, err, errlen) ||
       parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(j, "normalizer"), f, err, errlen) ||
       parse_pretokenizer(t, cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer"), f, err, errlen) ||
@@ -1294,7 +1282,7 @@ tok_tokenizer *tok_load(const char *path, char *err, size_t errlen) {
     strmap_put(&t->tokens, t->added[i].content, strlen(t->added[i].content), t->added[i].id);
     if (t->added[i].id > maxid) maxid = t->added[i].id;
   }
-  if (maxid < 0) { fail(err, errlen, "%s: empty vocabulary", f); goto bad; }
+  if (maxid < 0) { xl_errf(err, errlen, "%s: empty vocabulary", f); goto bad; }
   t->ntok = maxid + 1;
   build_pieces(t);
   build_matcher(t, &t->raw_m, 0);

@@ -45,6 +45,16 @@ void xl_usage_error(const char *fmt, ...) {
   exit(XL_EXIT_USAGE);
 }
 
+int xl_errf(char *err, size_t n, const char *fmt, ...) {
+  if (err && n) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
 int xl_parse_long(const char *s, long lo, long hi, long *out) {
   if (!s || !*s) return -1;
   errno = 0;

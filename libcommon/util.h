@@ -27,6 +27,10 @@ _Noreturn void xl_die(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 /* A usage error: message, a pointer at --help, exit 2. */
 _Noreturn void xl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Formats a message into err (if err and n) and returns -1: the one-liner behind every
+ * "return an error with a message" path in libcommon. */
+int xl_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Checked number parsing: the whole string must be a number within [lo, hi].
  * Return 0 on success, -1 (and leave *out alone) otherwise. */
 int xl_parse_long(const char *s, long lo, long hi, long *out);
