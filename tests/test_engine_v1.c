@@ -8,50 +8,12 @@
 #include "forward.h"
 #include "model_v1.h"
 #include "safetensors.h"
+#include "goldenlib.h"
 #include "testlib.h"
 #include "util.h"
 #include <cJSON.h>
 #include <math.h>
 #include <unistd.h>
-
-typedef struct { int n; int32_t *ids; } gcase;
-
-static int load_cases(const char *json_path, gcase *cases, int max) {
-  char *text = xl_read_file(json_path, NULL);
-  if (!text) return 0;
-  cJSON *j = cJSON_Parse(text);
-  free(text);
-  int nc = 0;
-  cJSON *c;
-  cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases")) {
-    if (nc == max) break;
-    cJSON *ids = cJSON_GetObjectItem(c, "ids"), *x;
-    cases[nc].n = cJSON_GetArraySize(ids);
-    cases[nc].ids = xl_malloc(sizeof(int32_t) * (size_t)(cases[nc].n + 1));
-    int i = 0;
-    cJSON_ArrayForEach(x, ids) cases[nc].ids[i++] = (int32_t)x->valueint;
-    nc++;
-  }
-  cJSON_Delete(j);
-  return nc;
-}
-
-static const float *golden(const st_set *g, const char *name, int64_t numel) {
-  const st_tensor *t = st_find(g, name);
-  if (!t || t->dtype != ST_F32 || t->numel != numel) return NULL;
-  return t->data;
-}
-
-static void diff(const float *a, const float *b, size_t n, double *mx, double *mean) {
-  double m = 0, s = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - b[i]);
-    if (!(d <= m)) m = d;   /* NaN is a failure */
-    s += d;
-  }
-  *mx = m;
-  *mean = n ? s / n : 0;
-}
 
 /* ---- state capture through xl_v1_state_visit ---- */
 
