@@ -1,5 +1,6 @@
 /* runargs: the shared command line and set-up of xl-prefill / xl-decode. See runargs.h. */
 #include "runargs.h"
+#include "blasenv.h"
 #include "util.h"
 #include <cblas.h>
 #include <errno.h>
@@ -298,8 +299,7 @@ void xl_run_record_fields(const xl_run *r, cJSON *rec) {
   cJSON_AddNumberToObject(rec, "workers", r->opt.workers);
   cJSON_AddNumberToObject(rec, "heads_per_band", r->opt.heads_per_band);
   cJSON_AddStringToObject(rec, "matmul", xl_matmul_bf16 ? "bf16" : "fp32");
-  const char *core = openblas_get_corename();
-  cJSON_AddStringToObject(rec, "blas_core", core ? core : "unknown");
+  cJSON_AddStringToObject(rec, "blas_core", xl_blas_core());
   cJSON_AddNumberToObject(rec, "peak_rss_mb", xl_peak_rss_mb());
 }
 

@@ -3,6 +3,7 @@
 #include "runargs.h"
 #include "sampler.h"
 #include "state.h"
+#include "blasenv.h"
 #include "util.h"
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ static int detokenize(xl_runargs *a) {
 }
 
 int main(int argc, char **argv) {
+  xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
   xl_set_progname(argv[0]);
   xl_runargs a;
   xl_runargs_init(&a);

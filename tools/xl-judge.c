@@ -11,6 +11,7 @@
 #include "judge_http.h"
 #include "judge_internal.h"
 #include "records.h"
+#include "blasenv.h"
 #include "util.h"
 #include <errno.h>
 #include <pthread.h>
@@ -501,6 +502,7 @@ static const struct {
 };
 
 int main(int argc, char **argv) {
+  xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
   xl_set_progname(argv[0]);
   if (argc < 2) xl_usage_error("missing COMMAND (ollama or internal)");
   if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {

@@ -3,6 +3,7 @@
 #include "runargs.h"
 #include "safetensors.h"
 #include "state.h"
+#include "blasenv.h"
 #include "util.h"
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static int progress(long done, long total, double seconds) {
 }
 
 int main(int argc, char **argv) {
+  xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
   xl_set_progname(argv[0]);
   xl_runargs a;
   xl_runargs_init(&a);
