@@ -202,9 +202,13 @@ xl_session *xl_session_new(const xl_model *m, const xl_runopts *opt, char *err, 
   s->v = scratch(s, c->v_dim); s->o = scratch(s, c->v_dim); s->h = scratch(s, c->v_dim);
   s->ig = scratch(s, NH); s->fg = scratch(s, NH);
   s->g = scratch(s, F); s->up = scratch(s, F);
-  /* A prefill segment: a whole number of chunks, about 256 tokens, so the projection GEMMs are efficient. */
-  int ck = opt->chunk_size;
-  s->seg = ck >= 256 ? ck : ck * ((256 + ck - 1) / ck);
+  /* A prefill segment: a whole number of chunks, about 1024 tokens. Long segments make the
+   * projection GEMMs efficient and amortise the conversion of BF16/F16 weight tiles, which
+   * happens once per segment; XL_PREFILL_SEGMENT overrides the target for experiments. */
+  int ck = opt->chunk_size, target = 1024;
+  const char *segenv = getenv("XL_PREFILL_SEGMENT");
+  if (segenv && *segenv) target = (int)xl_flag_long("XL_PREFILL_SEGMENT", segenv, 1, 1 << 20);
+  s->seg = ck >= target ? ck : ck * ((target + ck - 1) / ck);
   size_t S = (size_t)s->seg;
   s->X = scratch(s, S * D); s->U = scratch(s, S * (D > c->v_dim ? D : c->v_dim));
   s->Q = scratch(s, S * c->qk_dim); s->K = scratch(s, S * c->qk_dim);

@@ -42,7 +42,7 @@ static void check_states(const char *label, const xl_session *s, const st_set *g
   CHECK(!missing && worst <= 2e-3, "%s case %d: final C/n/m rel diff %.2e <= 2e-3", label, ci, worst);
 }
 
-typedef struct { xl_backend b; int ck, w, hpb; } variant;
+typedef struct { xl_backend b; int ck, w, hpb; const char *seg; } variant;   /* seg: XL_PREFILL_SEGMENT */
 
 static void run_model(const char *name, const char *model_dir, const char *gdir) {
   char err[512], path[4096];
@@ -60,16 +60,20 @@ static void run_model(const char *name, const char *model_dir, const char *gdir)
   CHECK(nc > 0, "%s: %d golden cases", name, nc);
   int V = m->cfg.vocab;
   const variant vars[] = {
-    {XL_BACKEND_CHUNKWISE, 64, 1, 1}, {XL_BACKEND_CHUNKWISE, 1, 1, 1}, {XL_BACKEND_CHUNKWISE, 7, 1, 1},
-    {XL_BACKEND_CHUNKWISE, 16, 2, 1}, {XL_BACKEND_CHUNKWISE, 64, 3, 2}, {XL_BACKEND_CHUNKWISE, 7, 2, 3},
-    {XL_BACKEND_RECURRENT, 64, 1, 1}, {XL_BACKEND_RECURRENT, 64, 2, 2},
+    {XL_BACKEND_CHUNKWISE, 64, 1, 1, NULL}, {XL_BACKEND_CHUNKWISE, 1, 1, 1, NULL}, {XL_BACKEND_CHUNKWISE, 7, 1, 1, NULL},
+    {XL_BACKEND_CHUNKWISE, 16, 2, 1, NULL}, {XL_BACKEND_CHUNKWISE, 64, 3, 2, NULL}, {XL_BACKEND_CHUNKWISE, 7, 2, 3, NULL},
+    {XL_BACKEND_RECURRENT, 64, 1, 1, NULL}, {XL_BACKEND_RECURRENT, 64, 2, 2, NULL},
+    /* short prefill segments: the state and logits carry across segment boundaries */
+    {XL_BACKEND_CHUNKWISE, 3, 1, 1, "5"}, {XL_BACKEND_CHUNKWISE, 16, 2, 2, "20"},
   };
   for (size_t vi = 0; vi < sizeof vars / sizeof *vars; vi++) {
     xl_runopts o = {vars[vi].b, vars[vi].ck, vars[vi].w, vars[vi].hpb};
+    if (vars[vi].seg) setenv("XL_PREFILL_SEGMENT", vars[vi].seg, 1);
     xl_session *s = xl_session_new(m, &o, err, sizeof err);
+    unsetenv("XL_PREFILL_SEGMENT");
     char label[256];
-    snprintf(label, sizeof label, "%s %s ck=%d w=%d hpb=%d", name, xl_backend_name(o.backend), o.chunk_size, o.workers,
-             o.heads_per_band);
+    snprintf(label, sizeof label, "%s %s ck=%d w=%d hpb=%d seg=%d", name, xl_backend_name(o.backend), o.chunk_size, o.workers,
+             o.heads_per_band, s->seg);
     for (int ci = 0; ci < nc; ci++) {
       int T = cases[ci].n;
       float *lg = xl_malloc(sizeof(float) * (size_t)T * V);
