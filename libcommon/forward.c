@@ -86,7 +86,9 @@ typedef struct { const mv_job *jobs; int njobs; const float *x; int total, ntask
 
 static void mv_task(void *vctx, int t, int worker) {
   const mv_ctx *c = vctx;
-  int r0 = (int)((long)c->total * t / c->ntasks), r1 = (int)((long)c->total * (t + 1) / c->ntasks), base = 0;
+  /* task bounds in multiples of 4 rows: the kernels take rows four at a time */
+  int r0 = (int)((long)c->total * t / c->ntasks) & ~3, r1 = t + 1 == c->ntasks ? c->total : (int)((long)c->total * (t + 1) / c->ntasks) & ~3;
+  int base = 0;
   for (int j = 0; j < c->njobs; j++) {
     int rows = c->jobs[j].w->rows, a = r0 > base ? r0 : base, b = r1 < base + rows ? r1 : base + rows;
     if (a < b) xl_matvec_rows(c->jobs[j].w, c->x, c->jobs[j].y, a - base, b - base);
@@ -98,8 +100,10 @@ static void matvecs(xl_session *s, const float *x, const mv_job *jobs, int njobs
   mv_ctx c = {jobs, njobs, x, 0, 0};
   for (int j = 0; j < njobs; j++) c.total += jobs[j].w->rows;
   int nw = xl_pool_size(s->pool);
-  /* bands of at least 64 rows: below that the dispatch costs more than it saves */
-  c.ntasks = nw > 1 ? (c.total / 64 < nw ? (c.total / 64 > 0 ? c.total / 64 : 1) : nw) : 1;
+  /* Several bands per worker, so a thread that loses its core for a moment does not hold up
+   * the step; but bands of at least 64 rows, below which dispatch costs more than it saves. */
+  int want = nw > 1 ? 4 * nw : 1, most = c.total / 64 > 0 ? c.total / 64 : 1;
+  c.ntasks = want < most ? want : most;
   xl_pool_run(s->pool, c.ntasks, mv_task, &c);
 }
 
