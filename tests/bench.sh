@@ -8,6 +8,7 @@
 #      with roofline and efficiency, on the default model and on a random-weight 1.3B
 #      BF16 checkpoint (made once by xl-init into build/bench-models/, reused after);
 #      peak RSS against weights + state;
+#   2b. the same for a mixed mLSTM/sLSTM (xlstm_v1) model of about 350M parameters (BF16);
 #   3. the tokenizer's encode MB/s (tests/bench_tokenizer.c) when present;
 #   4. observability overhead: xl-decode tok/s with and without --stats-log/--mem-log/
 #      --metrics-file, when xl-decode has those flags;
@@ -17,7 +18,7 @@
 # XL_BENCH_LONG (the long context, default 8192), XL_BENCH_BUDGET (seconds the 1.3B long
 # prefill may take, default 420: past it the prefill stops at a segment boundary, a
 # prefill_budget_stop record says where, and the long decode runs at the context reached),
-# XL_BENCH_OUT (default build/bench.ndjson).
+# XL_BENCH_V1=0 (skip the v1 model), XL_BENCH_OUT (default build/bench.ndjson).
 # Runs in 10-14 minutes on a 2-core machine (most of it the 1.3B prefill).
 set -eu
 export LC_ALL=C
@@ -81,6 +82,19 @@ if [ "$BIG" = 1 ]; then
   say "1.3B BF16: prefill to $LONG tokens, decode (several minutes)"
   $H/bench_model "$big" --label 1.3b-bf16 --marks "$marks" --short-ctx 128 --steps 16 --workers "$W" \
     --bw "$BW" --gflops "$GF" --budget "$BUDGET" | emit | tee -a "$res"
+fi
+
+# ---- 2b. the original xLSTM: a mixed mLSTM/sLSTM model of about 350M parameters ----
+if [ "${XL_BENCH_V1:-1}" = 1 ]; then
+  v1=$MODELS/v1-350m-bf16
+  if [ ! -f "$v1/.complete" ]; then
+    say "making the mixed m/s v1 checkpoint in $v1 (once)"
+    bin/xl-init --arch v1 --preset 350m -D 1024 --blocks 48 --slstm-at 3,11,19,27,35,43 --dtype bf16 --seed 1 -o "$v1" -q > "$v1.init.json"
+    touch "$v1/.complete"
+  fi
+  say "v1 mixed m/s: prefill to 2048 tokens, decode"
+  $H/bench_model "$v1" --label v1-350m-bf16 --marks 512,2048 --short-ctx 128 --steps 16 --workers "$W" \
+    --bw "$BW" --gflops "$GF" | emit | tee -a "$res"
 fi
 
 # ---- 3. tokenizer ----

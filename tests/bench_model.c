@@ -19,6 +19,7 @@
  * Not for: correctness (test_engine.c). */
 #include "blasenv.h"
 #include "forward.h"
+#include "state.h"
 #include "util.h"
 #include <math.h>
 #include <stdlib.h>
@@ -59,8 +60,6 @@ static int finite_all(const float *x, int n) {
   return 1;
 }
 
-static double mat_bytes(const xl_mat *w) { return (double)w->rows * w->cols * st_dtype_size(w->dtype); }
-static double mat_params(const xl_mat *w) { return (double)w->rows * w->cols; }
 
 /* Decode timing accumulated over several rounds (so that the long- and short-context
  * sessions can take turns and see the same machine load). */
@@ -84,6 +83,15 @@ static void decode_chunk(xl_session *s, int K, dec_acc *acc) {
 static double acc_tok_s(const dec_acc *a) { return a->n / a->wall; }
 static double acc_mean(const dec_acc *a) { return a->sum / a->n; }
 static double acc_sd(const dec_acc *a) { return a->n > 1 ? sqrt(fmax(0, (a->sq - a->sum * a->sum / a->n) / (a->n - 1))) : 0; }
+
+typedef struct { double floats; } state_acc;
+static void count_state(void *ctx, const char *name, float *data, int ndim, const int64_t *shape) {
+  (void)data;
+  if (!strcmp(name, "logits")) return;
+  double n = 1;
+  for (int i = 0; i < ndim; i++) n *= (double)shape[i];
+  ((state_acc *)ctx)->floats += n;
+}
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);
@@ -119,15 +127,23 @@ int main(int argc, char **argv) {
   xl_session *s = xl_session_new(m, &o, err, sizeof err);
   if (!s) xl_die("%s", err);
 
-  /* the model's costs per token */
-  double wbytes = mat_bytes(&m->lm_head) + (double)c->D * st_dtype_size(m->embed.dtype), mparams = 0;
-  for (int l = 0; l < c->n_blocks; l++) {
-    const xl_block *B = &m->blocks[l];
-    const xl_mat *all[] = {&B->q, &B->k, &B->v, &B->o, &B->ig, &B->fg, &B->out, &B->up_gate, &B->up, &B->down};
-    for (size_t j = 0; j < sizeof all / sizeof *all; j++) { wbytes += mat_bytes(all[j]); mparams += mat_params(all[j]); }
+  /* the model's costs per token: the weights read per decoded token (every matrix once, one
+   * embedding row; the LM head is the embedding when tied), the parameters behind the
+   * prefill FLOPs, and the recurrent state read and written (every state tensor but the
+   * logits, as xl_state_visit lists them; this covers v1 models too) */
+  double wbytes = 0, mparams = 0;
+  const void *emb = m->embed.data;
+  int tied = m->lm_head.data == emb;
+  for (int i = 0; i < m->st.ntensors; i++) {
+    const st_tensor *t = &m->st.tensors[i];
+    if (t->data == emb && !tied) { wbytes += (double)c->D * st_dtype_size(t->dtype); continue; }
+    wbytes += (double)t->nbytes;
+    if (t->ndim >= 2) mparams += (double)t->numel;
   }
-  double state_floats = (double)c->n_blocks * c->n_heads * ((double)c->dk * c->dv + c->dk + 1);
-  double state_bytes = 4 * state_floats, dec_bytes = wbytes + 2 * state_bytes;
+  state_acc sa = {0};
+  xl_state_visit(s, count_state, &sa);
+  double state_bytes = 4 * sa.floats, dec_bytes = wbytes + 2 * state_bytes;
+  /* the chunkwise cell per token (7B family; v1 cells are small next to their projections) */
   double L = o.chunk_size, cell_flops = (double)c->n_blocks * c->n_heads * (2 * L * (c->dk + c->dv) + 4.0 * c->dk * c->dv);
   double pf_flops = 2 * mparams + cell_flops;
 
