@@ -90,6 +90,20 @@ printf 'ab\xffcd' > "$TMP/bad.txt"
 expect_status "invalid UTF-8 prompt" 1 "$BIN/xl-prefill" --prompt-file "$TMP/bad.txt"
 stderr_has "invalid UTF-8 names the byte offset" "bad.txt: .*byte 2"
 
+# --matmul bf16: a real trade: logits move a little from the exact ones, and the record says so
+ids=$(ids_of "$G" 2)
+"$BIN/xl-prefill" --ids "$ids" --matmul bf16 --logits "$TMP/lb16" > "$TMP/rb16"
+check "--matmul bf16 is recorded" jq -e '.matmul == "bf16"' "$TMP/rb16"
+check "--matmul bf16 logits stay near the reference (max 0.5)" python3 "$ROOT/tests/st_compare.py" "$TMP/lb16" logits "$G/golden.safetensors" case2.logits 0.5 0.05
+check "--matmul bf16 logits are not the fp32 ones" bash -c "! python3 $ROOT/tests/st_compare.py $TMP/lb16 logits $G/golden.safetensors case2.logits 1e-4 1e-5 >/dev/null"
+
+# per-phase profile through the real forward pass: one line per decode step, every block's phases
+"$BIN/xl-decode" "def f(x):" -n 5 --ignore-eos --profile "$TMP/prof.jsonl" > /dev/null 2>&1
+check "--profile writes one JSON line per step" test "$(grep -c . "$TMP/prof.jsonl")" -ge 5
+check "--profile lines carry model phases and the six phases of each of the 6 blocks" jq -e -s \
+  'map(select(.step > 0)) | last | (.phases | has("embed") and has("lmhead") and has("sample"))
+   and (.blocks | length == 6) and (.blocks | all(keys == ["cell","ffn","headnorm","norm","outproj","proj"]))' "$TMP/prof.jsonl"
+
 # sampling: reproducible with a seed, different with another
 "$BIN/xl-decode" "def f(x):" -n 24 --temperature 0.9 --top-k 40 --top-p 0.95 --seed 7 --format ndjson | jq -c .ids > "$TMP/s1"
 "$BIN/xl-decode" "def f(x):" -n 24 --temperature 0.9 --top-k 40 --top-p 0.95 --seed 7 --format ndjson | jq -c .ids > "$TMP/s2"
