@@ -80,7 +80,7 @@ if [ "$BIG" = 1 ]; then
     touch "$big/.complete"
   fi
   say "1.3B BF16: prefill to $LONG tokens, decode (several minutes)"
-  $H/bench_model "$big" --label 1.3b-bf16 --marks "$marks" --short-ctx 128 --steps 16 --workers "$W" \
+  $H/bench_model "$big" --label 1.3b-bf16 --marks "$marks" --short-ctx 128 --steps 64 --workers "$W" \
     --bw "$BW" --gflops "$GF" --budget "$BUDGET" | emit | tee -a "$res"
 fi
 

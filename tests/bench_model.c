@@ -197,9 +197,10 @@ int main(int argc, char **argv) {
   decode_chunk(s, 1, &warm);
   decode_chunk(s2, 1, &warm);
   int rounds = steps >= 4 ? 4 : 1, per = (int)(steps / rounds);
-  for (int r = 0; r < rounds; r++) {
-    decode_chunk(s, per, &al);
-    decode_chunk(s2, per, &as);
+  for (int r = 0; r < rounds; r++) {   /* alternate which goes first, so neither always follows the other */
+    xl_session *first = r % 2 ? s2 : s, *second = r % 2 ? s : s2;
+    decode_chunk(first, per, r % 2 ? &as : &al);
+    decode_chunk(second, per, r % 2 ? &al : &as);
   }
   printf(fmt_dc, label, dir, reached, al.n, acc_tok_s(&al), acc_mean(&al), acc_sd(&al), o.workers, dec_bytes, roof_dc,
          roof_dc > 0 ? acc_tok_s(&al) / roof_dc : 0, al.finite ? "true" : "false", xl_blas_core(), al.cpu);
