@@ -7,6 +7,7 @@
 #include "util.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(void) {
   printf("Usage: xl-prefill [-m DIR] [PROMPT | --prompt-file F | --ids 5,7,9 | --ids-file F] [options]\n"
@@ -22,12 +23,19 @@ static void usage(void) {
          xl_runargs_help(), tm_options_help());
 }
 
+static int show_progress;   /* stderr is a terminal and the prompt spans several segments */
+
 static int progress(long done, long total, double seconds) {
   static long last_done = 0;
   static double last_s = 0;
   if (done < last_done) last_done = 0, last_s = 0;
   tm_prefill_chunk(done - last_done, seconds - last_s);
   if (tm_profiling()) tm_prof_step_end(done);
+  if (show_progress) {
+    double rate = seconds > 0 ? done / seconds : 0, eta = rate > 0 ? (total - done) / rate : 0;
+    fprintf(stderr, "\r%s: %ld/%ld tokens (%.0f%%), %.1f tok/s, ETA %.0f s   %s", xl_progname(), done, total,
+            100.0 * done / total, rate, eta, done == total ? "\n" : "");
+  }
   last_done = done;
   last_s = seconds;
   return tm_should_stop() != 0;
@@ -80,6 +88,7 @@ int main(int argc, char **argv) {
     if (!logits) xl_die("cannot allocate %zu MB for --logits of %ld positions", bytes >> 20, n);
   }
   tm_set_phase("prefill");
+  show_progress = isatty(2) && n > r.sess->seg;
   xl_prefill_progress = progress;
   double t0 = xl_now();
   xl_prefill(r.sess, ids, n, logits);
