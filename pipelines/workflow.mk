@@ -6,9 +6,10 @@
 #   RUN_DIR/ratings.csv    xl-judge internal   (+ ratings.jsonl)
 #   RUN_DIR/ratings_ollama.csv  xl-judge ollama  (only when JUDGE_API is set)
 #   RUN_DIR/merged.csv, pareto.csv  xl-merge  (+ recommended.json, profile_ctx<N>.json)
+#   RUN_DIR/stats.csv, mem.csv  xl-decode under the recommended profile, with telemetry logs
 #   RUN_DIR/report.md      xl-plot      (+ plots/*.png|svg)
 #
-# Usage:  make -f pipelines/workflow.mk [demo|report|sweep|save|judge|merge|plot|clean-run|help] VAR=value...
+# Usage:  make -f pipelines/workflow.mk [demo|report|sweep|save|judge|merge|telemetry|plot|clean-run|help] VAR=value...
 # Each step is redone when its inputs are newer or when the make variables it depends on
 # change (they are recorded in RUN_DIR/.params.<step>, rewritten only when they differ).
 # A failed or interrupted step leaves no half-made target: .DELETE_ON_ERROR removes it, the
@@ -48,8 +49,9 @@ JUDGE_API   ?=
 JUDGE_MODEL ?= llama3.1:8b
 JUDGE_JOBS  ?= 1
 JUDGE_FLAGS ?=
-# merge and plot
+# merge, telemetry (one decode under the recommended settings, logged) and plot
 MERGE_FLAGS ?=
+TELEMETRY_NEW ?= 256
 PLOT_FORMAT ?= both
 
 # ---- derived ---------------------------------------------------------------------------
@@ -72,7 +74,10 @@ OUTPUTS_F := $(RUN_DIR)/outputs.jsonl
 RATINGS_F := $(RUN_DIR)/ratings.csv
 OLLAMA_F  := $(RUN_DIR)/ratings_ollama.csv
 MERGED_F  := $(RUN_DIR)/merged.csv $(RUN_DIR)/pareto.csv
+STATS_F   := $(RUN_DIR)/stats.csv $(RUN_DIR)/mem.csv
 REPORT_F  := $(RUN_DIR)/report.md
+comma     := ,
+LAST_CTX  := $(lastword $(subst $(comma), ,$(CONTEXTS)))
 PART      := $(RUN_DIR)/.sweep
 
 # ---- parameter records -----------------------------------------------------------------
@@ -89,12 +94,13 @@ $(call params,save,$(SAVE_ARGS))
 $(call params,judge,$(JUDGE_ARGS))
 $(call params,ollama,$(if $(JUDGE_API),$(OLLAMA_ARGS),off))
 $(call params,merge,$(MERGE_ARGS))
+$(call params,telemetry,$(M_FLAG) $(TELEMETRY_NEW) $(LAST_CTX))
 $(call params,plot,$(PLOT_FORMAT))
 endif
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: demo report sweep save judge judge-ollama merge plot clean-run help
+.PHONY: demo report sweep save judge judge-ollama merge telemetry plot clean-run help
 .DEFAULT_GOAL := demo
 
 demo: $(REPORT_F)
@@ -106,6 +112,7 @@ save: $(OUTPUTS_F)
 judge: $(RATINGS_F) $(if $(JUDGE_API),$(OLLAMA_F))
 judge-ollama: $(OLLAMA_F)
 merge: $(MERGED_F)
+telemetry: $(STATS_F)
 
 # 1. sweep: measure every setting. Runs in .sweep, resumed there after an interruption
 #    with the same parameters; the finished files are moved up with trials.jsonl last.
@@ -146,8 +153,18 @@ $(OLLAMA_F): $(OUTPUTS_F) $(RUN_DIR)/.params.ollama | $(XL_BIN)/xl-judge
 $(MERGED_F) &: $(TRIALS_F) $(RATINGS_F) $(if $(JUDGE_API),$(OLLAMA_F)) $(RUN_DIR)/.params.merge | $(XL_BIN)/xl-merge
 	$(XL_BIN)/xl-merge $(RUN_DIR) $(MERGE_ARGS)
 
-# 5. plot: figures and report.md.
-$(REPORT_F): $(MERGED_F) $(RUN_DIR)/.params.plot | $(XL_BIN)/xl-plot
+# 5. telemetry: one decode of the prompt under the profile recommended for the longest
+#    context (the sweep's best when there is none), logging per-step speed and memory for
+#    the report's step and memory figures. The logs are renamed into place when complete.
+$(STATS_F) &: $(MERGED_F) $(RUN_DIR)/.params.telemetry | $(XL_BIN)/xl-decode
+	@p=$(RUN_DIR)/profile_ctx$(LAST_CTX).json; [ -f $$p ] || p=$(RUN_DIR)/best_profile.json; \
+	echo "$(XL_BIN)/xl-decode --profile $$p -n $(TELEMETRY_NEW) --stats-log $(RUN_DIR)/stats.csv --mem-log $(RUN_DIR)/mem.csv"; \
+	$(XL_BIN)/xl-decode $(M_FLAG) --profile $$p --prompt-file $(PROMPT) -n $(TELEMETRY_NEW) --ignore-eos -q \
+	  --stats-log $(RUN_DIR)/stats.csv.part --mem-log $(RUN_DIR)/mem.csv.part --mem-every 20 > /dev/null && \
+	mv -f $(RUN_DIR)/mem.csv.part $(RUN_DIR)/mem.csv && mv -f $(RUN_DIR)/stats.csv.part $(RUN_DIR)/stats.csv
+
+# 6. plot: figures and report.md.
+$(REPORT_F): $(MERGED_F) $(STATS_F) $(RUN_DIR)/.params.plot | $(XL_BIN)/xl-plot
 	$(XL_BIN)/xl-plot $(RUN_DIR) --format $(PLOT_FORMAT)
 
 $(XL_BIN)/%:
@@ -161,4 +178,4 @@ help:
 	@echo "  RUN_DIR=$(RUN_DIR)  MODEL=$(MODEL_DIR)  PROMPT=$(PROMPT)"
 	@echo "  MODE=$(MODE) CONTEXTS=$(CONTEXTS) BACKENDS=$(BACKENDS) CHUNK_SIZES=$(CHUNK_SIZES) HEADS=$(HEADS) WORKERS=$(WORKERS)"
 	@echo "  NEW=$(NEW) REPEATS=$(REPEATS) WARMUP=$(WARMUP) SEED=$(SEED) TRIALS=$(TRIALS) SAVE_NEW=$(SAVE_NEW) JOBS=$(JOBS)"
-	@echo "  JUDGE_API=$(JUDGE_API) JUDGE_MODEL=$(JUDGE_MODEL) JUDGE_JOBS=$(JUDGE_JOBS) PLOT_FORMAT=$(PLOT_FORMAT)"
+	@echo "  JUDGE_API=$(JUDGE_API) JUDGE_MODEL=$(JUDGE_MODEL) JUDGE_JOBS=$(JUDGE_JOBS) TELEMETRY_NEW=$(TELEMETRY_NEW) PLOT_FORMAT=$(PLOT_FORMAT)"

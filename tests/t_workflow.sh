@@ -27,7 +27,7 @@ expect_status "make demo runs the whole chain" 0 wf demo
 check "it prints where the report is" grep -qx "report: $R/report.md" "$TMP/out"
 missing=
 for f in run_meta.json trials.jsonl summary.csv best.json outputs.jsonl ratings.jsonl ratings.csv \
-         ratings_ollama.jsonl ratings_ollama.csv merged.csv pareto.csv recommended.json report.md; do
+         ratings_ollama.jsonl ratings_ollama.csv merged.csv pareto.csv recommended.json stats.csv mem.csv report.md; do
   [ -s "$R/$f" ] || missing="$missing $f"
 done
 check "every file of the chain exists${missing:+ (missing:$missing)}" test -z "$missing"
@@ -41,7 +41,7 @@ PY
 links=$(grep -oE '\]\(plots/[^)]+\.svg\)' "$R/report.md" | sed 's/^](//; s/)$//' || true)
 nl=$(printf '%s\n' "$links" | grep -c . || true)
 allthere=1; for l in $links; do [ -s "$R/$l" ] || allthere=0; done
-check "report.md links $nl figures, all present" test "$nl" -ge 3 -a "$allthere" = 1
+check "report.md links $nl figures (all seven, step and memory included), all present" test "$nl" -ge 7 -a "$allthere" = 1
 check "no sweep staging dir or temp file left" test -z "$(find "$R" -name '.sweep' -o -name '*.tmp.*')"
 
 snap > "$TMP/snap1"
@@ -72,7 +72,7 @@ expect_status "a failing judge fails make" 2 wf demo XL_BIN="$FB"
 check "no half-made ratings.csv, no merged.csv remade" test ! -e "$R/ratings.csv"
 snap > "$TMP/snap3"
 expect_status "the next make resumes" 0 wf demo
-check "it starts at the judge" test "$(grep -oE '^/\S*/xl-[a-z]+( internal| ollama)?' "$TMP/out" | sed 's,.*/,,' | tr '\n' ' ')" = "xl-judge internal xl-merge xl-plot "
+check "it starts at the judge" test "$(grep -oE '^/\S*/xl-[a-z]+( internal| ollama)?' "$TMP/out" | sed 's,.*/,,' | tr '\n' ' ')" = "xl-judge internal xl-merge xl-decode xl-plot "
 check "the chain is whole again" test -s "$R/ratings.csv" -a -s "$R/report.md"
 expect_status "make -q: up to date again" 0 wf -q report
 
