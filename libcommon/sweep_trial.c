@@ -307,7 +307,7 @@ cJSON *sw_trial_run(const sw_spec *sp, const sw_hostinfo *h) {
   const char *ids_file = sp->ids_file;
   acc pre_s = {0}, pre_t = {0}, dec_s = {0}, dec_t = {0};
   double peak = NAN;
-  char blas[64] = "", fp[64] = "";
+  char blas[64] = "", fp[64] = "", mpath[4096] = "";   /* mpath: the model dir the tool resolved */
   int interrupted = 0;
 
   if (!ids_file || !xl_exists(ids_file)) {
@@ -381,6 +381,7 @@ cJSON *sw_trial_run(const sw_spec *sp, const sw_hostinfo *h) {
       const char *s;
       if ((s = rec_str(rec, "blas_core"))) snprintf(blas, sizeof blas, "%s", s);
       if ((s = rec_str(rec, "fingerprint"))) snprintf(fp, sizeof fp, "%s", s);
+      if ((s = rec_str(rec, "model"))) snprintf(mpath, sizeof mpath, "%s", s);
       if (!err[0] && r >= sp->warmup) {
         if (decode) {
           acc_add(&pre_s, field(rec, "prefill_s"));
@@ -436,7 +437,7 @@ cJSON *sw_trial_run(const sw_spec *sp, const sw_hostinfo *h) {
   cJSON_AddNumberToObject(o, "context", (double)sp->context);
   add_str_or_null(o, "prompt_file", sp->prompt_file);
   cJSON_AddNumberToObject(o, "warmup", sp->warmup);
-  add_str_or_null(o, "model", sp->model);
+  add_str_or_null(o, "model", sp->model ? sp->model : mpath[0] ? mpath : NULL);
   add_str_or_null(o, "fingerprint", fp[0] ? fp : NULL);
   cJSON_AddStringToObject(o, "key", sp->key);
   return o;

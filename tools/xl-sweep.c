@@ -256,7 +256,8 @@ static cJSON *meta_json(const cli *c, const sw_conf *conf, const sw_hostinfo *h,
   return m;
 }
 
-/* Puts the first recorded fingerprint into run_meta.json once it is known. */
+/* Puts the first recorded fingerprint (and, for the default model, the path the tools
+ * resolved) into run_meta.json once they are known. */
 static void meta_fingerprint(const char *dir, const sw_rundir *run) {
   char *mp = xl_path_join(dir, "run_meta.json");
   cJSON *m = xl_exists(mp) ? read_json_file(mp) : NULL;
@@ -267,6 +268,8 @@ static void meta_fingerprint(const char *dir, const sw_rundir *run) {
       const char *fp = rec_str(it, "fingerprint");
       if (!fp) continue;
       cJSON_ReplaceItemInObject(mo, "fingerprint", cJSON_CreateString(fp));
+      const char *path = rec_str(it, "model");
+      if (path && cJSON_IsNull(cJSON_GetObjectItem(mo, "path"))) cJSON_ReplaceItemInObject(mo, "path", cJSON_CreateString(path));
       if (sw_write_json(mp, m)) xl_warn("%s: %s", mp, strerror(errno));
       break;
     }
