@@ -42,20 +42,6 @@ const char *xl_runargs_help(void) {
     "                          JSON lines to FILE (same as --profile-log FILE)\n";
 }
 
-static int flag_value(int argc, char **argv, int *i, const char **val) {
-  const char *a = argv[*i], *eq = strchr(a, '=');
-  if (eq && !strncmp(a, "--", 2)) { *val = eq + 1; return 1; }
-  if (*i + 1 >= argc) xl_usage_error("%s needs a value", a);
-  *val = argv[++*i];
-  return 1;
-}
-
-/* Matches "--name" or "--name=value". */
-static int is_flag(const char *arg, const char *name) {
-  size_t n = strlen(name);
-  return !strncmp(arg, name, n) && (arg[n] == 0 || (arg[n] == '=' && name[1] == '-'));
-}
-
 /* A settings profile is a JSON object with "params" (or the knobs at top level). */
 static int is_settings_profile(const char *path) {
   size_t len;
@@ -72,40 +58,35 @@ static int is_settings_profile(const char *path) {
 int xl_runargs_parse(xl_runargs *a, int argc, char **argv, int *i) {
   const char *arg = argv[*i], *v;
   if (tm_options_parse(&a->tm, argc, argv, i)) return 1;
-  if (is_flag(arg, "-m") || is_flag(arg, "--model")) { flag_value(argc, argv, i, &a->model_dir); return 1; }
-  if (is_flag(arg, "--prompt-file")) { flag_value(argc, argv, i, &a->prompt_file); return 1; }
-  if (is_flag(arg, "--ids")) { flag_value(argc, argv, i, &a->ids_arg); return 1; }
-  if (is_flag(arg, "--ids-file")) { flag_value(argc, argv, i, &a->ids_file); return 1; }
-  if (is_flag(arg, "--bos")) {
-    flag_value(argc, argv, i, &v);
+  if ((v = xl_flag_value(argc, argv, i, "-m")) || (v = xl_flag_value(argc, argv, i, "--model"))) { a->model_dir = v; return 1; }
+  if ((v = xl_flag_value(argc, argv, i, "--prompt-file"))) { a->prompt_file = v; return 1; }
+  if ((v = xl_flag_value(argc, argv, i, "--ids"))) { a->ids_arg = v; return 1; }
+  if ((v = xl_flag_value(argc, argv, i, "--ids-file"))) { a->ids_file = v; return 1; }
+  if ((v = xl_flag_value(argc, argv, i, "--bos"))) {
     if (!strcmp(v, "yes")) a->bos = 1;
     else if (!strcmp(v, "no")) a->bos = 0;
     else xl_usage_error("--bos: '%s' is not yes or no", v);
     return 1;
   }
-  if (is_flag(arg, "--backend")) {
-    flag_value(argc, argv, i, &v);
+  if ((v = xl_flag_value(argc, argv, i, "--backend"))) {
     xl_backend b;
     if (xl_backend_parse(v, &b)) xl_usage_error("--backend: '%s' is not chunkwise or recurrent", v);
     a->backend = (int)b;
     return 1;
   }
-  if (is_flag(arg, "--chunk-size")) { flag_value(argc, argv, i, &v); a->chunk_size = (int)xl_flag_long("--chunk-size", v, 1, 1 << 16); return 1; }
-  if (is_flag(arg, "--workers")) { flag_value(argc, argv, i, &v); a->workers = (int)xl_flag_long("--workers", v, 1, 1024); return 1; }
-  if (is_flag(arg, "--heads-per-band")) {
-    flag_value(argc, argv, i, &v);
+  if ((v = xl_flag_value(argc, argv, i, "--chunk-size"))) { a->chunk_size = (int)xl_flag_long("--chunk-size", v, 1, 1 << 16); return 1; }
+  if ((v = xl_flag_value(argc, argv, i, "--workers"))) { a->workers = (int)xl_flag_long("--workers", v, 1, 1024); return 1; }
+  if ((v = xl_flag_value(argc, argv, i, "--heads-per-band"))) {
     a->heads_per_band = (int)xl_flag_long("--heads-per-band", v, 1, 1 << 16);
     return 1;
   }
-  if (is_flag(arg, "--matmul")) {
-    flag_value(argc, argv, i, &v);
+  if ((v = xl_flag_value(argc, argv, i, "--matmul"))) {
     if (!strcmp(v, "bf16")) a->matmul_bf16 = 1;
     else if (!strcmp(v, "fp32")) a->matmul_bf16 = 0;
     else xl_usage_error("--matmul: '%s' is not fp32 or bf16", v);
     return 1;
   }
-  if (is_flag(arg, "--profile")) {
-    flag_value(argc, argv, i, &v);
+  if ((v = xl_flag_value(argc, argv, i, "--profile"))) {
     if (is_settings_profile(v)) a->settings_file = v;
     else a->tm.profile_log = v;
     return 1;

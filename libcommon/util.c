@@ -86,6 +86,14 @@ double xl_flag_double(const char *flag, const char *s, double lo, double hi) {
   return v;
 }
 
+const char *xl_flag_value(int argc, char **argv, int *i, const char *name) {
+  size_t n = strlen(name);
+  if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (strcmp(argv[*i], name)) return NULL;
+  if (*i + 1 >= argc) xl_usage_error("%s needs a value", name);
+  return argv[++*i];
+}
+
 char *xl_read_stream(FILE *f, size_t *len) {
   size_t cap = 1 << 16, n = 0;
   char *buf = malloc(cap + 1);

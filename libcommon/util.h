@@ -39,6 +39,11 @@ int xl_parse_double(const char *s, double lo, double hi, double *out);
 long xl_flag_long(const char *flag, const char *s, long lo, long hi);
 double xl_flag_double(const char *flag, const char *s, double lo, double hi);
 
+/* Option with a value: if argv[*i] is `name` (then the value is the next argument, and *i
+ * advances past it) or `name=value`, returns the value; otherwise NULL. A missing value is
+ * a usage error. */
+const char *xl_flag_value(int argc, char **argv, int *i, const char *name);
+
 /* Reads a whole file into a malloc'd, NUL-terminated buffer (caller frees).
  * Returns NULL with errno set on failure. *len (if given) gets the byte count. */
 char *xl_read_file(const char *path, size_t *len);

@@ -365,14 +365,6 @@ static size_t write_recommended(const merge_state *s, const char *run_dir, const
   return nprofiles;
 }
 
-static const char *flag_value(int argc, char **argv, int *i, const char *name) {
-  size_t n = strlen(name);
-  if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
-  if (strcmp(argv[*i], name)) return NULL;
-  if (*i + 1 >= argc) xl_usage_error("%s needs a value", name);
-  return argv[++*i];
-}
-
 int main(int argc, char **argv) {
   xl_set_progname(argv[0]);
   const char *run_dir = NULL, *summary_path = NULL, *ratings_path = NULL, *ollama_path = NULL;
@@ -382,15 +374,15 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); xl_finish_stdout(); return 0; }
-    else if ((v = flag_value(argc, argv, &i, "--summary"))) summary_path = v;
-    else if ((v = flag_value(argc, argv, &i, "--ratings"))) ratings_path = v;
-    else if ((v = flag_value(argc, argv, &i, "--ratings-ollama"))) ollama_path = v;
-    else if ((v = flag_value(argc, argv, &i, "--objectives"))) objectives_spec = v;
-    else if ((v = flag_value(argc, argv, &i, "--quality"))) quality_opt = v;
-    else if ((v = flag_value(argc, argv, &i, "--quality-tolerance"))) tolerance = xl_flag_double("--quality-tolerance", v, 0, 1e9);
-    else if ((v = flag_value(argc, argv, &i, "--objective"))) speed_opt = v;
-    else if ((v = flag_value(argc, argv, &i, "--profile-dir"))) profile_dir = v;
-    else if ((v = flag_value(argc, argv, &i, "-o"))) out_dir = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--summary"))) summary_path = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--ratings"))) ratings_path = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--ratings-ollama"))) ollama_path = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--objectives"))) objectives_spec = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--quality"))) quality_opt = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--quality-tolerance"))) tolerance = xl_flag_double("--quality-tolerance", v, 0, 1e9);
+    else if ((v = xl_flag_value(argc, argv, &i, "--objective"))) speed_opt = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--profile-dir"))) profile_dir = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "-o"))) out_dir = v;
     else if (!strcmp(argv[i], "--no-ratings")) no_ratings = 1;
     else if (argv[i][0] == '-' && argv[i][1]) xl_usage_error("unknown option '%s'", argv[i]);
     else if (!run_dir) run_dir = argv[i];

@@ -663,24 +663,16 @@ static void report_figures(FILE *f, const figure *figs, size_t nfig, const char 
   if (any) fputc('\n', f);
 }
 
-static const char *flag_value(int argc, char **argv, int *i, const char *name) {
-  size_t n = strlen(name);
-  if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
-  if (strcmp(argv[*i], name)) return NULL;
-  if (*i + 1 >= argc) xl_usage_error("%s needs a value", name);
-  return argv[++*i];
-}
-
 int main(int argc, char **argv) {
   xl_set_progname(argv[0]);
   const char *run_dir = NULL, *format = "both", *stats_log = NULL, *mem_log = NULL, *out_dir = NULL;
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); xl_finish_stdout(); return 0; }
-    else if ((v = flag_value(argc, argv, &i, "--format"))) format = v;
-    else if ((v = flag_value(argc, argv, &i, "--stats-log"))) stats_log = v;
-    else if ((v = flag_value(argc, argv, &i, "--mem-log"))) mem_log = v;
-    else if ((v = flag_value(argc, argv, &i, "-o"))) out_dir = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--format"))) format = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--stats-log"))) stats_log = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--mem-log"))) mem_log = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "-o"))) out_dir = v;
     else if (argv[i][0] == '-' && argv[i][1]) xl_usage_error("unknown option '%s'", argv[i]);
     else if (!run_dir) run_dir = argv[i];
     else xl_usage_error("unexpected argument '%s'", argv[i]);
