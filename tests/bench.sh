@@ -105,18 +105,18 @@ fi
 
 # ---- 4. observability overhead ----
 if [ -x bin/xl-decode ] && bin/xl-decode --help 2>/dev/null | grep -q -- --metrics-file; then
-  say "observability overhead (default model, 2048 decode tokens, 5 alternating runs each, medians)"
+  say "observability overhead (default model, 1024 decode tokens, 9 alternating runs each, medians)"
   obs=$(mktemp -d)
   trap 'rm -f "$lim" "$res"; rm -rf "$obs"' EXIT
-  run_dec() { bin/xl-decode --ids 5,7,9,11 -n 2048 --greedy --ignore-eos --format ndjson --workers "$W" "$@" 2>/dev/null | jq '.decode_tok_s'; }
+  run_dec() { bin/xl-decode --ids 5,7,9,11 -n 1024 --greedy --ignore-eos --format ndjson --workers "$W" "$@" 2>/dev/null | jq '.decode_tok_s'; }
   plain=() logged=()
-  for i in 1 2 3 4 5; do
+  for i in 1 2 3 4 5 6 7 8 9; do
     plain+=("$(run_dec)")
     logged+=("$(run_dec --stats-log "$obs/s.csv" --mem-log "$obs/m.csv" --metrics-file "$obs/metrics.prom")")
   done
   jq -n -c --argjson a "$(printf '%s\n' "${plain[@]}" | jq -s .)" --argjson b "$(printf '%s\n' "${logged[@]}" | jq -s .)" \
     'def median: sort | .[length / 2 | floor];
-     {bench: "observability_overhead", model: "default", tokens: 2048,
+     {bench: "observability_overhead", model: "default", tokens: 1024,
       plain_tok_s: ($a | median), logged_tok_s: ($b | median), plain_runs: $a, logged_runs: $b,
       overhead: (1 - ($b | median) / ($a | median)), goal: 0.02}' | emit
 fi
