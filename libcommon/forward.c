@@ -378,8 +378,24 @@ static void chunk_heads_task(void *vctx, int t, int worker) {
   }
 }
 
+typedef struct { const xl_mat *w; const float *X; float *Y; int T, ldx, ldy, ntasks; } small_gemm_ctx;
+
+static void small_gemm_task(void *vctx, int t, int worker) {
+  const small_gemm_ctx *c = vctx;
+  int rows = c->w->rows, r0 = (int)((long)rows * t / c->ntasks) & ~3;
+  int r1 = t + 1 == c->ntasks ? rows : (int)((long)rows * (t + 1) / c->ntasks) & ~3;
+  xl_gemm_rows(c->w, c->X, c->T, c->ldx, c->Y, c->ldy, r0, r1, NULL);
+}
+
 static void gemm(xl_session *s, const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy, const float *bias) {
-  xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, s->tile);
+  int nw = xl_pool_size(s->pool);
+  if (w->dtype != ST_F32 && T <= XL_SMALL_T && nw > 1 && w->rows >= 64 * nw) {
+    /* a short prompt over stored-dtype weights: matvec row bands on our workers (see kernels.h) */
+    small_gemm_ctx c = {w, X, Y, T, ldx, ldy, 4 * nw};
+    xl_pool_run(s->pool, c.ntasks, small_gemm_task, &c);
+  } else {
+    xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, s->tile);
+  }
   if (bias)
     for (int t = 0; t < T; t++) add_bias(Y + (size_t)t * ldy, bias, w->rows);
 }

@@ -307,6 +307,14 @@ void xl_gemm_rows(const xl_mat *w, const float *X, int T, int ldx, float *Y, int
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, r1 - r0, w->cols, 1.0f, X, ldx, W, w->cols, 0.0f, Y + r0, ldy);
     return;
   }
+  if (T <= XL_SMALL_T) {
+    /* a block of 32 rows stays in L2 while each token's matvec reads it */
+    for (int a = r0; a < r1; a += 32) {
+      int b = a + 32 < r1 ? a + 32 : r1;
+      for (int t = 0; t < T; t++) xl_matvec_rows(w, X + (size_t)t * ldx, Y + (size_t)t * ldy, a, b);
+    }
+    return;
+  }
   int tr = xl_gemm_tile_rows(w);
   size_t es = st_dtype_size(w->dtype);
   for (int a = r0; a < r1; a += tr) {

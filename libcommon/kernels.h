@@ -34,8 +34,13 @@ void xl_mat_row(const xl_mat *w, int row, float *dst);
 /* y[r] = W[r,:] . x for r in [r0, r1) (y indexed by r). No allocation. */
 void xl_matvec_rows(const xl_mat *w, const float *x, float *y, int r0, int r1);
 
-/* Y [T, rows] (+)= X [T, cols] W^T, rows [r0, r1) only. Y has leading dimension ldy.
- * tile: fp32 scratch of at least xl_gemm_tile_floats(w) floats, used for BF16/F16. */
+/* Y [T, rows] = X [T, cols] W^T, rows [r0, r1) only. Y has leading dimension ldy.
+ * tile: fp32 scratch of at least xl_gemm_tile_floats(w) floats, used for BF16/F16.
+ * With BF16/F16 weights and T <= XL_SMALL_T (a short prompt), the product runs as T
+ * matvecs over small row blocks instead: the weights are read from memory once, and not
+ * converted to fp32 tiles, whose cost only pays off over many tokens; tile is then unused,
+ * so row bands may run in parallel. */
+#define XL_SMALL_T 8
 void xl_gemm_rows(const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy, int r0, int r1, float *tile);
 size_t xl_gemm_tile_floats(const xl_mat *w);
 /* Rows of W converted per tile: a tile holds this many rows (or fewer at the end). */
