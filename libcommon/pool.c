@@ -1,5 +1,7 @@
-/* pool: see pool.h. Tasks are claimed with an atomic counter; a generation number tells
- * sleeping or spinning workers that a new step has been posted.
+/* pool: see pool.h. A generation number tells sleeping or spinning workers that a new
+ * step has been posted. Tasks are claimed from one 64-bit word holding (generation, next
+ * index), so a worker still finishing the previous step can never claim a task of the next
+ * one with stale fn/ctx/ntasks, or count a task into the next step's `done`.
  * Waiting is tiered: a short busy spin with the CPU's pause hint (a decode step posts the
  * next band within microseconds), then sched_yield (lets other processes run on a loaded
  * machine), then sleep on the condition variable. */
@@ -8,6 +10,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 struct xl_pool {
@@ -15,22 +18,25 @@ struct xl_pool {
   pthread_t *threads;
   pthread_mutex_t mu;
   pthread_cond_t wake;
-  atomic_uint gen;          /* bumped for every posted step */
-  atomic_int next;          /* next task index to claim */
+  atomic_uint gen;          /* bumped for every posted step, after `next` is set for it */
+  _Atomic uint64_t next;    /* (generation << 32) | next task index to claim */
   atomic_int done;          /* tasks finished in this step */
   atomic_int quit;
-  int ntasks;
+  atomic_int ntasks;        /* read by workers racing the next post: the claim CAS settles it */
   xl_task_fn fn;
   void *ctx;
 };
 
 typedef struct { xl_pool *p; int id; } worker_arg;
 
-static void run_tasks(xl_pool *p, int id) {
+/* Runs tasks of step `gen` until none is left; returns at once if the pool has moved on. */
+static void run_tasks(xl_pool *p, int id, unsigned gen) {
   for (;;) {
-    int t = atomic_fetch_add(&p->next, 1);
-    if (t >= p->ntasks) break;
-    p->fn(p->ctx, t, id);
+    uint64_t v = atomic_load(&p->next);
+    do {
+      if ((unsigned)(v >> 32) != gen || (int)(uint32_t)v >= p->ntasks) return;
+    } while (!atomic_compare_exchange_weak(&p->next, &v, v + 1));
+    p->fn(p->ctx, (int)(uint32_t)v, id);
     atomic_fetch_add(&p->done, 1);
   }
 }
@@ -65,7 +71,7 @@ static void *worker_main(void *arg) {
     }
     if (atomic_load(&p->quit)) return NULL;
     seen = atomic_load(&p->gen);
-    run_tasks(p, a.id);
+    run_tasks(p, a.id, seen);
   }
 }
 
@@ -93,16 +99,19 @@ void xl_pool_run(xl_pool *p, int ntasks, xl_task_fn fn, void *ctx) {
     for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
     return;
   }
+  /* Only this thread posts steps, and the previous one is complete, so no worker can be
+   * inside a claimed task now; a late worker still looking for work checks the generation. */
+  unsigned gen = atomic_load(&p->gen) + 1;
   p->fn = fn;
   p->ctx = ctx;
-  p->ntasks = ntasks;
+  atomic_store(&p->ntasks, ntasks);
   atomic_store(&p->done, 0);
-  atomic_store(&p->next, 0);
+  atomic_store(&p->next, (uint64_t)gen << 32);   /* publishes fn/ctx/ntasks for `gen` */
   pthread_mutex_lock(&p->mu);
-  atomic_fetch_add(&p->gen, 1);
+  atomic_store(&p->gen, gen);
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
-  run_tasks(p, 0);
+  run_tasks(p, 0, gen);
   for (int spins = 0; atomic_load(&p->done) < ntasks; spins++) {
     if (spins < PAUSE_ROUNDS) cpu_relax();
     else sched_yield();
