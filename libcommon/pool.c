@@ -99,14 +99,16 @@ void xl_pool_run(xl_pool *p, int ntasks, xl_task_fn fn, void *ctx) {
     for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
     return;
   }
-  /* Only this thread posts steps, and the previous one is complete, so no worker can be
-   * inside a claimed task now; a late worker still looking for work checks the generation. */
+  /* Only this thread posts steps, and every claimed task of the previous one has finished.
+   * Order matters: first move `next` to the new generation, which makes any late claim of
+   * the old one fail; only then change ntasks/fn/ctx/done (so nobody who can still claim
+   * sees them); then publish the generation, which workers read before claiming. */
   unsigned gen = atomic_load(&p->gen) + 1;
+  atomic_store(&p->next, (uint64_t)gen << 32);
   p->fn = fn;
   p->ctx = ctx;
   atomic_store(&p->ntasks, ntasks);
   atomic_store(&p->done, 0);
-  atomic_store(&p->next, (uint64_t)gen << 32);   /* publishes fn/ctx/ntasks for `gen` */
   pthread_mutex_lock(&p->mu);
   atomic_store(&p->gen, gen);
   pthread_cond_broadcast(&p->wake);
