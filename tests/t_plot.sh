@@ -100,6 +100,11 @@ expect_status "explicit logs, -o elsewhere, svg only" 0 "$P" "$B" --stats-log "$
 check "svg-only memory figure" is_svg "$TMP/figs/memory.svg"
 check "svg embedded when there is no PNG, linked by a path that exists" bash -c "grep -qF '](/' '$B/report.md' && grep -qF 'figs/decode_steps.svg)' '$B/report.md'"
 
+# A stats log as the run tools write it: a prefill row tagged in the 'phase' column is not a decode step.
+printf 'step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase\n356,349.2,349.2,1019.3,1019.3,prefill\n1,1.0,1.0,1000,1000,decode\n2,2.0,3.0,500,666.7,decode\n' > "$TMP/phased.csv"
+expect_status "stats log with prefill rows" 0 "$P" "$B" --stats-log "$TMP/phased.csv" --format svg -o "$TMP/figs2"
+check "the step figure plots decode rows only" bash -c "[ \"\$(grep -v '^#' '$TMP/figs2/data/decode_steps.dat' | tail -n +2 | cut -d' ' -f1 | tr '\n' ' ')\" = '1 2 ' ]"
+
 # The scripts run on their own; the terminal follows the output name.
 check "script runs directly (svg from the file name)" gnuplot -c "$ROOT/plots/memory.gp" "$R/plots/data/memory.dat" "$TMP/direct.svg"
 check "direct svg output valid" is_svg "$TMP/direct.svg"

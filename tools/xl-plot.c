@@ -340,6 +340,7 @@ static void data_steps(figure *fig, const char *path, const char *data_dir) {
   char err[1024];
   if (csvt_read(&t, path, err, sizeof err)) xl_die("%s", err);
   int cs = csvt_col(&t, "step"), ci = csvt_col(&t, "inst_tok_s"), ca = csvt_col(&t, "avg_tok_s");
+  int cph = csvt_col(&t, "phase");   /* xltools' logs add prefill rows, tagged in this column */
   if (cs < 0 || ci < 0) xl_die("%s: a stats log needs 'step' and 'inst_tok_s' columns", path);
   xl_atomic a;
   FILE *f = open_data(&a, data_dir, fig->name);
@@ -347,6 +348,7 @@ static void data_steps(figure *fig, const char *path, const char *data_dir) {
   size_t k = 0;
   for (size_t i = 0; i < t.nrows; i++) {
     double s, inst, avg;
+    if (cph >= 0 && strcmp(csvt_get(&t, i, cph), "decode")) continue;
     if (csvt_num(&t, i, cs, &s) || csvt_num(&t, i, ci, &inst)) continue;
     if (csvt_num(&t, i, ca, &avg)) fprintf(f, "%.10g %.6g -\n", s, inst);
     else fprintf(f, "%.10g %.6g %.6g\n", s, inst, avg);
