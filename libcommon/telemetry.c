@@ -339,6 +339,13 @@ void tm_decode_step(double seconds) {
 /* ------------------------------------------------------------------ file helpers */
 
 int tm_write_replace(const char *path, const char *data, size_t len) {
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {   /* /dev/null or a FIFO: never rename over it */
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    int bad = fwrite(data, 1, len, f) != len;
+    return xl_fclose_checked(f) || bad ? -1 : 0;
+  }
   size_t n = strlen(path) + 32;
   char *tmp = malloc(n);
   if (!tmp) return -1;

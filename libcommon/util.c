@@ -127,9 +127,16 @@ char *xl_read_file(const char *path, size_t *len) {
 int xl_atomic_open(xl_atomic *a, const char *path) {
   memset(a, 0, sizeof *a);
   a->path = strdup(path);
+  if (!a->path) { errno = ENOMEM; return -1; }
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {   /* a device or FIFO: write in place */
+    a->f = fopen(path, "wb");
+    if (!a->f) { int e = errno; free(a->path); a->path = NULL; errno = e; return -1; }
+    return 0;
+  }
   size_t n = strlen(path) + 32;
   a->tmp = malloc(n);
-  if (!a->path || !a->tmp) { free(a->path); free(a->tmp); errno = ENOMEM; return -1; }
+  if (!a->tmp) { free(a->path); a->path = NULL; errno = ENOMEM; return -1; }
   snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
   a->f = fopen(a->tmp, "wb");
   if (!a->f) { int e = errno; free(a->path); free(a->tmp); a->path = a->tmp = NULL; errno = e; return -1; }
@@ -138,12 +145,12 @@ int xl_atomic_open(xl_atomic *a, const char *path) {
 int xl_atomic_commit(xl_atomic *a) {
   int rc = 0;
   if (fflush(a->f) || ferror(a->f)) rc = -1;
-  if (!rc && fsync(fileno(a->f))) rc = -1;
+  if (!rc && a->tmp && fsync(fileno(a->f))) rc = -1;
   int e = errno;
   if (fclose(a->f)) rc = -1;
   a->f = NULL;
-  if (!rc && rename(a->tmp, a->path)) { rc = -1; e = errno; }
-  if (rc) unlink(a->tmp);
+  if (!rc && a->tmp && rename(a->tmp, a->path)) { rc = -1; e = errno; }
+  if (rc && a->tmp) unlink(a->tmp);
   free(a->path); free(a->tmp);
   a->path = a->tmp = NULL;
   errno = e;

@@ -51,11 +51,13 @@ char *xl_read_file(const char *path, size_t *len);
 char *xl_read_stream(FILE *f, size_t *len);
 
 /* Atomic output: write to "<path>.tmp.<pid>", then rename over path on commit.
- * A crash or xl_atomic_abort never leaves a half-written path behind. */
+ * A crash or xl_atomic_abort never leaves a half-written path behind. A path that exists
+ * and is not a regular file (/dev/null, /dev/stdout, a FIFO) is written in place instead:
+ * renaming over it would replace the device with a file. */
 typedef struct {
   FILE *f;
   char *path;   /* owned */
-  char *tmp;    /* owned */
+  char *tmp;    /* owned; NULL when writing in place */
 } xl_atomic;
 int xl_atomic_open(xl_atomic *a, const char *path);     /* 0 ok, -1 errno */
 int xl_atomic_commit(xl_atomic *a);                      /* flush, fsync, rename; 0 ok */

@@ -104,6 +104,12 @@ check "--profile lines carry model phases and the six phases of each of the 6 bl
   'map(select(.step > 0)) | last | (.phases | has("embed") and has("lmhead") and has("sample"))
    and (.blocks | length == 6) and (.blocks | all(keys == ["cell","ffn","headnorm","norm","outproj","proj"]))' "$TMP/prof.jsonl"
 
+# outputs sent to a device are written in place, never renamed over it (as root that would
+# replace /dev/null with a regular file)
+"$BIN/xl-prefill" --ids 1,2,3 -o /dev/null --logits /dev/null --metrics-file /dev/null > "$TMP/dn"
+"$BIN/xl-decode" x -n 2 -q -o /dev/null --state-out /dev/null > /dev/null
+check "/dev/null as an output file stays a character device" test -c /dev/null
+
 # sampling: reproducible with a seed, different with another
 "$BIN/xl-decode" "def f(x):" -n 24 --temperature 0.9 --top-k 40 --top-p 0.95 --seed 7 --format ndjson | jq -c .ids > "$TMP/s1"
 "$BIN/xl-decode" "def f(x):" -n 24 --temperature 0.9 --top-k 40 --top-p 0.95 --seed 7 --format ndjson | jq -c .ids > "$TMP/s2"
