@@ -2,18 +2,22 @@
 # `make test` runs the suite, `make check` the same under ASan+UBSan,
 # `make valgrind` the same under valgrind, `make bench` the speed measurements.
 #
-# Sources are discovered, so adding a file needs no edit here:
-#   libcommon/*.c      -> build/libcommon.a (the shared library of the tools)
+# The library is grouped by concern, one static library per folder, linked in the order
+# of LAYERS (each folder may include only from folders before it; tests/t_layers.sh
+# checks that rule on every `make test`). Sources are discovered, so adding a file needs
+# no edit here:
+#   lib/LAYER/*.c      -> build/lib/libxl-LAYER.a
 #   tools/xl-NAME.c    -> bin/xl-NAME
 #   tests/test_NAME.c  -> build/tests/test_NAME (run by tests/run.sh)
 #   tests/bench_NAME.c -> build/tests/bench_NAME (run by tests/bench.sh, `make bench`)
 #   tests/t_NAME.sh    -> shell tests (run by tests/run.sh)
+#   mk/*.mk            -> optional parts (the CUDA device, the bundle), included below
 
 CC      ?= cc
 PKGS    := openblas libcjson libcurl libutf8proc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -Ilibcommon \
+XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -Ilib \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -D_FILE_OFFSET_BITS=64 \
            -DXL_SOURCE_ROOT='"$(CURDIR)"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lncursesw -lm -lpthread
@@ -22,15 +26,20 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lncursesw -lm -
 BUILD   ?= build
 BIN     ?= bin
 
-LIB_SRC   := $(wildcard libcommon/*.c)
-LIB_OBJ   := $(LIB_SRC:libcommon/%.c=$(BUILD)/libcommon/%.o)
+reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword $(1)))
+
+# Lowest first. Linking lists them highest first, so a library may use only those below.
+LAYERS    := base io text obs engine cli sweep judge
+LIB_SRC   := $(foreach l,$(LAYERS),$(wildcard lib/$(l)/*.c))
+LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
+LIBS      := $(foreach l,$(call reverse,$(LAYERS)),$(BUILD)/lib/libxl-$(l).a)
 TOOL_SRC  := $(wildcard tools/xl-*.c)
 TOOLS     := $(TOOL_SRC:tools/%.c=$(BIN)/%)
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench_*.c)
 BENCH_BINS := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
-HDRS      := $(wildcard libcommon/*.h) $(wildcard tests/*.h)
+HDRS      := $(wildcard lib/*/*.h lib/*/*/*.h) $(wildcard tests/*.h)
 
 DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libcsv-dev \
             libcurl4-openssl-dev libutf8proc-dev libncurses-dev gnuplot-nox jq \
@@ -41,21 +50,23 @@ all: $(TOOLS) $(TEST_BINS) $(BENCH_BINS)
 
 tests-bin: $(TEST_BINS)
 
-$(BUILD)/libcommon/%.o: libcommon/%.c $(HDRS)
+$(BUILD)/lib/%.o: lib/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(XCFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(CUDA_CFLAGS) -c $< -o $@
 
-$(BUILD)/libcommon.a: $(LIB_OBJ)
+# One archive per layer; the engine's also holds the CUDA device's objects when built.
+$(foreach l,$(LAYERS),$(eval $(BUILD)/lib/libxl-$(l).a: $(filter $(BUILD)/lib/$(l)/%,$(LIB_OBJ)) $(if $(filter engine,$(l)),$$(CUDA_OBJ))))
+$(BUILD)/lib/libxl-%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/%: tools/%.c $(BUILD)/libcommon.a $(HDRS)
+$(BIN)/%: tools/%.c $(LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(XCFLAGS) $< $(BUILD)/libcommon.a $(LDFLAGS) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(CUDA_CFLAGS) $< $(LIBS) $(LDFLAGS) $(LDLIBS) $(CUDA_LIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libcommon.a $(HDRS)
+$(BUILD)/tests/%: tests/%.c $(LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(XCFLAGS) -Itests $< $(BUILD)/libcommon.a $(LDFLAGS) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(CUDA_CFLAGS) -Itests $< $(LIBS) $(LDFLAGS) $(LDLIBS) $(CUDA_LIBS) -o $@
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -86,3 +97,5 @@ demo: all
 
 clean:
 	rm -rf build build-asan bin
+
+-include $(sort $(wildcard mk/*.mk))

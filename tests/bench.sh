@@ -42,7 +42,7 @@ H=build/tests
 
 # ---- provenance ----
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD -- libcommon tools 2>/dev/null || commit="$commit-dirty"
+git diff --quiet HEAD -- lib tools 2>/dev/null || commit="$commit-dirty"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 cores=$(nproc)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -8,8 +8,8 @@
  * stdout (bench.sh adds provenance).
  * Usage: bench_limits [--mb MB_PER_ARRAY] [--reps N] [--gemm N] [--threads LIST]
  * Not for: model speed (bench_model.c). */
-#include "blasenv.h"
-#include "util.h"
+#include "engine/blasenv.h"
+#include "base/util.h"
 #include <cblas.h>
 #include <immintrin.h>
 #include <pthread.h>

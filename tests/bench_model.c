@@ -1,4 +1,4 @@
-/* bench_model: prefill and decode speed of one checkpoint through libcommon, with the
+/* bench_model: prefill and decode speed of one checkpoint through the library (lib/), with the
  * roofline of each measurement and the peak RSS against weights + state.
  *   prefill: one prompt of max(marks) random tokens from the empty state; the progress hook
  *            records when each mark (e.g. 512, 2048, 8192 tokens) is passed, so one run
@@ -17,10 +17,10 @@
  * reached get no record, a prefill_budget_stop record says where it stopped, and the long
  * decode runs at the context reached.
  * Not for: correctness (test_engine.c). */
-#include "blasenv.h"
-#include "forward.h"
-#include "state.h"
-#include "util.h"
+#include "engine/blasenv.h"
+#include "engine/forward.h"
+#include "engine/state.h"
+#include "base/util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

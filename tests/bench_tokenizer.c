@@ -6,8 +6,8 @@
  *    "tokens":..,"reps":..,"threads":1,"cpu":"..","commit":"..","time":".."}
  * Usage: bench_tokenizer [--model DIR] [--mb N] [--reps N] [FILE...]
  * Not a test: it asserts nothing beyond the encode succeeding. */
-#include "tokenizer.h"
-#include "util.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <math.h>

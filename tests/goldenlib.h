@@ -2,8 +2,8 @@
  * tensors of a golden.safetensors by name and size, and max/mean absolute differences. */
 #ifndef XL_GOLDENLIB_H
 #define XL_GOLDENLIB_H
-#include "safetensors.h"
-#include "util.h"
+#include "io/safetensors.h"
+#include "base/util.h"
 #include <cJSON.h>
 #include <math.h>
 #include <stdint.h>

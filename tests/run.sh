@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: every C test binary in $TESTBIN and every tests/t_*.sh.
 # Each test prints TAP-style lines ("ok - name" / "not ok - name"); this script counts
-# them and ends with the one summary line CI reads: "N passed, N failed".
-# A test program that exits non-zero without printing "not ok" counts as one failure.
+# them and ends with the one summary line CI reads: "N passed, N failed, N skipped".
+# A test program that exits non-zero without printing "not ok" counts as one failure;
+# one that exits 77 (the automake convention: "cannot run here", e.g. no GPU) counts as
+# one skipped test, and so does each "ok - name # SKIP why" line.
 # Environment: BIN (built tools), TESTBIN (built tests), XL_VALGRIND=1 (wrap everything
 # in valgrind memcheck), TESTS="pattern" (run only tests whose name matches).
 set -u
@@ -25,7 +27,7 @@ fi
 export BIN TESTBIN
 trap '[ -n "$wrapdir" ] && rm -rf "$wrapdir"' EXIT
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 log=$(mktemp)
 run_one() {   # name, command...
   local name=$1; shift
@@ -33,11 +35,18 @@ run_one() {   # name, command...
   local start=$SECONDS
   "$@" > "$log" 2>&1
   local rc=$?
-  local p f
-  p=$(grep -c '^ok ' "$log")
+  local p f k
+  if [ "$rc" -eq 77 ]; then
+    skipped=$((skipped + 1))
+    echo "skip $name: $(tail -1 "$log")"
+    return
+  fi
+  k=$(grep -c '^ok .*# SKIP' "$log")
+  p=$(($(grep -c '^ok ' "$log") - k))
   f=$(grep -c '^not ok ' "$log")
+  skipped=$((skipped + k))
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $name exited with status $rc" >> "$log"; fi
-  if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $name ran no checks" >> "$log"; fi
+  if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$k" -eq 0 ]; then f=1; echo "not ok - $name ran no checks" >> "$log"; fi
   passed=$((passed + p)); failed=$((failed + f))
   if [ "$f" -gt 0 ]; then
     echo "FAIL $name ($p passed, $f failed, $((SECONDS - start))s)"
@@ -60,5 +69,5 @@ for t in "$here"/t_*.sh; do
   run_one "$(basename "$t")" bash "$t"
 done
 rm -f "$log"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

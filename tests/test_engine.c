@@ -3,11 +3,11 @@
  * through every backend and a spread of chunk sizes, worker counts and head bands.
  * Tolerances (docs/xlstm-math.md): logits max |diff| <= 2e-3 and mean |diff| <= 2e-4;
  * states max |diff| / max(1, |ref|) <= 2e-3. */
-#include "forward.h"
-#include "safetensors.h"
+#include "engine/forward.h"
+#include "io/safetensors.h"
 #include "goldenlib.h"
 #include "testlib.h"
-#include "util.h"
+#include "base/util.h"
 #include <cJSON.h>
 #include <math.h>
 

@@ -5,12 +5,12 @@
  * mean <= 2e-4), a state round trip through xl_v1_state_visit at several split points,
  * derived checkpoints (F16/BF16 weights, tied embeddings, no FFN, no post norm), config
  * refusals naming the field, and the tensor list that xl-init writes. */
-#include "forward.h"
-#include "model_v1.h"
-#include "safetensors.h"
+#include "engine/forward.h"
+#include "engine/model_v1.h"
+#include "io/safetensors.h"
 #include "goldenlib.h"
 #include "testlib.h"
-#include "util.h"
+#include "base/util.h"
 #include <cJSON.h>
 #include <math.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-/* Tests of the internal judge's scoring (libcommon/judge_internal.c) on the default model:
+/* Tests of the internal judge's scoring (lib/judge/judge_internal.c) on the default model:
  *  - golden cases: ids[:k] as prompt, ids[k:] as continuation; the mean log-prob must equal
  *    the one computed here from the reference's own logits (golden.safetensors caseN.logits,
  *    rows k-1..L-2), tolerance 1e-3, for several k, backends, chunk sizes and block sizes;
@@ -9,10 +9,10 @@
  *    a clearly different number, and greedy tokens are the argmax of the rows we score them
  *    with;
  *  - rows: avg/ppl/len and distinct-2/3 as exact fractions, nulls where undefined. */
-#include "judge_internal.h"
-#include "safetensors.h"
+#include "judge/judge_internal.h"
+#include "io/safetensors.h"
 #include "testlib.h"
-#include "util.h"
+#include "base/util.h"
 #include <cJSON.h>
 #include <math.h>
 

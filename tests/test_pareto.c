@@ -2,10 +2,10 @@
  * single row, all dominated but one, several groups, missing values, min and max
  * objectives, tolerance), plus the CSV table that xl-merge builds on (quoting
  * round trip, header lookup, ragged rows). */
-#include "csvtable.h"
-#include "pareto.h"
+#include "io/csvtable.h"
+#include "sweep/pareto.h"
 #include "testlib.h"
-#include "util.h"
+#include "base/util.h"
 #include <math.h>
 #include <unistd.h>
 

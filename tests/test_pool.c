@@ -2,7 +2,7 @@
  * and context, and xl_pool_run returns only when all of them are finished, even when
  * consecutive steps have different task counts (a worker leaving one step must not claim
  * or count a task of the next). Thousands of short steps make the races likely. */
-#include "pool.h"
+#include "engine/pool.h"
 #include "testlib.h"
 #include <stdatomic.h>
 

@@ -1,8 +1,8 @@
 /* test_records: NDJSON reading (order, blank lines, errors naming file:line) and CSV
  * writing (RFC 4180 quoting, number formatting, missing/null fields) from records.c. */
 #include "testlib.h"
-#include "records.h"
-#include "util.h"
+#include "io/records.h"
+#include "base/util.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -2,13 +2,13 @@
  * slugs, the PRNG and grid/random plans, GA and NSGA-II determinism on a made-up
  * fitness, non-dominated sorting and crowding distance on crafted points, the torn-line
  * repair of trials.jsonl, the best-setting choice, and settings layering. */
-#include "sweep_config.h"
-#include "sweep_run.h"
-#include "sweep_search.h"
-#include "sweep_space.h"
-#include "sweep_trial.h"
+#include "sweep/sweep_config.h"
+#include "sweep/sweep_run.h"
+#include "sweep/sweep_search.h"
+#include "sweep/sweep_space.h"
+#include "sweep/sweep_trial.h"
 #include "testlib.h"
-#include "util.h"
+#include "base/util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,10 +4,10 @@
  * file's pages); signals; option parsing (junk is a usage error, exit 2).
  * Run with "--fake-tool SECONDS [telemetry flags]" it is instead a stand-in tool that
  * "decodes" a token per millisecond until stopped (used by the shell tests of xl-top). */
-#include "telemetry.h"
-#include "tm_internal.h"
+#include "obs/telemetry.h"
+#include "obs/tm_internal.h"
 #include "testlib.h"
-#include "util.h"
+#include "base/util.h"
 #include <cJSON.h>
 #include <fcntl.h>
 #include <math.h>

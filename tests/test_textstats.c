@@ -1,8 +1,8 @@
 /* test_textstats: distinct-n and word splitting on crafted texts whose n-gram counts
  * are known by hand, including Unicode white space, invalid UTF-8 and the no-n-gram case. */
 #include "testlib.h"
-#include "textstats.h"
-#include "util.h"
+#include "text/textstats.h"
+#include "base/util.h"
 #include <math.h>
 
 static void counts(const char *name, const char *text, int n, size_t want_u, size_t want_t) {

@@ -6,8 +6,8 @@
  * UTF-8, lossy and streaming decode, unsupported files, both merges forms, and a 1 MB
  * round trip decode(encode(x)) == NFC(x). */
 #include "testlib.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 
 #include <cJSON.h>
 #include <utf8proc.h>

@@ -1,0 +1,286 @@
+/* util: diagnostics, checked parsing, file helpers, clocks. See util.h. */
+#include "base/util.h"
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *progname = "xltools";
+
+void xl_set_progname(const char *argv0) {
+  const char *s = strrchr(argv0, '/');
+  progname = s ? s + 1 : argv0;
+}
+const char *xl_progname(void) { return progname; }
+
+static void vmsg(const char *fmt, va_list ap) {
+  fprintf(stderr, "%s: ", progname);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+}
+void xl_warn(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg(fmt, ap);
+  va_end(ap);
+}
+void xl_die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg(fmt, ap);
+  va_end(ap);
+  exit(XL_EXIT_ERROR);
+}
+void xl_usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg(fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "Try '%s --help' for more information.\n", progname);
+  exit(XL_EXIT_USAGE);
+}
+
+int xl_errf(char *err, size_t n, const char *fmt, ...) {
+  if (err && n) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+int xl_parse_long(const char *s, long lo, long hi, long *out) {
+  if (!s || !*s) return -1;
+  errno = 0;
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || end == s || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+int xl_parse_double(const char *s, double lo, double hi, double *out) {
+  if (!s || !*s) return -1;
+  errno = 0;
+  char *end;
+  double v = strtod(s, &end);
+  if (errno || *end || end == s || !isfinite(v) || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+long xl_flag_long(const char *flag, const char *s, long lo, long hi) {
+  long v;
+  if (xl_parse_long(s, lo, hi, &v))
+    xl_usage_error("%s: '%s' is not a whole number in [%ld, %ld]", flag, s ? s : "", lo, hi);
+  return v;
+}
+double xl_flag_double(const char *flag, const char *s, double lo, double hi) {
+  double v;
+  if (xl_parse_double(s, lo, hi, &v))
+    xl_usage_error("%s: '%s' is not a number in [%g, %g]", flag, s ? s : "", lo, hi);
+  return v;
+}
+
+const char *xl_flag_value(int argc, char **argv, int *i, const char *name) {
+  size_t n = strlen(name);
+  if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (strcmp(argv[*i], name)) return NULL;
+  if (*i + 1 >= argc) xl_usage_error("%s needs a value", name);
+  return argv[++*i];
+}
+
+char *xl_read_stream(FILE *f, size_t *len) {
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap + 1);
+  if (!buf) return NULL;
+  for (;;) {
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (n < cap) {
+      if (ferror(f)) { free(buf); errno = EIO; return NULL; }
+      break;
+    }
+    cap *= 2;
+    char *nb = realloc(buf, cap + 1);
+    if (!nb) { free(buf); return NULL; }
+    buf = nb;
+  }
+  buf[n] = 0;
+  if (len) *len = n;
+  return buf;
+}
+char *xl_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *b = xl_read_stream(f, len);
+  int e = errno;
+  fclose(f);
+  errno = e;
+  return b;
+}
+
+int xl_atomic_open(xl_atomic *a, const char *path) {
+  memset(a, 0, sizeof *a);
+  a->path = strdup(path);
+  if (!a->path) { errno = ENOMEM; return -1; }
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {   /* a device or FIFO: write in place */
+    a->f = fopen(path, "wb");
+    if (!a->f) { int e = errno; free(a->path); a->path = NULL; errno = e; return -1; }
+    return 0;
+  }
+  size_t n = strlen(path) + 32;
+  a->tmp = malloc(n);
+  if (!a->tmp) { free(a->path); a->path = NULL; errno = ENOMEM; return -1; }
+  snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  a->f = fopen(a->tmp, "wb");
+  if (!a->f) { int e = errno; free(a->path); free(a->tmp); a->path = a->tmp = NULL; errno = e; return -1; }
+  return 0;
+}
+int xl_atomic_commit(xl_atomic *a) {
+  int rc = 0;
+  if (fflush(a->f) || ferror(a->f)) rc = -1;
+  if (!rc && a->tmp && fsync(fileno(a->f))) rc = -1;
+  int e = errno;
+  if (fclose(a->f)) rc = -1;
+  a->f = NULL;
+  if (!rc && a->tmp && rename(a->tmp, a->path)) { rc = -1; e = errno; }
+  if (rc && a->tmp) unlink(a->tmp);
+  free(a->path); free(a->tmp);
+  a->path = a->tmp = NULL;
+  errno = e;
+  return rc;
+}
+void xl_atomic_abort(xl_atomic *a) {
+  if (a->f) fclose(a->f);
+  if (a->tmp) unlink(a->tmp);
+  free(a->path); free(a->tmp);
+  memset(a, 0, sizeof *a);
+}
+int xl_write_file_atomic(const char *path, const void *data, size_t len) {
+  xl_atomic a;
+  if (xl_atomic_open(&a, path)) return -1;
+  if (len && fwrite(data, 1, len, a.f) != len) { int e = errno; xl_atomic_abort(&a); errno = e; return -1; }
+  return xl_atomic_commit(&a);
+}
+
+int xl_fclose_checked(FILE *f) {
+  int bad = ferror(f);
+  if (fclose(f)) bad = 1;
+  return bad ? -1 : 0;
+}
+void xl_finish_stdout(void) {
+  if (fflush(stdout) || ferror(stdout)) xl_die("write error on standard output: %s", strerror(errno));
+}
+
+double xl_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+double xl_wall(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+void xl_rfc3339(char *buf, size_t n, double t) {
+  time_t s = (time_t)t;
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+char *xl_path_join(const char *dir, const char *name) {
+  size_t a = strlen(dir), b = strlen(name);
+  char *p = xl_malloc(a + b + 2);
+  memcpy(p, dir, a);
+  size_t k = a;
+  if (a && dir[a - 1] != '/') p[k++] = '/';
+  memcpy(p + k, name, b + 1);
+  return p;
+}
+static int has_probe(const char *dir, const char *probe) {
+  char *p = xl_path_join(dir, probe);
+  int yes = xl_exists(p);
+  free(p);
+  return yes;
+}
+
+char *xl_find_resource(const char *rel, const char *probe) {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    static const char *ups[] = {"..", "../.."};
+    for (int i = 0; i < 2; i++) {
+      char *base = xl_path_join(exe, ups[i]), *d = xl_path_join(base, rel);
+      free(base);
+      if (has_probe(d, probe)) {
+        char *r = realpath(d, NULL);
+        if (r) { free(d); return r; }
+        return d;
+      }
+      free(d);
+    }
+  }
+#ifdef XL_SOURCE_ROOT
+  {
+    char *d = xl_path_join(XL_SOURCE_ROOT, rel);
+    if (has_probe(d, probe)) return d;
+    free(d);
+  }
+#endif
+  return xl_strdup(rel);
+}
+
+int xl_mkdirs(const char *path) {
+  char *p = xl_strdup(path);
+  for (char *s = p + 1; *s; s++) {
+    if (*s == '/') {
+      *s = 0;
+      if (mkdir(p, 0777) && errno != EEXIST) { free(p); return -1; }
+      *s = '/';
+    }
+  }
+  int rc = mkdir(p, 0777);
+  free(p);
+  return (rc && errno != EEXIST) ? -1 : 0;
+}
+int xl_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+void *xl_malloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) xl_die("out of memory (%zu bytes)", n);
+  return p;
+}
+void *xl_calloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) xl_die("out of memory (%zu x %zu bytes)", n, size);
+  return p;
+}
+void *xl_realloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) xl_die("out of memory (%zu bytes)", n);
+  return q;
+}
+char *xl_strdup(const char *s) {
+  char *p = strdup(s);
+  if (!p) xl_die("out of memory");
+  return p;
+}
+
+uint64_t xl_fnv1a(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 0x100000001b3ULL; }
+  return h;
+}

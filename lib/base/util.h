@@ -1,0 +1,101 @@
+/* util: the small helpers every tool shares: diagnostics and exit codes, checked number
+ * parsing, whole-file reads, atomic (temp + rename) writes, clocks.
+ * Not for: anything model- or format-specific. */
+#ifndef XL_UTIL_H
+#define XL_UTIL_H
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+/* Exit statuses shared by every tool (see README). */
+enum {
+  XL_EXIT_OK = 0,
+  XL_EXIT_ERROR = 1,      /* runtime or data error */
+  XL_EXIT_USAGE = 2,      /* bad command line */
+  XL_EXIT_MEMORY = 3,     /* stopped by the memory watchdog's hard limit */
+  XL_EXIT_SIGINT = 130,
+  XL_EXIT_SIGTERM = 143,
+};
+
+/* The name printed before every diagnostic ("xl-decode: ..."). */
+void xl_set_progname(const char *argv0);
+const char *xl_progname(void);
+
+/* Diagnostics on stderr, prefixed with the program name. */
+void xl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void xl_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A usage error: message, a pointer at --help, exit 2. */
+_Noreturn void xl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Formats a message into err (if err and n) and returns -1: the one-liner behind every
+ * "return an error with a message" path in lib/. */
+int xl_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Checked number parsing: the whole string must be a number within [lo, hi].
+ * Return 0 on success, -1 (and leave *out alone) otherwise. */
+int xl_parse_long(const char *s, long lo, long hi, long *out);
+int xl_parse_double(const char *s, double lo, double hi, double *out);
+/* The same for a flag value: a failure is a usage error naming the flag. */
+long xl_flag_long(const char *flag, const char *s, long lo, long hi);
+double xl_flag_double(const char *flag, const char *s, double lo, double hi);
+
+/* Option with a value: if argv[*i] is `name` (then the value is the next argument, and *i
+ * advances past it) or `name=value`, returns the value; otherwise NULL. A missing value is
+ * a usage error. */
+const char *xl_flag_value(int argc, char **argv, int *i, const char *name);
+
+/* Reads a whole file into a malloc'd, NUL-terminated buffer (caller frees).
+ * Returns NULL with errno set on failure. *len (if given) gets the byte count. */
+char *xl_read_file(const char *path, size_t *len);
+/* Reads all of a stream the same way. */
+char *xl_read_stream(FILE *f, size_t *len);
+
+/* Atomic output: write to "<path>.tmp.<pid>", then rename over path on commit.
+ * A crash or xl_atomic_abort never leaves a half-written path behind. A path that exists
+ * and is not a regular file (/dev/null, /dev/stdout, a FIFO) is written in place instead:
+ * renaming over it would replace the device with a file. */
+typedef struct {
+  FILE *f;
+  char *path;   /* owned */
+  char *tmp;    /* owned; NULL when writing in place */
+} xl_atomic;
+int xl_atomic_open(xl_atomic *a, const char *path);     /* 0 ok, -1 errno */
+int xl_atomic_commit(xl_atomic *a);                      /* flush, fsync, rename; 0 ok */
+void xl_atomic_abort(xl_atomic *a);                      /* remove the temp file */
+/* Writes a whole buffer atomically; 0 ok, -1 errno. */
+int xl_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Closes a stream checking for write errors; returns 0 or -1. */
+int xl_fclose_checked(FILE *f);
+/* At exit of a tool: flush stdout and make a write error (full disk, closed pipe) fatal. */
+void xl_finish_stdout(void);
+
+/* Seconds on a monotonic clock, and wall-clock Unix seconds. */
+double xl_now(void);
+double xl_wall(void);
+/* RFC 3339 UTC time, e.g. "2026-11-21T23:38:06Z"; buf of >= 32 bytes. */
+void xl_rfc3339(char *buf, size_t n, double unix_seconds);
+
+/* Joins a directory and a name into a malloc'd path. */
+char *xl_path_join(const char *dir, const char *name);
+/* A directory shipped with the project (e.g. "models/xlstm-tiny-pydocs", "plots"), found
+ * by a file inside it (probe): next to the executable's parent (bin/ -> ../REL, and
+ * build-asan/bin/ -> ../../REL), else in the checkout the binary was built from, else REL
+ * relative to the current directory. Returns a malloc'd path. */
+char *xl_find_resource(const char *rel, const char *probe);
+/* mkdir -p; 0 ok, -1 errno. */
+int xl_mkdirs(const char *path);
+/* 1 if path exists (any type). */
+int xl_exists(const char *path);
+
+/* malloc/calloc/realloc that die with a message instead of returning NULL. */
+void *xl_malloc(size_t n);
+void *xl_calloc(size_t n, size_t size);
+void *xl_realloc(void *p, size_t n);
+char *xl_strdup(const char *s);
+
+/* FNV-1a 64-bit, for fingerprints (not cryptographic). */
+uint64_t xl_fnv1a(uint64_t h, const void *data, size_t n);
+#define XL_FNV_INIT 0xcbf29ce484222325ULL
+
+#endif

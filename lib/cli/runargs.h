@@ -1,0 +1,67 @@
+/* runargs: what xl-prefill and xl-decode share: their common flags (model, backend and
+ * the speed knobs, --matmul, --bos, prompt sources, --profile, observability), opening
+ * the model/tokenizer/session in the documented precedence (flags > --profile settings >
+ * XL_* environment > the model's defaults), turning the prompt into ids, and the common
+ * fields of their NDJSON records.
+ * Not for: anything tool-specific (generation, output files). */
+#ifndef XL_RUNARGS_H
+#define XL_RUNARGS_H
+#include "engine/forward.h"
+#include "obs/telemetry.h"
+#include "text/tokenizer.h"
+#include <cJSON.h>
+#include <stdint.h>
+
+typedef struct {
+  const char *model_dir;        /* -m; NULL = the default model */
+  const char *prompt;           /* positional text */
+  const char *prompt_file;      /* --prompt-file */
+  const char *ids_arg;          /* --ids 5,7,9 */
+  const char *ids_file;         /* --ids-file */
+  const char *settings_file;    /* --profile FILE holding {"params":{...}} */
+  int bos;                      /* --bos: -1 auto, 0 no, 1 yes */
+  int matmul_bf16;              /* --matmul bf16 */
+  /* speed knobs as given on the command line; -1/unset = not given */
+  int backend, chunk_size, workers, heads_per_band;
+  tm_options tm;
+} xl_runargs;
+
+typedef struct {
+  char *model_dir;              /* resolved */
+  xl_model *model;
+  tok_tokenizer *tok;           /* NULL if the model dir has no tokenizer.json */
+  xl_session *sess;
+  xl_runopts opt;               /* what the session runs with */
+} xl_run;
+
+void xl_runargs_init(xl_runargs *a);
+/* Consumes argv[*i] (and its value) if it is a common flag; returns 1 then, else 0.
+ * A non-flag argument is taken as the prompt (once). Usage errors exit 2. */
+int xl_runargs_parse(xl_runargs *a, int argc, char **argv, int *i);
+/* The --help text of the common flags. */
+const char *xl_runargs_help(void);
+
+/* Loads the model (and its tokenizer if present) and creates the session. Exits 1 with a
+ * message on failure. need_tokenizer: fail if there is no tokenizer.json. */
+void xl_run_open(xl_run *r, xl_runargs *a, int need_tokenizer);
+/* Only the tokenizer (for --tokenize / --detokenize). */
+void xl_run_open_tokenizer(xl_run *r, xl_runargs *a);
+void xl_run_close(xl_run *r);
+
+/* The prompt as ids, from --ids, --ids-file, the prompt text, --prompt-file, or stdin when
+ * allow_stdin and nothing else was given (stdin is then read as text). BOS is prepended to
+ * text prompts per --bos / the model / the tokenizer. Returns the count (0: no prompt).
+ * *ids is malloc'd (caller frees). Exits 1 on a bad file / invalid UTF-8 / out-of-range id. */
+long xl_run_prompt_ids(xl_run *r, xl_runargs *a, int allow_stdin, int32_t **ids);
+/* Encodes text with BOS per the rules above. Exits 1 on invalid input (naming src). */
+long xl_run_encode(xl_run *r, xl_runargs *a, const char *text, size_t len, const char *src, int32_t **ids);
+
+/* Adds the fields every record of the run tools carries: model, fingerprint, backend,
+ * chunk_size, workers, heads_per_band, matmul, blas_core, peak_rss_mb. */
+void xl_run_record_fields(const xl_run *r, cJSON *rec);
+/* Process peak RSS in MB. */
+double xl_peak_rss_mb(void);
+/* Prints a record as one line on stdout. */
+void xl_print_record(cJSON *rec);
+
+#endif

@@ -1,0 +1,52 @@
+/* kernels: the numeric building blocks of the forward pass: weight matrices kept in their
+ * stored dtype (F32, BF16, F16) with matrix-vector (decode) and matrix-matrix (prefill,
+ * OpenBLAS SGEMM over fp32 tiles converted on the fly) products; norms; activations.
+ * Not for: model structure (model.c) or scheduling (pool.c). */
+#ifndef XL_KERNELS_H
+#define XL_KERNELS_H
+#include "io/safetensors.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* A weight matrix W [rows, cols], row-major, y = W x. data points into the mmapped file
+ * (or into an aligned copy when the file's F32 data is misaligned). */
+typedef struct {
+  st_dtype dtype;    /* ST_F32, ST_BF16 or ST_F16 */
+  int rows, cols;
+  const void *data;
+} xl_mat;
+
+static inline float xl_bf16_to_f32(uint16_t h) {
+  union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+  return v.f;
+}
+float xl_f16_to_f32(uint16_t h);
+/* Round-to-nearest-even fp32 -> bf16 / f16 (for writing checkpoints and --matmul bf16). */
+uint16_t xl_f32_to_bf16(float f);
+uint16_t xl_f32_to_f16(float f);
+
+/* Converts n elements of any float dtype to fp32. */
+void xl_to_f32(st_dtype t, const void *src, float *dst, size_t n);
+
+/* Row of a matrix (e.g. an embedding row) as fp32. */
+void xl_mat_row(const xl_mat *w, int row, float *dst);
+
+/* y[r] = W[r,:] . x for r in [r0, r1) (y indexed by r). No allocation. */
+void xl_matvec_rows(const xl_mat *w, const float *x, float *y, int r0, int r1);
+
+/* Y [T, rows] = X [T, cols] W^T, rows [r0, r1) only. Y has leading dimension ldy.
+ * tile: fp32 scratch of at least xl_gemm_tile_floats(w) floats, used for BF16/F16.
+ * With BF16/F16 weights and T <= XL_SMALL_T (a short prompt), the product runs as T
+ * matvecs over small row blocks instead: the weights are read from memory once, and not
+ * converted to fp32 tiles, whose cost only pays off over many tokens; tile is then unused,
+ * so row bands may run in parallel. */
+#define XL_SMALL_T 8
+void xl_gemm_rows(const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy, int r0, int r1, float *tile);
+size_t xl_gemm_tile_floats(const xl_mat *w);
+/* Rows of W converted per tile: a tile holds this many rows (or fewer at the end). */
+int xl_gemm_tile_rows(const xl_mat *w);
+
+/* When set, prefill GEMMs round activations to bf16 too (the opt-in --matmul bf16 trade). */
+extern int xl_matmul_bf16;
+
+#endif

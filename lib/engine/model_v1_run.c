@@ -1,0 +1,550 @@
+/* model_v1_run: the xlstm_v1 forward pass (docs/xlstm-v1-math.md) behind the session hooks
+ * of model_v1.h: the per-session state (mLSTM C/n/m, sLSTM y/c/n/m, conv windows), scratch
+ * sized once, one token through the recurrent form (decode), and prompt segments where
+ * every projection is one GEMM over the segment, the mLSTM cell runs chunkwise-parallel
+ * per head and only the sLSTM recurrence steps token by token.
+ * Threading as in forward.c: pool tasks over matvec row bands and head bands; OpenBLAS
+ * is held to one thread while pool tasks call it.
+ * Not for: loading (model_v1.c) or the 7B family (forward.c). */
+#include "engine/forward.h"
+#include "engine/model_v1_internal.h"
+#include "base/util.h"
+#include <cblas.h>
+#undef I   /* <complex.h> (pulled in by cblas.h) defines I; here it is the mLSTM inner dim */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern void openblas_set_num_threads(int);
+
+/* Per-layer state, pointers into one buffer. */
+typedef struct {
+  float *C, *n, *m;          /* mLSTM: [NH,DH,DH], [NH,DH], [NH] */
+  float *y, *c, *sn, *sm;    /* sLSTM: [H] each */
+  float *conv;               /* [K-1, C] (oldest row first) */
+} v1_lstate;
+
+typedef struct {
+  v1_lstate *ls;             /* [n_blocks] */
+  float *state; size_t state_floats;
+  int S;                     /* tokens per prefill segment */
+  float *X, *U;              /* [S, D] residual stream, normed input / block output */
+  float *XZ;                 /* [S, 2I] proj_up output: xm | z */
+  float *XC;                 /* [S, max(I, D)] conv output */
+  float *QKV;                /* [S, 3I] */
+  float *IG, *FG;            /* [S, NH] */
+  float *Hh;                 /* [S, max(I, D)] cell outputs */
+  float *WX;                 /* [S, 4D] sLSTM input projections */
+  float *G;                  /* [S, 2F] FFN */
+  float *tile;               /* fp32 tile for BF16/F16 GEMMs */
+  float *wscr; size_t wscr_floats;   /* per worker */
+  int mNH, mDH, sNH, sDH, I;
+} v1_sess;
+
+/* ---- small helpers ---- */
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float logsigmoidf(float x) { return x >= 0 ? -log1pf(expf(-x)) : x - log1pf(expf(x)); }
+static inline float siluf(float x) { return x * sigmoidf(x); }
+static inline float geluf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+/* LayerNorm without bias, weight applied as (1 + w) (w NULL: 1). Biased variance. */
+static void layernorm(const float *x, float *y, const float *w, int n) {
+  double mean = 0, var = 0;
+  for (int i = 0; i < n; i++) mean += x[i];
+  mean /= n;
+  for (int i = 0; i < n; i++) { double d = x[i] - mean; var += d * d; }
+  var /= n;
+  float r = 1.0f / sqrtf((float)var + XL_V1_LN_EPS), mu = (float)mean;
+  for (int i = 0; i < n; i++) y[i] = (x[i] - mu) * r * (w ? 1.0f + w[i] : 1.0f);
+}
+
+static void round_bf16(float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
+}
+
+static int max3(int a, int b, int c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+/* ---- projections: parallel matvec for one token, GEMM for a segment ---- */
+
+typedef struct { const xl_mat *w; const float *x; float *y; int ntasks; } mv_ctx;
+
+static void mv_task(void *vctx, int t, int worker) {
+  const mv_ctx *c = vctx;
+  int R = c->w->rows, r0 = (int)((long)R * t / c->ntasks), r1 = (int)((long)R * (t + 1) / c->ntasks);
+  xl_matvec_rows(c->w, c->x, c->y, r0, r1);
+}
+
+static void matvec(xl_session *s, const xl_mat *w, const float *x, float *y) {
+  int nw = xl_pool_size(s->pool), bands = w->rows / 64;
+  mv_ctx c = {w, x, y, nw > 1 && bands > 1 ? (bands < nw ? bands : nw) : 1};
+  if (c.ntasks == 1) xl_matvec_rows(w, x, y, 0, w->rows);
+  else xl_pool_run(s->pool, c.ntasks, mv_task, &c);
+}
+
+/* Y [T, rows] (ld ldy) = X [T, cols] (ld ldx) W^T. round: the opt-in bf16 activations. */
+static void proj(xl_session *s, const xl_mat *w, float *X, int T, int ldx, float *Y, int ldy, int round) {
+  v1_sess *v = s->v1;
+  if (round && xl_matmul_bf16)
+    for (int t = 0; t < T; t++) round_bf16(X + (size_t)t * ldx, (size_t)w->cols);
+  if (T == 1) matvec(s, w, X, Y);
+  else xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, v->tile);
+}
+
+/* The hot loops : vectorised for the CPU at hand (run-time dispatch). */
+#define V1_VECTORISE __attribute__((optimize("tree-vectorize"), target_clones("avx512f", "avx2", "default")))
+
+/* 4x4 blocks (the mLSTM's default qkv_proj_blocksize): one row, unrolled. */
+V1_VECTORISE
+static void headwise4(const float *restrict x, const float *restrict W, int P, float *restrict y) {
+  for (int p = 0; p < P; p++) {
+    const float *xp = x + 4 * (size_t)p, *Wp = W + 16 * (size_t)p;
+    float *yp = y + 4 * (size_t)p;
+    for (int o = 0; o < 4; o++) yp[o] = Wp[4 * o] * xp[0] + Wp[4 * o + 1] * xp[1] + Wp[4 * o + 2] * xp[2] + Wp[4 * o + 3] * xp[3];
+  }
+}
+
+/* Block-diagonal projection: W [P, O, Q]; y[p*O+o] = sum_d x[p*Q+d] W[p,o,d], T rows. */
+static void headwise(const float *X, int T, int ldx, const float *W, int P, int O, int Q, float *Y, int ldy) {
+  if (T == 1 && O * Q >= 256) {   /* big blocks: BLAS per block */
+    for (int p = 0; p < P; p++)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, O, Q, 1.0f, W + (size_t)p * O * Q, Q, X + (size_t)p * Q, 1, 0.0f, Y + (size_t)p * O, 1);
+    return;
+  }
+  if (O * Q >= 256) {
+    for (int p = 0; p < P; p++)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, O, Q, 1.0f, X + (size_t)p * Q, ldx, W + (size_t)p * O * Q, Q, 0.0f,
+                  Y + (size_t)p * O, ldy);
+    return;
+  }
+  for (int t = 0; t < T; t++) {
+    const float *x = X + (size_t)t * ldx;
+    float *y = Y + (size_t)t * ldy;
+    if (O == 4 && Q == 4) { headwise4(x, W, P, y); continue; }
+    for (int p = 0; p < P; p++) {
+      const float *xp = x + (size_t)p * Q, *Wp = W + (size_t)p * O * Q;
+      for (int o = 0; o < O; o++) {
+        const float *w = Wp + (size_t)o * Q;
+        float acc = 0;
+        for (int d = 0; d < Q; d++) acc += w[d] * xp[d];
+        y[(size_t)p * O + o] = acc;
+      }
+    }
+  }
+}
+
+/* Causal depthwise conv over T rows of X (ld ldx) into Y [T, C], continuing from the window
+ * st [K-1, C]; then silu, and the window moves on to the last K-1 inputs. */
+V1_VECTORISE
+static void conv_taps(float *restrict y, const float *restrict w, const float *restrict x, int C) {
+  for (int c = 0; c < C; c++) y[c] += w[c] * x[c];
+}
+
+static void conv_silu(const xl_v1_block *B, float *st, const float *X, int T, int ldx, float *Y) {
+  int K = B->K, C = B->C, keep = K - 1;
+  for (int t = 0; t < T; t++) {
+    float *y = Y + (size_t)t * C;
+    memcpy(y, B->conv_b, sizeof(float) * C);
+    for (int j = 0; j < K; j++) {
+      int tt = t - keep + j;
+      const float *src = tt >= 0 ? X + (size_t)tt * ldx : st + (size_t)(keep + tt) * C;
+      conv_taps(y, B->conv_wT + (size_t)j * C, src, C);
+    }
+    for (int c = 0; c < C; c++) y[c] = siluf(y[c]);
+  }
+  if (keep <= 0) return;
+  if (T >= keep) {
+    for (int r = 0; r < keep; r++) memcpy(st + (size_t)r * C, X + (size_t)(T - keep + r) * ldx, sizeof(float) * C);
+  } else {
+    memmove(st, st + (size_t)T * C, sizeof(float) * (size_t)(keep - T) * C);
+    for (int r = 0; r < T; r++) memcpy(st + (size_t)(keep - T + r) * C, X + (size_t)r * ldx, sizeof(float) * C);
+  }
+}
+
+/* ---- the mLSTM v1 cell (one head). The key is scaled by 1/sqrt(DH); the state C, n
+ * accumulate the scaled key (as the authors' package does). ---- */
+
+V1_VECTORISE
+static void mcell_step(const float *restrict q, const float *restrict k, const float *restrict v, float ig, float fg,
+                       float *restrict C, float *restrict n, float *m, float *restrict h, int DH) {
+  float a = logsigmoidf(fg), mnew = fmaxf(a + *m, ig);
+  float fa = expf(a + *m - mnew), ia = expf(ig - mnew) / sqrtf((float)DH), qn = 0;
+  for (int j = 0; j < DH; j++) {
+    n[j] = fa * n[j] + ia * k[j];
+    qn += q[j] * n[j];
+  }
+  memset(h, 0, sizeof(float) * DH);
+  for (int j = 0; j < DH; j++) {
+    float kj = ia * k[j], qj = q[j], *Cj = C + (size_t)j * DH;
+    for (int d = 0; d < DH; d++) {
+      Cj[d] = fa * Cj[d] + kj * v[d];
+      h[d] += qj * Cj[d];
+    }
+  }
+  float inv = 1.0f / (fmaxf(fabsf(qn), expf(-mnew)) + XL_V1_CELL_EPS);
+  for (int d = 0; d < DH; d++) h[d] *= inv;
+  *m = mnew;
+}
+
+static size_t mchunk_floats(int L, int DH) { return (size_t)2 * L + (size_t)L * L + (size_t)2 * L * DH; }
+
+/* One chunk of L tokens: q/k/v rows of stride ld, gates stride gs, output rows stride ldh.
+ * The chunkwise form of xlstm-math.md with the 1/sqrt(DH) moved from q to k. */
+static void mcell_chunk(const float *q, const float *k, const float *v, int ld, const float *ig, const float *fg, int gs, int L,
+                        float *C, float *n, float *m, float *h, int ldh, int DH, float *scr) {
+  float *b = scr, *mt = b + L, *S = mt + L, *Qb = S + (size_t)L * L, *Kw = Qb + (size_t)L * DH;
+  float scale = 1.0f / sqrtf((float)DH), m0 = *m, acc = 0;
+  for (int t = 0; t < L; t++) { acc += logsigmoidf(fg[(size_t)t * gs]); b[t] = acc; }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, DH, scale, q, ld, k, ld, 0.0f, S, L);
+  for (int t = 0; t < L; t++) {
+    float mx = b[t] + m0;
+    for (int s2 = 0; s2 <= t; s2++) mx = fmaxf(mx, b[t] - b[s2] + ig[(size_t)s2 * gs]);
+    mt[t] = mx;
+    float *St = S + (size_t)t * L;
+    for (int s2 = 0; s2 <= t; s2++) St[s2] *= expf(b[t] - b[s2] + ig[(size_t)s2 * gs] - mx);
+    for (int s2 = t + 1; s2 < L; s2++) St[s2] = 0.0f;
+    float qs = expf(b[t] + m0 - mx);
+    for (int j = 0; j < DH; j++) Qb[(size_t)t * DH + j] = q[(size_t)t * ld + j] * qs;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, DH, DH, 1.0f, Qb, DH, C, DH, 0.0f, h, ldh);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, DH, L, 1.0f, S, L, v, ld, 1.0f, h, ldh);
+  for (int t = 0; t < L; t++) {
+    float den = 0;
+    for (int j = 0; j < DH; j++) den += Qb[(size_t)t * DH + j] * n[j];
+    for (int s2 = 0; s2 <= t; s2++) den += S[(size_t)t * L + s2];
+    float inv = 1.0f / (fmaxf(fabsf(den), expf(-mt[t])) + XL_V1_CELL_EPS);
+    float *ht = h + (size_t)t * ldh;
+    for (int d = 0; d < DH; d++) ht[d] *= inv;
+  }
+  float g = b[L - 1], mnew = g + m0;
+  for (int t = 0; t < L; t++) mnew = fmaxf(mnew, g - b[t] + ig[(size_t)t * gs]);
+  float decay = expf(g + m0 - mnew);
+  for (int j = 0; j < DH; j++) n[j] *= decay;
+  for (int t = 0; t < L; t++) {
+    float w = expf(g - b[t] + ig[(size_t)t * gs] - mnew) * scale;
+    for (int j = 0; j < DH; j++) {
+      Kw[(size_t)t * DH + j] = k[(size_t)t * ld + j] * w;
+      n[j] += Kw[(size_t)t * DH + j];
+    }
+  }
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, DH, DH, L, 1.0f, Kw, DH, v, ld, decay, C, DH);
+  *m = mnew;
+}
+
+/* ---- per-head tasks ---- */
+
+typedef struct { xl_session *s; const xl_v1_block *B; v1_lstate *st; int T, chunk, hpb, NH; int first; int t; } head_ctx;
+
+static void mlstm_heads_task(void *vctx, int task, int worker) {
+  const head_ctx *hc = vctx;
+  v1_sess *v = hc->s->v1;
+  int DH = v->mDH, I = v->I, NH = v->mNH, ck = hc->s->opt.chunk_size;
+  float *scr = v->wscr + v->wscr_floats * (size_t)worker;
+  for (int h = task * hc->hpb; h < (task + 1) * hc->hpb && h < NH; h++) {
+    float *C = hc->st->C + (size_t)h * DH * DH, *n = hc->st->n + (size_t)h * DH, *m = hc->st->m + h;
+    const float *q = v->QKV + (size_t)h * DH, *k = q + I, *vv = q + 2 * I;
+    float *out = v->Hh + (size_t)h * DH;
+    if (!hc->chunk) {
+      for (int t = 0; t < hc->T; t++)
+        mcell_step(q + (size_t)t * 3 * I, k + (size_t)t * 3 * I, vv + (size_t)t * 3 * I, v->IG[(size_t)t * NH + h],
+                   v->FG[(size_t)t * NH + h], C, n, m, out + (size_t)t * I, DH);
+    } else {
+      for (int t0 = 0; t0 < hc->T; t0 += ck) {
+        int L = hc->T - t0 < ck ? hc->T - t0 : ck;
+        size_t r = (size_t)t0 * 3 * I;
+        mcell_chunk(q + r, k + r, vv + r, 3 * I, v->IG + (size_t)t0 * NH + h, v->FG + (size_t)t0 * NH + h, NH, L, C, n, m,
+                    out + (size_t)t0 * I, I, DH, scr);
+      }
+    }
+    for (int t = 0; t < hc->T; t++) {
+      float *o = out + (size_t)t * I;
+      layernorm(o, o, hc->B->outnorm_w + (size_t)h * DH, DH);
+    }
+  }
+}
+
+/* sLSTM: one token t, the heads of a band. */
+static void slstm_heads_task(void *vctx, int task, int worker) {
+  const head_ctx *hc = vctx;
+  v1_sess *v = hc->s->v1;
+  const xl_v1_block *B = hc->B;
+  v1_lstate *st = hc->st;
+  int DH = v->sDH, NH = v->sNH, H = NH * DH;
+  float *ry = v->wscr + v->wscr_floats * (size_t)worker;
+  const float *wx = v->WX + (size_t)hc->t * 4 * H;
+  float *out = v->Hh + (size_t)hc->t * H;
+  for (int h = task * hc->hpb; h < (task + 1) * hc->hpb && h < NH; h++) {
+    size_t o0 = (size_t)h * DH;
+    /* ry[g*DH + o] = R[h, g*DH+o, :] . y_prev[h] */
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, 4 * DH, DH, 1.0f, B->R + (size_t)h * 4 * DH * DH, DH, st->y + o0, 1, 0.0f, ry, 1);
+    for (int o = 0; o < DH; o++) {
+      size_t j = o0 + o;
+      float ir = wx[j] + ry[o], fr = wx[H + j] + ry[DH + o], zr = wx[2 * H + j] + ry[2 * DH + o],
+            orr = wx[3 * H + j] + ry[3 * DH + o];
+      float lfm = st->sm[j] + logsigmoidf(fr);
+      float mnew = hc->first ? ir : fmaxf(ir, lfm);
+      float ig = fminf(expf(ir - mnew), 1.0f), fg = fminf(expf(lfm - mnew), 1.0f);
+      float c = fg * st->c[j] + ig * tanhf(zr), n = fg * st->sn[j] + ig;
+      st->c[j] = c;
+      st->sn[j] = n;
+      st->sm[j] = mnew;
+      st->y[j] = sigmoidf(orr) * c / n;
+    }
+    memcpy(out + o0, st->y + o0, sizeof(float) * DH);
+    layernorm(out + o0, out + o0, B->gn_w ? B->gn_w + o0 : NULL, DH);
+  }
+}
+
+/* Runs a head-task set, in the pool when it has workers (OpenBLAS single-threaded meanwhile). */
+static void run_heads(xl_session *s, int NH, xl_task_fn fn, head_ctx *hc, int parallel) {
+  int ntasks = (NH + hc->hpb - 1) / hc->hpb;
+  if (!parallel || ntasks == 1 || s->opt.workers == 1) {
+    for (int t = 0; t < ntasks; t++) fn(hc, t, 0);
+    return;
+  }
+  xl_pool_run(s->pool, ntasks, fn, hc);
+}
+
+/* ---- layers over T tokens: input v->U (normed), output added to v->X ---- */
+
+static void mlstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int T, int chunk) {
+  v1_sess *v = s->v1;
+  const xl_config *c = &s->m->cfg;
+  const xl_v1_config *vc = c->v1;
+  int D = c->D, I = v->I, NH = v->mNH, bs = vc->qkv_bs, P = I / bs;
+  proj(s, &B->up, v->U, T, D, v->XZ, 2 * I, 1);
+  conv_silu(B, st->conv, v->XZ, T, 2 * I, v->XC);
+  headwise(v->XC, T, I, B->wq, P, bs, bs, v->QKV, 3 * I);
+  headwise(v->XC, T, I, B->wk, P, bs, bs, v->QKV + I, 3 * I);
+  headwise(v->XZ, T, 2 * I, B->wv, P, bs, bs, v->QKV + 2 * I, 3 * I);
+  if (T == 1) {   /* NH rows: not worth a dispatch */
+    xl_matvec_rows(&B->igw, v->QKV, v->IG, 0, NH);
+    xl_matvec_rows(&B->fgw, v->QKV, v->FG, 0, NH);
+  } else {
+    xl_gemm_rows(&B->igw, v->QKV, T, 3 * I, v->IG, NH, 0, NH, v->tile);
+    xl_gemm_rows(&B->fgw, v->QKV, T, 3 * I, v->FG, NH, 0, NH, v->tile);
+  }
+  for (int t = 0; t < T; t++)
+    for (int h = 0; h < NH; h++) { v->IG[(size_t)t * NH + h] += B->ig_b[h]; v->FG[(size_t)t * NH + h] += B->fg_b[h]; }
+  head_ctx hc = {s, B, st, T, chunk, s->opt.heads_per_band, NH, 0, 0};
+  int par = s->opt.workers > 1 && NH > 1;
+  if (par && chunk) openblas_set_num_threads(1);
+  run_heads(s, NH, mlstm_heads_task, &hc, par);
+  if (par && chunk) openblas_set_num_threads(s->opt.workers);
+  for (int t = 0; t < T; t++) {
+    float *h = v->Hh + (size_t)t * I;
+    const float *xc = v->XC + (size_t)t * I, *z = v->XZ + (size_t)t * 2 * I + I;
+    for (int i = 0; i < I; i++) h[i] = (h[i] + B->skip[i] * xc[i]) * siluf(z[i]);
+  }
+  proj(s, &B->down, v->Hh, T, I, v->U, D, 1);
+  for (size_t i = 0; i < (size_t)T * D; i++) v->X[i] += v->U[i];
+}
+
+static void slstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int T) {
+  v1_sess *v = s->v1;
+  int D = s->m->cfg.D, NH = v->sNH, DH = v->sDH, H = D;
+  const float *xc = v->U;
+  if (B->K > 0) { conv_silu(B, st->conv, v->U, T, D, v->XC); xc = v->XC; }
+  headwise(xc, T, D, B->gw[0], NH, DH, DH, v->WX, 4 * H);
+  headwise(xc, T, D, B->gw[1], NH, DH, DH, v->WX + H, 4 * H);
+  headwise(v->U, T, D, B->gw[2], NH, DH, DH, v->WX + 2 * H, 4 * H);
+  headwise(v->U, T, D, B->gw[3], NH, DH, DH, v->WX + 3 * H, 4 * H);
+  for (int t = 0; t < T; t++) {
+    float *w = v->WX + (size_t)t * 4 * H;
+    for (int i = 0; i < 4 * H; i++) w[i] += B->sbias[i];
+  }
+  head_ctx hc = {s, B, st, T, 0, s->opt.heads_per_band, NH, 0, 0};
+  /* a pool dispatch per token pays off only for big heads */
+  int par = s->opt.workers > 1 && NH > 1 && (size_t)4 * DH * DH * hc.hpb >= 32768;
+  if (par) openblas_set_num_threads(1);
+  for (int t = 0; t < T; t++) {
+    int first = 1;   /* the first-step rule: n is zero everywhere */
+    for (int j = 0; j < H && first; j++) first = st->sn[j] == 0.0f;
+    hc.first = first;
+    hc.t = t;
+    run_heads(s, NH, slstm_heads_task, &hc, par);
+  }
+  if (par) openblas_set_num_threads(s->opt.workers);
+  for (size_t i = 0; i < (size_t)T * D; i++) v->X[i] += v->Hh[i];
+}
+
+static void ffn(xl_session *s, const xl_v1_block *B, int T) {
+  v1_sess *v = s->v1;
+  int D = s->m->cfg.D, F = B->F;
+  for (int t = 0; t < T; t++) layernorm(v->X + (size_t)t * D, v->U + (size_t)t * D, B->ffn_norm_w, D);
+  proj(s, &B->ffn_up, v->U, T, D, v->G, 2 * F, 1);
+  for (int t = 0; t < T; t++) {
+    float *g = v->G + (size_t)t * 2 * F;
+    for (int i = 0; i < F; i++) g[i] = geluf(g[i]) * g[F + i];
+  }
+  proj(s, &B->ffn_down, v->G, T, 2 * F, v->U, D, 1);
+  for (size_t i = 0; i < (size_t)T * D; i++) v->X[i] += v->U[i];
+}
+
+/* T tokens through the model (chunk: mLSTM chunkwise, else recurrent steps), then logits:
+ * rows into logits_rows [T, V] when given, and the last row into s->logits. */
+static void run_tokens(xl_session *s, const int32_t *ids, int T, int chunk, float *logits_rows) {
+  const xl_model *m = s->m;
+  const xl_config *c = &m->cfg;
+  const xl_v1_model *M = m->v1;
+  v1_sess *v = s->v1;
+  int D = c->D, V = c->vocab;
+  for (int t = 0; t < T; t++) xl_mat_row(&m->embed, ids[t], v->X + (size_t)t * D);
+  for (int b = 0; b < c->n_blocks; b++) {
+    const xl_v1_block *B = &M->blocks[b];
+    for (int t = 0; t < T; t++) layernorm(v->X + (size_t)t * D, v->U + (size_t)t * D, B->norm_w, D);
+    if (B->slstm) slstm_layer(s, B, &v->ls[b], T);
+    else mlstm_layer(s, B, &v->ls[b], T, chunk);
+    if (B->F) ffn(s, B, T);
+  }
+  int first = logits_rows && T > 1 ? 0 : T - 1;   /* rows that need logits */
+  for (int t = first; t < T; t++) {
+    float *x = v->X + (size_t)t * D, *u = v->U + (size_t)t * D;
+    if (M->post_norm_w) layernorm(x, u, M->post_norm_w, D);
+    else memcpy(u, x, sizeof(float) * D);
+  }
+  if (logits_rows && T > 1) {
+    proj(s, &m->lm_head, v->U, T, D, logits_rows, V, 1);
+    memcpy(s->logits, logits_rows + (size_t)(T - 1) * V, sizeof(float) * V);
+  } else {
+    proj(s, &m->lm_head, v->U + (size_t)(T - 1) * D, 1, D, s->logits, V, 1);
+    if (logits_rows) memcpy(logits_rows, s->logits, sizeof(float) * V);
+  }
+}
+
+/* ---- hooks ---- */
+
+static float *scratch(xl_session *s, size_t n) {
+  s->scratch_bytes += n * sizeof(float);
+  return xl_calloc(n ? n : 1, sizeof(float));
+}
+
+static size_t tile_need(const xl_mat *w, size_t cur) {
+  size_t t = w->data ? xl_gemm_tile_floats(w) : 0;
+  return t > cur ? t : cur;
+}
+
+int xl_v1_session_init(xl_session *s, char *err, size_t errlen) {
+  const xl_model *m = s->m;
+  const xl_config *c = &m->cfg;
+  const xl_v1_config *vc = c->v1;
+  const xl_v1_model *M = m->v1;
+  if (!vc || !M) { snprintf(err, errlen, "xlstm_v1 model not bound"); return -1; }
+  v1_sess *v = xl_calloc(1, sizeof *v);
+  s->v1 = v;
+  int D = c->D, I = vc->I, nb = c->n_blocks, maxF = 0;
+  v->I = I;
+  v->mNH = vc->m_heads; v->mDH = I && vc->m_heads ? I / vc->m_heads : 0;
+  v->sNH = vc->s_heads; v->sDH = vc->s_heads ? D / vc->s_heads : 0;
+  /* state layout */
+  size_t off = 0;
+  size_t *offs = xl_malloc(sizeof(size_t) * (size_t)nb);
+  for (int b = 0; b < nb; b++) {
+    const xl_v1_block *B = &M->blocks[b];
+    offs[b] = off;
+    if (B->slstm) off += (size_t)4 * D;
+    else off += (size_t)v->mNH * v->mDH * v->mDH + (size_t)v->mNH * v->mDH + (size_t)v->mNH;
+    if (B->K > 1) off += (size_t)(B->K - 1) * B->C;
+    if (B->F > maxF) maxF = B->F;
+  }
+  v->state_floats = off;
+  v->state = scratch(s, off);
+  v->ls = xl_calloc((size_t)nb, sizeof *v->ls);
+  for (int b = 0; b < nb; b++) {
+    const xl_v1_block *B = &M->blocks[b];
+    v1_lstate *L = &v->ls[b];
+    float *p = v->state + offs[b];
+    if (B->slstm) {
+      L->y = p; L->c = p + D; L->sn = p + 2 * D; L->sm = p + 3 * D;
+      p += 4 * D;
+    } else {
+      L->C = p; p += (size_t)v->mNH * v->mDH * v->mDH;
+      L->n = p; p += (size_t)v->mNH * v->mDH;
+      L->m = p; p += v->mNH;
+    }
+    if (B->K > 1) L->conv = p;
+  }
+  free(offs);
+  /* segment scratch: s->seg (a whole number of chunks) tokens */
+  size_t S = (size_t)(v->S = s->seg > 0 ? s->seg : 256);
+  int wide = max3(I, D, 1);
+  v->X = scratch(s, S * D);
+  v->U = scratch(s, S * D);
+  v->XZ = scratch(s, S * 2 * I);
+  v->XC = scratch(s, S * wide);
+  v->QKV = scratch(s, S * 3 * I);
+  v->IG = scratch(s, S * v->mNH);
+  v->FG = scratch(s, S * v->mNH);
+  v->Hh = scratch(s, S * wide);
+  v->WX = scratch(s, vc->s_heads ? S * 4 * D : 0);
+  v->G = scratch(s, S * 2 * maxF);
+  size_t tile = tile_need(&m->lm_head, 0);
+  for (int b = 0; b < nb; b++) {
+    const xl_v1_block *B = &M->blocks[b];
+    const xl_mat *all[] = {&B->up, &B->down, &B->igw, &B->fgw, &B->ffn_up, &B->ffn_down};
+    for (size_t j = 0; j < sizeof all / sizeof *all; j++) tile = tile_need(all[j], tile);
+  }
+  v->tile = scratch(s, tile);
+  size_t w1 = v->mDH ? mchunk_floats(s->opt.chunk_size, v->mDH) : 0, w2 = (size_t)4 * v->sDH;
+  v->wscr_floats = w1 > w2 ? w1 : w2;
+  v->wscr = scratch(s, v->wscr_floats * (size_t)s->opt.workers);
+  return 0;
+}
+
+void xl_v1_session_free(xl_session *s) {
+  v1_sess *v = s->v1;
+  if (!v) return;
+  float *bufs[] = {v->state, v->X, v->U, v->XZ, v->XC, v->QKV, v->IG, v->FG, v->Hh, v->WX, v->G, v->tile, v->wscr};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+  free(v->ls);
+  free(v);
+  s->v1 = NULL;
+}
+
+void xl_v1_session_reset(xl_session *s) {
+  v1_sess *v = s->v1;
+  memset(v->state, 0, sizeof(float) * v->state_floats);   /* C = n = m = 0, y = c = n = m = 0, empty conv windows */
+}
+
+void xl_v1_step(xl_session *s, int token) {
+  int32_t id = token;
+  run_tokens(s, &id, 1, 0, NULL);
+}
+
+void xl_v1_prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
+  v1_sess *v = s->v1;
+  int V = s->m->cfg.vocab;
+  double t0 = xl_now();
+  for (long off = 0; off < n; off += v->S) {
+    int T = n - off < v->S ? (int)(n - off) : v->S;
+    run_tokens(s, ids + off, T, 1, all_logits ? all_logits + (size_t)off * V : NULL);
+    s->tokens += T;
+    s->last_token = ids[off + T - 1];
+    if (xl_prefill_progress && xl_prefill_progress(off + T, n, xl_now() - t0)) return;
+  }
+}
+
+void xl_v1_state_visit(xl_session *s, xl_state_visit_fn fn, void *ctx) {
+  const xl_config *c = &s->m->cfg;
+  const xl_v1_model *M = s->m->v1;
+  v1_sess *v = s->v1;
+  int D = c->D;
+  for (int b = 0; b < c->n_blocks; b++) {
+    const xl_v1_block *B = &M->blocks[b];
+    v1_lstate *L = &v->ls[b];
+    char nm[64];
+#define VISIT(suffix, ptr, nd, ...) do { int64_t sh[] = {__VA_ARGS__}; snprintf(nm, sizeof nm, "layer%d.%s", b, suffix); fn(ctx, nm, ptr, nd, sh); } while (0)
+    if (B->slstm) {
+      VISIT("y", L->y, 1, D);
+      VISIT("c", L->c, 1, D);
+      VISIT("n", L->sn, 1, D);
+      VISIT("m", L->sm, 1, D);
+    } else {
+      VISIT("C", L->C, 3, v->mNH, v->mDH, v->mDH);
+      VISIT("n", L->n, 2, v->mNH, v->mDH);
+      VISIT("m", L->m, 1, v->mNH);
+    }
+    if (B->K > 1) VISIT("conv", L->conv, 2, B->K - 1, B->C);
+#undef VISIT
+  }
+}

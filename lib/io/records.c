@@ -1,0 +1,143 @@
+/* records: NDJSON reading/writing and CSV writing over cJSON objects. See records.h. */
+#include "io/records.h"
+#include "base/util.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int blank(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+  return 1;
+}
+
+cJSON *rec_ndjson_parse(const char *buf, size_t len, const char *name, char *err, size_t errlen) {
+  cJSON *arr = cJSON_CreateArray();
+  if (!arr) { snprintf(err, errlen, "%s: out of memory", name); return NULL; }
+  size_t pos = 0;
+  long lineno = 0;
+  while (pos < len) {
+    const char *line = buf + pos;
+    const char *nl = memchr(line, '\n', len - pos);
+    size_t n = nl ? (size_t)(nl - line) : len - pos;
+    pos += n + (nl ? 1 : 0);
+    lineno++;
+    if (blank(line, n)) continue;
+    const char *end = NULL;
+    cJSON *obj = cJSON_ParseWithLengthOpts(line, n, &end, 0);
+    if (!obj) {
+      long col = end ? (long)(end - line) + 1 : 0;
+      snprintf(err, errlen, "%s:%ld: not valid JSON (near column %ld)", name, lineno, col);
+      cJSON_Delete(arr);
+      return NULL;
+    }
+    /* Anything after the object on the same line other than whitespace is an error:
+     * two objects on one line would otherwise silently lose the second. */
+    size_t used = (size_t)(end - line);
+    if (!blank(line + used, n - used)) {
+      snprintf(err, errlen, "%s:%ld: trailing characters after the JSON value (column %ld)",
+               name, lineno, (long)used + 1);
+      cJSON_Delete(obj);
+      cJSON_Delete(arr);
+      return NULL;
+    }
+    if (!cJSON_IsObject(obj)) {
+      snprintf(err, errlen, "%s:%ld: not a JSON object", name, lineno);
+      cJSON_Delete(obj);
+      cJSON_Delete(arr);
+      return NULL;
+    }
+    cJSON_AddItemToArray(arr, obj);
+  }
+  return arr;
+}
+
+cJSON *rec_ndjson_read(const char *path, char *err, size_t errlen) {
+  size_t len;
+  char *buf = xl_read_file(path, &len);
+  if (!buf) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
+  cJSON *arr = rec_ndjson_parse(buf, len, path, err, errlen);
+  free(buf);
+  return arr;
+}
+
+int rec_ndjson_write(FILE *f, const cJSON *obj) {
+  char *s = cJSON_PrintUnformatted(obj);
+  if (!s) return -1;
+  int rc = (fputs(s, f) < 0 || fputc('\n', f) == EOF) ? -1 : 0;
+  cJSON_free(s);
+  return rc;
+}
+
+int rec_csv_field(FILE *f, const char *s) {
+  if (!s || !*s) return 0;
+  size_t n = strlen(s);
+  int quote = strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' || s[0] == '\t' ||
+              s[n - 1] == ' ' || s[n - 1] == '\t';
+  if (!quote) return fputs(s, f) < 0 ? -1 : 0;
+  if (fputc('"', f) == EOF) return -1;
+  for (const char *p = s; *p; p++) {
+    if (*p == '"' && fputc('"', f) == EOF) return -1;
+    if (fputc(*p, f) == EOF) return -1;
+  }
+  return fputc('"', f) == EOF ? -1 : 0;
+}
+
+int rec_csv_header(FILE *f, const char *const *cols, size_t ncols) {
+  for (size_t i = 0; i < ncols; i++) {
+    if (i && fputc(',', f) == EOF) return -1;
+    if (rec_csv_field(f, cols[i])) return -1;
+  }
+  return fputc('\n', f) == EOF ? -1 : 0;
+}
+
+void rec_format_number(char *buf, size_t n, double v) {
+  if (!isfinite(v)) { snprintf(buf, n, "%s", ""); return; }  /* formats.md: no NaN */
+  if (v == floor(v) && fabs(v) < 9007199254740992.0) { snprintf(buf, n, "%.0f", v); return; }
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, n, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) return;
+  }
+}
+
+int rec_csv_row(FILE *f, const cJSON *obj, const char *const *cols, size_t ncols) {
+  char num[64];
+  for (size_t i = 0; i < ncols; i++) {
+    if (i && fputc(',', f) == EOF) return -1;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, cols[i]);
+    int rc = 0;
+    if (!v || cJSON_IsNull(v)) continue;
+    if (cJSON_IsString(v)) rc = rec_csv_field(f, v->valuestring);
+    else if (cJSON_IsBool(v)) rc = rec_csv_field(f, cJSON_IsTrue(v) ? "true" : "false");
+    else if (cJSON_IsNumber(v)) { rec_format_number(num, sizeof num, v->valuedouble); rc = rec_csv_field(f, num); }
+    else {
+      char *s = cJSON_PrintUnformatted(v);
+      if (!s) return -1;
+      rc = rec_csv_field(f, s);
+      cJSON_free(s);
+    }
+    if (rc) return -1;
+  }
+  return fputc('\n', f) == EOF ? -1 : 0;
+}
+
+int rec_csv_write_all(FILE *f, const cJSON *rows, const char *const *cols, size_t ncols) {
+  if (rec_csv_header(f, cols, ncols)) return -1;
+  const cJSON *r;
+  cJSON_ArrayForEach(r, rows)
+    if (rec_csv_row(f, r, cols, ncols)) return -1;
+  return ferror(f) ? -1 : 0;
+}
+
+const char *rec_str(const cJSON *obj, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int rec_num(const cJSON *obj, const char *key, double *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!cJSON_IsNumber(v)) return -1;
+  *out = v->valuedouble;
+  return 0;
+}

@@ -1,0 +1,151 @@
+/* memwatch: the memory side of telemetry: process RSS and system MemTotal/MemAvailable from
+ * /proc, and the table of registered model mappings (how much is mapped, how much of it is
+ * resident by mincore, and dropping it with madvise under memory pressure).
+ * Not for: deciding when to act (telemetry.c's watchdog does that). */
+#define _GNU_SOURCE
+#include "obs/telemetry.h"
+#include "obs/tm_internal.h"
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static size_t page_size(void) {
+  static size_t ps;
+  if (!ps) {
+    long v = sysconf(_SC_PAGESIZE);
+    ps = v > 0 ? (size_t)v : 4096;
+  }
+  return ps;
+}
+
+size_t tm_mem_rss(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long size = 0, res = 0;
+  int n = fscanf(f, "%lu %lu", &size, &res);
+  fclose(f);
+  return n == 2 ? (size_t)res * page_size() : 0;
+}
+
+/* Value in kB of a "Key:   123 kB" line of a /proc file, in bytes. */
+static int proc_kb(const char *path, const char *key1, size_t *v1, const char *key2, size_t *v2) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  char line[256];
+  int found = 0, want = key2 ? 2 : 1;
+  size_t k1 = strlen(key1), k2 = key2 ? strlen(key2) : 0;
+  while (found < want && fgets(line, sizeof line, f)) {
+    unsigned long kb;
+    if (!strncmp(line, key1, k1) && line[k1] == ':' && sscanf(line + k1 + 1, "%lu", &kb) == 1) {
+      *v1 = (size_t)kb * 1024; found++;
+    } else if (key2 && !strncmp(line, key2, k2) && line[k2] == ':' &&
+               sscanf(line + k2 + 1, "%lu", &kb) == 1) {
+      *v2 = (size_t)kb * 1024; found++;
+    }
+  }
+  fclose(f);
+  return found == want ? 0 : -1;
+}
+
+size_t tm_mem_peak_rss(void) {
+  size_t v = 0;
+  return proc_kb("/proc/self/status", "VmHWM", &v, NULL, NULL) ? 0 : v;
+}
+
+int tm_mem_info(size_t *total, size_t *avail) {
+  *total = *avail = 0;
+  return proc_kb("/proc/meminfo", "MemTotal", total, "MemAvailable", avail);
+}
+
+size_t tm_rss_bytes(void) { return tm_mem_rss(); }
+size_t tm_peak_rss_bytes(void) { return tm_mem_peak_rss(); }
+
+/* ---- registered regions ---- */
+#define MAX_REGIONS 64
+static struct region { char name[32]; const void *ptr; size_t len; } regions[MAX_REGIONS];
+static int nregions;
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char *mc_vec;   /* mincore scratch, grown as needed */
+static size_t mc_cap;
+
+void tm_register_region(const char *name, const void *ptr, size_t len) {
+  if (!ptr || !len) return;
+  pthread_mutex_lock(&reg_mu);
+  if (nregions < MAX_REGIONS) {
+    struct region *r = &regions[nregions++];
+    snprintf(r->name, sizeof r->name, "%s", name ? name : "");
+    r->ptr = ptr;
+    r->len = len;
+  }
+  pthread_mutex_unlock(&reg_mu);
+}
+
+void tm_unregister_region(const void *ptr) {
+  pthread_mutex_lock(&reg_mu);
+  for (int i = 0; i < nregions; i++)
+    if (regions[i].ptr == ptr) {
+      regions[i] = regions[--nregions];
+      break;
+    }
+  pthread_mutex_unlock(&reg_mu);
+}
+
+size_t tm_regions_mapped(void) {
+  size_t s = 0;
+  pthread_mutex_lock(&reg_mu);
+  for (int i = 0; i < nregions; i++) s += regions[i].len;
+  pthread_mutex_unlock(&reg_mu);
+  return s;
+}
+
+size_t tm_regions_resident(void) {
+  size_t ps = page_size(), total = 0;
+  pthread_mutex_lock(&reg_mu);
+  for (int i = 0; i < nregions; i++) {
+    /* mincore wants a page-aligned start; the page holding the first byte is mapped. */
+    uintptr_t start = (uintptr_t)regions[i].ptr & ~(uintptr_t)(ps - 1);
+    uintptr_t end = (uintptr_t)regions[i].ptr + regions[i].len;
+    size_t npages = (end - start + ps - 1) / ps;
+    if (npages > mc_cap) {
+      unsigned char *nv = realloc(mc_vec, npages);
+      if (!nv) continue;
+      mc_vec = nv;
+      mc_cap = npages;
+    }
+    if (mincore((void *)start, end - start, mc_vec)) continue;   /* unmapped: count nothing */
+    size_t res = 0;
+    for (size_t p = 0; p < npages; p++) res += mc_vec[p] & 1;
+    size_t bytes = res * ps;
+    total += bytes < regions[i].len ? bytes : regions[i].len;
+  }
+  pthread_mutex_unlock(&reg_mu);
+  return total;
+}
+
+void tm_regions_free_cache(void) {
+  pthread_mutex_lock(&reg_mu);
+  free(mc_vec);
+  mc_vec = NULL;
+  mc_cap = 0;
+  pthread_mutex_unlock(&reg_mu);
+}
+
+int tm_regions_release(void) {
+  size_t ps = page_size();
+  int n = 0;
+  pthread_mutex_lock(&reg_mu);
+  for (int i = 0; i < nregions; i++) {
+    /* Inward alignment: never drop a page that is partly someone else's memory. */
+    uintptr_t start = ((uintptr_t)regions[i].ptr + ps - 1) & ~(uintptr_t)(ps - 1);
+    uintptr_t end = ((uintptr_t)regions[i].ptr + regions[i].len) & ~(uintptr_t)(ps - 1);
+    if (end > start && madvise((void *)start, end - start, MADV_DONTNEED) == 0) n++;
+  }
+  pthread_mutex_unlock(&reg_mu);
+  malloc_trim(0);
+  return n;
+}

@@ -1,0 +1,735 @@
+/* telemetry: options, lifecycle, hot-loop counters, the stats log, signals and the
+ * background sampler (memory log, watchdog, metrics file, status file). The file formats
+ * and the threading rules are described in telemetry.h.
+ * Not for: /proc parsing and model regions (memwatch.c), per-phase profiling (tmprofile.c). */
+#define _GNU_SOURCE
+#include "obs/telemetry.h"
+#include "obs/tm_internal.h"
+#include "base/util.h"
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MB (1024.0 * 1024.0)
+
+/* ------------------------------------------------------------------ options */
+
+static const char help_text[] =
+  "Observability:\n"
+  "  --stats-log FILE      per-token CSV: step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase\n"
+  "                        (prefill chunks in rows of their own, phase=prefill)\n"
+  "  --stats-every N       one decode row every N tokens (default 1); dt_ms and\n"
+  "                        inst_tok_s then cover those N tokens\n"
+  "  --mem-log FILE        memory CSV: ts,rss_mb,avail_mb,total_mb,model_mapped_mb,\n"
+  "                        model_resident_mb,scratch_mb,phase\n"
+  "  --mem-every MS        memory sample interval in ms (default 200)\n"
+  "  --mem-soft-pct P      warn when RSS exceeds P% of MemTotal (default 85; 0 = off)\n"
+  "  --mem-hard-pct P      stop with exit 3 when RSS exceeds P% of MemTotal (default 95)\n"
+  "  --mem-soft-mb MB      soft limit as absolute RSS in MB (overrides --mem-soft-pct)\n"
+  "  --mem-hard-mb MB      hard limit as absolute RSS in MB (overrides --mem-hard-pct)\n"
+  "  --mem-action A        at the soft limit: warn (default) or release (drop the\n"
+  "                        mmapped model pages and trim the heap)\n"
+  "  --no-mem-watchdog     no memory limits at all\n"
+  "  --profile-log FILE    per-step JSON lines of time per phase and block\n"
+  "  --metrics-file FILE   Prometheus text-format metrics, rewritten every second\n"
+  "  --no-status-file      do not publish a status file for xl-top\n"
+  "  Environment: XL_STATS_LOG, XL_STATS_EVERY, XL_MEM_LOG, XL_MEM_EVERY,\n"
+  "  XL_MEM_WATCHDOG=0, XL_MEM_SOFT_PCT, XL_MEM_HARD_PCT, XL_MEM_SOFT_MB, XL_MEM_HARD_MB,\n"
+  "  XL_MEM_ACTION, XL_PROFILE_LOG, XL_METRICS_FILE, XL_STATUS=0, XL_STATUS_DIR.\n"
+  "  Signals: SIGINT/SIGTERM finish the current token and exit 130/143 (a second\n"
+  "  SIGINT exits at once); SIGUSR1 prints a status line on stderr.\n";
+
+const char *tm_options_help(void) { return help_text; }
+
+enum opt_kind { K_FILE, K_LONG, K_PCT, K_MB, K_ACTION, K_OFF };
+static const struct optdef {
+  const char *flag, *env;
+  enum opt_kind kind;
+  size_t off;
+  long lo, hi;
+} optdefs[] = {
+  {"--stats-log", "XL_STATS_LOG", K_FILE, offsetof(tm_options, stats_log), 0, 0},
+  {"--stats-every", "XL_STATS_EVERY", K_LONG, offsetof(tm_options, stats_every), 1, 1000000000},
+  {"--mem-log", "XL_MEM_LOG", K_FILE, offsetof(tm_options, mem_log), 0, 0},
+  {"--mem-every", "XL_MEM_EVERY", K_LONG, offsetof(tm_options, mem_every_ms), 10, 3600000},
+  {"--mem-soft-pct", "XL_MEM_SOFT_PCT", K_PCT, offsetof(tm_options, soft_pct), 0, 100},
+  {"--mem-hard-pct", "XL_MEM_HARD_PCT", K_PCT, offsetof(tm_options, hard_pct), 0, 100},
+  {"--mem-soft-mb", "XL_MEM_SOFT_MB", K_MB, offsetof(tm_options, soft_mb), 0, 0},
+  {"--mem-hard-mb", "XL_MEM_HARD_MB", K_MB, offsetof(tm_options, hard_mb), 0, 0},
+  {"--mem-action", "XL_MEM_ACTION", K_ACTION, offsetof(tm_options, action), 0, 0},
+  {"--no-mem-watchdog", NULL, K_OFF, offsetof(tm_options, watchdog), 0, 0},
+  {"--profile-log", "XL_PROFILE_LOG", K_FILE, offsetof(tm_options, profile_log), 0, 0},
+  {"--metrics-file", "XL_METRICS_FILE", K_FILE, offsetof(tm_options, metrics_file), 0, 0},
+  {"--no-status-file", NULL, K_OFF, offsetof(tm_options, status_file), 0, 0},
+};
+#define NOPTS (sizeof optdefs / sizeof optdefs[0])
+
+/* Stores value v for option d; name is the flag or variable for the error message. */
+static void set_opt(tm_options *o, const struct optdef *d, const char *name, const char *v) {
+  char *p = (char *)o + d->off;
+  switch (d->kind) {
+  case K_FILE:
+    if (!v || !*v) xl_usage_error("%s: needs a file name", name);
+    *(const char **)p = v;
+    break;
+  case K_LONG:
+    *(long *)p = xl_flag_long(name, v, d->lo, d->hi);
+    break;
+  case K_PCT:
+    *(double *)p = xl_flag_double(name, v, (double)d->lo, (double)d->hi);
+    break;
+  case K_MB:
+    *(double *)p = xl_flag_double(name, v, 0, 1e9);
+    break;
+  case K_ACTION:
+    if (v && !strcmp(v, "warn")) *(int *)p = TM_ACTION_WARN;
+    else if (v && !strcmp(v, "release")) *(int *)p = TM_ACTION_RELEASE;
+    else xl_usage_error("%s: '%s' is not one of warn, release", name, v ? v : "");
+    break;
+  case K_OFF:
+    *(int *)p = 0;
+    break;
+  }
+}
+
+static void env_bool(const char *name, int *dst) {
+  const char *v = getenv(name);
+  if (!v) return;
+  if (!strcmp(v, "0")) *dst = 0;
+  else if (!strcmp(v, "1")) *dst = 1;
+  else xl_usage_error("%s: '%s' is not 0 or 1", name, v);
+}
+
+void tm_options_init(tm_options *o) {
+  memset(o, 0, sizeof *o);
+  o->stats_every = 1;
+  o->mem_every_ms = 200;
+  o->watchdog = 1;
+  o->soft_pct = 85;
+  o->hard_pct = 95;
+  o->action = TM_ACTION_WARN;
+  o->status_file = 1;
+  for (size_t k = 0; k < NOPTS; k++) {
+    const char *v = optdefs[k].env ? getenv(optdefs[k].env) : NULL;
+    if (v) set_opt(o, &optdefs[k], optdefs[k].env, v);
+  }
+  env_bool("XL_MEM_WATCHDOG", &o->watchdog);
+  env_bool("XL_STATUS", &o->status_file);
+}
+
+int tm_options_parse(tm_options *o, int argc, char **argv, int *i) {
+  const char *a = argv[*i];
+  if (strncmp(a, "--", 2)) return 0;
+  for (size_t k = 0; k < NOPTS; k++) {
+    const struct optdef *d = &optdefs[k];
+    size_t n = strlen(d->flag);
+    if (strncmp(a, d->flag, n) || (a[n] != 0 && a[n] != '=')) continue;
+    if (d->kind == K_OFF) {
+      if (a[n] == '=') xl_usage_error("%s takes no value", d->flag);
+      set_opt(o, d, d->flag, NULL);
+      return 1;
+    }
+    const char *v;
+    if (a[n] == '=') v = a + n + 1;
+    else {
+      if (*i + 1 >= argc) xl_usage_error("%s needs a value", d->flag);
+      v = argv[++*i];
+    }
+    set_opt(o, d, d->flag, v);
+    return 1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ state */
+
+/* Why the run stops; the first source wins (compare-and-swap from 0). */
+enum { STOP_NONE, STOP_MEMORY, STOP_SIGINT, STOP_SIGTERM, STOP_REQUEST };
+static atomic_int stop_src;
+static int req_status;
+static char mem_reason[160], req_reason[160];
+
+static volatile sig_atomic_t usr1_pending, sigint_count;
+
+/* Counters written by the tool's loop thread, read by the sampler. */
+static _Atomic long a_dec_tokens, a_pre_tokens;
+static _Atomic double a_dec_sec, a_pre_sec;
+static _Atomic(const char *) a_phase = "init";
+static _Atomic size_t a_scratch;
+
+static struct {
+  int started;
+  tm_options opt;
+  char tool[64];
+  double start_wall;
+  /* stats log (loop thread only) */
+  FILE *stats;
+  long dec_steps, row_step;
+  double dec_cum, row_cum, flush_mark;
+  long pre_tokens;
+  double pre_cum;
+  /* outputs of the sampler */
+  FILE *memlog;
+  char *stats_abs, *mem_abs, *metrics_abs, *status_path;
+  /* thread */
+  pthread_t thr;
+  int have_thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int quit;
+  /* watchdog */
+  size_t soft_bytes, hard_bytes, mem_total;
+  int soft_armed;
+  /* sampler's latest figures, and the recent rates for the status file */
+  size_t rss, avail, peak_rss;
+  double rate_dec, rate_pre;
+  long snap_dec_tok, snap_pre_tok;
+  double snap_dec_sec, snap_pre_sec;
+  struct sigaction old_int, old_term, old_usr1;
+} S = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* ------------------------------------------------------------------ stop */
+
+static int status_of(int src) {
+  switch (src) {
+  case STOP_MEMORY: return XL_EXIT_MEMORY;
+  case STOP_SIGINT: return XL_EXIT_SIGINT;
+  case STOP_SIGTERM: return XL_EXIT_SIGTERM;
+  case STOP_REQUEST: return req_status;
+  default: return 0;
+  }
+}
+
+int tm_should_stop(void) {
+  return status_of(atomic_load_explicit(&stop_src, memory_order_acquire));
+}
+
+const char *tm_stop_reason(void) {
+  switch (atomic_load_explicit(&stop_src, memory_order_acquire)) {
+  case STOP_MEMORY: return mem_reason;
+  case STOP_SIGINT: return "interrupted (SIGINT)";
+  case STOP_SIGTERM: return "terminated (SIGTERM)";
+  case STOP_REQUEST: return req_reason;
+  default: return "";
+  }
+}
+
+static int claim_stop(int src) {
+  int expect = STOP_NONE;
+  return atomic_compare_exchange_strong(&stop_src, &expect, src);
+}
+
+void tm_request_stop(int status, const char *reason) {
+  /* The reason is written before the claim publishes it; a losing caller's text is unused. */
+  if (atomic_load(&stop_src) != STOP_NONE) return;
+  req_status = status;
+  snprintf(req_reason, sizeof req_reason, "%s", reason ? reason : "stop requested");
+  claim_stop(STOP_REQUEST);
+}
+
+static void on_signal(int sig) {
+  if (sig == SIGUSR1) { usr1_pending = 1; return; }
+  if (sig == SIGINT) {
+    if (++sigint_count >= 2) {
+      static const char msg[] = "second SIGINT: exiting now\n";
+      ssize_t w = write(2, msg, sizeof msg - 1);
+      (void)w;
+      _exit(XL_EXIT_SIGINT);
+    }
+    claim_stop(STOP_SIGINT);
+  } else if (sig == SIGTERM) {
+    claim_stop(STOP_SIGTERM);
+  }
+}
+
+/* ------------------------------------------------------------------ hot loop */
+
+void tm_set_phase(const char *phase) {
+  atomic_store_explicit(&a_phase, phase ? phase : "", memory_order_release);
+  if (S.stats) fflush(S.stats);
+}
+
+void tm_set_scratch_bytes(size_t n) { atomic_store_explicit(&a_scratch, n, memory_order_relaxed); }
+
+long tm_decode_tokens(void) { return atomic_load_explicit(&a_dec_tokens, memory_order_relaxed); }
+long tm_prefill_tokens(void) { return atomic_load_explicit(&a_pre_tokens, memory_order_relaxed); }
+
+/* v with exactly 6 decimals, like "%.6f" but several times cheaper than printf (this runs
+ * once per token with --stats-every 1). Returns the length written at p. */
+static int fixed6(char *p, double v) {
+  if (!(v > -9e12 && v < 9e12)) return sprintf(p, "%.6f", v);   /* huge or NaN: rare path */
+  int n = 0;
+  if (v < 0) { p[n++] = '-'; v = -v; }
+  unsigned long long x = (unsigned long long)(v * 1e6 + 0.5);
+  unsigned long long ip = x / 1000000, fp = x % 1000000;
+  char tmp[24];
+  int k = 0;
+  do { tmp[k++] = (char)('0' + ip % 10); ip /= 10; } while (ip);
+  while (k) p[n++] = tmp[--k];
+  p[n++] = '.';
+  for (int d = 5; d >= 0; d--) { p[n + d] = (char)('0' + fp % 10); fp /= 10; }
+  return n + 6;
+}
+
+/* One stats-log row: step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase. */
+static void stats_row(long step, double dt, double cum, double inst, double avg, const char *phase) {
+  char line[192];
+  int n = 0, k = 0;
+  char tmp[24];
+  long s = step;
+  do { tmp[k++] = (char)('0' + s % 10); s /= 10; } while (s > 0);
+  while (k) line[n++] = tmp[--k];
+  line[n++] = ',';
+  n += fixed6(line + n, dt);
+  line[n++] = ',';
+  n += fixed6(line + n, cum);
+  line[n++] = ',';
+  n += fixed6(line + n, inst);
+  line[n++] = ',';
+  n += fixed6(line + n, avg);
+  line[n++] = ',';
+  size_t pl = strlen(phase);
+  memcpy(line + n, phase, pl);
+  n += (int)pl;
+  line[n++] = '\n';
+  fwrite(line, 1, (size_t)n, S.stats);
+}
+
+void tm_prefill_chunk(long tokens, double seconds) {
+  if (tokens <= 0) return;
+  if (seconds < 0) seconds = 0;
+  S.pre_tokens += tokens;
+  S.pre_cum += seconds;
+  atomic_store_explicit(&a_pre_tokens, S.pre_tokens, memory_order_relaxed);
+  atomic_store_explicit(&a_pre_sec, S.pre_cum, memory_order_relaxed);
+  if (S.stats) {
+    double dt = seconds * 1e3, cum = S.pre_cum * 1e3;
+    stats_row(S.pre_tokens, dt, cum, dt > 0 ? tokens * 1e3 / dt : 0.0,
+              cum > 0 ? S.pre_tokens * 1e3 / cum : 0.0, "prefill");
+    fflush(S.stats);
+  }
+}
+
+void tm_decode_step(double seconds) {
+  if (seconds < 0) seconds = 0;
+  long step = ++S.dec_steps;
+  S.dec_cum += seconds;
+  atomic_store_explicit(&a_dec_tokens, step, memory_order_relaxed);
+  atomic_store_explicit(&a_dec_sec, S.dec_cum, memory_order_relaxed);
+  if (!S.stats || step - S.row_step < S.opt.stats_every) return;
+  double dt = (S.dec_cum - S.row_cum) * 1e3, cum = S.dec_cum * 1e3;
+  stats_row(step, dt, cum, dt > 0 ? (step - S.row_step) * 1e3 / dt : 0.0,
+            cum > 0 ? step * 1e3 / cum : 0.0, "decode");
+  S.row_step = step;
+  S.row_cum = S.dec_cum;
+  if (S.dec_cum - S.flush_mark >= 0.25) {   /* buffered; flushed every ~250 ms of decode */
+    fflush(S.stats);
+    S.flush_mark = S.dec_cum;
+  }
+}
+
+/* ------------------------------------------------------------------ file helpers */
+
+int tm_write_replace(const char *path, const char *data, size_t len) {
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {   /* /dev/null or a FIFO: never rename over it */
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    int bad = fwrite(data, 1, len, f) != len;
+    return xl_fclose_checked(f) || bad ? -1 : 0;
+  }
+  size_t n = strlen(path) + 32;
+  char *tmp = malloc(n);
+  if (!tmp) return -1;
+  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "w");
+  int rc = -1;
+  if (f) {
+    int bad = fwrite(data, 1, len, f) != len;
+    if (xl_fclose_checked(f)) bad = 1;
+    if (!bad && !rename(tmp, path)) rc = 0;
+  }
+  if (rc) {
+    int e = errno;
+    unlink(tmp);
+    errno = e;
+  }
+  free(tmp);
+  return rc;
+}
+
+size_t tm_json_str(char *buf, size_t len, size_t cap, const char *s) {
+#define PUT(c) do { if (len + 1 < cap) buf[len++] = (c); } while (0)
+  if (!s) {
+    for (const char *p = "null"; *p; p++) PUT(*p);
+  } else {
+    PUT('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+      if (*p == '"' || *p == '\\') { PUT('\\'); PUT(*p); }
+      else if (*p < 0x20) {
+        char esc[8];
+        snprintf(esc, sizeof esc, "\\u%04x", *p);
+        for (char *e = esc; *e; e++) PUT(*e);
+      } else PUT(*p);
+    }
+    PUT('"');
+  }
+  if (cap) buf[len < cap ? len : cap - 1] = 0;
+  return len;
+#undef PUT
+}
+
+/* An absolute form of a path given on the command line (for the status file). */
+static char *abs_path(const char *p) {
+  if (!p) return NULL;
+  if (p[0] == '/') return xl_strdup(p);
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) return xl_strdup(p);
+  return xl_path_join(cwd, p);
+}
+
+/* ------------------------------------------------------------------ sampler outputs */
+
+static void write_metrics(void) {
+  if (!S.opt.metrics_file) return;
+  long dt = tm_decode_tokens(), pt = tm_prefill_tokens();
+  double ds = atomic_load(&a_dec_sec), ps = atomic_load(&a_pre_sec);
+  char lab[128], buf[4096];
+  snprintf(lab, sizeof lab, "{tool=\"%s\",pid=\"%ld\"}", S.tool, (long)getpid());
+  size_t n = 0;
+#define METRIC(name, type, help, fmt, val) \
+  n += snprintf(buf + n, n < sizeof buf ? sizeof buf - n : 0, \
+                "# HELP " name " " help "\n# TYPE " name " " type "\n" name "%s " fmt "\n", lab, val)
+  METRIC("xlstm_tok_s_prefill", "gauge", "Prefill speed in tokens per second (phase average).",
+         "%.3f", ps > 0 ? pt / ps : 0.0);
+  METRIC("xlstm_tok_s_decode", "gauge", "Decode speed in tokens per second (phase average).",
+         "%.3f", ds > 0 ? dt / ds : 0.0);
+  METRIC("xlstm_rss_bytes", "gauge", "Resident set size of the process in bytes.", "%zu", S.rss);
+  METRIC("xlstm_mem_available_bytes", "gauge", "MemAvailable of the system in bytes.", "%zu",
+         S.avail);
+  METRIC("xlstm_model_resident_bytes", "gauge",
+         "Resident bytes of the memory-mapped model regions.", "%zu", tm_regions_resident());
+  METRIC("xlstm_scratch_bytes", "gauge", "Scratch buffer bytes allocated by the tool.", "%zu",
+         (size_t)atomic_load(&a_scratch));
+  METRIC("xlstm_start_time_seconds", "gauge", "Start time of the process, Unix seconds.",
+         "%.3f", S.start_wall);
+  METRIC("xlstm_prefill_tokens_total", "counter", "Prompt tokens prefilled.", "%ld", pt);
+  METRIC("xlstm_decode_tokens_total", "counter", "Tokens decoded.", "%ld", dt);
+  METRIC("xlstm_prefill_seconds_total", "counter", "Seconds spent in prefill.", "%.6f", ps);
+  METRIC("xlstm_decode_seconds_total", "counter", "Seconds spent decoding.", "%.6f", ds);
+#undef METRIC
+  if (n >= sizeof buf) n = sizeof buf - 1;
+  if (tm_write_replace(S.opt.metrics_file, buf, n))
+    xl_warn("cannot write metrics file %s: %s", S.opt.metrics_file, strerror(errno));
+}
+
+/* The recent rate of a phase: tokens over measured seconds since the last snapshot. */
+static void update_rates(void) {
+  long dt = tm_decode_tokens(), pt = tm_prefill_tokens();
+  double ds = atomic_load(&a_dec_sec), ps = atomic_load(&a_pre_sec);
+  if (ds - S.snap_dec_sec > 0 && dt > S.snap_dec_tok) {
+    S.rate_dec = (dt - S.snap_dec_tok) / (ds - S.snap_dec_sec);
+    S.snap_dec_tok = dt;
+    S.snap_dec_sec = ds;
+  }
+  if (ps - S.snap_pre_sec > 0 && pt > S.snap_pre_tok) {
+    S.rate_pre = (pt - S.snap_pre_tok) / (ps - S.snap_pre_sec);
+    S.snap_pre_tok = pt;
+    S.snap_pre_sec = ps;
+  }
+}
+
+static void write_status(void) {
+  if (!S.status_path) return;
+  long dt = tm_decode_tokens(), pt = tm_prefill_tokens();
+  double ds = atomic_load(&a_dec_sec), ps = atomic_load(&a_pre_sec);
+  char buf[8192];
+  size_t n = 0;
+#define ADD(...) n += snprintf(buf + n, n < sizeof buf ? sizeof buf - n : 0, __VA_ARGS__)
+#define ADDSTR(s) do { if (n < sizeof buf) n = tm_json_str(buf, n, sizeof buf, (s)); } while (0)
+  ADD("{\"pid\":%ld,\"tool\":", (long)getpid());
+  ADDSTR(S.tool);
+  ADD(",\"phase\":");
+  ADDSTR(atomic_load(&a_phase));
+  ADD(",\"tokens_prefill\":%ld,\"tokens_decode\":%ld", pt, dt);
+  ADD(",\"tok_s_prefill\":%.3f,\"tok_s_decode\":%.3f", S.rate_pre, S.rate_dec);
+  ADD(",\"avg_tok_s_prefill\":%.3f,\"avg_tok_s_decode\":%.3f", ps > 0 ? pt / ps : 0.0,
+      ds > 0 ? dt / ds : 0.0);
+  ADD(",\"rss_bytes\":%zu,\"peak_rss_bytes\":%zu,\"stats_log\":", S.rss, S.peak_rss);
+  ADDSTR(S.stats_abs);
+  ADD(",\"mem_log\":");
+  ADDSTR(S.mem_abs);
+  ADD(",\"metrics_file\":");
+  ADDSTR(S.metrics_abs);
+  ADD(",\"start_time\":%.3f,\"updated\":%.3f,\"stop_reason\":", S.start_wall, xl_wall());
+  ADDSTR(tm_should_stop() ? tm_stop_reason() : NULL);
+  ADD("}\n");
+#undef ADD
+#undef ADDSTR
+  if (n >= sizeof buf) n = sizeof buf - 1;
+  tm_write_replace(S.status_path, buf, n);   /* best effort: xl-top only */
+}
+
+/* Reads memory figures and applies the watchdog. Called from the sampler thread. */
+static void sample_memory(int log_row) {
+  S.rss = tm_mem_rss();
+  size_t total;
+  tm_mem_info(&total, &S.avail);
+  size_t peak = tm_mem_peak_rss();
+  S.peak_rss = peak > S.rss ? peak : S.rss;
+
+  if (S.opt.watchdog && S.rss) {
+    if (S.hard_bytes && S.rss > S.hard_bytes && !tm_should_stop()) {
+      size_t before = S.rss;
+      if (S.opt.action == TM_ACTION_RELEASE) {
+        tm_regions_release();
+        S.rss = tm_mem_rss();
+      }
+      if (S.rss > S.hard_bytes) {
+        snprintf(mem_reason, sizeof mem_reason, "memory hard limit: RSS %.0f MB > %.0f MB",
+                 S.rss / MB, S.hard_bytes / MB);
+        claim_stop(STOP_MEMORY);
+      } else {
+        xl_warn("memory hard limit: RSS %.0f MB > %.0f MB; released model pages, RSS now "
+                "%.0f MB", before / MB, S.hard_bytes / MB, S.rss / MB);
+      }
+    }
+    if (S.soft_bytes && S.rss > S.soft_bytes && S.soft_armed && !tm_should_stop()) {
+      S.soft_armed = 0;
+      if (S.opt.action == TM_ACTION_RELEASE) {
+        size_t before = S.rss;
+        int nr = tm_regions_release();
+        S.rss = tm_mem_rss();
+        xl_warn("memory soft limit: RSS %.0f MB > %.0f MB; released %d model region%s, RSS now "
+                "%.0f MB", before / MB, S.soft_bytes / MB, nr, nr == 1 ? "" : "s", S.rss / MB);
+      } else {
+        xl_warn("memory soft limit: RSS %.0f MB > %.0f MB", S.rss / MB, S.soft_bytes / MB);
+      }
+    } else if (S.soft_bytes && S.rss < S.soft_bytes * 0.9) {
+      S.soft_armed = 1;
+    }
+  }
+
+  if (log_row && S.memlog) {
+    fprintf(S.memlog, "%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n", xl_wall(), S.rss / MB,
+            S.avail / MB, total / MB, tm_regions_mapped() / MB, tm_regions_resident() / MB,
+            atomic_load(&a_scratch) / MB, atomic_load(&a_phase));
+    fflush(S.memlog);
+  }
+}
+
+static void print_usr1_status(void) {
+  long dt = tm_decode_tokens(), pt = tm_prefill_tokens();
+  double ds = atomic_load(&a_dec_sec), ps = atomic_load(&a_pre_sec);
+  xl_warn("status: phase %s, prefill %ld tok (%.1f tok/s), decode %ld tok (%.1f tok/s), "
+          "RSS %.1f MB", atomic_load(&a_phase), pt, ps > 0 ? pt / ps : 0.0, dt,
+          ds > 0 ? dt / ds : 0.0, tm_mem_rss() / MB);
+}
+
+static void *sampler(void *arg) {
+  (void)arg;
+  double mem_iv = S.opt.mem_every_ms / 1e3;
+  double sample_iv = S.memlog ? mem_iv : 0.2;
+  if (S.opt.watchdog && sample_iv > 0.2) sample_iv = 0.2;
+  int sampling = S.memlog || S.opt.watchdog || S.opt.metrics_file || S.status_path;
+  double now = xl_now();
+  double next_sample = now, next_log = now, next_status = now, next_metrics = now + 1.0,
+         next_rate = now;
+  pthread_mutex_lock(&S.mu);
+  while (!S.quit) {
+    pthread_mutex_unlock(&S.mu);
+    now = xl_now();
+    if (sampling && now >= next_sample) {
+      int row = S.memlog && now >= next_log;
+      sample_memory(row);
+      if (row) next_log = now + mem_iv;
+      next_sample = now + sample_iv;
+    }
+    if (now >= next_rate) {   /* recent rates over ~0.5 s windows */
+      update_rates();
+      next_rate = now + 0.5;
+    }
+    if (S.status_path && now >= next_status) {
+      write_status();
+      next_status = now + 0.5;
+    }
+    if (S.opt.metrics_file && now >= next_metrics) {
+      write_metrics();
+      next_metrics = now + 1.0;
+    }
+    if (usr1_pending) {
+      usr1_pending = 0;
+      print_usr1_status();
+    }
+    /* Sleep until the next job, at most 100 ms (for SIGUSR1); tm_stop wakes us. */
+    double wake = next_status;
+    if (sampling && next_sample < wake) wake = next_sample;
+    if (S.opt.metrics_file && next_metrics < wake) wake = next_metrics;
+    double sleep = wake - xl_now();
+    if (sleep > 0.1) sleep = 0.1;
+    if (sleep < 0.001) sleep = 0.001;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long ns = ts.tv_nsec + (long)(sleep * 1e9);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_mutex_lock(&S.mu);
+    if (!S.quit) pthread_cond_timedwait(&S.cv, &S.mu, &ts);
+  }
+  pthread_mutex_unlock(&S.mu);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+char *tm_status_dir(void) {
+  const char *d = getenv("XL_STATUS_DIR");
+  if (d && *d) return xl_strdup(d);
+  const char *base = getenv("XDG_RUNTIME_DIR");
+  if (!base || !*base) base = "/tmp";
+  char name[64];
+  snprintf(name, sizeof name, "xltools-%ld", (long)getuid());
+  return xl_path_join(base, name);
+}
+
+static void close_outputs(void) {
+  if (S.stats && xl_fclose_checked(S.stats)) xl_warn("write error on stats log %s", S.opt.stats_log);
+  S.stats = NULL;
+  if (S.memlog && xl_fclose_checked(S.memlog)) xl_warn("write error on memory log %s", S.opt.mem_log);
+  S.memlog = NULL;
+  if (tm_prof_close()) xl_warn("write error on profile log %s", S.opt.profile_log);
+  free(S.stats_abs); free(S.mem_abs); free(S.metrics_abs); free(S.status_path);
+  S.stats_abs = S.mem_abs = S.metrics_abs = S.status_path = NULL;
+}
+
+int tm_start(const tm_options *o, const char *tool) {
+  if (S.started) return 0;
+  S.opt = *o;
+  if (S.opt.stats_every < 1) S.opt.stats_every = 1;
+  if (S.opt.mem_every_ms < 10) S.opt.mem_every_ms = 10;
+  snprintf(S.tool, sizeof S.tool, "%s", tool ? tool : xl_progname());
+  S.start_wall = xl_wall();
+  S.dec_steps = S.row_step = S.pre_tokens = 0;
+  S.dec_cum = S.row_cum = S.flush_mark = S.pre_cum = 0;
+  S.rate_dec = S.rate_pre = 0;
+  S.snap_dec_tok = S.snap_pre_tok = 0;
+  S.snap_dec_sec = S.snap_pre_sec = 0;
+  atomic_store(&a_dec_tokens, 0);
+  atomic_store(&a_pre_tokens, 0);
+  atomic_store(&a_dec_sec, 0.0);
+  atomic_store(&a_pre_sec, 0.0);
+  atomic_store(&stop_src, STOP_NONE);
+  sigint_count = 0;
+  usr1_pending = 0;
+
+  if (o->stats_log) {
+    if (!(S.stats = fopen(o->stats_log, "w"))) {
+      xl_warn("cannot open stats log %s: %s", o->stats_log, strerror(errno));
+      goto fail;
+    }
+    setvbuf(S.stats, NULL, _IOFBF, 1 << 16);
+    fputs("step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase\n", S.stats);
+    fflush(S.stats);
+    S.stats_abs = abs_path(o->stats_log);
+  }
+  if (o->mem_log) {
+    if (!(S.memlog = fopen(o->mem_log, "w"))) {
+      xl_warn("cannot open memory log %s: %s", o->mem_log, strerror(errno));
+      goto fail;
+    }
+    fputs("ts,rss_mb,avail_mb,total_mb,model_mapped_mb,model_resident_mb,scratch_mb,phase\n",
+          S.memlog);
+    fflush(S.memlog);
+    S.mem_abs = abs_path(o->mem_log);
+  }
+  if (o->profile_log && tm_prof_open(o->profile_log)) {
+    xl_warn("cannot open profile log %s: %s", o->profile_log, strerror(errno));
+    goto fail;
+  }
+  if (o->metrics_file) S.metrics_abs = abs_path(o->metrics_file);
+  if (o->status_file) {
+    char *dir = tm_status_dir();
+    if (xl_mkdirs(dir) == 0) {
+      chmod(dir, 0700);
+      char name[32];
+      snprintf(name, sizeof name, "%ld.json", (long)getpid());
+      S.status_path = xl_path_join(dir, name);
+    }   /* no status dir: xl-top still finds us through /proc; not an error */
+    free(dir);
+  }
+
+  size_t avail;
+  tm_mem_info(&S.mem_total, &avail);
+  S.soft_bytes = o->soft_mb > 0 ? (size_t)(o->soft_mb * MB)
+               : o->soft_pct > 0 ? (size_t)(S.mem_total * (o->soft_pct / 100.0)) : 0;
+  S.hard_bytes = o->hard_mb > 0 ? (size_t)(o->hard_mb * MB)
+               : o->hard_pct > 0 ? (size_t)(S.mem_total * (o->hard_pct / 100.0)) : 0;
+  S.soft_armed = 1;
+  S.rss = tm_mem_rss();
+  S.peak_rss = tm_mem_peak_rss();
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, &S.old_int);
+  sigaction(SIGTERM, &sa, &S.old_term);
+  sigaction(SIGUSR1, &sa, &S.old_usr1);
+
+  /* The sampler never takes these signals: the loop thread's syscalls get them instead. */
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  S.quit = 0;
+  int e = pthread_create(&S.thr, NULL, sampler, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (e) {
+    xl_warn("cannot start the telemetry thread: %s", strerror(e));
+    sigaction(SIGINT, &S.old_int, NULL);
+    sigaction(SIGTERM, &S.old_term, NULL);
+    sigaction(SIGUSR1, &S.old_usr1, NULL);
+    goto fail;
+  }
+  S.have_thread = 1;
+  S.started = 1;
+  return 0;
+fail:
+  close_outputs();
+  return -1;
+}
+
+void tm_stop(void) {
+  if (!S.started) return;
+  S.started = 0;
+  if (S.have_thread) {
+    pthread_mutex_lock(&S.mu);
+    S.quit = 1;
+    pthread_cond_signal(&S.cv);
+    pthread_mutex_unlock(&S.mu);
+    pthread_join(S.thr, NULL);
+    S.have_thread = 0;
+  }
+  /* Final figures for the metrics file. */
+  S.rss = tm_mem_rss();
+  size_t total;
+  tm_mem_info(&total, &S.avail);
+  write_metrics();
+  if (S.status_path) unlink(S.status_path);
+  sigaction(SIGINT, &S.old_int, NULL);
+  sigaction(SIGTERM, &S.old_term, NULL);
+  sigaction(SIGUSR1, &S.old_usr1, NULL);
+  close_outputs();
+  tm_regions_free_cache();
+}

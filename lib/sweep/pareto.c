@@ -1,0 +1,117 @@
+/* pareto: multi-objective front per group and the recommended pick. See pareto.h. */
+#include "sweep/pareto.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+int pareto_parse_objectives(const char *spec, pareto_obj *objs, int max, char *err, size_t errlen) {
+  int n = 0;
+  const char *p = spec;
+  if (!p || !*p) { snprintf(err, errlen, "empty objective list"); return -1; }
+  for (;;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *colon = memchr(p, ':', len);
+    size_t nlen = colon ? (size_t)(colon - p) : len;
+    if (nlen == 0 || nlen >= sizeof objs[0].name) {
+      snprintf(err, errlen, "objective %d: empty or too long name", n + 1);
+      return -1;
+    }
+    if (n == max) { snprintf(err, errlen, "too many objectives (at most %d)", max); return -1; }
+    pareto_obj *o = &objs[n];
+    memcpy(o->name, p, nlen);
+    o->name[nlen] = 0;
+    o->maximize = 1;
+    if (colon) {
+      size_t dlen = len - nlen - 1;
+      const char *d = colon + 1;
+      if (dlen == 3 && !memcmp(d, "max", 3)) o->maximize = 1;
+      else if (dlen == 3 && !memcmp(d, "min", 3)) o->maximize = 0;
+      else {
+        snprintf(err, errlen, "objective '%s': direction must be max or min", o->name);
+        return -1;
+      }
+    }
+    for (int j = 0; j < n; j++)
+      if (!strcmp(objs[j].name, o->name)) {
+        snprintf(err, errlen, "objective '%s' given twice", o->name);
+        return -1;
+      }
+    n++;
+    if (!end) break;
+    p = end + 1;
+  }
+  return n;
+}
+
+int pareto_dominates(const double *a, const double *b, size_t k, const int *maximize) {
+  int strictly = 0;
+  for (size_t j = 0; j < k; j++) {
+    if (isnan(a[j]) || isnan(b[j])) return 0;
+    /* Compare as "goodness": flip the sign of minimized objectives. */
+    double ga = maximize[j] ? a[j] : -a[j];
+    double gb = maximize[j] ? b[j] : -b[j];
+    if (ga < gb) return 0;
+    if (ga > gb) strictly = 1;
+  }
+  return strictly;
+}
+
+static int complete(const double *v, size_t k) {
+  for (size_t j = 0; j < k; j++)
+    if (isnan(v[j])) return 0;
+  return 1;
+}
+
+size_t pareto_front(const double *vals, size_t n, size_t k, const int *maximize,
+                    const int *group, const unsigned char *eligible, unsigned char *front) {
+  size_t count = 0;
+  for (size_t i = 0; i < n; i++) {
+    front[i] = 0;
+    if ((eligible && !eligible[i]) || !complete(vals + i * k, k)) continue;
+    int dominated = 0;
+    for (size_t o = 0; o < n && !dominated; o++) {
+      if (o == i || (eligible && !eligible[o])) continue;
+      if (group && group[o] != group[i]) continue;
+      if (pareto_dominates(vals + o * k, vals + i * k, k, maximize)) dominated = 1;
+    }
+    if (!dominated) { front[i] = 1; count++; }
+  }
+  return count;
+}
+
+long pareto_recommend(const double *speed, const double *quality, const unsigned char *front,
+                      const unsigned char *eligible, const int *group, int g, size_t n,
+                      double tol, pareto_pick *out) {
+  pareto_pick pk = {.row = -1, .best_quality = NAN, .within = 1};
+  for (size_t i = 0; i < n; i++) {
+    if (group && group[i] != g) continue;
+    if (front[i]) pk.nfront++;
+    if (!quality || (eligible && !eligible[i]) || isnan(quality[i])) continue;
+    if (isnan(pk.best_quality) || quality[i] > pk.best_quality) pk.best_quality = quality[i];
+  }
+  int use_q = !isnan(pk.best_quality);
+  /* A little slack so that a value printed and re-read still counts as within. */
+  double floor_q = use_q ? pk.best_quality - tol - 1e-12 * (1 + fabs(pk.best_quality)) : 0;
+  for (size_t i = 0; i < n; i++) {
+    if ((group && group[i] != g) || !front[i] || isnan(speed[i])) continue;
+    if (use_q && (isnan(quality[i]) || quality[i] < floor_q)) continue;
+    pk.ncand++;
+    if (pk.row < 0 || speed[i] > speed[pk.row] ||
+        (speed[i] == speed[pk.row] && use_q && quality[i] > quality[pk.row]))
+      pk.row = (long)i;
+  }
+  if (pk.row < 0 && use_q) {
+    /* Nothing fast enough is close enough in quality: keep the best quality instead. */
+    pk.within = 0;
+    for (size_t i = 0; i < n; i++) {
+      if ((group && group[i] != g) || !front[i] || isnan(quality[i])) continue;
+      if (pk.row < 0 || quality[i] > quality[pk.row] ||
+          (quality[i] == quality[pk.row] && !isnan(speed[i]) &&
+           (isnan(speed[pk.row]) || speed[i] > speed[pk.row])))
+        pk.row = (long)i;
+    }
+  }
+  if (out) *out = pk;
+  return pk.row;
+}

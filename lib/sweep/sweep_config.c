@@ -1,0 +1,308 @@
+/* sweep_config: the settings table of xl-sweep, layering and checking (see sweep_config.h). */
+#include "sweep/sweep_config.h"
+#include "sweep/sweep_search.h"
+#include "base/util.h"
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* kind: 's' string, 'l' value list, 'i' integer, 'd' number. */
+typedef struct {
+  const char *name;
+  char kind;
+  int plan;          /* shapes which trials run and what they measure */
+  const char *def;   /* NULL: unset by default */
+} optdef;
+
+static const optdef opts[SW_NOPTS] = {
+    [SW_O_MODEL] = {"model", 's', 1, NULL},
+    [SW_O_PROMPT_FILE] = {"prompt-file", 's', 1, NULL},   /* default under the root */
+    [SW_O_SEARCH] = {"search", 's', 1, "grid"},
+    [SW_O_OBJECTIVE] = {"objective", 's', 1, NULL},       /* default follows search */
+    [SW_O_BACKEND] = {"backend", 'l', 1, "chunkwise,recurrent"},
+    [SW_O_CHUNK] = {"chunk-size", 'l', 1, "16,32,64,128"},
+    [SW_O_HEADS] = {"heads-per-band", 'l', 1, "1,2"},
+    [SW_O_WORKERS] = {"workers", 'l', 1, NULL},           /* default: 1-<online CPUs> */
+    [SW_O_CONTEXT] = {"context", 'l', 1, "512"},
+    [SW_O_NEW] = {"new", 'i', 1, "32"},
+    [SW_O_REPEATS] = {"repeats", 'i', 1, "3"},
+    [SW_O_WARMUP] = {"warmup", 'i', 1, "1"},
+    [SW_O_SEED] = {"seed", 'i', 1, "42"},
+    [SW_O_TRIALS] = {"trials", 'i', 1, "16"},
+    [SW_O_POPULATION] = {"population", 'i', 1, "8"},
+    [SW_O_ELITES] = {"elites", 'i', 1, "2"},
+    [SW_O_GENERATIONS] = {"generations", 'i', 1, "4"},
+    [SW_O_MUTATION] = {"mutation", 'd', 1, "0.25"},
+    [SW_O_TIMEOUT] = {"trial-timeout", 'd', 0, "600"},
+    [SW_O_TOOL_PREFIX] = {"tool-prefix", 's', 0, NULL},
+    [SW_O_BIN] = {"bin", 's', 0, NULL},
+    [SW_O_PROFILE_OUT] = {"profile-out", 's', 0, NULL},
+    [SW_O_PROGRESS] = {"progress", 's', 0, "auto"},
+    [SW_O_RUN] = {"run", 's', 0, NULL},
+    [SW_O_OUTPUT] = {"output", 's', 0, NULL},
+};
+
+const char *sw_opt_name(int i) { return opts[i].name; }
+int sw_opt_is_plan(int i) { return opts[i].plan; }
+
+int sw_opt_find(const char *name) {
+  for (int i = 0; i < SW_NOPTS; i++) {
+    const char *a = opts[i].name, *b = name;
+    while (*a && (*a == *b || (*a == '-' && *b == '_'))) a++, b++;
+    if (!*a && !*b) return i;
+  }
+  return -1;
+}
+
+void sw_layers_set(sw_layers *l, int opt, const char *val, int src) {
+  if (l->val[opt] && l->src[opt] > src) return;
+  free(l->val[opt]);
+  l->val[opt] = val ? xl_strdup(val) : NULL;
+  l->src[opt] = src;
+}
+
+void sw_layers_free(sw_layers *l) {
+  for (int i = 0; i < SW_NOPTS; i++) free(l->val[i]);
+  memset(l, 0, sizeof *l);
+}
+
+/* A JSON value as the text a flag would carry; arrays become comma lists. */
+static int json_text(const cJSON *v, char *buf, size_t n) {
+  if (cJSON_IsString(v)) return snprintf(buf, n, "%s", v->valuestring) >= (int)n ? -1 : 0;
+  if (cJSON_IsNumber(v)) {
+    double d = v->valuedouble;
+    if (d == (double)(long long)d) snprintf(buf, n, "%lld", (long long)d);
+    else snprintf(buf, n, "%.17g", d);
+    return 0;
+  }
+  if (cJSON_IsArray(v)) {
+    size_t k = 0;
+    buf[0] = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v) {
+      char one[128];
+      if (cJSON_IsArray(it) || json_text(it, one, sizeof one)) return -1;
+      int w = snprintf(buf + k, n - k, "%s%s", k ? "," : "", one);
+      if (w < 0 || (size_t)w >= n - k) return -1;
+      k += (size_t)w;
+    }
+    return k ? 0 : -1;
+  }
+  return -1;
+}
+
+int sw_layers_merge_json(sw_layers *l, const cJSON *obj, int src, char *err, size_t errlen) {
+  if (!cJSON_IsObject(obj)) return snprintf(err, errlen, "not a JSON object"), -1;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, obj) {
+    if (it->string[0] == '_') continue;
+    int o = sw_opt_find(it->string);
+    if (o < 0) return snprintf(err, errlen, "unknown setting '%s'", it->string), -1;
+    if (cJSON_IsNull(it)) continue;
+    char buf[4096];
+    if (json_text(it, buf, sizeof buf))
+      return snprintf(err, errlen, "'%s': expected a string, a number or a list", it->string), -1;
+    sw_layers_set(l, o, buf, src);
+  }
+  return 0;
+}
+
+void sw_layers_defaults(sw_layers *l, const char *root) {
+  for (int i = 0; i < SW_NOPTS; i++)
+    if (!l->val[i] && opts[i].def) sw_layers_set(l, i, opts[i].def, SW_SRC_DEFAULT);
+  if (!l->val[SW_O_PROMPT_FILE]) {
+    char *p = xl_path_join(root, "prompts/pydocs.txt");
+    sw_layers_set(l, SW_O_PROMPT_FILE, p, SW_SRC_DEFAULT);
+    free(p);
+  }
+  if (!l->val[SW_O_WORKERS]) {
+    long nc = sysconf(_SC_NPROCESSORS_ONLN);
+    char buf[32];
+    snprintf(buf, sizeof buf, "1-%ld", nc > 0 ? nc : 1);
+    sw_layers_set(l, SW_O_WORKERS, buf, SW_SRC_DEFAULT);
+  }
+  if (!l->val[SW_O_OBJECTIVE]) {
+    /* pareto search: both speeds; no generated tokens: only prefill was measured. */
+    const char *s = l->val[SW_O_SEARCH], *n = l->val[SW_O_NEW];
+    const char *o = s && !strcmp(s, "pareto") ? "pareto" : n && !strcmp(n, "0") ? "prefill" : "decode";
+    sw_layers_set(l, SW_O_OBJECTIVE, o, SW_SRC_DEFAULT);
+  }
+}
+
+const char *sw_search_name(int s) {
+  static const char *const n[] = {"grid", "random", "ga", "pareto"};
+  return s >= 0 && s < 4 ? n[s] : "?";
+}
+
+static int get_long(const sw_layers *l, int o, long lo, long hi, long *out, char *err, size_t n) {
+  if (xl_parse_long(l->val[o], lo, hi, out)) {
+    snprintf(err, n, "--%s: '%s' is not an integer in [%ld, %ld]", opts[o].name, l->val[o], lo, hi);
+    return -1;
+  }
+  return 0;
+}
+
+static const char *str_or_null(const sw_layers *l, int o) {
+  return l->val[o] && *l->val[o] ? l->val[o] : NULL;
+}
+
+int sw_conf_build(const sw_layers *l, sw_conf *c, char *err, size_t n) {
+  memset(c, 0, sizeof *c);
+  char e[256];
+  long v;
+  c->model = str_or_null(l, SW_O_MODEL);
+  c->prompt_file = str_or_null(l, SW_O_PROMPT_FILE);
+  c->search = -1;
+  for (int s = 0; s < 4; s++)
+    if (!strcmp(l->val[SW_O_SEARCH], sw_search_name(s))) c->search = s;
+  if (c->search < 0) return snprintf(err, n, "--search: '%s' is not grid, random, ga or pareto", l->val[SW_O_SEARCH]), -1;
+  c->objective = sw_objective_parse(l->val[SW_O_OBJECTIVE]);
+  if (c->objective < 0)
+    return snprintf(err, n, "--objective: '%s' is not decode, prefill or pareto", l->val[SW_O_OBJECTIVE]), -1;
+  if (c->search == SW_SEARCH_GA && c->objective == SW_OBJ_PARETO)
+    return snprintf(err, n, "--search ga optimizes one objective; use --search pareto for both"), -1;
+  if (c->search == SW_SEARCH_PARETO && c->objective != SW_OBJ_PARETO)
+    return snprintf(err, n, "--search pareto needs --objective pareto"), -1;
+  static const struct { int o; int g; long lo, hi; } lists[] = {
+      {SW_O_CHUNK, SW_G_CHUNK, 1, 1 << 20},
+      {SW_O_HEADS, SW_G_HEADS, 1, 4096},
+      {SW_O_WORKERS, SW_G_WORKERS, 1, 4096},
+  };
+  if (sw_backends_parse(l->val[SW_O_BACKEND], &c->space.gene[SW_G_BACKEND], e, sizeof e)) {
+    snprintf(err, n, "--backend: %s", e);
+    goto fail;
+  }
+  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+    if (sw_list_parse(l->val[lists[i].o], lists[i].lo, lists[i].hi, &c->space.gene[lists[i].g], e, sizeof e)) {
+      snprintf(err, n, "--%s: %s", opts[lists[i].o].name, e);
+      goto fail;
+    }
+  /* Guard the grid against a list product no machine could sweep. */
+  double prod = 1;
+  for (int g = 0; g < SW_NGENES; g++) prod *= (double)c->space.gene[g].n;
+  if (prod > 1e6) {
+    snprintf(err, n, "the search space holds %.0f settings (more than a million): shorten the lists", prod);
+    goto fail;
+  }
+  if (sw_list_parse(l->val[SW_O_CONTEXT], 1, 1 << 24, &c->contexts, e, sizeof e)) {
+    snprintf(err, n, "--context: %s", e);
+    goto fail;
+  }
+  if (get_long(l, SW_O_NEW, 0, 1 << 24, &c->new_tokens, err, n)) goto fail;
+  if (get_long(l, SW_O_REPEATS, 1, 10000, &v, err, n)) goto fail;
+  c->repeats = (int)v;
+  if (get_long(l, SW_O_WARMUP, 0, 1000, &v, err, n)) goto fail;
+  c->warmup = (int)v;
+  if (get_long(l, SW_O_SEED, 0, LONG_MAX, &v, err, n)) goto fail;
+  c->seed = (unsigned long long)v;
+  if (get_long(l, SW_O_TRIALS, 1, 1000000, &c->trials, err, n)) goto fail;
+  if (get_long(l, SW_O_POPULATION, 2, 10000, &v, err, n)) goto fail;
+  c->population = (int)v;
+  if (get_long(l, SW_O_ELITES, 0, 10000, &v, err, n)) goto fail;
+  c->elites = (int)v;
+  if (c->elites >= c->population) {
+    snprintf(err, n, "--elites (%d) must be below --population (%d)", c->elites, c->population);
+    goto fail;
+  }
+  if (get_long(l, SW_O_GENERATIONS, 1, 100000, &v, err, n)) goto fail;
+  c->generations = (int)v;
+  if (xl_parse_double(l->val[SW_O_MUTATION], 0, 1, &c->mutation)) {
+    snprintf(err, n, "--mutation: '%s' is not a probability in [0, 1]", l->val[SW_O_MUTATION]);
+    goto fail;
+  }
+  if (xl_parse_double(l->val[SW_O_TIMEOUT], 0, 1e7, &c->timeout_s)) {
+    snprintf(err, n, "--trial-timeout: '%s' is not a number of seconds (0 = none)", l->val[SW_O_TIMEOUT]);
+    goto fail;
+  }
+  c->tool_prefix = str_or_null(l, SW_O_TOOL_PREFIX);
+  c->bin = str_or_null(l, SW_O_BIN);
+  c->profile_out = str_or_null(l, SW_O_PROFILE_OUT);
+  const char *p = l->val[SW_O_PROGRESS];
+  c->progress = !strcmp(p, "auto") ? -1 : !strcmp(p, "yes") ? 1 : !strcmp(p, "no") ? 0 : -2;
+  if (c->progress == -2) {
+    snprintf(err, n, "--progress: '%s' is not auto, yes or no", p);
+    goto fail;
+  }
+  c->run_dir = str_or_null(l, SW_O_OUTPUT);
+  c->run_name = str_or_null(l, SW_O_RUN);
+  return 0;
+fail:
+  sw_conf_free(c);
+  return -1;
+}
+
+void sw_conf_free(sw_conf *c) {
+  sw_space_free(&c->space);
+  sw_list_free(&c->contexts);
+}
+
+cJSON *sw_layers_json(const sw_layers *l, int with_sources) {
+  static const char *const src_name[] = {"default", "config", "resume", "command line"};
+  cJSON *o = cJSON_CreateObject();
+  for (int i = 0; i < SW_NOPTS; i++) {
+    char key[64];
+    snprintf(key, sizeof key, "%s", opts[i].name);
+    for (char *k = key; *k; k++)
+      if (*k == '-') *k = '_';
+    const char *v = l->val[i];
+    double d;
+    if (!v) cJSON_AddNullToObject(o, key);
+    else if ((opts[i].kind == 'i' || opts[i].kind == 'd') && !xl_parse_double(v, -1e300, 1e300, &d))
+      cJSON_AddNumberToObject(o, key, d);
+    else cJSON_AddStringToObject(o, key, v);
+  }
+  if (with_sources) {
+    cJSON *s = cJSON_AddObjectToObject(o, "_sources");
+    for (int i = 0; i < SW_NOPTS; i++) {
+      if (!l->val[i]) continue;
+      char key[64];
+      snprintf(key, sizeof key, "%s", opts[i].name);
+      for (char *k = key; *k; k++)
+        if (*k == '-') *k = '_';
+      cJSON_AddStringToObject(s, key, src_name[l->src[i]]);
+    }
+  }
+  return o;
+}
+
+const char *sw_conf_help(void) {
+  return "Model and measurement:\n"
+         "  -m, --model DIR         checkpoint directory (default: the tools' default model)\n"
+         "      --prompt-file F     prompt text (default: prompts/pydocs.txt of the source tree)\n"
+         "      --context LIST      prompt lengths in tokens: the prompt's tokens repeated or cut\n"
+         "                          to exactly each length; one trial per (setting, context)\n"
+         "                          (default 512)\n"
+         "  -n, --new N             tokens to generate per run (default 32; 0 = prefill only)\n"
+         "      --repeats N         timed runs per trial (default 3)\n"
+         "      --warmup N          untimed runs before them (default 1)\n"
+         "      --trial-timeout S   kill a tool run after S seconds; the trial fails (default 600,\n"
+         "                          0 = none)\n"
+         "Search space (LIST: 16,32,64 or a range 1-4, 16-256*2, 8-64+8):\n"
+         "      --backend LIST      chunkwise,recurrent (default both; recurrent ignores the chunk\n"
+         "                          size and is recorded with chunk_size 1)\n"
+         "      --chunk-size LIST   default 16,32,64,128\n"
+         "      --heads-per-band LIST  default 1,2\n"
+         "      --workers LIST      default 1-<online CPUs>\n"
+         "Search:\n"
+         "      --search MODE       grid (every combination, default), random (--trials N distinct\n"
+         "                          settings), ga (genetic), pareto (NSGA-II on prefill and decode)\n"
+         "      --objective O       decode (default), prefill (default with --new 0), or pareto\n"
+         "                          (default with --search pareto)\n"
+         "      --seed N            random, ga and pareto are reproducible from it (default 42)\n"
+         "      --trials N          random: how many settings (default 16)\n"
+         "      --population N      ga/pareto: individuals per generation (default 8)\n"
+         "      --elites N          ga: best kept unchanged (default 2)\n"
+         "      --generations N     ga/pareto: generations, the random first one included (default 4)\n"
+         "      --mutation P        ga/pareto: per-gene mutation probability (default 0.25)\n"
+         "Output:\n"
+         "      --run NAME          run directory runs/NAME (default runs/sweep-<time>)\n"
+         "  -o, --output DIR        run directory DIR\n"
+         "      --profile-out F     also write the best settings as a --profile file to F\n"
+         "      --progress auto|yes|no  progress lines on stderr (auto: when it is a terminal)\n"
+         "Running the tools:\n"
+         "      --bin DIR           where xl-prefill and xl-decode are (default: beside xl-sweep)\n"
+         "      --tool-prefix CMD   words put before every tool run, e.g. 'taskset -c 0' or\n"
+         "                          'numactl -N 0' (split on blanks, no quoting)\n";
+}
