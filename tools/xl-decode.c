@@ -1,10 +1,10 @@
 /* xl-decode: continues from a state file or a prompt and generates tokens one at a time
  * through the recurrent state; streams the text (or prints one NDJSON record per run). */
-#include "runargs.h"
-#include "sampler.h"
-#include "state.h"
-#include "blasenv.h"
-#include "util.h"
+#include "cli/runargs.h"
+#include "engine/sampler.h"
+#include "engine/state.h"
+#include "engine/blasenv.h"
+#include "base/util.h"
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>

@@ -8,15 +8,15 @@
  * The draws exercise every part of the cell: projections ~ N(0, 1/fan_in), norm weights
  * near 1, input-gate biases in [-2, 0], forget-gate biases in [3, 6] (mostly open).
  * Not for: trained weights or conversion (the files are the same format either way). */
-#include "blasenv.h"
-#include "config.h"
-#include "kernels.h"
-#include "model.h"
-#include "model_v1.h"
-#include "pool.h"
-#include "safetensors.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "engine/blasenv.h"
+#include "engine/config.h"
+#include "engine/kernels.h"
+#include "engine/model.h"
+#include "engine/model_v1.h"
+#include "engine/pool.h"
+#include "io/safetensors.h"
+#include "text/tokenizer.h"
+#include "base/util.h"
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>

@@ -5,14 +5,14 @@
  *             written to ratings_ollama.jsonl / .csv (resumable);
  *   internal  model-based log-prob scoring (ratings.jsonl / .csv), lives in its own file.
  * Not for: generating the outputs (xl-save) or joining them with speed (xl-merge).
- * The HTTP client is libcommon/judge_http.c; this file picks the outputs to judge,
+ * The HTTP client is lib/judge/judge_http.c; this file picks the outputs to judge,
  * runs -j workers, and writes the rows. */
 #define _GNU_SOURCE  /* asprintf */
-#include "judge_http.h"
-#include "judge_internal.h"
-#include "records.h"
-#include "blasenv.h"
-#include "util.h"
+#include "judge/judge_http.h"
+#include "judge/judge_internal.h"
+#include "io/records.h"
+#include "engine/blasenv.h"
+#include "base/util.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -492,7 +492,7 @@ static int cmd_ollama(int argc, char **argv) {
 
 /* ------------------------------------------------------------------ dispatch */
 
-/* The internal (log-prob) judge: libcommon/judge_internal.c. */
+/* The internal (log-prob) judge: lib/judge/judge_internal.c. */
 static const struct {
   const char *name;
   int (*run)(int argc, char **argv);  /* argv[0] is the command name */

@@ -6,9 +6,9 @@
  * profile_ctx<N>.json and recommended.json (all atomic), one NDJSON summary line on
  * stdout, and its reasoning on stderr.
  * Not for: measuring anything or plotting (see xl-plot). */
-#include "csvtable.h"
-#include "pareto.h"
-#include "util.h"
+#include "io/csvtable.h"
+#include "sweep/pareto.h"
+#include "base/util.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>

@@ -8,9 +8,9 @@
  * run's provenance. Figures whose input is absent are listed in the report as skipped.
  * Not for: computing the front or picking profiles (xl-merge does that). */
 #define _GNU_SOURCE
-#include "csvtable.h"
-#include "pareto.h"
-#include "util.h"
+#include "io/csvtable.h"
+#include "sweep/pareto.h"
+#include "base/util.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>

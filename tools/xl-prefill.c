@@ -1,10 +1,10 @@
 /* xl-prefill: runs a model over a prompt (chunkwise-parallel by default) and writes the
  * recurrent state, optionally the logits of every position, and one NDJSON record. */
-#include "runargs.h"
-#include "safetensors.h"
-#include "state.h"
-#include "blasenv.h"
-#include "util.h"
+#include "cli/runargs.h"
+#include "io/safetensors.h"
+#include "engine/state.h"
+#include "engine/blasenv.h"
+#include "base/util.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -4,11 +4,11 @@
  * chunk_size, heads_per_band and workers, so every setting runs exactly as configured.
  * Writes RUN_DIR/outputs/<slug>.txt (the continuation only) and RUN_DIR/outputs.jsonl (one
  * line per slug), both atomically; finished outputs are kept across runs.
- * Not for: timing (xl-sweep) or rating (xl-judge). Trials are read by libcommon/trials.c. */
+ * Not for: timing (xl-sweep) or rating (xl-judge). Trials are read by lib/sweep/trials.c. */
 #define _GNU_SOURCE
-#include "records.h"
-#include "trials.h"
-#include "util.h"
+#include "io/records.h"
+#include "sweep/trials.h"
+#include "base/util.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

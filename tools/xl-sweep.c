@@ -5,16 +5,16 @@
  *   xl-sweep plan ...           print the trial specs (NDJSON) for running elsewhere
  *   xl-sweep trial [SPEC|-]     run one spec, print its record
  *   xl-sweep collect RUN [F..]  fold records into a run directory
- * The logic lives in libcommon/sweep_*.c; this file parses flags and wires them up.
+ * The logic lives in lib/sweep/; this file parses flags and wires them up.
  * Not for: judging output quality (xl-judge) or joining speed with quality (xl-merge). */
-#include "records.h"
-#include "sweep_config.h"
-#include "sweep_driver.h"
-#include "sweep_proc.h"
-#include "sweep_run.h"
-#include "sweep_search.h"
-#include "sweep_trial.h"
-#include "util.h"
+#include "io/records.h"
+#include "sweep/sweep_config.h"
+#include "sweep/sweep_driver.h"
+#include "sweep/sweep_proc.h"
+#include "sweep/sweep_run.h"
+#include "sweep/sweep_search.h"
+#include "sweep/sweep_trial.h"
+#include "base/util.h"
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>

@@ -1,12 +1,12 @@
 /* xl-top: a terminal monitor of running xltools processes (found through their status
- * files, /proc and their stats logs; see libcommon/tmproc.h): pid, tool, phase, tok/s with
+ * files, /proc and their stats logs; see lib/obs/tmproc.h): pid, tool, phase, tok/s with
  * a sparkline, RSS, tokens. An interactive curses view, or machine modes (--once table,
  * --json document, --json-stream NDJSON, --no-curses refreshed table).
  * Not for: recording history to disk (the tools' own --stats-log / --mem-log do that). */
 #define _GNU_SOURCE
-#include "telemetry.h"
-#include "tmproc.h"
-#include "util.h"
+#include "obs/telemetry.h"
+#include "obs/tmproc.h"
+#include "base/util.h"
 #include <cJSON.h>
 #include <curses.h>
 #include <errno.h>
