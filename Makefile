@@ -6,7 +6,8 @@
 # of LAYERS (each folder may include only from folders before it; tests/t_layers.sh
 # checks that rule on every `make test`). Sources are discovered, so adding a file needs
 # no edit here:
-#   lib/LAYER/*.c      -> build/lib/libxl-LAYER.a
+#   lib/LAYER/*.c, lib/LAYER/*/*.c -> build/lib/libxl-LAYER.a (file names unique per layer:
+#                         an archive keeps one member per name)
 #   tools/xl-NAME.c    -> bin/xl-NAME
 #   tests/test_NAME.c  -> build/tests/test_NAME (run by tests/run.sh)
 #   tests/bench_NAME.c -> build/tests/bench_NAME (run by tests/bench.sh, `make bench`)
@@ -17,7 +18,7 @@ CC      ?= cc
 PKGS    := openblas libcjson libcurl libutf8proc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -Ilib \
+XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -pthread -Ilib \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -D_FILE_OFFSET_BITS=64 \
            -DXL_SOURCE_ROOT='"$(CURDIR)"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lncursesw -lm -lpthread
@@ -30,7 +31,7 @@ reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword
 
 # Lowest first. Linking lists them highest first, so a library may use only those below.
 LAYERS    := base io text obs engine cli sweep judge
-LIB_SRC   := $(foreach l,$(LAYERS),$(wildcard lib/$(l)/*.c))
+LIB_SRC   := $(foreach l,$(LAYERS),$(wildcard lib/$(l)/*.c lib/$(l)/*/*.c))
 LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 LIBS      := $(foreach l,$(call reverse,$(LAYERS)),$(BUILD)/lib/libxl-$(l).a)
 TOOL_SRC  := $(wildcard tools/xl-*.c)

@@ -18,7 +18,8 @@
  * decode runs at the context reached.
  * Not for: correctness (test_engine.c). */
 #include "engine/blasenv.h"
-#include "engine/forward.h"
+#include "cli/settings.h"
+#include "engine/engine.h"
 #include "engine/state.h"
 #include "base/util.h"
 #include <math.h>
@@ -41,7 +42,8 @@ static double g_budget;   /* seconds after which the long prefill stops (0: none
 static long g_last_done;
 static double g_last_s;
 
-static int on_progress(long done, long total, double seconds) {
+static int on_progress(void *ctx, long done, long total, double seconds) {
+  (void)ctx;
   for (int i = 0; i < g_nmarks; i++)
     if (done == g_marks[i] && g_mark_s[i] == 0) g_mark_s[i] = seconds;
   g_last_done = done;
@@ -121,9 +123,10 @@ int main(int argc, char **argv) {
   xl_model *m = xl_model_load(dir, err, sizeof err);
   if (!m) xl_die("%s", err);
   const xl_config *c = &m->cfg;
-  xl_runopts o;
-  xl_runopts_default(&o, m);
+  xl_runopts o;   /* the XL_* settings of the environment, then --workers */
+  if (xl_settings_resolve(&o, m, NULL, err, sizeof err)) xl_usage_error("%s", err);
   o.workers = (int)workers;
+  o.progress = on_progress;
   xl_session *s = xl_session_new(m, &o, err, sizeof err);
   if (!s) xl_die("%s", err);
 
@@ -159,7 +162,6 @@ int main(int argc, char **argv) {
   const char *fmt_pf = "{\"bench\":\"prefill\",\"model\":\"%s\",\"dir\":\"%s\",\"tokens\":%ld,\"tok_s\":%.3f,\"seconds\":%.3f,"
                        "\"workers\":%d,\"chunk_size\":%d,\"flops_per_token\":%.4g,\"roofline_tok_s\":%.3f,\"efficiency\":%.4f,"
                        "\"finite\":%s,\"blas_core\":\"%s\",\"cpu_s\":%.3f}\n";
-  xl_prefill_progress = on_progress;
   double t0 = xl_now(), c0 = cpu_now();
   xl_prefill(s, ids, maxmark, NULL);
   double tpf = xl_now() - t0, cpf = cpu_now() - c0;
@@ -183,7 +185,7 @@ int main(int argc, char **argv) {
                        "\"ms_mean\":%.3f,\"ms_sd\":%.3f,\"workers\":%d,\"bytes_per_token\":%.0f,\"roofline_tok_s\":%.3f,"
                        "\"efficiency\":%.4f,\"finite\":%s,\"blas_core\":\"%s\",\"cpu_s\":%.3f}\n";
   double roof_dc = bw > 0 ? bw * 1e9 / dec_bytes : 0;
-  xl_prefill_progress = NULL;
+  s->opt.progress = NULL;
   /* peak memory of one session (prefill included), before the second session exists */
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct { int n; int32_t *ids; } gcase;   /* ids owned: free(ids) */
 
@@ -50,4 +51,23 @@ static inline void diff(const float *a, const float *b, size_t n, double *mx, do
   *mx = m;
   *mean = n ? s / n : 0;
 }
+#ifdef XL_ENGINE_H
+/* A copy of the session's state tensor `name` ("layer0.C", ...) read through the engine
+ * interface (any architecture, any device); malloc'd, NULL when the session has none. */
+typedef struct { const char *name; float *copy; } gl_state_find;
+static void gl_state_visit(void *ctx, const char *name, float *data, int ndim, const int64_t *shape) {
+  gl_state_find *f = ctx;
+  if (f->copy || strcmp(name, f->name)) return;
+  size_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+  f->copy = xl_malloc(n * sizeof(float));
+  memcpy(f->copy, data, n * sizeof(float));
+}
+static inline float *session_state(xl_session *s, const char *name) {
+  gl_state_find f = {name, NULL};
+  xl_session_visit_state(s, gl_state_visit, &f, 0);
+  return f.copy;
+}
+#endif
+
 #endif

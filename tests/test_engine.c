@@ -3,7 +3,7 @@
  * through every backend and a spread of chunk sizes, worker counts and head bands.
  * Tolerances (docs/xlstm-math.md): logits max |diff| <= 2e-3 and mean |diff| <= 2e-4;
  * states max |diff| / max(1, |ref|) <= 2e-3. */
-#include "engine/forward.h"
+#include "engine/engine.h"
 #include "io/safetensors.h"
 #include "goldenlib.h"
 #include "testlib.h"
@@ -21,7 +21,7 @@ static double reldiff(const float *a, const float *b, size_t n) {
   return m;
 }
 
-static void check_states(const char *label, const xl_session *s, const st_set *g, int ci) {
+static void check_states(const char *label, xl_session *s, const st_set *g, int ci) {
   const xl_config *c = &s->m->cfg;
   double worst = 0;
   int missing = 0;
@@ -34,15 +34,24 @@ static void check_states(const char *label, const xl_session *s, const st_set *g
     const float *gn = golden(g, nm, (int64_t)nn);
     snprintf(nm, sizeof nm, "case%d.layer%d.m", ci, l);
     const float *gm = golden(g, nm, (int64_t)nh);
-    if (!gC || !gn || !gm) { missing = 1; continue; }
-    worst = fmax(worst, reldiff(s->C + (size_t)l * nC, gC, nC));
-    worst = fmax(worst, reldiff(s->n + (size_t)l * nn, gn, nn));
-    worst = fmax(worst, reldiff(s->mst + (size_t)l * nh, gm, nh));
+    snprintf(nm, sizeof nm, "layer%d.C", l);
+    float *sC = session_state(s, nm);
+    snprintf(nm, sizeof nm, "layer%d.n", l);
+    float *sn = session_state(s, nm);
+    snprintf(nm, sizeof nm, "layer%d.m", l);
+    float *sm = session_state(s, nm);
+    if (!gC || !gn || !gm || !sC || !sn || !sm) missing = 1;
+    else {
+      worst = fmax(worst, reldiff(sC, gC, nC));
+      worst = fmax(worst, reldiff(sn, gn, nn));
+      worst = fmax(worst, reldiff(sm, gm, nh));
+    }
+    free(sC), free(sn), free(sm);
   }
   CHECK(!missing && worst <= 2e-3, "%s case %d: final C/n/m rel diff %.2e <= 2e-3", label, ci, worst);
 }
 
-typedef struct { xl_backend b; int ck, w, hpb; const char *seg; } variant;   /* seg: XL_PREFILL_SEGMENT */
+typedef struct { xl_backend b; int ck, w, hpb; int seg; } variant;   /* seg: tokens per prefill segment (0: default) */
 
 static void run_model(const char *name, const char *model_dir, const char *gdir) {
   char err[512], path[4096];
@@ -60,20 +69,21 @@ static void run_model(const char *name, const char *model_dir, const char *gdir)
   CHECK(nc > 0, "%s: %d golden cases", name, nc);
   int V = m->cfg.vocab;
   const variant vars[] = {
-    {XL_BACKEND_CHUNKWISE, 64, 1, 1, NULL}, {XL_BACKEND_CHUNKWISE, 1, 1, 1, NULL}, {XL_BACKEND_CHUNKWISE, 7, 1, 1, NULL},
-    {XL_BACKEND_CHUNKWISE, 16, 2, 1, NULL}, {XL_BACKEND_CHUNKWISE, 64, 3, 2, NULL}, {XL_BACKEND_CHUNKWISE, 7, 2, 3, NULL},
-    {XL_BACKEND_RECURRENT, 64, 1, 1, NULL}, {XL_BACKEND_RECURRENT, 64, 2, 2, NULL},
+    {XL_BACKEND_CHUNKWISE, 64, 1, 1, 0}, {XL_BACKEND_CHUNKWISE, 1, 1, 1, 0}, {XL_BACKEND_CHUNKWISE, 7, 1, 1, 0},
+    {XL_BACKEND_CHUNKWISE, 16, 2, 1, 0}, {XL_BACKEND_CHUNKWISE, 64, 3, 2, 0}, {XL_BACKEND_CHUNKWISE, 7, 2, 3, 0},
+    {XL_BACKEND_RECURRENT, 64, 1, 1, 0}, {XL_BACKEND_RECURRENT, 64, 2, 2, 0},
     /* short prefill segments: the state and logits carry across segment boundaries */
-    {XL_BACKEND_CHUNKWISE, 3, 1, 1, "5"}, {XL_BACKEND_CHUNKWISE, 16, 2, 2, "20"},
+    {XL_BACKEND_CHUNKWISE, 3, 1, 1, 5}, {XL_BACKEND_CHUNKWISE, 16, 2, 2, 20},
   };
   for (size_t vi = 0; vi < sizeof vars / sizeof *vars; vi++) {
-    xl_runopts o = {vars[vi].b, vars[vi].ck, vars[vi].w, vars[vi].hpb};
-    if (vars[vi].seg) setenv("XL_PREFILL_SEGMENT", vars[vi].seg, 1);
+    xl_runopts o;
+    xl_runopts_default(&o, m);
+    o.backend = vars[vi].b, o.chunk_size = vars[vi].ck, o.workers = vars[vi].w, o.heads_per_band = vars[vi].hpb;
+    o.segment = vars[vi].seg;
     xl_session *s = xl_session_new(m, &o, err, sizeof err);
-    unsetenv("XL_PREFILL_SEGMENT");
     char label[256];
     snprintf(label, sizeof label, "%s %s ck=%d w=%d hpb=%d seg=%d", name, xl_backend_name(o.backend), o.chunk_size, o.workers,
-             o.heads_per_band, s->seg);
+             o.heads_per_band, o.segment);
     for (int ci = 0; ci < nc; ci++) {
       int T = cases[ci].n;
       float *lg = xl_malloc(sizeof(float) * (size_t)T * V);

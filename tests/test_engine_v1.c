@@ -5,8 +5,8 @@
  * mean <= 2e-4), a state round trip through xl_v1_state_visit at several split points,
  * derived checkpoints (F16/BF16 weights, tied embeddings, no FFN, no post norm), config
  * refusals naming the field, and the tensor list that xl-init writes. */
-#include "engine/forward.h"
-#include "engine/model_v1.h"
+#include "engine/engine.h"
+#include "engine/v1/v1.h"
 #include "io/safetensors.h"
 #include "goldenlib.h"
 #include "testlib.h"
@@ -58,11 +58,11 @@ static void split_test(const char *name, const xl_model *m, const gcase *gc, con
     xl_session *a = xl_session_new(m, &o, err, sizeof err);
     xl_prefill(a, gc->ids, k, NULL);
     snap sn = {0};
-    xl_v1_state_visit(a, snap_fn, &sn);
+    xl_session_visit_state(a, snap_fn, &sn, 0);
     xl_session_free(a);
     xl_session *b = xl_session_new(m, &o, err, sizeof err);
     sn.load = 1;
-    xl_v1_state_visit(b, snap_fn, &sn);
+    xl_session_visit_state(b, snap_fn, &sn, 1);
     double worst = 0, wmean = 0;
     for (int t = k; t < T; t++) {
       xl_step(b, gc->ids[t]);
@@ -92,8 +92,8 @@ static void visit_shape_test(const char *name, const xl_model *m) {
   xl_runopts_default(&o, m);
   xl_session *s = xl_session_new(m, &o, err, sizeof err);
   snap sn = {0};
-  xl_v1_state_visit(s, snap_fn, &sn);
-  const xl_v1_config *v = m->cfg.v1;
+  xl_session_visit_state(s, snap_fn, &sn, 0);
+  const xl_v1_config *v = m->cfg.arch_cfg;
   size_t want = 0, got = 0;
   int want_n = 0, dup = 0;
   for (int b = 0; b < m->cfg.n_blocks; b++) {
@@ -140,7 +140,7 @@ static void run_golden(const char *name, const char *dir) {
     {XL_BACKEND_RECURRENT, 64, 1, 1}, {XL_BACKEND_RECURRENT, 64, 2, 1},
   };
   for (size_t vi = 0; vi < sizeof vars / sizeof *vars; vi++) {
-    xl_runopts o = {vars[vi].b, vars[vi].ck, vars[vi].w, vars[vi].hpb};
+    xl_runopts o = {.backend = vars[vi].b, .chunk_size = vars[vi].ck, .workers = vars[vi].w, .heads_per_band = vars[vi].hpb};
     xl_session *s = xl_session_new(m, &o, err, sizeof err);
     CHECK(s != NULL, "%s: session (%s)", name, s ? "ok" : err);
     if (!s) continue;
@@ -385,7 +385,7 @@ static void config_tests(const char *fx) {
   char err[512];
   xl_config c;
   int rc = xl_config_load(&c, fx, err, sizeof err);
-  const xl_v1_config *v = rc ? NULL : c.v1;
+  const xl_v1_config *v = rc ? NULL : c.arch_cfg;
   CHECK(v && c.D == 128 && c.n_blocks == 4 && c.vocab == 320 && v->I == 256 && v->m_heads == 4 && v->s_heads == 4 && v->s_ffn == 192 &&
             v->is_slstm[1] && v->is_slstm[3] && !v->is_slstm[0] && v->m_conv == 4 && v->qkv_bs == 4 && !v->tie && v->add_post_norm,
         "config: fixture numbers (I 256, F 192, slstm_at 1,3)");
@@ -394,7 +394,7 @@ static void config_tests(const char *fx) {
     char *js = xl_v1_config_json(&c);
     xl_config c2;
     int rc2 = xl_config_parse(&c2, js, "roundtrip", err, sizeof err);
-    const xl_v1_config *v2 = rc2 ? NULL : c2.v1;
+    const xl_v1_config *v2 = rc2 ? NULL : c2.arch_cfg;
     CHECK(v2 && c2.D == c.D && c2.n_blocks == c.n_blocks && c2.vocab == c.vocab && v2->I == v->I && v2->s_ffn == v->s_ffn &&
               !memcmp(v2->is_slstm, v->is_slstm, (size_t)c.n_blocks) && v2->m_heads == v->m_heads && v2->s_heads == v->s_heads,
           "config: xl_v1_config_json parses back to the same config");
@@ -434,7 +434,7 @@ static void spec_tests(const char *fx, const char *name) {
   int at[2] = {1, 3};
   xl_config mk;
   int rc = xl_v1_config_make(&mk, 128, 4, 320, at, 2, 4, 4, 1, 0, err, sizeof err);
-  const xl_v1_config *v = rc ? NULL : mk.v1;
+  const xl_v1_config *v = rc ? NULL : mk.arch_cfg;
   CHECK(v && v->I == 256 && v->s_ffn == 192 && v->is_slstm[3], "xl_v1_config_make derives I 256 and F 192 for D 128");
   if (!rc) xl_config_free(&mk);
 }

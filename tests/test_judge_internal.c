@@ -73,7 +73,7 @@ static void golden_cases(const xl_model *m, const cJSON *cases, const st_set *g)
       for (int t = k; t < L - 1; t++) wrong += wlp[t];
       wrong /= (L - 1 - k);
       for (size_t vi = 0; vi < sizeof vars / sizeof *vars; vi++) {
-        xl_runopts o = {vars[vi].b, vars[vi].ck, vars[vi].w, vars[vi].hpb};
+        xl_runopts o = {.backend = vars[vi].b, .chunk_size = vars[vi].ck, .workers = vars[vi].w, .heads_per_band = vars[vi].hpb};
         char err[256];
         xl_session *s = xl_session_new(m, &o, err, sizeof err);
         ji_scorer sc;

@@ -3,7 +3,7 @@
  * tensor inside the file or be refused with a message: never a crash or an out-of-bounds
  * read (run under ASan by make check, which turns any such read into a failure).
  * The long version is `XL_FUZZ_ITERS=200000 build/tests/test_st_fuzz`. */
-#include "engine/model.h"
+#include "engine/engine.h"
 #include "io/safetensors.h"
 #include "testlib.h"
 #include "base/util.h"

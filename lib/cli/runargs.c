@@ -1,9 +1,12 @@
 /* runargs: the shared command line and set-up of xl-prefill / xl-decode. See runargs.h. */
 #include "cli/runargs.h"
+#include "cli/flags.h"
 #include "engine/blasenv.h"
+#include "engine/checkpoint.h"
 #include "base/util.h"
 #include <cblas.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -12,83 +15,48 @@
 void xl_runargs_init(xl_runargs *a) {
   memset(a, 0, sizeof *a);
   a->bos = -1;
-  a->backend = a->chunk_size = a->workers = a->heads_per_band = -1;
   tm_options_init(&a->tm);
 }
 
 const char *xl_runargs_help(void) {
-  return
-    "Model and prompt:\n"
-    "  -m, --model DIR         Hugging Face xLSTM checkpoint directory (default: $XL_MODEL,\n"
-    "                          else the embedded models/xlstm-tiny-pydocs)\n"
-    "  PROMPT                  prompt text (or --prompt-file F, --ids 5,7,9, --ids-file F;\n"
-    "                          with none of these the text is read from stdin)\n"
-    "      --bos yes|no        prepend the BOS id to a text prompt (default: when the model's\n"
-    "                          force_bos_token_insert or the tokenizer asks for it)\n"
-    "Speed settings (flags > --profile > XL_* environment > the model's defaults):\n"
-    "      --backend B         prefill backend: chunkwise (GEMMs, default) or recurrent (token\n"
-    "                          steps, the reference path); decode always steps   [XL_BACKEND]\n"
-    "      --chunk-size N      tokens per chunk of the chunkwise prefill (default: the model's\n"
-    "                          chunk_size)                                        [XL_CHUNK_SIZE]\n"
-    "      --workers N         threads: N runs our head bands and matvec row bands, and OpenBLAS\n"
-    "                          gets the same N for the projection GEMMs but one thread inside\n"
-    "                          head tasks, so no more than N threads are ever busy; use at\n"
-    "                          most the number of cores (default 1)               [XL_WORKERS]\n"
-    "      --heads-per-band H  heads per parallel task in the cell (default 1) [XL_HEADS_PER_BAND]\n"
-    "      --matmul fp32|bf16  bf16 also rounds activations to bf16 before each matrix product\n"
-    "                          (a speed/quality trade; default fp32, exact)\n"
-    "      --profile FILE      if FILE holds a JSON settings profile ({\"params\":{...}}, as xl-sweep\n"
-    "                          and xl-merge write), apply it; otherwise write per-phase latency\n"
-    "                          JSON lines to FILE (same as --profile-log FILE)\n";
+  static char buf[8192];
+  if (!buf[0])
+    snprintf(buf, sizeof buf, "%s%s%s",
+             "Model and prompt:\n"
+             "  -m, --model DIR         Hugging Face xLSTM checkpoint directory (default: $XL_MODEL,\n"
+             "                          else the embedded models/xlstm-tiny-pydocs)\n"
+             "  PROMPT                  prompt text (or --prompt-file F, --ids 5,7,9, --ids-file F;\n"
+             "                          with none of these the text is read from stdin)\n"
+             "      --bos yes|no        prepend the BOS id to a text prompt (default: when the model's\n"
+             "                          force_bos_token_insert or the tokenizer asks for it)\n"
+             "Run settings (flags > --profile > XL_* environment > the model's defaults):\n",
+             xl_settings_help(),
+             "      --profile FILE      if FILE holds a JSON settings profile ({\"params\":{...}}, as xl-sweep\n"
+             "                          and xl-merge write), apply it; otherwise write per-phase latency\n"
+             "                          JSON lines to FILE (same as --profile-log FILE)\n");
+  return buf;
 }
 
-/* A settings profile is a JSON object with "params" (or the knobs at top level). */
-static int is_settings_profile(const char *path) {
-  size_t len;
-  char *text = xl_read_file(path, &len);
-  if (!text) return 0;
-  cJSON *j = cJSON_ParseWithLength(text, len);
-  free(text);
-  int yes = cJSON_IsObject(j) && (cJSON_IsObject(cJSON_GetObjectItem(j, "params")) || cJSON_GetObjectItem(j, "chunk_size") ||
-                                  cJSON_GetObjectItem(j, "workers") || cJSON_GetObjectItem(j, "backend"));
-  cJSON_Delete(j);
-  return yes;
-}
+/* The run tools' own flags (the settings and telemetry have their tables). */
+static const xl_flag run_flags[] = {
+    {"--model", "-m", XF_STR, offsetof(xl_runargs, model_dir), 0, 0, NULL},
+    {"--prompt-file", NULL, XF_STR, offsetof(xl_runargs, prompt_file), 0, 0, NULL},
+    {"--ids", NULL, XF_STR, offsetof(xl_runargs, ids_arg), 0, 0, NULL},
+    {"--ids-file", NULL, XF_STR, offsetof(xl_runargs, ids_file), 0, 0, NULL},
+    {"--bos", NULL, XF_CHOICE, offsetof(xl_runargs, bos), 0, 0, "no|yes"},
+    {"--profile", NULL, XF_STR, offsetof(xl_runargs, profile_arg), 0, 0, NULL},
+};
 
 int xl_runargs_parse(xl_runargs *a, int argc, char **argv, int *i) {
-  const char *arg = argv[*i], *v;
+  const char *arg = argv[*i];
   if (tm_options_parse(&a->tm, argc, argv, i)) return 1;
-  if ((v = xl_flag_value(argc, argv, i, "-m")) || (v = xl_flag_value(argc, argv, i, "--model"))) { a->model_dir = v; return 1; }
-  if ((v = xl_flag_value(argc, argv, i, "--prompt-file"))) { a->prompt_file = v; return 1; }
-  if ((v = xl_flag_value(argc, argv, i, "--ids"))) { a->ids_arg = v; return 1; }
-  if ((v = xl_flag_value(argc, argv, i, "--ids-file"))) { a->ids_file = v; return 1; }
-  if ((v = xl_flag_value(argc, argv, i, "--bos"))) {
-    if (!strcmp(v, "yes")) a->bos = 1;
-    else if (!strcmp(v, "no")) a->bos = 0;
-    else xl_usage_error("--bos: '%s' is not yes or no", v);
-    return 1;
-  }
-  if ((v = xl_flag_value(argc, argv, i, "--backend"))) {
-    xl_backend b;
-    if (xl_backend_parse(v, &b)) xl_usage_error("--backend: '%s' is not chunkwise or recurrent", v);
-    a->backend = (int)b;
-    return 1;
-  }
-  if ((v = xl_flag_value(argc, argv, i, "--chunk-size"))) { a->chunk_size = (int)xl_flag_long("--chunk-size", v, 1, 1 << 16); return 1; }
-  if ((v = xl_flag_value(argc, argv, i, "--workers"))) { a->workers = (int)xl_flag_long("--workers", v, 1, 1024); return 1; }
-  if ((v = xl_flag_value(argc, argv, i, "--heads-per-band"))) {
-    a->heads_per_band = (int)xl_flag_long("--heads-per-band", v, 1, 1 << 16);
-    return 1;
-  }
-  if ((v = xl_flag_value(argc, argv, i, "--matmul"))) {
-    if (!strcmp(v, "bf16")) a->matmul_bf16 = 1;
-    else if (!strcmp(v, "fp32")) a->matmul_bf16 = 0;
-    else xl_usage_error("--matmul: '%s' is not fp32 or bf16", v);
-    return 1;
-  }
-  if ((v = xl_flag_value(argc, argv, i, "--profile"))) {
-    if (is_settings_profile(v)) a->settings_file = v;
-    else a->tm.profile_log = v;
+  if (xl_settings_parse_flag(&a->settings, argc, argv, i)) return 1;
+  if (xl_flags_parse(run_flags, sizeof run_flags / sizeof *run_flags, a, NULL, argc, argv, i)) {
+    if (a->profile_arg) {   /* --profile FILE: settings when FILE holds them, else the latency log */
+      if (xl_settings_is_profile(a->profile_arg)) a->settings.profile = a->profile_arg;
+      else a->tm.profile_log = a->profile_arg;
+      a->profile_arg = NULL;
+    }
     return 1;
   }
   if (arg[0] != '-' || !strcmp(arg, "-")) {
@@ -97,32 +65,6 @@ int xl_runargs_parse(xl_runargs *a, int argc, char **argv, int *i) {
     return 1;
   }
   return 0;
-}
-
-/* Applies a settings profile's params over o. Exits 1 on a malformed profile. */
-static void apply_settings(const char *path, xl_runopts *o) {
-  size_t len;
-  char *text = xl_read_file(path, &len);
-  if (!text) xl_die("%s: cannot read: %s", path, strerror(errno));
-  cJSON *j = cJSON_ParseWithLength(text, len);
-  free(text);
-  cJSON *p = cJSON_GetObjectItem(j, "params");
-  if (!cJSON_IsObject(p)) p = j;
-  cJSON *x;
-  if ((x = cJSON_GetObjectItem(p, "backend")) && !cJSON_IsNull(x)) {
-    xl_backend b;
-    if (!cJSON_IsString(x) || xl_backend_parse(x->valuestring, &b)) xl_die("%s: params.backend must be \"chunkwise\" or \"recurrent\"", path);
-    o->backend = b;
-  }
-  struct { const char *k; int *dst; int hi; } ints[] = {
-    {"chunk_size", &o->chunk_size, 1 << 16}, {"workers", &o->workers, 1024}, {"heads_per_band", &o->heads_per_band, 1 << 16}};
-  for (size_t k = 0; k < sizeof ints / sizeof *ints; k++) {
-    if (!(x = cJSON_GetObjectItem(p, ints[k].k)) || cJSON_IsNull(x)) continue;
-    if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > ints[k].hi || x->valuedouble != (int)x->valuedouble)
-      xl_die("%s: params.%s must be an integer in [1, %d]", path, ints[k].k, ints[k].hi);
-    *ints[k].dst = (int)x->valuedouble;
-  }
-  cJSON_Delete(j);
 }
 
 static void open_tok(xl_run *r) {
@@ -151,13 +93,10 @@ void xl_run_open(xl_run *r, xl_runargs *a, int need_tokenizer) {
   if (!r->model) xl_die("%s", err);
   open_tok(r);
   if (need_tokenizer && !r->tok) xl_die("%s: no tokenizer.json in the model directory (give --ids instead)", r->model_dir);
-  xl_runopts_default(&r->opt, r->model);   /* model defaults, then XL_* environment */
-  if (a->settings_file) apply_settings(a->settings_file, &r->opt);
-  if (a->backend >= 0) r->opt.backend = (xl_backend)a->backend;
-  if (a->chunk_size > 0) r->opt.chunk_size = a->chunk_size;
-  if (a->workers > 0) r->opt.workers = a->workers;
-  if (a->heads_per_band > 0) r->opt.heads_per_band = a->heads_per_band;
-  xl_matmul_bf16 = a->matmul_bf16;
+  if (xl_settings_resolve(&r->opt, r->model, &a->settings, err, sizeof err)) xl_usage_error("%s", err);
+  if (xl_device_check(r->model, &r->opt, err, sizeof err)) xl_usage_error("%s", err);
+  r->opt.progress = a->progress;
+  r->opt.progress_ctx = a->progress_ctx;
   r->sess = xl_session_new(r->model, &r->opt, err, sizeof err);
   if (!r->sess) xl_die("%s", err);
   for (int i = 0; i < r->model->st.nfiles; i++)
@@ -275,11 +214,7 @@ double xl_peak_rss_mb(void) {
 void xl_run_record_fields(const xl_run *r, cJSON *rec) {
   cJSON_AddStringToObject(rec, "model", r->model_dir);
   if (r->model) cJSON_AddStringToObject(rec, "fingerprint", r->model->fingerprint_hex);
-  cJSON_AddStringToObject(rec, "backend", xl_backend_name(r->opt.backend));
-  cJSON_AddNumberToObject(rec, "chunk_size", r->opt.chunk_size);
-  cJSON_AddNumberToObject(rec, "workers", r->opt.workers);
-  cJSON_AddNumberToObject(rec, "heads_per_band", r->opt.heads_per_band);
-  cJSON_AddStringToObject(rec, "matmul", xl_matmul_bf16 ? "bf16" : "fp32");
+  for (int id = 0; id < XS_COUNT; id++) cJSON_AddItemToObject(rec, xl_settings[id].key, xl_setting_json(id, &r->opt));
   cJSON_AddStringToObject(rec, "blas_core", xl_blas_core());
   cJSON_AddNumberToObject(rec, "peak_rss_mb", xl_peak_rss_mb());
 }

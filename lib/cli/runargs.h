@@ -1,12 +1,13 @@
-/* runargs: what xl-prefill and xl-decode share: their common flags (model, backend and
- * the speed knobs, --matmul, --bos, prompt sources, --profile, observability), opening
- * the model/tokenizer/session in the documented precedence (flags > --profile settings >
- * XL_* environment > the model's defaults), turning the prompt into ids, and the common
- * fields of their NDJSON records.
+/* runargs: what xl-prefill and xl-decode share: their common flags (model, prompt sources,
+ * --bos, --profile, the run settings of settings.h, observability), opening the
+ * model/tokenizer/session with the settings resolved (flags > --profile settings > XL_*
+ * environment > the model's defaults), turning the prompt into ids, and the common fields
+ * of their NDJSON records.
  * Not for: anything tool-specific (generation, output files). */
 #ifndef XL_RUNARGS_H
 #define XL_RUNARGS_H
-#include "engine/forward.h"
+#include "cli/settings.h"
+#include "engine/engine.h"
 #include "obs/telemetry.h"
 #include "text/tokenizer.h"
 #include <cJSON.h>
@@ -18,11 +19,11 @@ typedef struct {
   const char *prompt_file;      /* --prompt-file */
   const char *ids_arg;          /* --ids 5,7,9 */
   const char *ids_file;         /* --ids-file */
-  const char *settings_file;    /* --profile FILE holding {"params":{...}} */
+  const char *profile_arg;      /* --profile FILE: a settings profile, or (deprecated) a latency log */
   int bos;                      /* --bos: -1 auto, 0 no, 1 yes */
-  int matmul_bf16;              /* --matmul bf16 */
-  /* speed knobs as given on the command line; -1/unset = not given */
-  int backend, chunk_size, workers, heads_per_band;
+  xl_settings_given settings;   /* --device, --backend, --chunk-size, ... and the profile */
+  xl_progress_fn progress;      /* the tool's prefill progress hook (NULL: none) */
+  void *progress_ctx;
   tm_options tm;
 } xl_runargs;
 
@@ -41,8 +42,9 @@ int xl_runargs_parse(xl_runargs *a, int argc, char **argv, int *i);
 /* The --help text of the common flags. */
 const char *xl_runargs_help(void);
 
-/* Loads the model (and its tokenizer if present) and creates the session. Exits 1 with a
- * message on failure. need_tokenizer: fail if there is no tokenizer.json. */
+/* Loads the model (and its tokenizer if present) and creates the session with the resolved
+ * settings. Exits 1 with a message on failure, 2 on a bad setting or a device this build or
+ * machine lacks. need_tokenizer: fail if there is no tokenizer.json. */
 void xl_run_open(xl_run *r, xl_runargs *a, int need_tokenizer);
 /* Only the tokenizer (for --tokenize / --detokenize). */
 void xl_run_open_tokenizer(xl_run *r, xl_runargs *a);
@@ -56,8 +58,9 @@ long xl_run_prompt_ids(xl_run *r, xl_runargs *a, int allow_stdin, int32_t **ids)
 /* Encodes text with BOS per the rules above. Exits 1 on invalid input (naming src). */
 long xl_run_encode(xl_run *r, xl_runargs *a, const char *text, size_t len, const char *src, int32_t **ids);
 
-/* Adds the fields every record of the run tools carries: model, fingerprint, backend,
- * chunk_size, workers, heads_per_band, matmul, blas_core, peak_rss_mb. */
+/* Adds the fields every record of the run tools carries: model, fingerprint, every run
+ * setting (device, backend, chunk_size, heads_per_band, workers, matmul), blas_core,
+ * peak_rss_mb. */
 void xl_run_record_fields(const xl_run *r, cJSON *rec);
 /* Process peak RSS in MB. */
 double xl_peak_rss_mb(void);

@@ -1,7 +1,8 @@
-/* config: reads a checkpoint's config.json into xl_config and refuses what the engine
- * cannot run, naming the field. Both spellings of the 7B-family keys are accepted
- * (hidden_size/embedding_dim, num_hidden_layers/num_blocks).
- * Not for: binding weights (model.c). */
+/* config: the numbers of a checkpoint's config.json that every part of the engine reads
+ * (xl_config), and the field readers each architecture's parser uses so that every refusal
+ * names the file and the field. Parsing dispatches on "model_type" (engine.h:
+ * xl_config_parse); the keys of each family are read in engine/xlstm and engine/v1.
+ * Not for: binding weights (checkpoint.h). */
 #ifndef XL_CONFIG_H
 #define XL_CONFIG_H
 #include <stddef.h>
@@ -25,14 +26,23 @@ typedef struct {
   int chunk_size;          /* the checkpoint's default prefill chunk */
   int bos_id, eos_id, pad_id;   /* -1 when absent */
   int force_bos;           /* force_bos_token_insert */
-  /* v1 only (see xlstm-v1-math.md); zero otherwise */
-  void *v1;                /* owned by model_v1.c: struct xl_v1_config */
+  /* the architecture's own numbers (engine/v1: xl_v1_config), one allocation; NULL if none */
+  void *arch_cfg;
 } xl_config;
 
-/* Parses config.json text; path is used in messages. 0 ok; -1 with err naming the field. */
-int xl_config_parse(xl_config *c, const char *text, const char *path, char *err, size_t errlen);
-/* Reads DIR/config.json. */
-int xl_config_load(xl_config *c, const char *dir, char *err, size_t errlen);
+struct cJSON;
+
 void xl_config_free(xl_config *c);
+
+/* Field readers: 0 ok; -1 with err "PATH: field "KEY" must be ...". A missing or null field
+ * takes the default (xl_cfg_int: required when has_def is 0; keys is a NULL-terminated
+ * list of spellings, the first present one is read). */
+int xl_cfg_int(const struct cJSON *o, const char *const *keys, int has_def, long def, long lo, long hi, long *out,
+               const char *path, char *err, size_t errlen);
+int xl_cfg_num(const struct cJSON *o, const char *key, double def, double lo, double hi, double *out, const char *path,
+               char *err, size_t errlen);
+int xl_cfg_bool(const struct cJSON *o, const char *key, int def, int *out, const char *path, char *err, size_t errlen);
+/* An optional token id: absent/null -> -1. */
+int xl_cfg_token(const struct cJSON *o, const char *key, int *out, const char *path, char *err, size_t errlen);
 
 #endif

@@ -7,7 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-int xl_matmul_bf16 = 0;
 
 float xl_f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;

@@ -46,7 +46,4 @@ size_t xl_gemm_tile_floats(const xl_mat *w);
 /* Rows of W converted per tile: a tile holds this many rows (or fewer at the end). */
 int xl_gemm_tile_rows(const xl_mat *w);
 
-/* When set, prefill GEMMs round activations to bf16 too (the opt-in --matmul bf16 trade). */
-extern int xl_matmul_bf16;
-
 #endif

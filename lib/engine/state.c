@@ -11,34 +11,24 @@
 #define STATE_FORMAT "xl-state-1"
 
 void xl_state_visit(xl_session *s, xl_state_visit_fn fn, void *ctx) {
-  const xl_config *c = &s->m->cfg;
-  if (c->arch == XL_ARCH_V1) {
-    xl_v1_state_visit(s, fn, ctx);
-  } else {
-    int NH = c->n_heads, DK = c->dk, DV = c->dv;
-    for (int l = 0; l < c->n_blocks; l++) {
-      char name[64];
-      int64_t shC[3] = {NH, DK, DV}, shn[2] = {NH, DK}, shm[1] = {NH};
-      snprintf(name, sizeof name, "layer%d.C", l);
-      fn(ctx, name, s->C + (size_t)l * NH * DK * DV, 3, shC);
-      snprintf(name, sizeof name, "layer%d.n", l);
-      fn(ctx, name, s->n + (size_t)l * NH * DK, 2, shn);
-      snprintf(name, sizeof name, "layer%d.m", l);
-      fn(ctx, name, s->mst + (size_t)l * NH, 1, shm);
-    }
-  }
-  int64_t shv[1] = {c->vocab};
-  fn(ctx, "logits", s->logits, 1, shv);
+  xl_session_visit_state(s, fn, ctx, 0);
+  int64_t shv[1] = {s->m->cfg.vocab};
+  fn(ctx, "logits", (float *)xl_session_logits(s), 1, shv);
 }
 
 static void add_to_writer(void *ctx, const char *name, float *data, int ndim, const int64_t *shape) {
   st_writer_add(ctx, name, ST_F32, ndim, shape, data);
 }
 
-int xl_state_save(const xl_session *s, const char *path, char *err, size_t errlen) {
+int xl_state_save(xl_session *s, const char *path, char *err, size_t errlen) {
   st_writer w;
   st_writer_init(&w);
-  xl_state_visit((xl_session *)s, add_to_writer, &w);
+  if (xl_session_visit_state(s, add_to_writer, &w, 0) || !xl_session_logits(s)) {
+    st_writer_free(&w);
+    return xl_errf(err, errlen, "%s: cannot read the session's state from its device", path);
+  }
+  int64_t shv[1] = {s->m->cfg.vocab};
+  add_to_writer(&w, "logits", s->logits, 1, shv);
   char num[32];
   st_writer_meta(&w, "format", STATE_FORMAT);
   st_writer_meta(&w, "model", s->m->fingerprint_hex);
@@ -81,7 +71,11 @@ int xl_state_load(xl_session *s, const char *path, char *err, size_t errlen) {
     rc = xl_errf(err, errlen, "%s: metadata 'tokens'/'last_token' missing or not integers", path);
   if (!rc) {
     load_ctx lc = {&st, path, err, errlen, 0};
-    xl_state_visit(s, load_one, &lc);
+    int64_t shv[1] = {s->m->cfg.vocab};
+    if (xl_session_visit_state(s, load_one, &lc, 1) && !lc.rc) lc.rc = xl_errf(err, errlen, "%s: cannot write the state to the session's device", path);
+    if (!lc.rc) load_one(&lc, "logits", s->logits, 1, shv);
+    if (!lc.rc && s->ops->store_logits && s->ops->store_logits(s)) lc.rc = xl_errf(err, errlen, "%s: cannot write the logits to the device", path);
+    s->logits_stale = 0;
     rc = lc.rc;
   }
   if (!rc) {

@@ -90,7 +90,7 @@ long ji_score(ji_scorer *sc, const int32_t *prompt, long np, const int32_t *cont
   if (np > 0) {
     enter_prompt(sc, prompt, np);
     /* s->logits: after the last prompt token, which predicts cont[0] */
-    double l = ji_log_softmax(s->logits, V, cont[0]);
+    double l = ji_log_softmax(xl_session_logits(s), V, cont[0]);
     total += l;
     nscored++;
     if (lp) lp[0] = l;
@@ -273,7 +273,9 @@ int judge_internal_main(int argc, char **argv) {
   xl_runargs ra;
   xl_runargs_init(&ra);
   ra.model_dir = model_dir;
-  ra.workers = (int)workers;
+  char workers_text[24];
+  snprintf(workers_text, sizeof workers_text, "%ld", workers);
+  ra.settings.flag[XS_WORKERS] = workers_text;
   xl_run r;
   xl_run_open(&r, &ra, 1);
   ji_scorer sc;

@@ -13,7 +13,7 @@
  * rows returned by ji_rating_row belong to the caller (cJSON_Delete). */
 #ifndef XL_JUDGE_INTERNAL_H
 #define XL_JUDGE_INTERNAL_H
-#include "engine/forward.h"
+#include "engine/engine.h"
 #include <cJSON.h>
 #include <stdint.h>
 

@@ -1,7 +1,7 @@
 /* trials: reading an optimizer run's trials into their settings. See trials.h. */
 #include "sweep/trials.h"
 #include "io/csvtable.h"
-#include "engine/forward.h"
+#include "engine/engine.h"
 #include "io/records.h"
 #include "base/util.h"
 #include <errno.h>

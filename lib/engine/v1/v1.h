@@ -1,22 +1,18 @@
-/* model_v1: the original xLSTM language model (model_type "xlstm_v1": mLSTM v1 and sLSTM
- * blocks, docs/xlstm-v1-math.md). The generic engine (config.c, model.c, forward.c,
- * state.c) calls these hooks when cfg.arch == XL_ARCH_V1; everything v1-specific lives
- * behind them: config parsing and weight binding in model_v1.c, the forward pass
- * (recurrent step, chunkwise mLSTM prefill, sequential sLSTM) in model_v1_run.c.
- * It also describes a v1 checkpoint's tensors (xl_v1_tensor_specs) so that a writer of
- * random checkpoints (xl-init) produces exactly what the loader expects.
- * Not for: the 7B-family model (model.c / forward.c). */
+/* v1: the original xLSTM language model (model_type "xlstm_v1": mLSTM v1 and sLSTM
+ * blocks, docs/xlstm-v1-math.md): its config keys (xl_v1_config, in c->arch_cfg), its
+ * weight binding and its session operations on the CPU, reached through the dispatcher
+ * (engine.h). It also describes a v1 checkpoint's tensors (xl_v1_tensor_specs) so that a
+ * writer of random checkpoints (xl-init) produces exactly what the loader expects.
+ * Not for: the 7B family (engine/xlstm). */
 #ifndef XL_MODEL_V1_H
 #define XL_MODEL_V1_H
-#include "engine/config.h"
+#include "engine/session.h"
 #include <stddef.h>
 #include <stdint.h>
 
 struct cJSON;
-struct xl_model;
-struct xl_session;
 
-/* The v1-specific part of xl_config (c->v1). One allocation (xl_config_free frees it):
+/* The v1-specific part of xl_config (c->arch_cfg). One allocation (xl_config_free frees it):
  * is_slstm is a flexible array of n_blocks flags. */
 typedef struct xl_v1_config {
   int I;              /* mLSTM inner dim (_inner_embedding_dim); 0 if no mLSTM block */
@@ -33,7 +29,7 @@ typedef struct xl_v1_config {
   unsigned char is_slstm[];  /* [n_blocks] */
 } xl_v1_config;
 
-/* config.c: fill c (D, n_blocks, vocab, n_heads, bos/eos...) and c->v1 from {"model_type":"xlstm_v1","xlstm":{...}}.
+/* v1_config.c: fill c (D, n_blocks, vocab, n_heads, bos/eos...) and c->v1 from {"model_type":"xlstm_v1","xlstm":{...}}.
  * Unsupported settings (act_fn other than gelu, bias true, ...) are refused naming the field. */
 int xl_v1_config_parse(xl_config *c, const struct cJSON *root, const char *path, char *err, size_t errlen);
 /* Builds c (arch V1, c->v1 malloc'd) from the main numbers, the way the authors' package
@@ -56,25 +52,12 @@ int xl_v1_tensor_specs(const xl_config *c, void (*fn)(void *ctx, const char *nam
  * they get mean 0, std 0; forget-gate biases get a positive mean (remembering by default). */
 void xl_v1_tensor_init(const char *name, int D, float *mean, float *std);
 
-/* model.c: bind the v1 tensors into m->v1 (the embedding/lm_head into m->embed/m->lm_head). */
-int xl_v1_model_bind(struct xl_model *m, char *err, size_t errlen);
-void xl_v1_model_free(struct xl_model *m);
-/* forward.c: session parts (state, scratch in s->v1), sized once. */
-int xl_v1_session_init(struct xl_session *s, char *err, size_t errlen);
-void xl_v1_session_free(struct xl_session *s);
-void xl_v1_session_reset(struct xl_session *s);
-/* One token, recurrent form: updates the state and s->logits (the caller counts tokens). */
-void xl_v1_step(struct xl_session *s, int token);
-/* n tokens, chunkwise mLSTM / sequential sLSTM, in segments; sets s->logits, s->tokens,
- * s->last_token, all_logits [n, V] when not NULL; reports to xl_prefill_progress. */
-void xl_v1_prefill(struct xl_session *s, const int32_t *ids, long n, float *all_logits);
-
-/* state.c: enumerate every state tensor of the session (both model kinds use this):
- * fn(ctx, name, data, ndim, shape) for each; data is read for saving and written for loading.
- * v1 names (block index i): mLSTM layer{i}.C [NH,DH,DH], layer{i}.n [NH,DH], layer{i}.m [NH],
- * layer{i}.conv [K-1, I]; sLSTM layer{i}.y/.c/.n/.m [H], layer{i}.conv [K-1, H] (no conv
- * tensor when K <= 1). */
-typedef void (*xl_state_visit_fn)(void *ctx, const char *name, float *data, int ndim, const int64_t *shape);
-void xl_v1_state_visit(struct xl_session *s, xl_state_visit_fn fn, void *ctx);
+/* v1_model.c: bind the v1 tensors into m->weights (the embedding/lm_head into m->embed/m->lm_head). */
+int xl_v1_bind(xl_model *m, char *err, size_t errlen);
+void xl_v1_unbind(xl_model *m);
+/* v1_run.c: sessions on the CPU. State tensors (block index i): mLSTM layer{i}.C [NH,DH,DH],
+ * layer{i}.n [NH,DH], layer{i}.m [NH], layer{i}.conv [K-1, I]; sLSTM layer{i}.y/.c/.n/.m [H],
+ * layer{i}.conv [K-1, H] (no conv tensor when K <= 1). */
+extern const xl_session_ops xl_v1_cpu_ops;
 
 #endif

@@ -1,14 +1,15 @@
-/* model_v1_run: the xlstm_v1 forward pass (docs/xlstm-v1-math.md) behind the session hooks
- * of model_v1.h: the per-session state (mLSTM C/n/m, sLSTM y/c/n/m, conv windows), scratch
+/* v1_run: the xlstm_v1 forward pass on the CPU (docs/xlstm-v1-math.md), behind
+ * xl_v1_cpu_ops: the per-session state (mLSTM C/n/m, sLSTM y/c/n/m, conv windows), scratch
  * sized once, one token through the recurrent form (decode), and prompt segments where
  * every projection is one GEMM over the segment, the mLSTM cell runs chunkwise-parallel
  * per head and only the sLSTM recurrence steps token by token.
  * Threading as in forward.c: pool tasks over matvec row bands and head bands; OpenBLAS
  * is held to one thread while pool tasks call it.
- * Not for: loading (model_v1.c) or the 7B family (forward.c). */
-#include "engine/forward.h"
-#include "engine/model_v1_internal.h"
+ * Not for: loading (v1_model.c) or the 7B family (engine/xlstm). */
+#include "engine/v1/v1_internal.h"
 #include "base/util.h"
+#include "engine/cell.h"
+#include "engine/pool.h"
 #include <cblas.h>
 #undef I   /* <complex.h> (pulled in by cblas.h) defines I; here it is the mLSTM inner dim */
 #include <math.h>
@@ -25,6 +26,8 @@ typedef struct {
 } v1_lstate;
 
 typedef struct {
+  xl_pool *pool;
+  xl_cell cell;              /* the mLSTM cell: key scaled, eps 1e-6 */
   v1_lstate *ls;             /* [n_blocks] */
   float *state; size_t state_floats;
   int S;                     /* tokens per prefill segment */
@@ -40,6 +43,8 @@ typedef struct {
   float *wscr; size_t wscr_floats;   /* per worker */
   int mNH, mDH, sNH, sDH, I;
 } v1_sess;
+
+static inline v1_sess *v1s(const xl_session *s) { return s->impl; }
 
 /* ---- small helpers ---- */
 
@@ -76,16 +81,16 @@ static void mv_task(void *vctx, int t, int worker) {
 }
 
 static void matvec(xl_session *s, const xl_mat *w, const float *x, float *y) {
-  int nw = xl_pool_size(s->pool), bands = w->rows / 64;
+  int nw = xl_pool_size(v1s(s)->pool), bands = w->rows / 64;
   mv_ctx c = {w, x, y, nw > 1 && bands > 1 ? (bands < nw ? bands : nw) : 1};
   if (c.ntasks == 1) xl_matvec_rows(w, x, y, 0, w->rows);
-  else xl_pool_run(s->pool, c.ntasks, mv_task, &c);
+  else xl_pool_run(v1s(s)->pool, c.ntasks, mv_task, &c);
 }
 
 /* Y [T, rows] (ld ldy) = X [T, cols] (ld ldx) W^T. round: the opt-in bf16 activations. */
 static void proj(xl_session *s, const xl_mat *w, float *X, int T, int ldx, float *Y, int ldy, int round) {
-  v1_sess *v = s->v1;
-  if (round && xl_matmul_bf16)
+  v1_sess *v = s->impl;
+  if (round && s->opt.matmul_bf16)
     for (int t = 0; t < T; t++) round_bf16(X + (size_t)t * ldx, (size_t)w->cols);
   if (T == 1) matvec(s, w, X, Y);
   else xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, v->tile);
@@ -161,83 +166,13 @@ static void conv_silu(const xl_v1_block *B, float *st, const float *X, int T, in
   }
 }
 
-/* ---- the mLSTM v1 cell (one head). The key is scaled by 1/sqrt(DH); the state C, n
- * accumulate the scaled key (as the authors' package does). ---- */
-
-V1_VECTORISE
-static void mcell_step(const float *restrict q, const float *restrict k, const float *restrict v, float ig, float fg,
-                       float *restrict C, float *restrict n, float *m, float *restrict h, int DH) {
-  float a = logsigmoidf(fg), mnew = fmaxf(a + *m, ig);
-  float fa = expf(a + *m - mnew), ia = expf(ig - mnew) / sqrtf((float)DH), qn = 0;
-  for (int j = 0; j < DH; j++) {
-    n[j] = fa * n[j] + ia * k[j];
-    qn += q[j] * n[j];
-  }
-  memset(h, 0, sizeof(float) * DH);
-  for (int j = 0; j < DH; j++) {
-    float kj = ia * k[j], qj = q[j], *Cj = C + (size_t)j * DH;
-    for (int d = 0; d < DH; d++) {
-      Cj[d] = fa * Cj[d] + kj * v[d];
-      h[d] += qj * Cj[d];
-    }
-  }
-  float inv = 1.0f / (fmaxf(fabsf(qn), expf(-mnew)) + XL_V1_CELL_EPS);
-  for (int d = 0; d < DH; d++) h[d] *= inv;
-  *m = mnew;
-}
-
-static size_t mchunk_floats(int L, int DH) { return (size_t)2 * L + (size_t)L * L + (size_t)2 * L * DH; }
-
-/* One chunk of L tokens: q/k/v rows of stride ld, gates stride gs, output rows stride ldh.
- * The chunkwise form of xlstm-math.md with the 1/sqrt(DH) moved from q to k. */
-static void mcell_chunk(const float *q, const float *k, const float *v, int ld, const float *ig, const float *fg, int gs, int L,
-                        float *C, float *n, float *m, float *h, int ldh, int DH, float *scr) {
-  float *b = scr, *mt = b + L, *S = mt + L, *Qb = S + (size_t)L * L, *Kw = Qb + (size_t)L * DH;
-  float scale = 1.0f / sqrtf((float)DH), m0 = *m, acc = 0;
-  for (int t = 0; t < L; t++) { acc += logsigmoidf(fg[(size_t)t * gs]); b[t] = acc; }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, DH, scale, q, ld, k, ld, 0.0f, S, L);
-  for (int t = 0; t < L; t++) {
-    float mx = b[t] + m0;
-    for (int s2 = 0; s2 <= t; s2++) mx = fmaxf(mx, b[t] - b[s2] + ig[(size_t)s2 * gs]);
-    mt[t] = mx;
-    float *St = S + (size_t)t * L;
-    for (int s2 = 0; s2 <= t; s2++) St[s2] *= expf(b[t] - b[s2] + ig[(size_t)s2 * gs] - mx);
-    for (int s2 = t + 1; s2 < L; s2++) St[s2] = 0.0f;
-    float qs = expf(b[t] + m0 - mx);
-    for (int j = 0; j < DH; j++) Qb[(size_t)t * DH + j] = q[(size_t)t * ld + j] * qs;
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, DH, DH, 1.0f, Qb, DH, C, DH, 0.0f, h, ldh);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, DH, L, 1.0f, S, L, v, ld, 1.0f, h, ldh);
-  for (int t = 0; t < L; t++) {
-    float den = 0;
-    for (int j = 0; j < DH; j++) den += Qb[(size_t)t * DH + j] * n[j];
-    for (int s2 = 0; s2 <= t; s2++) den += S[(size_t)t * L + s2];
-    float inv = 1.0f / (fmaxf(fabsf(den), expf(-mt[t])) + XL_V1_CELL_EPS);
-    float *ht = h + (size_t)t * ldh;
-    for (int d = 0; d < DH; d++) ht[d] *= inv;
-  }
-  float g = b[L - 1], mnew = g + m0;
-  for (int t = 0; t < L; t++) mnew = fmaxf(mnew, g - b[t] + ig[(size_t)t * gs]);
-  float decay = expf(g + m0 - mnew);
-  for (int j = 0; j < DH; j++) n[j] *= decay;
-  for (int t = 0; t < L; t++) {
-    float w = expf(g - b[t] + ig[(size_t)t * gs] - mnew) * scale;
-    for (int j = 0; j < DH; j++) {
-      Kw[(size_t)t * DH + j] = k[(size_t)t * ld + j] * w;
-      n[j] += Kw[(size_t)t * DH + j];
-    }
-  }
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, DH, DH, L, 1.0f, Kw, DH, v, ld, decay, C, DH);
-  *m = mnew;
-}
-
 /* ---- per-head tasks ---- */
 
 typedef struct { xl_session *s; const xl_v1_block *B; v1_lstate *st; int T, chunk, hpb, NH; int first; int t; } head_ctx;
 
 static void mlstm_heads_task(void *vctx, int task, int worker) {
   const head_ctx *hc = vctx;
-  v1_sess *v = hc->s->v1;
+  v1_sess *v = hc->s->impl;
   int DH = v->mDH, I = v->I, NH = v->mNH, ck = hc->s->opt.chunk_size;
   float *scr = v->wscr + v->wscr_floats * (size_t)worker;
   for (int h = task * hc->hpb; h < (task + 1) * hc->hpb && h < NH; h++) {
@@ -246,14 +181,14 @@ static void mlstm_heads_task(void *vctx, int task, int worker) {
     float *out = v->Hh + (size_t)h * DH;
     if (!hc->chunk) {
       for (int t = 0; t < hc->T; t++)
-        mcell_step(q + (size_t)t * 3 * I, k + (size_t)t * 3 * I, vv + (size_t)t * 3 * I, v->IG[(size_t)t * NH + h],
-                   v->FG[(size_t)t * NH + h], C, n, m, out + (size_t)t * I, DH);
+        xl_cell_step(&v->cell, q + (size_t)t * 3 * I, k + (size_t)t * 3 * I, vv + (size_t)t * 3 * I, v->IG[(size_t)t * NH + h],
+                     v->FG[(size_t)t * NH + h], C, n, m, out + (size_t)t * I);
     } else {
       for (int t0 = 0; t0 < hc->T; t0 += ck) {
         int L = hc->T - t0 < ck ? hc->T - t0 : ck;
         size_t r = (size_t)t0 * 3 * I;
-        mcell_chunk(q + r, k + r, vv + r, 3 * I, v->IG + (size_t)t0 * NH + h, v->FG + (size_t)t0 * NH + h, NH, L, C, n, m,
-                    out + (size_t)t0 * I, I, DH, scr);
+        xl_cell_chunk(&v->cell, q + r, k + r, vv + r, 3 * I, 3 * I, I, v->IG + (size_t)t0 * NH + h, v->FG + (size_t)t0 * NH + h, NH,
+                      L, C, n, m, out + (size_t)t0 * I, scr);
       }
     }
     for (int t = 0; t < hc->T; t++) {
@@ -266,7 +201,7 @@ static void mlstm_heads_task(void *vctx, int task, int worker) {
 /* sLSTM: one token t, the heads of a band. */
 static void slstm_heads_task(void *vctx, int task, int worker) {
   const head_ctx *hc = vctx;
-  v1_sess *v = hc->s->v1;
+  v1_sess *v = hc->s->impl;
   const xl_v1_block *B = hc->B;
   v1_lstate *st = hc->st;
   int DH = v->sDH, NH = v->sNH, H = NH * DH;
@@ -302,15 +237,15 @@ static void run_heads(xl_session *s, int NH, xl_task_fn fn, head_ctx *hc, int pa
     for (int t = 0; t < ntasks; t++) fn(hc, t, 0);
     return;
   }
-  xl_pool_run(s->pool, ntasks, fn, hc);
+  xl_pool_run(v1s(s)->pool, ntasks, fn, hc);
 }
 
 /* ---- layers over T tokens: input v->U (normed), output added to v->X ---- */
 
 static void mlstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int T, int chunk) {
-  v1_sess *v = s->v1;
+  v1_sess *v = s->impl;
   const xl_config *c = &s->m->cfg;
-  const xl_v1_config *vc = c->v1;
+  const xl_v1_config *vc = c->arch_cfg;
   int D = c->D, I = v->I, NH = v->mNH, bs = vc->qkv_bs, P = I / bs;
   proj(s, &B->up, v->U, T, D, v->XZ, 2 * I, 1);
   conv_silu(B, st->conv, v->XZ, T, 2 * I, v->XC);
@@ -341,7 +276,7 @@ static void mlstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int 
 }
 
 static void slstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int T) {
-  v1_sess *v = s->v1;
+  v1_sess *v = s->impl;
   int D = s->m->cfg.D, NH = v->sNH, DH = v->sDH, H = D;
   const float *xc = v->U;
   if (B->K > 0) { conv_silu(B, st->conv, v->U, T, D, v->XC); xc = v->XC; }
@@ -369,7 +304,7 @@ static void slstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int 
 }
 
 static void ffn(xl_session *s, const xl_v1_block *B, int T) {
-  v1_sess *v = s->v1;
+  v1_sess *v = s->impl;
   int D = s->m->cfg.D, F = B->F;
   for (int t = 0; t < T; t++) layernorm(v->X + (size_t)t * D, v->U + (size_t)t * D, B->ffn_norm_w, D);
   proj(s, &B->ffn_up, v->U, T, D, v->G, 2 * F, 1);
@@ -386,8 +321,8 @@ static void ffn(xl_session *s, const xl_v1_block *B, int T) {
 static void run_tokens(xl_session *s, const int32_t *ids, int T, int chunk, float *logits_rows) {
   const xl_model *m = s->m;
   const xl_config *c = &m->cfg;
-  const xl_v1_model *M = m->v1;
-  v1_sess *v = s->v1;
+  const xl_v1_model *M = m->weights;
+  v1_sess *v = s->impl;
   int D = c->D, V = c->vocab;
   for (int t = 0; t < T; t++) xl_mat_row(&m->embed, ids[t], v->X + (size_t)t * D);
   for (int b = 0; b < c->n_blocks; b++) {
@@ -424,14 +359,16 @@ static size_t tile_need(const xl_mat *w, size_t cur) {
   return t > cur ? t : cur;
 }
 
-int xl_v1_session_init(xl_session *s, char *err, size_t errlen) {
+static int init(xl_session *s, char *err, size_t errlen) {
   const xl_model *m = s->m;
   const xl_config *c = &m->cfg;
-  const xl_v1_config *vc = c->v1;
-  const xl_v1_model *M = m->v1;
+  const xl_v1_config *vc = c->arch_cfg;
+  const xl_v1_model *M = m->weights;
   if (!vc || !M) { snprintf(err, errlen, "xlstm_v1 model not bound"); return -1; }
   v1_sess *v = xl_calloc(1, sizeof *v);
-  s->v1 = v;
+  s->impl = v;
+  v->pool = xl_pool_create(s->opt.workers);
+  openblas_set_num_threads(s->opt.workers);
   int D = c->D, I = vc->I, nb = c->n_blocks, maxF = 0;
   v->I = I;
   v->mNH = vc->m_heads; v->mDH = I && vc->m_heads ? I / vc->m_heads : 0;
@@ -465,8 +402,9 @@ int xl_v1_session_init(xl_session *s, char *err, size_t errlen) {
     if (B->K > 1) L->conv = p;
   }
   free(offs);
-  /* segment scratch: s->seg (a whole number of chunks) tokens */
-  size_t S = (size_t)(v->S = s->seg > 0 ? s->seg : 256);
+  /* segment scratch: a whole number of chunks, about opt.segment (1024) tokens */
+  int ck = s->opt.chunk_size, target = s->opt.segment > 0 ? s->opt.segment : 1024;
+  size_t S = (size_t)(v->S = ck >= target ? ck : ck * ((target + ck - 1) / ck));
   int wide = max3(I, D, 1);
   v->X = scratch(s, S * D);
   v->U = scratch(s, S * D);
@@ -485,34 +423,41 @@ int xl_v1_session_init(xl_session *s, char *err, size_t errlen) {
     for (size_t j = 0; j < sizeof all / sizeof *all; j++) tile = tile_need(all[j], tile);
   }
   v->tile = scratch(s, tile);
-  size_t w1 = v->mDH ? mchunk_floats(s->opt.chunk_size, v->mDH) : 0, w2 = (size_t)4 * v->sDH;
+  s->logits = scratch(s, (size_t)c->vocab);
+  v->cell = (xl_cell){v->mDH, v->mDH, XL_V1_CELL_EPS, 1};
+  size_t w1 = v->mDH ? xl_cell_chunk_floats(&(xl_cell){v->mDH, v->mDH, XL_V1_CELL_EPS, 1}, s->opt.chunk_size) : 0, w2 = (size_t)4 * v->sDH;
   v->wscr_floats = w1 > w2 ? w1 : w2;
   v->wscr = scratch(s, v->wscr_floats * (size_t)s->opt.workers);
   return 0;
 }
 
-void xl_v1_session_free(xl_session *s) {
-  v1_sess *v = s->v1;
+static void release(xl_session *s) {
+  v1_sess *v = s->impl;
   if (!v) return;
-  float *bufs[] = {v->state, v->X, v->U, v->XZ, v->XC, v->QKV, v->IG, v->FG, v->Hh, v->WX, v->G, v->tile, v->wscr};
+  xl_pool_free(v->pool);
+  float *bufs[] = {s->logits, v->state, v->X, v->U, v->XZ, v->XC, v->QKV, v->IG, v->FG, v->Hh, v->WX, v->G, v->tile, v->wscr};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
   free(v->ls);
   free(v);
-  s->v1 = NULL;
+  s->impl = NULL;
+  s->logits = NULL;
 }
 
-void xl_v1_session_reset(xl_session *s) {
-  v1_sess *v = s->v1;
+static void reset(xl_session *s) {
+  v1_sess *v = s->impl;
   memset(v->state, 0, sizeof(float) * v->state_floats);   /* C = n = m = 0, y = c = n = m = 0, empty conv windows */
 }
 
-void xl_v1_step(xl_session *s, int token) {
+static int step(xl_session *s, int token) {
   int32_t id = token;
   run_tokens(s, &id, 1, 0, NULL);
+  s->tokens++;
+  s->last_token = token;
+  return 0;
 }
 
-void xl_v1_prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
-  v1_sess *v = s->v1;
+static int prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
+  v1_sess *v = s->impl;
   int V = s->m->cfg.vocab;
   double t0 = xl_now();
   for (long off = 0; off < n; off += v->S) {
@@ -520,14 +465,15 @@ void xl_v1_prefill(xl_session *s, const int32_t *ids, long n, float *all_logits)
     run_tokens(s, ids + off, T, 1, all_logits ? all_logits + (size_t)off * V : NULL);
     s->tokens += T;
     s->last_token = ids[off + T - 1];
-    if (xl_prefill_progress && xl_prefill_progress(off + T, n, xl_now() - t0)) return;
+    if (s->opt.progress && s->opt.progress(s->opt.progress_ctx, off + T, n, xl_now() - t0)) break;
   }
+  return 0;
 }
 
-void xl_v1_state_visit(xl_session *s, xl_state_visit_fn fn, void *ctx) {
+static int state_visit(xl_session *s, xl_state_visit_fn fn, void *ctx, int loading) {
   const xl_config *c = &s->m->cfg;
-  const xl_v1_model *M = s->m->v1;
-  v1_sess *v = s->v1;
+  const xl_v1_model *M = s->m->weights;
+  v1_sess *v = s->impl;
   int D = c->D;
   for (int b = 0; b < c->n_blocks; b++) {
     const xl_v1_block *B = &M->blocks[b];
@@ -547,4 +493,11 @@ void xl_v1_state_visit(xl_session *s, xl_state_visit_fn fn, void *ctx) {
     if (B->K > 1) VISIT("conv", L->conv, 2, B->K - 1, B->C);
 #undef VISIT
   }
+  (void)loading;
+  return 0;
 }
+
+const xl_session_ops xl_v1_cpu_ops = {
+    .device = "cpu", .init = init, .free = release, .reset = reset, .step = step, .prefill = prefill,
+    .state_visit = state_visit,
+};

@@ -1,12 +1,12 @@
-/* model_v1_internal: the bound weights of an xlstm_v1 model (m->v1), shared by the loader
- * (model_v1.c) and the forward pass (model_v1_run.c). Small or block-diagonal weights
+/* v1_internal: the bound weights of an xlstm_v1 model (m->weights), shared by the binder
+ * (v1_model.c) and the forward pass (v1_run.c). Small or block-diagonal weights
  * (conv kernels, headwise projections, the sLSTM recurrent kernel, norms, biases) are fp32;
  * the large dense projections stay in their stored dtype as xl_mat.
- * Not for: use outside model_v1*.c. */
+ * Not for: use outside engine/v1. */
 #ifndef XL_MODEL_V1_INTERNAL_H
 #define XL_MODEL_V1_INTERNAL_H
 #include "engine/kernels.h"
-#include "engine/model_v1.h"
+#include "engine/v1/v1.h"
 
 #define XL_V1_LN_EPS 1e-5f     /* every LayerNorm / head norm of the v1 model */
 #define XL_V1_CELL_EPS 1e-6f   /* the mLSTM denominator epsilon */
@@ -41,7 +41,6 @@ typedef struct {
 typedef struct {
   xl_v1_block *blocks;       /* [n_blocks] */
   const float *post_norm_w;  /* [D] or NULL when add_post_blocks_norm is false */
-  void **owned; int nowned;  /* fp32 copies to free */
 } xl_v1_model;
 
 #endif

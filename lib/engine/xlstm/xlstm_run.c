@@ -1,0 +1,424 @@
+/* xlstm_run: the xLSTM-7B family's forward pass on the CPU (docs/xlstm-math.md), recurrent
+ * (decode) and chunkwise-parallel (prefill), behind xl_xlstm_cpu_ops. See xlstm.h.
+ * Threading: the pool runs matvec row bands (decode) and head bands (the cell); the
+ * projection GEMMs of prefill run on the calling thread with OpenBLAS using `workers`
+ * threads, and OpenBLAS is held to one thread while head tasks call it, so the process
+ * never runs more than `workers` busy threads. */
+#include "engine/xlstm/xlstm.h"
+#include "base/util.h"
+#include "engine/cell.h"
+#include "engine/pool.h"
+#include "obs/telemetry.h"
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern void openblas_set_num_threads(int);
+
+/* The session's own part: the recurrent state and every scratch buffer, sized once. */
+typedef struct {
+  xl_pool *pool;
+  xl_cell cell;
+  /* recurrent state, contiguous per kind */
+  float *C;          /* [n_blocks, NH, DK, DV] */
+  float *n;          /* [n_blocks, NH, DK] */
+  float *mst;        /* [n_blocks, NH] */
+  /* single-token scratch */
+  float *x, *u, *q, *k, *v, *o, *ig, *fg, *h, *g, *up;
+  /* prefill scratch for a segment of `seg` tokens */
+  int seg;
+  float *X, *U, *Q, *K, *V, *O, *IG, *FG, *H, *G, *UP;
+  float *tile;       /* fp32 tile for BF16/F16 GEMMs */
+  float *wscr;       /* per-worker chunk scratch */
+  size_t wscr_floats;
+} xlstm_cpu;
+
+/* Per-phase profiling (--profile-log): adds the time since *t to a phase and restarts *t.
+ * Costs one branch when profiling is off. */
+static inline void prof_mark(int on, int block, enum tm_phase ph, double *t) {
+  if (!on) return;
+  double now = xl_now();
+  tm_prof_add(block, ph, now - *t);
+  *t = now;
+}
+
+/* ---- small vector helpers ---- */
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float logsigmoidf(float x) { return x >= 0 ? -log1pf(expf(-x)) : x - log1pf(expf(x)); }
+static inline float soft_cap(float x, float c) { return c > 0 ? c * tanhf(x / c) : x; }
+
+static void rmsnorm(const float *x, float *y, const float *w, const float *b, int n, float eps) {
+  double ss = 0;
+  for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+  float r = 1.0f / sqrtf((float)(ss / n) + eps);
+  for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i] + (b ? b[i] : 0.0f);
+}
+
+/* LayerNorm over one head's DV channels (biased variance), then the per-channel weight. */
+static void headnorm(float *h, const float *w, const float *b, int n, float eps) {
+  double mean = 0, var = 0;
+  for (int i = 0; i < n; i++) mean += h[i];
+  mean /= n;
+  for (int i = 0; i < n; i++) { double d = h[i] - mean; var += d * d; }
+  var /= n;
+  float r = 1.0f / sqrtf((float)var + eps), mu = (float)mean;
+  for (int i = 0; i < n; i++) h[i] = (h[i] - mu) * r * w[i] + (b ? b[i] : 0.0f);
+}
+
+static void add_bias(float *y, const float *b, int n) {
+  if (b) for (int i = 0; i < n; i++) y[i] += b[i];
+}
+
+static void round_bf16(float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
+}
+
+/* ---- parallel matvec over several matrices sharing one input ---- */
+
+typedef struct { const xl_mat *w; float *y; } mv_job;
+typedef struct { const mv_job *jobs; int njobs; const float *x; int total, ntasks; } mv_ctx;
+
+static void mv_task(void *vctx, int t, int worker) {
+  const mv_ctx *c = vctx;
+  /* task bounds in multiples of 4 rows: the kernels take rows four at a time */
+  int r0 = (int)((long)c->total * t / c->ntasks) & ~3, r1 = t + 1 == c->ntasks ? c->total : (int)((long)c->total * (t + 1) / c->ntasks) & ~3;
+  int base = 0;
+  for (int j = 0; j < c->njobs; j++) {
+    int rows = c->jobs[j].w->rows, a = r0 > base ? r0 : base, b = r1 < base + rows ? r1 : base + rows;
+    if (a < b) xl_matvec_rows(c->jobs[j].w, c->x, c->jobs[j].y, a - base, b - base);
+    base += rows;
+  }
+}
+
+static void matvecs(xl_session *s, const float *x, const mv_job *jobs, int njobs) {
+  xlstm_cpu *xc = s->impl;
+  mv_ctx c = {jobs, njobs, x, 0, 0};
+  for (int j = 0; j < njobs; j++) c.total += jobs[j].w->rows;
+  int nw = xl_pool_size(xc->pool);
+  /* Several bands per worker, so a thread that loses its core for a moment does not hold up
+   * the step; but bands of at least 64 rows, below which dispatch costs more than it saves. */
+  int want = nw > 1 ? 4 * nw : 1, most = c.total / 64 > 0 ? c.total / 64 : 1;
+  c.ntasks = want < most ? want : most;
+  xl_pool_run(xc->pool, c.ntasks, mv_task, &c);
+}
+
+/* ---- session ---- */
+
+static float *scratch(xl_session *s, size_t n) {
+  s->scratch_bytes += n * sizeof(float);
+  return xl_calloc(n ? n : 1, sizeof(float));
+}
+
+static int init(xl_session *s, char *err, size_t errlen) {
+  const xl_model *m = s->m;
+  const xl_config *c = &m->cfg;
+  const xl_runopts *opt = &s->opt;
+  const xl_xlstm_weights *W = xl_xlstm_of(m);
+  xlstm_cpu *xc = xl_calloc(1, sizeof *xc);
+  s->impl = xc;
+  xc->pool = xl_pool_create(opt->workers);
+  openblas_set_num_threads(opt->workers);
+  int L = c->n_blocks, NH = c->n_heads, DK = c->dk, DV = c->dv, D = c->D, F = c->ffn;
+  xc->cell = (xl_cell){DK, DV, (float)c->eps, 0};
+  xc->C = scratch(s, (size_t)L * NH * DK * DV);
+  xc->n = scratch(s, (size_t)L * NH * DK);
+  xc->mst = scratch(s, (size_t)L * NH);
+  s->logits = scratch(s, (size_t)c->vocab);
+  xc->x = scratch(s, D); xc->u = scratch(s, D);
+  xc->q = scratch(s, c->qk_dim); xc->k = scratch(s, c->qk_dim);
+  xc->v = scratch(s, c->v_dim); xc->o = scratch(s, c->v_dim); xc->h = scratch(s, c->v_dim);
+  xc->ig = scratch(s, NH); xc->fg = scratch(s, NH);
+  xc->g = scratch(s, F); xc->up = scratch(s, F);
+  /* A prefill segment: a whole number of chunks, about 1024 tokens. Long segments make the
+   * projection GEMMs efficient and amortise the conversion of BF16/F16 weight tiles, which
+   * happens once per segment. */
+  int ck = opt->chunk_size, target = opt->segment > 0 ? opt->segment : 1024;
+  xc->seg = ck >= target ? ck : ck * ((target + ck - 1) / ck);
+  size_t S = (size_t)xc->seg;
+  xc->X = scratch(s, S * D); xc->U = scratch(s, S * (D > c->v_dim ? D : c->v_dim));
+  xc->Q = scratch(s, S * c->qk_dim); xc->K = scratch(s, S * c->qk_dim);
+  xc->V = scratch(s, S * c->v_dim); xc->O = scratch(s, S * c->v_dim); xc->H = scratch(s, S * c->v_dim);
+  xc->IG = scratch(s, S * NH); xc->FG = scratch(s, S * NH);
+  xc->G = scratch(s, S * F); xc->UP = scratch(s, S * F);
+  size_t tile = xl_gemm_tile_floats(&m->lm_head);
+  for (int i = 0; i < L; i++) {
+    const xl_block *B = &W->blocks[i];
+    const xl_mat *all[] = {&B->q, &B->k, &B->v, &B->o, &B->ig, &B->fg, &B->out, &B->up_gate, &B->up, &B->down};
+    for (size_t j = 0; j < sizeof all / sizeof *all; j++)
+      if (xl_gemm_tile_floats(all[j]) > tile) tile = xl_gemm_tile_floats(all[j]);
+  }
+  xc->tile = scratch(s, tile);
+  xc->wscr_floats = xl_cell_chunk_floats(&xc->cell, ck);
+  xc->wscr = scratch(s, xc->wscr_floats * (size_t)opt->workers);
+  (void)err; (void)errlen;
+  return 0;
+}
+
+static void release(xl_session *s) {
+  xlstm_cpu *xc = s->impl;
+  if (!xc) return;
+  xl_pool_free(xc->pool);
+  float *bufs[] = {xc->C, xc->n, xc->mst, s->logits, xc->x, xc->u, xc->q, xc->k, xc->v, xc->o, xc->h, xc->ig, xc->fg, xc->g, xc->up,
+                   xc->X, xc->U, xc->Q, xc->K, xc->V, xc->O, xc->H, xc->IG, xc->FG, xc->G, xc->UP, xc->tile, xc->wscr};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+  free(xc);
+  s->impl = NULL;
+  s->logits = NULL;
+}
+
+static void reset(xl_session *s) {
+  const xl_config *c = &s->m->cfg;
+  xlstm_cpu *xc = s->impl;
+  memset(xc->C, 0, sizeof(float) * (size_t)c->n_blocks * c->n_heads * c->dk * c->dv);
+  memset(xc->n, 0, sizeof(float) * (size_t)c->n_blocks * c->n_heads * c->dk);
+  memset(xc->mst, 0, sizeof(float) * (size_t)c->n_blocks * c->n_heads);   /* m starts at 0, not -inf */
+}
+
+/* ---- decode: one token ---- */
+
+typedef struct { xl_session *s; int layer; } head_ctx;
+
+static void step_heads_task(void *vctx, int t, int worker) {
+  head_ctx *hc = vctx;
+  xl_session *s = hc->s;
+  const xl_config *c = &s->m->cfg;
+  xlstm_cpu *xc = s->impl;
+  int NH = c->n_heads, DK = c->dk, DV = c->dv, hpb = s->opt.heads_per_band;
+  for (int h = t * hpb; h < (t + 1) * hpb && h < NH; h++) {
+    size_t sh = (size_t)hc->layer * NH + h;
+    xl_cell_step(&xc->cell, xc->q + (size_t)h * DK, xc->k + (size_t)h * DK, xc->v + (size_t)h * DV, xc->ig[h], xc->fg[h],
+                 xc->C + sh * DK * DV, xc->n + sh * DK, xc->mst + sh, xc->h + (size_t)h * DV);
+  }
+}
+
+static void final_logits_one(xl_session *s, const float *x) {
+  const xl_model *m = s->m;
+  const xl_config *c = &m->cfg;
+  xlstm_cpu *xc = s->impl;
+  const xl_xlstm_weights *W = xl_xlstm_of(m);
+  int prof = tm_profiling();
+  double pt = prof ? xl_now() : 0;
+  if (c->add_out_norm) rmsnorm(x, xc->u, W->out_norm_w, W->out_norm_b, c->D, (float)c->norm_eps);
+  else memcpy(xc->u, x, sizeof(float) * c->D);
+  if (s->opt.matmul_bf16) round_bf16(xc->u, c->D);
+  prof_mark(prof, -1, TM_NORM, &pt);
+  mv_job j = {&m->lm_head, s->logits};
+  matvecs(s, xc->u, &j, 1);
+  float cap = (float)c->logit_soft_cap;
+  for (int i = 0; i < c->vocab; i++) s->logits[i] = soft_cap(s->logits[i], cap);
+  prof_mark(prof, -1, TM_LMHEAD, &pt);
+}
+
+static int step(xl_session *s, int token) {
+  const xl_model *m = s->m;
+  const xl_config *c = &m->cfg;
+  xlstm_cpu *xc = s->impl;
+  const xl_xlstm_weights *W = xl_xlstm_of(m);
+  int D = c->D, NH = c->n_heads, F = c->ffn, DV = c->dv;
+  float eps = (float)c->norm_eps, gcap = (float)c->gate_soft_cap;
+  int prof = tm_profiling();
+  double pt = prof ? xl_now() : 0;
+  xl_mat_row(&m->embed, token, xc->x);
+  prof_mark(prof, -1, TM_EMBED, &pt);
+  for (int l = 0; l < c->n_blocks; l++) {
+    const xl_block *B = &W->blocks[l];
+    rmsnorm(xc->x, xc->u, B->norm_mlstm_w, B->norm_mlstm_b, D, eps);
+    if (s->opt.matmul_bf16) round_bf16(xc->u, D);
+    prof_mark(prof, l, TM_NORM, &pt);
+    mv_job jobs[] = {{&B->q, xc->q}, {&B->k, xc->k}, {&B->v, xc->v}, {&B->o, xc->o}, {&B->ig, xc->ig}, {&B->fg, xc->fg}};
+    matvecs(s, xc->u, jobs, 6);
+    add_bias(xc->q, B->q_b, c->qk_dim); add_bias(xc->k, B->k_b, c->qk_dim);
+    add_bias(xc->v, B->v_b, c->v_dim); add_bias(xc->o, B->o_b, c->v_dim);
+    for (int h = 0; h < NH; h++) {
+      xc->ig[h] = soft_cap(xc->ig[h] + B->ig_b[h], gcap);
+      xc->fg[h] = soft_cap(xc->fg[h] + B->fg_b[h], gcap);
+    }
+    prof_mark(prof, l, TM_PROJ, &pt);
+    head_ctx hc = {s, l};
+    int hpb = s->opt.heads_per_band;
+    xl_pool_run(xc->pool, (NH + hpb - 1) / hpb, step_heads_task, &hc);
+    prof_mark(prof, l, TM_CELL, &pt);
+    for (int h = 0; h < NH; h++)
+      headnorm(xc->h + (size_t)h * DV, B->mh_w + (size_t)h * DV, B->mh_b ? B->mh_b + (size_t)h * DV : NULL, DV, eps);
+    for (int i = 0; i < c->v_dim; i++) xc->h[i] *= sigmoidf(xc->o[i]);   /* output gate after the head norm */
+    if (s->opt.matmul_bf16) round_bf16(xc->h, c->v_dim);
+    prof_mark(prof, l, TM_HEADNORM, &pt);
+    mv_job jo = {&B->out, xc->u};
+    matvecs(s, xc->h, &jo, 1);
+    for (int i = 0; i < D; i++) xc->x[i] += xc->u[i] + (B->out_b ? B->out_b[i] : 0.0f);
+    prof_mark(prof, l, TM_OUTPROJ, &pt);
+    rmsnorm(xc->x, xc->u, B->norm_ffn_w, B->norm_ffn_b, D, eps);
+    if (s->opt.matmul_bf16) round_bf16(xc->u, D);
+    mv_job jf[] = {{&B->up_gate, xc->g}, {&B->up, xc->up}};
+    matvecs(s, xc->u, jf, 2);
+    add_bias(xc->g, B->up_gate_b, F); add_bias(xc->up, B->up_b, F);
+    for (int i = 0; i < F; i++) { float z = xc->g[i]; xc->g[i] = z * sigmoidf(z) * xc->up[i]; }
+    if (s->opt.matmul_bf16) round_bf16(xc->g, F);
+    mv_job jd = {&B->down, xc->u};
+    matvecs(s, xc->g, &jd, 1);
+    for (int i = 0; i < D; i++) xc->x[i] += xc->u[i] + (B->down_b ? B->down_b[i] : 0.0f);
+    prof_mark(prof, l, TM_FFN, &pt);
+  }
+  final_logits_one(s, xc->x);
+  s->tokens++;
+  s->last_token = token;
+  return 0;
+}
+
+/* ---- prefill ---- */
+
+typedef struct { xl_session *s; int layer, T; } chunk_ctx;
+
+static void chunk_heads_task(void *vctx, int t, int worker) {
+  chunk_ctx *cc = vctx;
+  xl_session *s = cc->s;
+  const xl_config *c = &s->m->cfg;
+  const xl_block *B = &xl_xlstm_of(s->m)->blocks[cc->layer];
+  xlstm_cpu *xc = s->impl;
+  int NH = c->n_heads, DK = c->dk, DV = c->dv, QK = c->qk_dim, VD = c->v_dim, hpb = s->opt.heads_per_band;
+  int ck = s->opt.chunk_size;
+  float *scr = xc->wscr + xc->wscr_floats * (size_t)worker;
+  for (int h = t * hpb; h < (t + 1) * hpb && h < NH; h++) {
+    size_t sh = (size_t)cc->layer * NH + h;
+    for (int t0 = 0; t0 < cc->T; t0 += ck) {
+      int L = cc->T - t0 < ck ? cc->T - t0 : ck;
+      xl_cell_chunk(&xc->cell, xc->Q + (size_t)t0 * QK + (size_t)h * DK, xc->K + (size_t)t0 * QK + (size_t)h * DK,
+                    xc->V + (size_t)t0 * VD + (size_t)h * DV, QK, VD, VD, xc->IG + (size_t)t0 * NH + h, xc->FG + (size_t)t0 * NH + h,
+                    NH, L, xc->C + sh * DK * DV, xc->n + sh * DK, xc->mst + sh, xc->H + (size_t)t0 * VD + (size_t)h * DV, scr);
+    }
+    for (int t2 = 0; t2 < cc->T; t2++)
+      headnorm(xc->H + (size_t)t2 * VD + (size_t)h * DV, B->mh_w + (size_t)h * DV, B->mh_b ? B->mh_b + (size_t)h * DV : NULL, DV,
+               (float)c->norm_eps);
+  }
+}
+
+typedef struct { const xl_mat *w; const float *X; float *Y; int T, ldx, ldy, ntasks; } small_gemm_ctx;
+
+static void small_gemm_task(void *vctx, int t, int worker) {
+  const small_gemm_ctx *c = vctx;
+  int rows = c->w->rows, r0 = (int)((long)rows * t / c->ntasks) & ~3;
+  int r1 = t + 1 == c->ntasks ? rows : (int)((long)rows * (t + 1) / c->ntasks) & ~3;
+  xl_gemm_rows(c->w, c->X, c->T, c->ldx, c->Y, c->ldy, r0, r1, NULL);
+}
+
+static void gemm(xl_session *s, const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy, const float *bias) {
+  xlstm_cpu *xc = s->impl;
+  int nw = xl_pool_size(xc->pool);
+  if (w->dtype != ST_F32 && T <= XL_SMALL_T && nw > 1 && w->rows >= 64 * nw) {
+    /* a short prompt over stored-dtype weights: matvec row bands on our workers (see kernels.h) */
+    small_gemm_ctx c = {w, X, Y, T, ldx, ldy, 4 * nw};
+    xl_pool_run(xc->pool, c.ntasks, small_gemm_task, &c);
+  } else {
+    xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, xc->tile);
+  }
+  if (bias)
+    for (int t = 0; t < T; t++) add_bias(Y + (size_t)t * ldy, bias, w->rows);
+}
+
+/* One segment of T <= seg tokens through every block, chunkwise. */
+static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *logits_rows) {
+  const xl_model *m = s->m;
+  const xl_config *c = &m->cfg;
+  xlstm_cpu *xc = s->impl;
+  const xl_xlstm_weights *W = xl_xlstm_of(m);
+  int D = c->D, NH = c->n_heads, QK = c->qk_dim, VD = c->v_dim, F = c->ffn;
+  float eps = (float)c->norm_eps, gcap = (float)c->gate_soft_cap;
+  int prof = tm_profiling();
+  double pt = prof ? xl_now() : 0;
+  for (int t = 0; t < T; t++) xl_mat_row(&m->embed, ids[t], xc->X + (size_t)t * D);
+  prof_mark(prof, -1, TM_EMBED, &pt);
+  for (int l = 0; l < c->n_blocks; l++) {
+    const xl_block *B = &W->blocks[l];
+    for (int t = 0; t < T; t++) rmsnorm(xc->X + (size_t)t * D, xc->U + (size_t)t * D, B->norm_mlstm_w, B->norm_mlstm_b, D, eps);
+    if (s->opt.matmul_bf16) round_bf16(xc->U, (size_t)T * D);
+    prof_mark(prof, l, TM_NORM, &pt);
+    gemm(s, &B->q, xc->U, T, D, xc->Q, QK, B->q_b);
+    gemm(s, &B->k, xc->U, T, D, xc->K, QK, B->k_b);
+    gemm(s, &B->v, xc->U, T, D, xc->V, VD, B->v_b);
+    gemm(s, &B->o, xc->U, T, D, xc->O, VD, B->o_b);
+    gemm(s, &B->ig, xc->U, T, D, xc->IG, NH, B->ig_b);
+    gemm(s, &B->fg, xc->U, T, D, xc->FG, NH, B->fg_b);
+    for (size_t i = 0; i < (size_t)T * NH; i++) { xc->IG[i] = soft_cap(xc->IG[i], gcap); xc->FG[i] = soft_cap(xc->FG[i], gcap); }
+    prof_mark(prof, l, TM_PROJ, &pt);
+    chunk_ctx cc = {s, l, T};
+    int hpb = s->opt.heads_per_band, ntasks = (NH + hpb - 1) / hpb;
+    if (ntasks > 1 && s->opt.workers > 1) openblas_set_num_threads(1);
+    xl_pool_run(xc->pool, ntasks, chunk_heads_task, &cc);
+    if (ntasks > 1 && s->opt.workers > 1) openblas_set_num_threads(s->opt.workers);
+    prof_mark(prof, l, TM_CELL, &pt);   /* includes the head norm, done inside the head tasks */
+    for (size_t i = 0; i < (size_t)T * VD; i++) xc->H[i] *= sigmoidf(xc->O[i]);
+    if (s->opt.matmul_bf16) round_bf16(xc->H, (size_t)T * VD);
+    gemm(s, &B->out, xc->H, T, VD, xc->U, D, B->out_b);
+    for (size_t i = 0; i < (size_t)T * D; i++) xc->X[i] += xc->U[i];
+    prof_mark(prof, l, TM_OUTPROJ, &pt);
+    for (int t = 0; t < T; t++) rmsnorm(xc->X + (size_t)t * D, xc->U + (size_t)t * D, B->norm_ffn_w, B->norm_ffn_b, D, eps);
+    if (s->opt.matmul_bf16) round_bf16(xc->U, (size_t)T * D);
+    gemm(s, &B->up_gate, xc->U, T, D, xc->G, F, B->up_gate_b);
+    gemm(s, &B->up, xc->U, T, D, xc->UP, F, B->up_b);
+    for (size_t i = 0; i < (size_t)T * F; i++) { float z = xc->G[i]; xc->G[i] = z * sigmoidf(z) * xc->UP[i]; }
+    if (s->opt.matmul_bf16) round_bf16(xc->G, (size_t)T * F);
+    gemm(s, &B->down, xc->G, T, F, xc->U, D, B->down_b);
+    for (size_t i = 0; i < (size_t)T * D; i++) xc->X[i] += xc->U[i];
+    prof_mark(prof, l, TM_FFN, &pt);
+  }
+  if (logits_rows) {
+    for (int t = 0; t < T; t++) {
+      float *xt = xc->X + (size_t)t * D;
+      if (c->add_out_norm) rmsnorm(xt, xc->U + (size_t)t * D, W->out_norm_w, W->out_norm_b, D, eps);
+      else memcpy(xc->U + (size_t)t * D, xt, sizeof(float) * D);
+    }
+    if (s->opt.matmul_bf16) round_bf16(xc->U, (size_t)T * D);
+    gemm(s, &m->lm_head, xc->U, T, D, logits_rows, c->vocab, NULL);
+    float cap = (float)c->logit_soft_cap;
+    for (size_t i = 0; i < (size_t)T * c->vocab; i++) logits_rows[i] = soft_cap(logits_rows[i], cap);
+    memcpy(s->logits, logits_rows + (size_t)(T - 1) * c->vocab, sizeof(float) * c->vocab);
+    prof_mark(prof, -1, TM_LMHEAD, &pt);
+  } else {
+    final_logits_one(s, xc->X + (size_t)(T - 1) * D);
+  }
+}
+
+static int prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
+  const xl_config *c = &s->m->cfg;
+  xlstm_cpu *xc = s->impl;
+  double t0 = xl_now();
+  for (long t = 0; t < n; t += xc->seg) {
+    int T = n - t < xc->seg ? (int)(n - t) : xc->seg;
+    prefill_segment(s, ids + t, T, all_logits ? all_logits + (size_t)t * c->vocab : NULL);
+    s->tokens += T;
+    s->last_token = ids[t + T - 1];
+    if (s->opt.progress && s->opt.progress(s->opt.progress_ctx, t + T, n, xl_now() - t0)) break;
+  }
+  return 0;
+}
+
+/* ---- state ---- */
+
+static int state_visit(xl_session *s, xl_state_visit_fn fn, void *ctx, int loading) {
+  xlstm_cpu *xc = s->impl;
+  xl_xlstm_visit_state(&s->m->cfg, xc->C, xc->n, xc->mst, fn, ctx);
+  (void)loading;
+  return 0;
+}
+
+void xl_xlstm_visit_state(const xl_config *c, float *C, float *n, float *m, xl_state_visit_fn fn, void *ctx) {
+  int NH = c->n_heads, DK = c->dk, DV = c->dv;
+  for (int l = 0; l < c->n_blocks; l++) {
+    char name[64];
+    int64_t shC[3] = {NH, DK, DV}, shn[2] = {NH, DK}, shm[1] = {NH};
+    snprintf(name, sizeof name, "layer%d.C", l);
+    fn(ctx, name, C + (size_t)l * NH * DK * DV, 3, shC);
+    snprintf(name, sizeof name, "layer%d.n", l);
+    fn(ctx, name, n + (size_t)l * NH * DK, 2, shn);
+    snprintf(name, sizeof name, "layer%d.m", l);
+    fn(ctx, name, m + (size_t)l * NH, 1, shm);
+  }
+}
+
+const xl_session_ops xl_xlstm_cpu_ops = {
+    .device = "cpu", .init = init, .free = release, .reset = reset, .step = step, .prefill = prefill,
+    .state_visit = state_visit,
+};
+
