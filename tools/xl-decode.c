@@ -1,10 +1,12 @@
 /* xl-decode: continues from a state file or a prompt and generates tokens one at a time
  * through the recurrent state; streams the text (or prints one NDJSON record per run). */
+#include "cli/flags.h"
 #include "cli/runargs.h"
 #include "engine/sampler.h"
 #include "engine/state.h"
 #include "engine/blasenv.h"
 #include "base/util.h"
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
@@ -69,143 +71,184 @@ static int detokenize(xl_runargs *a) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
-  xl_set_progname(argv[0]);
-  xl_runargs a;
-  xl_runargs_init(&a);
-  long n_new = 64;
-  const char *state_in = NULL, *state_out = NULL, *out_file = NULL;
-  int ndjson = 0, ignore_eos = 0, quiet = 0, detok = 0, sampled = 0;
-  xl_sampling sc = {1, 1.0f, 0, 1.0f, 0};
+typedef struct {
+  xl_runargs run;
+  long n_new;
+  const char *state_in, *state_out, *out_file;
+  int ndjson, ignore_eos, quiet, detok, greedy, help;
+  float temperature, top_p;
+  int top_k;
+  long seed;
+} decode_args;
+
+/* Rows 4-6 are the sampling flags (checked against --greedy below). */
+enum { F_GREEDY = 3, F_TEMPERATURE, F_TOP_K, F_TOP_P };
+static const xl_flag decode_flags[] = {
+    {"--new", "-n", XF_LONG, offsetof(decode_args, n_new), 0, 1L << 40, NULL},
+    {"--state", NULL, XF_STR, offsetof(decode_args, state_in), 0, 0, NULL},
+    {"--state-out", NULL, XF_STR, offsetof(decode_args, state_out), 0, 0, NULL},
+    {"--greedy", NULL, XF_SET, offsetof(decode_args, greedy), 0, 0, NULL},
+    {"--temperature", NULL, XF_FLOAT, offsetof(decode_args, temperature), 1e-6, 1e6, NULL},
+    {"--top-k", NULL, XF_INT, offsetof(decode_args, top_k), 0, 1 << 30, NULL},
+    {"--top-p", NULL, XF_FLOAT, offsetof(decode_args, top_p), 1e-6, 1.0, NULL},
+    {"--seed", NULL, XF_LONG, offsetof(decode_args, seed), 0, 0x7fffffffffffffffL, NULL},
+    {"--out", "-o", XF_STR, offsetof(decode_args, out_file), 0, 0, NULL},
+    {"--format", NULL, XF_CHOICE, offsetof(decode_args, ndjson), 0, 0, "text|ndjson"},
+    {"--ignore-eos", NULL, XF_SET, offsetof(decode_args, ignore_eos), 0, 0, NULL},
+    {"--quiet", "-q", XF_SET, offsetof(decode_args, quiet), 0, 0, NULL},
+    {"--detokenize", NULL, XF_SET, offsetof(decode_args, detok), 0, 0, NULL},
+    {"--help", "-h", XF_SET, offsetof(decode_args, help), 0, 0, NULL},
+};
+
+/* The sampling settings: greedy unless --temperature, --top-k or --top-p is given. */
+static xl_sampling parse(decode_args *d, int argc, char **argv) {
+  memset(d, 0, sizeof *d);
+  xl_runargs_init(&d->run);
+  d->n_new = 64;
+  d->temperature = 1.0f, d->top_p = 1.0f;
+  uint64_t given = 0;
   for (int i = 1; i < argc; i++) {
-    const char *s = argv[i];
-#define VALUE() (i + 1 < argc ? argv[++i] : (xl_usage_error("%s needs a value", s), ""))
-    if (!strcmp(s, "-h") || !strcmp(s, "--help")) { usage(); return 0; }
-    else if (!strcmp(s, "-n") || !strcmp(s, "--new")) n_new = xl_flag_long(s, VALUE(), 0, 1L << 40);
-    else if (!strcmp(s, "--state")) state_in = VALUE();
-    else if (!strcmp(s, "--state-out")) state_out = VALUE();
-    else if (!strcmp(s, "-o") || !strcmp(s, "--out")) out_file = VALUE();
-    else if (!strcmp(s, "--greedy")) sc.greedy = 1;
-    else if (!strcmp(s, "--temperature")) { sc.temperature = (float)xl_flag_double(s, VALUE(), 1e-6, 1e6); sampled = 1; }
-    else if (!strcmp(s, "--top-k")) { sc.top_k = (int)xl_flag_long(s, VALUE(), 0, 1 << 30); sampled = 1; }
-    else if (!strcmp(s, "--top-p")) { sc.top_p = (float)xl_flag_double(s, VALUE(), 1e-6, 1.0); sampled = 1; }
-    else if (!strcmp(s, "--seed")) sc.seed = (uint64_t)xl_flag_long(s, VALUE(), 0, 0x7fffffffffffffffL);
-    else if (!strcmp(s, "--format")) {
-      const char *v = VALUE();
-      if (!strcmp(v, "ndjson")) ndjson = 1;
-      else if (!strcmp(v, "text")) ndjson = 0;
-      else xl_usage_error("--format: '%s' is not text or ndjson", v);
-    } else if (!strcmp(s, "--ignore-eos")) ignore_eos = 1;
-    else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) quiet = 1;
-    else if (!strcmp(s, "--detokenize")) detok = 1;
-    else if (!xl_runargs_parse(&a, argc, argv, &i)) xl_usage_error("unknown option '%s'", s);
-#undef VALUE
-  }
-  if (detok) return detokenize(&a);
-  int greedy_flag = 0;
-  for (int i = 1; i < argc; i++) greedy_flag |= !strcmp(argv[i], "--greedy");
-  if (sampled && greedy_flag) xl_usage_error("--greedy and --temperature/--top-k/--top-p exclude each other");
-  sc.greedy = !sampled;
-
-  xl_run r;
-  xl_run_open(&r, &a, 0);
-  xl_session *s = r.sess;
-  const xl_config *c = &r.model->cfg;
-  char err[1024];
-  if (state_in && xl_state_load(s, state_in, err, sizeof err)) xl_die("%s", err);
-  int32_t *ids;
-  long np = xl_run_prompt_ids(&r, &a, !state_in, &ids);
-  if (np == 0 && !state_in) xl_die("empty prompt: give a prompt, --ids or --state");
-  if (tm_start(&a.tm, "xl-decode")) return 1;
-
-  /* prefill the prompt (after the state, if any) */
-  double prefill_s = 0;
-  if (np > 0) {
-    tm_set_phase("prefill");
-    double t0 = xl_now();
-    xl_prefill(s, ids, np, NULL);
-    prefill_s = xl_now() - t0;
-    tm_prefill_chunk(np, prefill_s);
-  }
-  xl_sampler smp;
-  xl_sampler_init(&smp, &sc, c->vocab);
-  int32_t *gen = xl_malloc(sizeof(int32_t) * (size_t)(n_new + 1));
-  tok_stream *ts = r.tok ? tok_stream_new(r.tok) : NULL;
-  int tty = isatty(1), stream_text = !ndjson && ts;
-  const char *stop = "length";
-  long ng = 0, context_tokens = s->tokens;   /* state + prompt before generation */
-  tm_set_phase("decode");
-  int prof = tm_profiling();
-  double t0 = xl_now();
-  /* the per-token loop: no allocation, no JSON; text is written to the buffered stdout */
-  for (long k = 0; k < n_new; k++) {
-    double ts0 = xl_now();
-    int next = xl_sample(&smp, s->logits);
-    if (prof) tm_prof_add(-1, TM_SAMPLE, xl_now() - ts0);
-    if (!ignore_eos && next == c->eos_id) { stop = "eos"; break; }
-    gen[ng++] = next;
-    if (stream_text) {
-      size_t pl;
-      const char *piece = tok_stream_push(ts, next, &pl);
-      if (pl) fwrite(piece, 1, pl, stdout);
-      if (tty) fflush(stdout);
-    } else if (!ndjson && !ts) {
-      printf("%d\n", next);
+    if (xl_flags_parse(decode_flags, sizeof decode_flags / sizeof *decode_flags, d, &given, argc, argv, &i)) {
+      if (d->help) { usage(); exit(0); }
+    } else if (!xl_runargs_parse(&d->run, argc, argv, &i)) {
+      xl_usage_error("unknown option '%s'", argv[i]);
     }
-    xl_step(s, next);   /* also after the last token: the state then covers every token, and each
-                           token costs the same, so tok/s is not flattered by a skipped step */
+  }
+  int sampled = xl_flag_given(given, F_TEMPERATURE) || xl_flag_given(given, F_TOP_K) || xl_flag_given(given, F_TOP_P);
+  if (sampled && d->greedy) xl_usage_error("--greedy and --temperature/--top-k/--top-p exclude each other");
+  return (xl_sampling){!sampled, d->temperature, d->top_k, d->top_p, (uint64_t)d->seed};
+}
+
+/* What the generation produced. */
+typedef struct {
+  long np, context_tokens, ng;
+  int32_t *gen;
+  double prefill_s, decode_s;
+  const char *stop;
+} decode_result;
+
+/* Streams a generated token: text through the incremental detokenizer, else its id. */
+static void emit(const decode_args *d, tok_stream *ts, int tty, int token) {
+  if (!d->ndjson && ts) {
+    size_t pl;
+    const char *piece = tok_stream_push(ts, token, &pl);
+    if (pl) fwrite(piece, 1, pl, stdout);
+    if (tty) fflush(stdout);
+  } else if (!d->ndjson) {
+    printf("%d\n", token);
+  }
+}
+
+/* The per-token loop: no allocation, no JSON; text goes to the buffered stdout. */
+static void generate(const decode_args *d, xl_run *r, xl_sampler *smp, decode_result *res) {
+  xl_session *s = r->sess;
+  int eos = r->model->cfg.eos_id, prof = tm_profiling(), tty = isatty(1);
+  tok_stream *ts = r->tok ? tok_stream_new(r->tok) : NULL;
+  res->stop = "length";
+  res->context_tokens = s->tokens;   /* state + prompt before generation */
+  tm_set_phase("decode");
+  double t0 = xl_now();
+  for (long k = 0; k < d->n_new; k++) {
+    double ts0 = xl_now();
+    int next;
+    if (xl_session_sample(s, smp, &next)) xl_die("sampling failed on the device");
+    if (prof) tm_prof_add(-1, TM_SAMPLE, xl_now() - ts0);
+    if (!d->ignore_eos && next == eos) { res->stop = "eos"; break; }
+    res->gen[res->ng++] = next;
+    emit(d, ts, tty, next);
+    /* also after the last token: the state then covers every token, and each token costs
+     * the same, so tok/s is not flattered by a skipped step */
+    if (xl_step(s, next)) xl_die("decode step failed on the device");
     tm_decode_step(xl_now() - ts0);
     if (prof) tm_prof_step_end(k + 1);
     int st = tm_should_stop();
-    if (st) { stop = st == XL_EXIT_MEMORY ? "memory" : "signal"; break; }
+    if (st) { res->stop = st == XL_EXIT_MEMORY ? "memory" : "signal"; break; }
   }
-  double decode_s = xl_now() - t0;
-  if (stream_text) {
+  res->decode_s = xl_now() - t0;
+  if (!d->ndjson && ts) {
     size_t pl;
     const char *piece = tok_stream_finish(ts, &pl);
     if (pl) fwrite(piece, 1, pl, stdout);
-    if (!tty || ng) fputc('\n', stdout);
+    if (!tty || res->ng) fputc('\n', stdout);
   }
+  tok_stream_free(ts);
+}
+
+static void report(const decode_args *d, xl_run *r, const decode_result *res, const char *text) {
+  double dtoks = res->decode_s > 0 ? res->ng / res->decode_s : 0, ptoks = res->prefill_s > 0 ? res->np / res->prefill_s : 0;
+  if (!d->ndjson) {
+    if (d->quiet) return;
+    fflush(stdout);
+    fprintf(stderr, "%s: %ld prompt tokens in %.3f s (%.1f tok/s), %ld new tokens in %.3f s (%.1f tok/s), stop: %s\n",
+            xl_progname(), res->np, res->prefill_s, ptoks, res->ng, res->decode_s, dtoks, res->stop);
+    return;
+  }
+  cJSON *rec = cJSON_CreateObject();
+  cJSON_AddStringToObject(rec, "tool", "xl-decode");
+  cJSON_AddNumberToObject(rec, "prompt_tokens", (double)res->np);
+  cJSON_AddNumberToObject(rec, "context_tokens", (double)res->context_tokens);
+  cJSON_AddNumberToObject(rec, "new_tokens", (double)res->ng);
+  cJSON *arr = cJSON_AddArrayToObject(rec, "ids");
+  for (long k = 0; k < res->ng; k++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(res->gen[k]));
+  if (text) cJSON_AddStringToObject(rec, "text", text); else cJSON_AddNullToObject(rec, "text");
+  cJSON_AddNumberToObject(rec, "prefill_s", res->prefill_s);
+  cJSON_AddNumberToObject(rec, "prefill_tok_s", ptoks);
+  cJSON_AddNumberToObject(rec, "decode_s", res->decode_s);
+  cJSON_AddNumberToObject(rec, "decode_tok_s", dtoks);
+  cJSON_AddStringToObject(rec, "stop", res->stop);
+  xl_run_record_fields(r, rec);
+  xl_print_record(rec);
+  cJSON_Delete(rec);
+}
+
+/* The state and prompt: the state file first, then the prompt (if any) prefilled after it. */
+static int32_t *feed_prompt(const decode_args *d, xl_run *r, decode_result *res) {
+  char err[1024];
+  if (d->state_in && xl_state_load(r->sess, d->state_in, err, sizeof err)) xl_die("%s", err);
+  int32_t *ids;
+  res->np = xl_run_prompt_ids(r, (xl_runargs *)&d->run, !d->state_in, &ids);
+  if (res->np == 0 && !d->state_in) xl_die("empty prompt: give a prompt, --ids or --state");
+  return ids;
+}
+
+int main(int argc, char **argv) {
+  xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
+  xl_set_progname(argv[0]);
+  decode_args d;
+  xl_sampling sc = parse(&d, argc, argv);
+  if (d.detok) return detokenize(&d.run);
+  xl_run r;
+  xl_run_open(&r, &d.run, 0);
+  decode_result res = {0};
+  int32_t *ids = feed_prompt(&d, &r, &res);
+  if (tm_start(&d.run.tm, "xl-decode")) return 1;
+  if (res.np > 0) {
+    tm_set_phase("prefill");
+    double t0 = xl_now();
+    if (xl_prefill(r.sess, ids, res.np, NULL)) xl_die("prefill failed on the device");
+    res.prefill_s = xl_now() - t0;
+    tm_prefill_chunk(res.np, res.prefill_s);
+  }
+  xl_sampler smp;
+  xl_sampler_init(&smp, &sc, r.model->cfg.vocab);
+  res.gen = xl_malloc(sizeof(int32_t) * (size_t)(d.n_new + 1));
+  generate(&d, &r, &smp, &res);
   tm_set_phase("done");
   int status = tm_should_stop();
-  char *text = r.tok ? tok_decode(r.tok, gen, (size_t)ng, NULL) : NULL;
+  char *text = r.tok ? tok_decode(r.tok, res.gen, (size_t)res.ng, NULL) : NULL, err[1024];
   if (status == XL_EXIT_MEMORY) {
     xl_warn("stopped: %s; output files not written", tm_stop_reason());
   } else {
-    if (out_file && xl_write_file_atomic(out_file, text ? text : "", text ? strlen(text) : 0))
-      xl_die("%s: cannot write: %s", out_file, strerror(errno));
-    if (state_out && xl_state_save(s, state_out, err, sizeof err)) xl_die("%s", err);
+    if (d.out_file && xl_write_file_atomic(d.out_file, text ? text : "", text ? strlen(text) : 0))
+      xl_die("%s: cannot write: %s", d.out_file, strerror(errno));
+    if (d.state_out && xl_state_save(r.sess, d.state_out, err, sizeof err)) xl_die("%s", err);
   }
-  double dtoks = decode_s > 0 ? ng / decode_s : 0;
-  if (ndjson) {
-    cJSON *rec = cJSON_CreateObject();
-    cJSON_AddStringToObject(rec, "tool", "xl-decode");
-    cJSON_AddNumberToObject(rec, "prompt_tokens", (double)np);
-    cJSON_AddNumberToObject(rec, "context_tokens", (double)context_tokens);
-    cJSON_AddNumberToObject(rec, "new_tokens", (double)ng);
-    cJSON *arr = cJSON_AddArrayToObject(rec, "ids");
-    for (long k = 0; k < ng; k++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(gen[k]));
-    if (text) cJSON_AddStringToObject(rec, "text", text); else cJSON_AddNullToObject(rec, "text");
-    cJSON_AddNumberToObject(rec, "prefill_s", prefill_s);
-    cJSON_AddNumberToObject(rec, "prefill_tok_s", prefill_s > 0 ? np / prefill_s : 0);
-    cJSON_AddNumberToObject(rec, "decode_s", decode_s);
-    cJSON_AddNumberToObject(rec, "decode_tok_s", dtoks);
-    cJSON_AddStringToObject(rec, "stop", stop);
-    xl_run_record_fields(&r, rec);
-    xl_print_record(rec);
-    cJSON_Delete(rec);
-  } else if (!quiet) {
-    fflush(stdout);
-    fprintf(stderr, "%s: %ld prompt tokens in %.3f s (%.1f tok/s), %ld new tokens in %.3f s (%.1f tok/s), stop: %s\n",
-            xl_progname(), np, prefill_s, prefill_s > 0 ? np / prefill_s : 0, ng, decode_s, dtoks, stop);
-  }
+  report(&d, &r, &res, text);
   tm_stop();
   if (status && status != XL_EXIT_MEMORY) xl_warn("interrupted: %s", tm_stop_reason());
   free(text);
-  tok_stream_free(ts);
   xl_sampler_free(&smp);
-  free(gen);
+  free(res.gen);
   free(ids);
   xl_run_close(&r);
   xl_finish_stdout();

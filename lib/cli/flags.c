@@ -1,6 +1,7 @@
 /* flags: the table-driven command-line parser of the tools. See flags.h. */
 #include "cli/flags.h"
 #include "base/util.h"
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,7 +61,7 @@ int xl_flags_parse(const xl_flag *tab, size_t n, void *opts, uint64_t *given, in
     case XF_SET: *(int *)field = 1; break;
     case XF_STR: *(const char **)field = v; break;
     case XF_INT: *(int *)field = (int)xl_flag_long(f->name, v, (long)f->lo, (long)f->hi); break;
-    case XF_LONG: *(long *)field = xl_flag_long(f->name, v, (long)f->lo, (long)f->hi); break;
+    case XF_LONG: *(long *)field = xl_flag_long(f->name, v, (long)f->lo, f->hi >= (double)LONG_MAX ? LONG_MAX : (long)f->hi); break;
     case XF_FLOAT: *(float *)field = (float)xl_flag_double(f->name, v, f->lo, f->hi); break;
     case XF_CHOICE: {
       int c = choice_index(f->choices, v);

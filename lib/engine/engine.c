@@ -233,6 +233,17 @@ const float *xl_session_logits(xl_session *s) {
   return s->logits;
 }
 
+int xl_session_sample(xl_session *s, xl_sampler *smp, int *token) {
+  const xl_sampling *c = &smp->cfg;
+  int greedy = c->greedy || c->temperature <= 0;
+  if (s->ops->sample && s->logits_stale)
+    return s->ops->sample(s, greedy, c->temperature, c->top_k, c->top_p, greedy ? 0.0 : xl_sampler_uniform(smp), token);
+  const float *l = xl_session_logits(s);
+  if (!l) return -1;
+  *token = xl_sample(smp, l);
+  return 0;
+}
+
 int xl_session_visit_state(xl_session *s, xl_state_visit_fn fn, void *ctx, int loading) {
   return s->ops->state_visit(s, fn, ctx, loading);
 }

@@ -10,6 +10,7 @@
  * Not for: sampling (sampler.h), state files (state.h), where settings come from (cli/). */
 #ifndef XL_ENGINE_H
 #define XL_ENGINE_H
+#include "engine/sampler.h"
 #include "engine/session.h"
 
 const char *xl_backend_name(xl_backend b);
@@ -50,6 +51,9 @@ int xl_prefill(xl_session *s, const int32_t *ids, long n, float *all_logits);
 /* The logits after the last consumed token, in host memory (copied from the device when
  * it holds newer ones). NULL on a device failure. */
 const float *xl_session_logits(xl_session *s);
+/* The next token after the last consumed one, picked by smp's settings and generator, on
+ * the session's device when it can (one small copy back), else on the host. 0 ok. */
+int xl_session_sample(xl_session *s, xl_sampler *smp, int *token);
 /* The state tensors of the session (not the logits); loading: fn writes into data. */
 int xl_session_visit_state(xl_session *s, xl_state_visit_fn fn, void *ctx, int loading);
 

@@ -13,6 +13,8 @@ static uint64_t splitmix64(uint64_t *x) {
 }
 static double uniform01(uint64_t *x) { return (splitmix64(x) >> 11) * (1.0 / 9007199254740992.0); }
 
+double xl_sampler_uniform(xl_sampler *s) { return uniform01(&s->rng); }
+
 void xl_sampler_init(xl_sampler *s, const xl_sampling *cfg, int vocab) {
   s->cfg = *cfg;
   s->vocab = vocab;

@@ -84,6 +84,10 @@ typedef struct xl_session_ops {
   int (*state_visit)(xl_session *s, xl_state_visit_fn fn, void *ctx, int loading);
   int (*fetch_logits)(xl_session *s);                     /* NULL: s->logits is always current */
   int (*store_logits)(xl_session *s);                     /* after s->logits was loaded; may be NULL */
+  /* Picks the next token from the logits where they are (NULL: the engine samples on the
+   * host). greedy, temperature, top_k, top_p as in sampler.h; u01: a uniform number from
+   * the host's seeded generator. */
+  int (*sample)(xl_session *s, int greedy, float temperature, int top_k, float top_p, double u01, int *token);
 } xl_session_ops;
 
 /* An architecture: its config.json keys, its weight binding, and its session operations
