@@ -363,7 +363,7 @@ int main(int argc, char **argv) {
       set_num(over, "num_blocks", (double)v);
     } else if (!strcmp(a, "--heads")) set_num(over, "num_heads", (double)xl_flag_long(a, NEED(), 1, 4096));
     else if (!strcmp(a, "--vocab")) set_num(over, "vocab_size", (double)xl_flag_long(a, NEED(), 1, 1 << 24));
-    else if (!strcmp(a, "--chunk-size")) set_num(over, "chunk_size", (double)xl_flag_long(a, NEED(), 1, 1 << 20));
+    else if (!strcmp(a, "--chunk-size")) set_num(over, "chunk_size", (double)xl_flag_long(a, NEED(), 1, XL_CHUNK_MAX));
     else if (!strcmp(a, "--qk-factor")) set_num(over, "qk_dim_factor", xl_flag_double(a, NEED(), 1e-6, 64));
     else if (!strcmp(a, "--v-factor")) set_num(over, "v_dim_factor", xl_flag_double(a, NEED(), 1e-6, 64));
     else if (!strcmp(a, "--ffn-factor")) set_num(over, "ffn_proj_factor", xl_flag_double(a, NEED(), 1e-6, 64));

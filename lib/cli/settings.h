@@ -10,9 +10,6 @@
 #include <cJSON.h>
 #include <stddef.h>
 
-/* The largest chunk size any tool accepts (a chunk's scratch is chunk^2 floats per worker). */
-#define XL_CHUNK_MAX (1 << 16)
-
 typedef enum {
   XS_DEVICE, XS_BACKEND, XS_CHUNK_SIZE, XS_HEADS_PER_BAND, XS_WORKERS, XS_MATMUL, XS_COUNT
 } xl_setting_id;

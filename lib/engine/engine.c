@@ -205,22 +205,43 @@ void xl_session_reset(xl_session *s) {
   s->last_token = -1;
 }
 
-int xl_step(xl_session *s, int token) { return s->ops->step(s, token); }
+int xl_step(xl_session *s, int token) {
+  if (s->ops->step(s, token)) return -1;
+  s->tokens++;
+  s->last_token = token;
+  s->logits_stale = s->ops->fetch_logits != NULL;
+  return 0;
+}
 
-int xl_prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
-  if (s->opt.backend == XL_BACKEND_CHUNKWISE) return s->ops->prefill(s, ids, n, all_logits);
-  /* the recurrent backend: token steps, the reference path on every device */
-  int V = s->m->cfg.vocab, every = s->opt.segment > 0 ? s->opt.segment : 1024;
-  double t0 = xl_now();
-  for (long t = 0; t < n; t++) {
+/* The recurrent backend: token steps, the reference path on every device. */
+static int prefill_steps(xl_session *s, const int32_t *ids, int T, float *all_logits) {
+  int V = s->m->cfg.vocab;
+  for (int t = 0; t < T; t++) {
     if (xl_step(s, ids[t])) return -1;
     if (all_logits) {
       const float *l = xl_session_logits(s);
       if (!l) return -1;
       memcpy(all_logits + (size_t)t * V, l, sizeof(float) * V);
     }
-    if (s->opt.progress && ((t + 1) % every == 0 || t + 1 == n) && s->opt.progress(s->opt.progress_ctx, t + 1, n, xl_now() - t0))
-      break;
+  }
+  return 0;
+}
+
+int xl_prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
+  int V = s->m->cfg.vocab, chunkwise = s->opt.backend == XL_BACKEND_CHUNKWISE;
+  double t0 = xl_now();
+  for (long t = 0; t < n; t += s->segment) {
+    int T = n - t < s->segment ? (int)(n - t) : s->segment;
+    float *rows = all_logits ? all_logits + (size_t)t * V : NULL;
+    if (chunkwise) {
+      if (s->ops->prefill(s, ids + t, T, rows)) return -1;
+      s->tokens += T;
+      s->last_token = ids[t + T - 1];
+      s->logits_stale = s->ops->fetch_logits != NULL;
+    } else if (prefill_steps(s, ids + t, T, rows)) {
+      return -1;
+    }
+    if (s->opt.progress && s->opt.progress(s->opt.progress_ctx, t + T, n, xl_now() - t0)) break;
   }
   return 0;
 }

@@ -322,3 +322,13 @@ void xl_gemm_rows(const xl_mat *w, const float *X, int T, int ldx, float *Y, int
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, b - a, w->cols, 1.0f, X, ldx, tile, w->cols, 0.0f, Y + a, ldy);
   }
 }
+
+void xl_mean_rstd(const float *x, int n, float eps, float *mu, float *rstd) {
+  double mean = 0, var = 0;
+  for (int i = 0; i < n; i++) mean += x[i];
+  mean /= n;
+  for (int i = 0; i < n; i++) { double d = x[i] - mean; var += d * d; }
+  var /= n;
+  *rstd = 1.0f / sqrtf((float)var + eps);
+  *mu = (float)mean;
+}

@@ -25,6 +25,10 @@ float xl_f16_to_f32(uint16_t h);
 uint16_t xl_f32_to_bf16(float f);
 uint16_t xl_f32_to_f16(float f);
 
+/* Mean and 1/sqrt(biased variance + eps) of x [n], accumulated in double (the LayerNorms
+ * of both architectures). */
+void xl_mean_rstd(const float *x, int n, float eps, float *mu, float *rstd);
+
 /* Converts n elements of any float dtype to fp32. */
 void xl_to_f32(st_dtype t, const void *src, float *dst, size_t n);
 

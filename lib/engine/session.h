@@ -17,6 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest chunk size the engine, its config readers and every tool accept (a chunk's
+ * scratch is chunk^2 floats per worker). */
+#define XL_CHUNK_MAX (1 << 16)
+
 typedef enum { XL_BACKEND_CHUNKWISE = 0, XL_BACKEND_RECURRENT = 1 } xl_backend;
 typedef enum { XL_DEVICE_CPU = 0, XL_DEVICE_CUDA = 1 } xl_device;
 
@@ -61,6 +65,7 @@ typedef struct xl_session {
   int last_token;            /* last consumed id (-1 before any) */
   float *logits;             /* [V] logits after the last consumed token (see xl_session_logits) */
   int logits_stale;          /* the device holds newer logits than `logits` */
+  int segment;               /* prefill tokens per segment (set by the implementation's init) */
   size_t scratch_bytes;      /* host memory the session allocated */
   void *impl;
 } xl_session;
@@ -73,13 +78,14 @@ typedef void (*xl_state_visit_fn)(void *ctx, const char *name, float *data, int 
  * success, else -1 with a message in err (or s's own error state). */
 typedef struct xl_session_ops {
   const char *device;        /* "cpu", "cuda" */
-  int (*init)(xl_session *s, char *err, size_t errlen);   /* state, scratch, s->logits */
+  int (*init)(xl_session *s, char *err, size_t errlen);   /* state, scratch, s->logits, s->segment */
   void (*free)(xl_session *s);
   void (*reset)(xl_session *s);                           /* back to the empty state */
-  int (*step)(xl_session *s, int token);
-  /* n tokens in segments, chunkwise; sets tokens, last_token, logits; all_logits [n, V]
-   * when not NULL; calls opt.progress after each segment. */
-  int (*prefill)(xl_session *s, const int32_t *ids, long n, float *all_logits);
+  int (*step)(xl_session *s, int token);                  /* the logits after token */
+  /* One segment of T <= s->segment tokens, chunkwise: the logits after its last token, and
+   * every row into all_logits [T, V] when not NULL. (The dispatcher loops over segments,
+   * counts tokens and reports progress.) */
+  int (*prefill)(xl_session *s, const int32_t *ids, int T, float *all_logits);
   /* the recurrent state tensors (not the logits); loading: fn writes into data */
   int (*state_visit)(xl_session *s, xl_state_visit_fn fn, void *ctx, int loading);
   int (*fetch_logits)(xl_session *s);                     /* NULL: s->logits is always current */

@@ -60,6 +60,7 @@ static int init(xl_session *s, char *err, size_t errlen) {
   cs->m = xl_calloc(nm, sizeof(float));
   s->logits = xl_calloc((size_t)c->vocab, sizeof(float));
   s->scratch_bytes = (nC + nn + nm + (size_t)c->vocab) * sizeof(float);
+  s->segment = xl_cuda_session_segment(cs->gpu);
   return 0;
 }
 
@@ -81,29 +82,12 @@ static void reset(xl_session *s) {
 
 static int step(xl_session *s, int token) {
   cuda_sess *cs = s->impl;
-  if (xl_cuda_step(cs->gpu, token, NULL)) return fail("decode step");
-  s->logits_stale = 1;
-  s->tokens++;
-  s->last_token = token;
-  return 0;
+  return xl_cuda_step(cs->gpu, token, NULL) ? fail("decode step") : 0;
 }
 
-/* In the device's segments, so that progress is reported and a stop request honoured
- * between them. */
-static int prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
+static int prefill(xl_session *s, const int32_t *ids, int T, float *all_logits) {
   cuda_sess *cs = s->impl;
-  int V = s->m->cfg.vocab;
-  long seg = xl_cuda_session_segment(cs->gpu);
-  double t0 = xl_now();
-  for (long t = 0; t < n; t += seg) {
-    long T = n - t < seg ? n - t : seg;
-    if (xl_cuda_prefill(cs->gpu, ids + t, T, all_logits ? all_logits + (size_t)t * V : NULL, NULL)) return fail("prefill");
-    s->tokens += T;
-    s->last_token = ids[t + T - 1];
-    s->logits_stale = 1;
-    if (s->opt.progress && s->opt.progress(s->opt.progress_ctx, t + T, n, xl_now() - t0)) break;
-  }
-  return 0;
+  return xl_cuda_prefill(cs->gpu, ids, T, all_logits, NULL) ? fail("prefill") : 0;
 }
 
 static int fetch_logits(xl_session *s) {

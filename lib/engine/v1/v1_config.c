@@ -158,7 +158,7 @@ int xl_v1_config_parse(xl_config *c, const cJSON *root, const char *path, char *
     if (D % v->s_heads) { xl_errf(err, errlen, "%s: field \"%s.num_heads\" (%d) does not divide embedding_dim %d", path, ws, v->s_heads, D); goto fail; }
     if (ff && parse_ffn(p, ff, D, &v->s_ffn)) goto fail;
   }
-  if (jint(p, root, "", "chunk_size", 64, 1, 1 << 20, &chunk)) goto fail;
+  if (jint(p, root, "", "chunk_size", 64, 1, XL_CHUNK_MAX, &chunk)) goto fail;
   c->arch = XL_ARCH_V1;
   c->D = D;
   c->n_blocks = nb;
@@ -228,43 +228,38 @@ int xl_v1_config_make(xl_config *c, int D, int n_blocks, int vocab, const int *s
   return 0;
 }
 
+/* Number and boolean members of a config object, written from a list. */
+typedef struct { const char *key; double num; int is_bool; } jfield;
+static void add_fields(cJSON *o, const jfield *f, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    cJSON_AddItemToObject(o, f[i].key, f[i].is_bool ? cJSON_CreateBool(f[i].num != 0) : cJSON_CreateNumber(f[i].num));
+}
+#define ADD_FIELDS(o, ...) do { const jfield fs_[] = {__VA_ARGS__}; add_fields(o, fs_, sizeof fs_ / sizeof *fs_); } while (0)
+
 char *xl_v1_config_json(const xl_config *c) {
   const xl_v1_config *v = c->arch_cfg;
   cJSON *root = cJSON_CreateObject(), *x = cJSON_AddObjectToObject(root, "xlstm");
   cJSON_AddStringToObject(root, "model_type", "xlstm_v1");
-  cJSON_AddNumberToObject(x, "embedding_dim", c->D);
-  cJSON_AddNumberToObject(x, "num_blocks", c->n_blocks);
-  cJSON_AddNumberToObject(x, "vocab_size", c->vocab);
-  cJSON_AddBoolToObject(x, "tie_weights", v->tie);
-  cJSON_AddBoolToObject(x, "add_post_blocks_norm", v->add_post_norm);
-  cJSON_AddBoolToObject(x, "bias", 0);
+  ADD_FIELDS(x, {"embedding_dim", c->D, 0}, {"num_blocks", c->n_blocks, 0}, {"vocab_size", c->vocab, 0},
+             {"tie_weights", v->tie, 1}, {"add_post_blocks_norm", v->add_post_norm, 1}, {"bias", 0, 1});
   cJSON *sa = cJSON_AddArrayToObject(x, "slstm_at");
   for (int i = 0; i < c->n_blocks; i++)
     if (v->is_slstm[i]) cJSON_AddItemToArray(sa, cJSON_CreateNumber(i));
   if (v->I) {
     cJSON *ml = cJSON_AddObjectToObject(cJSON_AddObjectToObject(x, "mlstm_block"), "mlstm");
-    cJSON_AddNumberToObject(ml, "num_heads", v->m_heads);
-    cJSON_AddNumberToObject(ml, "conv1d_kernel_size", v->m_conv);
-    cJSON_AddNumberToObject(ml, "qkv_proj_blocksize", v->qkv_bs);
-    cJSON_AddNumberToObject(ml, "_inner_embedding_dim", v->I);
-    cJSON_AddNumberToObject(ml, "_proj_up_dim", v->I);
-    cJSON_AddNumberToObject(ml, "embedding_dim", c->D);
-    cJSON_AddBoolToObject(ml, "bias", 0);
+    ADD_FIELDS(ml, {"num_heads", v->m_heads, 0}, {"conv1d_kernel_size", v->m_conv, 0}, {"qkv_proj_blocksize", v->qkv_bs, 0},
+               {"_inner_embedding_dim", v->I, 0}, {"_proj_up_dim", v->I, 0}, {"embedding_dim", c->D, 0}, {"bias", 0, 1});
   }
   if (v->s_heads) {
     cJSON *sb = cJSON_AddObjectToObject(x, "slstm_block"), *sl = cJSON_AddObjectToObject(sb, "slstm");
-    cJSON_AddNumberToObject(sl, "num_heads", v->s_heads);
-    cJSON_AddNumberToObject(sl, "conv1d_kernel_size", v->s_conv);
-    cJSON_AddNumberToObject(sl, "hidden_size", c->D);
-    cJSON_AddNumberToObject(sl, "embedding_dim", c->D);
-    cJSON_AddBoolToObject(sl, "group_norm_weight", v->group_norm_weight);
+    ADD_FIELDS(sl, {"num_heads", v->s_heads, 0}, {"conv1d_kernel_size", v->s_conv, 0}, {"hidden_size", c->D, 0},
+               {"embedding_dim", c->D, 0}, {"group_norm_weight", v->group_norm_weight, 1});
     cJSON_AddStringToObject(sl, "function", "slstm");
     if (v->s_ffn) {
       cJSON *ff = cJSON_AddObjectToObject(sb, "feedforward");
       cJSON_AddStringToObject(ff, "act_fn", "gelu");
       cJSON_AddStringToObject(ff, "ff_type", "ffn_gated");
-      cJSON_AddNumberToObject(ff, "_proj_up_dim", v->s_ffn);
-      cJSON_AddBoolToObject(ff, "bias", 0);
+      ADD_FIELDS(ff, {"_proj_up_dim", v->s_ffn, 0}, {"bias", 0, 1});
     } else {
       cJSON_AddNullToObject(sb, "feedforward");
     }

@@ -55,12 +55,8 @@ static inline float geluf(float x) { return 0.5f * x * (1.0f + erff(x * 0.707106
 
 /* LayerNorm without bias, weight applied as (1 + w) (w NULL: 1). Biased variance. */
 static void layernorm(const float *x, float *y, const float *w, int n) {
-  double mean = 0, var = 0;
-  for (int i = 0; i < n; i++) mean += x[i];
-  mean /= n;
-  for (int i = 0; i < n; i++) { double d = x[i] - mean; var += d * d; }
-  var /= n;
-  float r = 1.0f / sqrtf((float)var + XL_V1_LN_EPS), mu = (float)mean;
+  float mu, r;
+  xl_mean_rstd(x, n, XL_V1_LN_EPS, &mu, &r);
   for (int i = 0; i < n; i++) y[i] = (x[i] - mu) * r * (w ? 1.0f + w[i] : 1.0f);
 }
 
@@ -404,7 +400,7 @@ static int init(xl_session *s, char *err, size_t errlen) {
   free(offs);
   /* segment scratch: a whole number of chunks, about opt.segment (1024) tokens */
   int ck = s->opt.chunk_size, target = s->opt.segment > 0 ? s->opt.segment : 1024;
-  size_t S = (size_t)(v->S = ck >= target ? ck : ck * ((target + ck - 1) / ck));
+  size_t S = (size_t)(s->segment = v->S = ck >= target ? ck : ck * ((target + ck - 1) / ck));
   int wide = max3(I, D, 1);
   v->X = scratch(s, S * D);
   v->U = scratch(s, S * D);
@@ -451,22 +447,11 @@ static void reset(xl_session *s) {
 static int step(xl_session *s, int token) {
   int32_t id = token;
   run_tokens(s, &id, 1, 0, NULL);
-  s->tokens++;
-  s->last_token = token;
   return 0;
 }
 
-static int prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
-  v1_sess *v = s->impl;
-  int V = s->m->cfg.vocab;
-  double t0 = xl_now();
-  for (long off = 0; off < n; off += v->S) {
-    int T = n - off < v->S ? (int)(n - off) : v->S;
-    run_tokens(s, ids + off, T, 1, all_logits ? all_logits + (size_t)off * V : NULL);
-    s->tokens += T;
-    s->last_token = ids[off + T - 1];
-    if (s->opt.progress && s->opt.progress(s->opt.progress_ctx, off + T, n, xl_now() - t0)) break;
-  }
+static int prefill(xl_session *s, const int32_t *ids, int T, float *all_logits) {
+  run_tokens(s, ids, T, 1, all_logits);
   return 0;
 }
 

@@ -69,7 +69,7 @@ int xl_xlstm_parse_config(xl_config *c, const cJSON *root, const char *path, cha
     }
     c->fused = !strcmp(wm->valuestring, "fused");
   }
-  if (xl_cfg_int(root, kC, 1, 64, 1, 1 << 20, &v, path, err, errlen)) goto out;
+  if (xl_cfg_int(root, kC, 1, 64, 1, XL_CHUNK_MAX, &v, path, err, errlen)) goto out;
   c->chunk_size = (int)v;
   if (xl_cfg_token(root, "bos_token_id", &c->bos_id, path, err, errlen) || xl_cfg_token(root, "eos_token_id", &c->eos_id, path, err, errlen) ||
       xl_cfg_token(root, "pad_token_id", &c->pad_id, path, err, errlen))

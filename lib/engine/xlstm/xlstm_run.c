@@ -58,12 +58,8 @@ static void rmsnorm(const float *x, float *y, const float *w, const float *b, in
 
 /* LayerNorm over one head's DV channels (biased variance), then the per-channel weight. */
 static void headnorm(float *h, const float *w, const float *b, int n, float eps) {
-  double mean = 0, var = 0;
-  for (int i = 0; i < n; i++) mean += h[i];
-  mean /= n;
-  for (int i = 0; i < n; i++) { double d = h[i] - mean; var += d * d; }
-  var /= n;
-  float r = 1.0f / sqrtf((float)var + eps), mu = (float)mean;
+  float mu, r;
+  xl_mean_rstd(h, n, eps, &mu, &r);
   for (int i = 0; i < n; i++) h[i] = (h[i] - mu) * r * w[i] + (b ? b[i] : 0.0f);
 }
 
@@ -135,7 +131,7 @@ static int init(xl_session *s, char *err, size_t errlen) {
    * projection GEMMs efficient and amortise the conversion of BF16/F16 weight tiles, which
    * happens once per segment. */
   int ck = opt->chunk_size, target = opt->segment > 0 ? opt->segment : 1024;
-  xc->seg = ck >= target ? ck : ck * ((target + ck - 1) / ck);
+  s->segment = xc->seg = ck >= target ? ck : ck * ((target + ck - 1) / ck);
   size_t S = (size_t)xc->seg;
   xc->X = scratch(s, S * D); xc->U = scratch(s, S * (D > c->v_dim ? D : c->v_dim));
   xc->Q = scratch(s, S * c->qk_dim); xc->K = scratch(s, S * c->qk_dim);
@@ -262,8 +258,6 @@ static int step(xl_session *s, int token) {
     prof_mark(prof, l, TM_FFN, &pt);
   }
   final_logits_one(s, xc->x);
-  s->tokens++;
-  s->last_token = token;
   return 0;
 }
 
@@ -380,17 +374,8 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
   }
 }
 
-static int prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
-  const xl_config *c = &s->m->cfg;
-  xlstm_cpu *xc = s->impl;
-  double t0 = xl_now();
-  for (long t = 0; t < n; t += xc->seg) {
-    int T = n - t < xc->seg ? (int)(n - t) : xc->seg;
-    prefill_segment(s, ids + t, T, all_logits ? all_logits + (size_t)t * c->vocab : NULL);
-    s->tokens += T;
-    s->last_token = ids[t + T - 1];
-    if (s->opt.progress && s->opt.progress(s->opt.progress_ctx, t + T, n, xl_now() - t0)) break;
-  }
+static int prefill(xl_session *s, const int32_t *ids, int T, float *all_logits) {
+  prefill_segment(s, ids, T, all_logits);
   return 0;
 }
 
