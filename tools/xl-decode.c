@@ -20,7 +20,9 @@ static void usage(void) {
          "      --state STATE       continue from a state file written by xl-prefill -o (a prompt given\n"
          "                          as well is fed after the state)\n"
          "      --greedy            argmax decoding (the default)\n"
-         "      --temperature T     sample with temperature T (> 0); with --top-k K, --top-p P, --seed S\n"
+         "      --temperature T     sample with temperature T (> 0); --top-k K and --top-p P narrow\n"
+         "                          the candidates (they need --temperature); --seed S reproduces a\n"
+         "                          run (default: a random seed, printed in the NDJSON record)\n"
          "      --ignore-eos        do not stop at the model's eos_token_id\n"
          "Output:\n"
          "      --format text       stream the generated text to stdout (default); a summary on stderr\n"
@@ -30,6 +32,8 @@ static void usage(void) {
          "  -o, --out FILE          also write the generated text to FILE (atomically)\n"
          "      --state-out FILE    write the state after the last generated token\n"
          "  -q, --quiet             no summary line on stderr\n"
+         "      --block-buffered    write the text in blocks (default: each token is flushed as it\n"
+         "                          is generated, into a terminal, a pipe or a file alike)\n"
          "      --detokenize        print the text of {\"ids\":[...]} lines read on stdin, and exit\n\n%s\n%s\n"
          "Exit status: 0 ok, 1 error, 2 usage, 3 memory watchdog stop (output files removed),\n"
          "130 SIGINT / 143 SIGTERM (the current token is finished and the outputs are complete).\n",
@@ -75,14 +79,14 @@ typedef struct {
   xl_runargs run;
   long n_new;
   const char *state_in, *state_out, *out_file;
-  int ndjson, ignore_eos, quiet, detok, greedy, help;
+  int ndjson, ignore_eos, quiet, detok, greedy, help, block_buffered;
   float temperature, top_p;
   int top_k;
   long seed;
 } decode_args;
 
-/* Rows 4-6 are the sampling flags (checked against --greedy below). */
-enum { F_GREEDY = 3, F_TEMPERATURE, F_TOP_K, F_TOP_P };
+/* Rows 4-7 are the sampling flags (checked against each other below). */
+enum { F_GREEDY = 3, F_TEMPERATURE, F_TOP_K, F_TOP_P, F_SEED };
 static const xl_flag decode_flags[] = {
     {"--new", "-n", XF_LONG, offsetof(decode_args, n_new), 0, 1L << 40, NULL},
     {"--state", NULL, XF_STR, offsetof(decode_args, state_in), 0, 0, NULL},
@@ -97,10 +101,21 @@ static const xl_flag decode_flags[] = {
     {"--ignore-eos", NULL, XF_SET, offsetof(decode_args, ignore_eos), 0, 0, NULL},
     {"--quiet", "-q", XF_SET, offsetof(decode_args, quiet), 0, 0, NULL},
     {"--detokenize", NULL, XF_SET, offsetof(decode_args, detok), 0, 0, NULL},
+    {"--block-buffered", NULL, XF_SET, offsetof(decode_args, block_buffered), 0, 0, NULL},
     {"--help", "-h", XF_SET, offsetof(decode_args, help), 0, 0, NULL},
 };
 
-/* The sampling settings: greedy unless --temperature, --top-k or --top-p is given. */
+/* A seed nobody chose: from the kernel's generator, else the clock and the pid. */
+static long random_seed(void) {
+  uint64_t x = 0;
+  FILE *f = fopen("/dev/urandom", "rb");
+  if (!f || fread(&x, sizeof x, 1, f) != 1) x = (uint64_t)(xl_now() * 1e9) ^ ((uint64_t)getpid() << 32);
+  if (f) fclose(f);
+  return (long)(x & 0x7fffffffffffffffULL);
+}
+
+/* The sampling settings: greedy unless --temperature is given; --top-k/--top-p narrow a
+ * temperature sampler and mean nothing without one. */
 static xl_sampling parse(decode_args *d, int argc, char **argv) {
   memset(d, 0, sizeof *d);
   xl_runargs_init(&d->run);
@@ -114,8 +129,11 @@ static xl_sampling parse(decode_args *d, int argc, char **argv) {
       xl_usage_error("unknown option '%s'", argv[i]);
     }
   }
-  int sampled = xl_flag_given(given, F_TEMPERATURE) || xl_flag_given(given, F_TOP_K) || xl_flag_given(given, F_TOP_P);
-  if (sampled && d->greedy) xl_usage_error("--greedy and --temperature/--top-k/--top-p exclude each other");
+  int sampled = xl_flag_given(given, F_TEMPERATURE);
+  if (!sampled && (xl_flag_given(given, F_TOP_K) || xl_flag_given(given, F_TOP_P)))
+    xl_usage_error("--top-k and --top-p narrow temperature sampling: give --temperature T too");
+  if (sampled && d->greedy) xl_usage_error("--greedy and --temperature exclude each other");
+  if (sampled && !xl_flag_given(given, F_SEED)) d->seed = random_seed();
   return (xl_sampling){!sampled, d->temperature, d->top_k, d->top_p, (uint64_t)d->seed};
 }
 
@@ -128,15 +146,16 @@ typedef struct {
 } decode_result;
 
 /* Streams a generated token: text through the incremental detokenizer, else its id. */
-static void emit(const decode_args *d, tok_stream *ts, int tty, int token) {
-  if (!d->ndjson && ts) {
+static void emit(const decode_args *d, tok_stream *ts, int token) {
+  if (d->ndjson) return;
+  if (ts) {
     size_t pl;
     const char *piece = tok_stream_push(ts, token, &pl);
     if (pl) fwrite(piece, 1, pl, stdout);
-    if (tty) fflush(stdout);
-  } else if (!d->ndjson) {
+  } else {
     printf("%d\n", token);
   }
+  if (!d->block_buffered) fflush(stdout);   /* a reader of the pipe sees each token as it comes */
 }
 
 /* The per-token loop: no allocation, no JSON; text goes to the buffered stdout. */
@@ -155,7 +174,7 @@ static void generate(const decode_args *d, xl_run *r, xl_sampler *smp, decode_re
     if (prof) tm_prof_add(-1, TM_SAMPLE, xl_now() - ts0);
     if (!d->ignore_eos && next == eos) { res->stop = "eos"; break; }
     res->gen[res->ng++] = next;
-    emit(d, ts, tty, next);
+    emit(d, ts, next);
     /* also after the last token: the state then covers every token, and each token costs
      * the same, so tok/s is not flattered by a skipped step */
     if (xl_step(s, next)) xl_die("decode step failed on the device");
@@ -174,7 +193,13 @@ static void generate(const decode_args *d, xl_run *r, xl_sampler *smp, decode_re
   tok_stream_free(ts);
 }
 
-static void report(const decode_args *d, xl_run *r, const decode_result *res, const char *text) {
+static const char *xl_fmt_g6(float x) {
+  static char buf[32];
+  snprintf(buf, sizeof buf, "%.6g", x);
+  return buf;
+}
+
+static void report(const decode_args *d, xl_run *r, const decode_result *res, const char *text, const xl_sampling *sc) {
   double dtoks = res->decode_s > 0 ? res->ng / res->decode_s : 0, ptoks = res->prefill_s > 0 ? res->np / res->prefill_s : 0;
   if (!d->ndjson) {
     if (d->quiet) return;
@@ -196,6 +221,17 @@ static void report(const decode_args *d, xl_run *r, const decode_result *res, co
   cJSON_AddNumberToObject(rec, "decode_s", res->decode_s);
   cJSON_AddNumberToObject(rec, "decode_tok_s", dtoks);
   cJSON_AddStringToObject(rec, "stop", res->stop);
+  cJSON *smp = cJSON_AddObjectToObject(rec, "sampling");   /* enough to reproduce the run */
+  cJSON_AddBoolToObject(smp, "greedy", sc->greedy);
+  if (!sc->greedy) {
+    /* the flags' values as typed, not the float's binary expansion */
+    cJSON_AddNumberToObject(smp, "temperature", strtod(xl_fmt_g6(sc->temperature), NULL));
+    cJSON_AddNumberToObject(smp, "top_k", sc->top_k);
+    cJSON_AddNumberToObject(smp, "top_p", strtod(xl_fmt_g6(sc->top_p), NULL));
+    char seed[32];   /* a string: seeds past 2^53 do not survive a JSON number */
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)sc->seed);
+    cJSON_AddStringToObject(smp, "seed", seed);
+  }
   xl_run_record_fields(r, rec);
   xl_print_record(rec);
   cJSON_Delete(rec);
@@ -243,7 +279,7 @@ int main(int argc, char **argv) {
       xl_die("%s: cannot write: %s", d.out_file, strerror(errno));
     if (d.state_out && xl_state_save(r.sess, d.state_out, err, sizeof err)) xl_die("%s", err);
   }
-  report(&d, &r, &res, text);
+  report(&d, &r, &res, text, &sc);
   tm_stop();
   if (status && status != XL_EXIT_MEMORY) xl_warn("interrupted: %s", tm_stop_reason());
   free(text);

@@ -1,6 +1,9 @@
 /* settings: the table of run settings and everything that reads or writes them.
  * See settings.h. To add a setting: a field in xl_runopts (engine/session.h), an id and a
- * row below, and its case in parse_named/format_named when it has named values. */
+ * row below, and its case in parse_named/format_named when it has named values.
+ * "affects": backend, chunk size, heads per band and workers are exact by design (the same
+ * tokens; logits within float rounding), so they never change the output; the device and
+ * the matmul precision do. The prefill backend and chunk size do not touch decode. */
 #include "cli/settings.h"
 #include "base/util.h"
 #include "cli/flags.h"
@@ -12,23 +15,29 @@
 const xl_setting xl_settings[XS_COUNT] = {
     [XS_DEVICE] = {"device", "--device", "XL_DEVICE", "D", 0, 0, "cpu|cuda|cuda:N",
                    "where the model runs: cpu (default) or cuda[:N], an NVIDIA GPU (the 7B\n"
-                   "family; the weights are uploaded once in their stored dtype)"},
+                   "family; the weights are uploaded once in their stored dtype)",
+        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE | XS_AFFECTS_OUTPUT},
     [XS_BACKEND] = {"backend", "--backend", "XL_BACKEND", "B", 0, 0, "chunkwise|recurrent",
                     "prefill backend: chunkwise (GEMMs, default) or recurrent (token\n"
-                    "steps, the reference path); decode always steps"},
+                    "steps, the reference path); decode always steps",
+        XS_AFFECTS_PREFILL},
     [XS_CHUNK_SIZE] = {"chunk_size", "--chunk-size", "XL_CHUNK_SIZE", "N", 1, XL_CHUNK_MAX, NULL,
                        "tokens per chunk of the chunkwise prefill (default: the model's\n"
-                       "chunk_size)"},
+                       "chunk_size)",
+        XS_AFFECTS_PREFILL},
     [XS_HEADS_PER_BAND] = {"heads_per_band", "--heads-per-band", "XL_HEADS_PER_BAND", "H", 1, 1 << 16, NULL,
-                           "heads per parallel task in the CPU cell (default 1)"},
+                           "heads per parallel task in the CPU cell (default 1)",
+        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE},
     [XS_WORKERS] = {"workers", "--workers", "XL_WORKERS", "N", 1, 1024, NULL,
                     "CPU threads: N runs our head bands and matvec row bands, and OpenBLAS\n"
                     "gets the same N for the projection GEMMs but one thread inside head\n"
                     "tasks, so no more than N threads are ever busy; use at most the\n"
-                    "number of cores (default 1)"},
+                    "number of cores (default 1)",
+        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE},
     [XS_MATMUL] = {"matmul", "--matmul", "XL_MATMUL", "fp32|bf16", 0, 0, "fp32|bf16",
                    "fp32 (default; exact) or bf16: activations rounded to bf16 before\n"
-                   "each matrix product (a speed/quality trade; tensor cores on a GPU)"},
+                   "each matrix product (a speed/quality trade; tensor cores on a GPU)",
+        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE | XS_AFFECTS_OUTPUT},
 };
 
 const xl_setting *xl_setting_by_key(const char *key) {

@@ -14,6 +14,10 @@ typedef enum {
   XS_DEVICE, XS_BACKEND, XS_CHUNK_SIZE, XS_HEADS_PER_BAND, XS_WORKERS, XS_MATMUL, XS_COUNT
 } xl_setting_id;
 
+/* What a setting can change: a sweep re-measures only these, and a recommendation never
+ * ranks a setting by a measurement it cannot affect. */
+enum { XS_AFFECTS_PREFILL = 1, XS_AFFECTS_DECODE = 2, XS_AFFECTS_OUTPUT = 4 };
+
 typedef struct {
   const char *key;       /* profile / sweep parameter name: "chunk_size" */
   const char *flag;      /* "--chunk-size" */
@@ -22,6 +26,7 @@ typedef struct {
   long lo, hi;           /* integer settings: bounds; both 0 for named values */
   const char *choices;   /* named values, for messages: "chunkwise|recurrent" */
   const char *help;      /* one or more lines, without the flag column */
+  unsigned affects;      /* XS_AFFECTS_* */
 } xl_setting;
 
 extern const xl_setting xl_settings[XS_COUNT];
