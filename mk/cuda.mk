@@ -16,7 +16,7 @@ CUDA_SRC := $(wildcard lib/engine/cuda/*.cu)
 CUDA_HDR := $(wildcard lib/engine/cuda/*.h lib/engine/cuda/*.cuh)
 CUDA_OBJ := $(CUDA_SRC:lib/engine/cuda/%.cu=$(BUILD)/cuda/%.o)
 CUDA_CFLAGS := -DXL_HAVE_CUDA=1
-CUDA_LIBS := -L$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart_static -ldl -lrt -lpthread -lstdc++
+CUDA_LIBS := -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lpthread -lstdc++
 
 # The engine's archive holds the objects. Stated here too: the Makefile reads its archive
 # rules before including this file, when CUDA_OBJ is still empty.

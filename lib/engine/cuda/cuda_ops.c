@@ -2,6 +2,7 @@
 #ifdef XL_HAVE_CUDA
 #include "engine/cuda/cuda_ops.h"
 #include "base/util.h"
+#include "engine/cuda/cublas_lazy.h"
 #include "engine/cuda/cuda.h"
 #include "engine/xlstm/xlstm.h"
 #include <pthread.h>
@@ -19,6 +20,7 @@ static pthread_mutex_t upload_lock = PTHREAD_MUTEX_INITIALIZER;
 int xl_cuda_check(int device, char *err, size_t errlen) {
   char why[512];
   if (xl_cuda_probe(device, why, sizeof why)) return xl_errf(err, errlen, "--device cuda:%d: %s", device, why);
+  if (xl_cublas_load(why, sizeof why)) return xl_errf(err, errlen, "--device cuda:%d: %s", device, why);
   return 0;
 }
 
