@@ -281,6 +281,24 @@ static void set_item(cJSON *j, const char *key, cJSON *v) {
   cJSON_DeleteItemFromObjectCaseSensitive(j, key);
   cJSON_AddItemToObject(j, key, v);
 }
+/* Hugging Face's xLSTMConfig is a strict dataclass: transformers 5.x refuses a float field
+ * that holds a JSON integer ("v_dim_factor": 1), and cJSON prints 1.0 as 1. These keys are
+ * written with a decimal point or an exponent whatever their value. */
+static void floats_keep_point(cJSON *j) {
+  static const char *keys[] = {"qk_dim_factor", "v_dim_factor", "ffn_proj_factor", "gate_soft_cap",
+                               "output_logit_soft_cap", "norm_eps", "eps"};
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+    if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble)) continue;
+    char buf[64];
+    for (int p = 15; p <= 17; p++) {   /* the shortest form that reads back the same */
+      snprintf(buf, sizeof buf, "%.*g", p, e->valuedouble);
+      if (strtod(buf, NULL) == e->valuedouble) break;
+    }
+    if (!strpbrk(buf, ".eE")) strcat(buf, ".0");
+    cJSON_ReplaceItemInObjectCaseSensitive(j, keys[i], cJSON_CreateRaw(buf));
+  }
+}
 static int yesno(const char *flag, const char *v) {
   if (!strcmp(v, "yes") || !strcmp(v, "true")) return 1;
   if (!strcmp(v, "no") || !strcmp(v, "false")) return 0;
@@ -414,6 +432,7 @@ int main(int argc, char **argv) {
   for (cJSON *e = over->child; e; e = e->next) set_item(cj, e->string, cJSON_Duplicate(e, 1));
   cJSON_Delete(over);
   set_item(cj, "dtype", cJSON_CreateString(dtype_json));
+  floats_keep_point(cj);
   char *cfg_text = cJSON_Print(cj);
   cJSON_Delete(cj);
   xl_config c;
