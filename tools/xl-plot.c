@@ -403,13 +403,14 @@ static char *find_plots_dir(void) {
   return xl_find_resource("plots", "max_by_param.gp");
 }
 
-/* Runs gnuplot on one figure and format; output goes to a temp name renamed on
- * success. gnuplot's messages go to log_fd. Returns 0 ok. */
+/* Runs gnuplot on one figure and format. gnuplot writes the atomic writer's target (a
+ * temp name renamed on success, or the path itself when it is a device or FIFO), so a
+ * failed render never leaves a half-drawn figure. gnuplot's messages go to log_fd.
+ * Returns 0 ok. */
 static int render(const char *gnuplot, const char *script, const char *data, const char *out, const char *term, int log_fd) {
-  size_t n = strlen(out) + 32;
-  char *tmp = xl_malloc(n);
-  snprintf(tmp, n, "%s.tmp.%ld", out, (long)getpid());
-  char *argv[] = {(char *)gnuplot, "-c", (char *)script, (char *)data, tmp, (char *)term, NULL};
+  xl_atomic a;
+  if (xl_atomic_open_flags(&a, out, XL_ATOMIC_NO_STREAM)) { xl_warn("%s: %s", out, strerror(errno)); return -1; }
+  char *argv[] = {(char *)gnuplot, "-c", (char *)script, (char *)data, (char *)xl_atomic_target(&a), (char *)term, NULL};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
@@ -420,22 +421,24 @@ static int render(const char *gnuplot, const char *script, const char *data, con
   posix_spawn_file_actions_destroy(&fa);
   if (rc) {
     xl_warn("cannot run %s: %s", gnuplot, strerror(rc));
-    free(tmp);
+    xl_atomic_abort(&a);
     return -1;
   }
   int st;
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR) { st = -1; break; }
   struct stat sb;
-  int good = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && stat(tmp, &sb) == 0 && sb.st_size > 0;
-  if (good && rename(tmp, out)) { xl_warn("%s: %s", out, strerror(errno)); good = 0; }
+  /* gnuplot can exit 0 without drawing; an empty temp file is a failure too */
+  int good = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+             (!a.tmp || (stat(a.tmp, &sb) == 0 && sb.st_size > 0));
   if (!good) {
-    unlink(tmp);
+    xl_atomic_abort(&a);
     if (st != -1 && WIFEXITED(st)) xl_warn("gnuplot failed on %s (exit %d)", out, WEXITSTATUS(st));
     else xl_warn("gnuplot failed on %s", out);
+    return -1;
   }
-  free(tmp);
-  return good ? 0 : -1;
+  if (xl_atomic_commit(&a)) { xl_warn("%s: %s", out, strerror(errno)); return -1; }
+  return 0;
 }
 
 /* ---- report ---- */

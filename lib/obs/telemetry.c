@@ -336,35 +336,7 @@ void tm_decode_step(double seconds) {
   }
 }
 
-/* ------------------------------------------------------------------ file helpers */
-
-int tm_write_replace(const char *path, const char *data, size_t len) {
-  struct stat st;
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {   /* /dev/null or a FIFO: never rename over it */
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    int bad = fwrite(data, 1, len, f) != len;
-    return xl_fclose_checked(f) || bad ? -1 : 0;
-  }
-  size_t n = strlen(path) + 32;
-  char *tmp = malloc(n);
-  if (!tmp) return -1;
-  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "w");
-  int rc = -1;
-  if (f) {
-    int bad = fwrite(data, 1, len, f) != len;
-    if (xl_fclose_checked(f)) bad = 1;
-    if (!bad && !rename(tmp, path)) rc = 0;
-  }
-  if (rc) {
-    int e = errno;
-    unlink(tmp);
-    errno = e;
-  }
-  free(tmp);
-  return rc;
-}
+/* ------------------------------------------------------------------ status-file text */
 
 size_t tm_json_str(char *buf, size_t len, size_t cap, const char *s) {
 #define PUT(c) do { if (len + 1 < cap) buf[len++] = (c); } while (0)
@@ -427,7 +399,7 @@ static void write_metrics(void) {
   METRIC("xlstm_decode_seconds_total", "counter", "Seconds spent decoding.", "%.6f", ds);
 #undef METRIC
   if (n >= sizeof buf) n = sizeof buf - 1;
-  if (tm_write_replace(S.opt.metrics_file, buf, n))
+  if (xl_write_file_atomic_flags(S.opt.metrics_file, buf, n, XL_ATOMIC_NO_FSYNC))
     xl_warn("cannot write metrics file %s: %s", S.opt.metrics_file, strerror(errno));
 }
 
@@ -475,7 +447,8 @@ static void write_status(void) {
 #undef ADD
 #undef ADDSTR
   if (n >= sizeof buf) n = sizeof buf - 1;
-  tm_write_replace(S.status_path, buf, n);   /* best effort: xl-top only */
+  /* best effort: only xl-top reads it */
+  xl_write_file_atomic_flags(S.status_path, buf, n, XL_ATOMIC_NO_FSYNC);
 }
 
 /* Reads memory figures and applies the watchdog. Called from the sampler thread. */

@@ -22,9 +22,6 @@ int tm_regions_release(void);
 int tm_prof_open(const char *path);   /* 0 ok, -1 errno */
 int tm_prof_close(void);              /* flush + close; 0 ok, -1 on a write error */
 
-/* Writes data to path through "<path>.tmp.<pid>" + rename, without fsync (for files
- * rewritten every second, like the status and metrics files). 0 ok, -1 errno. */
-int tm_write_replace(const char *path, const char *data, size_t len);
 /* Appends s to buf as a JSON string literal (with quotes), NULL -> null. Returns the new
  * length; never writes past cap (truncates). */
 size_t tm_json_str(char *buf, size_t len, size_t cap, const char *s);
