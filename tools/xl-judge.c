@@ -12,6 +12,7 @@
 #include "judge/judge_internal.h"
 #include "io/records.h"
 #include "engine/blasenv.h"
+#include "base/fanout.h"
 #include "base/util.h"
 #include <errno.h>
 #include <pthread.h>
@@ -276,7 +277,8 @@ typedef struct {
   task *tasks;
   size_t ntasks;
   size_t *todo;           /* indices of tasks to request */
-  size_t ntodo, next, ndone;
+  size_t ntodo, ndone;
+  jh_client **clients;    /* one per fan-out worker */
   jh_result *res;         /* [ntasks] */
   unsigned char *done;    /* [ntasks] */
   const cJSON *extra;     /* earlier rows whose slug is not in outputs.jsonl (kept at the end) */
@@ -326,35 +328,33 @@ static void checkpoint(run_ctx *x) {
   cJSON_Delete(rows);
 }
 
-static void *worker(void *arg) {
-  run_ctx *x = arg;
-  jh_client *cl = jh_client_new(&x->o->jc);
-  if (!cl) xl_die("cannot create an HTTP handle");
-  for (;;) {
-    pthread_mutex_lock(&x->mu);
-    if (x->stop || x->next >= x->ntodo) { pthread_mutex_unlock(&x->mu); break; }
-    size_t i = x->todo[x->next++];
-    pthread_mutex_unlock(&x->mu);
+/* One fan-out job: the k-th request, on the worker's own HTTP handle. Stops the run when
+ * the judge model is missing (no later request can succeed). */
+static int judge_job(void *ctx, size_t k, size_t worker) {
+  run_ctx *x = ctx;
+  size_t i = x->todo[k];
+  pthread_mutex_lock(&x->mu);
+  int stopped = x->stop;   /* a job handed out just before another one stopped the run */
+  pthread_mutex_unlock(&x->mu);
+  if (stopped) return 1;
+  jh_result r;
+  jh_judge(x->clients[worker], x->tasks[i].prompt, &r);
 
-    jh_result r;
-    jh_judge(cl, x->tasks[i].prompt, &r);
-
-    pthread_mutex_lock(&x->mu);
-    x->res[i] = r;
-    x->done[i] = 1;
-    x->ndone++;
-    if (r.status == JH_MODEL_MISSING) {
-      if (!x->stop) x->fatal = i;
-      x->stop = 1;
-    } else {
-      x->counts[r.status == JH_OK ? 0 : r.status == JH_PARSE_ERROR ? 1 : 2]++;
-    }
-    show_progress(x, 0);
-    checkpoint(x);
-    pthread_mutex_unlock(&x->mu);
+  pthread_mutex_lock(&x->mu);
+  x->res[i] = r;
+  x->done[i] = 1;
+  x->ndone++;
+  if (r.status == JH_MODEL_MISSING) {
+    if (!x->stop) x->fatal = i;
+    x->stop = 1;
+  } else {
+    x->counts[r.status == JH_OK ? 0 : r.status == JH_PARSE_ERROR ? 1 : 2]++;
   }
-  jh_client_free(cl);
-  return NULL;
+  show_progress(x, 0);
+  checkpoint(x);
+  int stop = x->stop;
+  pthread_mutex_unlock(&x->mu);
+  return stop;
 }
 
 static char *out_path(const judge_opts *o, const char *ext) {
@@ -445,12 +445,13 @@ static int cmd_ollama(int argc, char **argv) {
     /* (OpenAI-compatible servers rarely list digests: no warning there) */
     if (!x.digest && !o.jc.openai) xl_warn("the server does not list a digest for model '%s'", o.jc.model);
 
-    size_t nthreads = (size_t)o.jobs < ntodo ? (size_t)o.jobs : ntodo;
-    pthread_t *th = xl_calloc(nthreads, sizeof *th);
-    for (size_t k = 0; k < nthreads; k++)
-      if (pthread_create(&th[k], NULL, worker, &x)) xl_die("cannot start a worker thread");
-    for (size_t k = 0; k < nthreads; k++) pthread_join(th[k], NULL);
-    free(th);
+    size_t nw = xl_fanout_workers(ntodo, (size_t)o.jobs);
+    x.clients = xl_calloc(nw, sizeof *x.clients);
+    for (size_t k = 0; k < nw; k++)
+      if (!(x.clients[k] = jh_client_new(&o.jc))) xl_die("cannot create an HTTP handle");
+    xl_fanout(ntodo, (size_t)o.jobs, judge_job, &x);
+    for (size_t k = 0; k < nw; k++) jh_client_free(x.clients[k]);
+    free(x.clients);
     show_progress(&x, 1);
   }
   jh_global_cleanup();

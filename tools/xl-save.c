@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "io/records.h"
 #include "sweep/trials.h"
+#include "base/fanout.h"
 #include "base/util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -335,7 +336,7 @@ typedef struct {
   const char *decode;
   job *jobs;
   size_t njobs;
-  size_t *todo, ntodo, next, ndone;
+  size_t *todo, ntodo, ndone;
   cJSON *extra;          /* old lines whose slug is not among the trials (kept at the end) */
   const char *jsonl;
   int write_failed;
@@ -403,15 +404,12 @@ static void run_job(save_ctx *x, job *jb) {
   pthread_mutex_unlock(&x->mu);
 }
 
-static void *worker(void *arg) {
-  save_ctx *x = arg;
-  for (;;) {
-    pthread_mutex_lock(&x->mu);
-    size_t k = x->next < x->ntodo ? x->todo[x->next++] : (size_t)-1;
-    pthread_mutex_unlock(&x->mu);
-    if (k == (size_t)-1) return NULL;
-    run_job(x, &x->jobs[k]);
-  }
+/* One fan-out job: the k-th trial to generate. */
+static int save_job(void *ctx, size_t k, size_t worker) {
+  save_ctx *x = ctx;
+  (void)worker;
+  run_job(x, &x->jobs[x->todo[k]]);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -482,12 +480,7 @@ int main(int argc, char **argv) {
     x.decode = decode_path();
     /* a write to a closed stdout must become an error (xl_finish_stdout), not a kill */
     signal(SIGPIPE, SIG_IGN);
-    size_t nth = (size_t)o.jobs < ntodo ? (size_t)o.jobs : ntodo;
-    pthread_t *th = xl_calloc(nth, sizeof *th);
-    for (size_t k = 0; k < nth; k++)
-      if (pthread_create(&th[k], NULL, worker, &x)) xl_die("cannot start a worker thread");
-    for (size_t k = 0; k < nth; k++) pthread_join(th[k], NULL);
-    free(th);
+    xl_fanout(ntodo, (size_t)o.jobs, save_job, &x);
   }
   /* always rewritten, also when nothing was generated: the file is then deduplicated and
    * newer than the trials it was made from (make relies on that) */
