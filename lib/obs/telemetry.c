@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "obs/telemetry.h"
 #include "obs/tm_internal.h"
+#include "obs/procmem.h"
 #include "base/util.h"
 #include <errno.h>
 #include <limits.h>
@@ -451,12 +452,15 @@ static void write_status(void) {
   xl_write_file_atomic_flags(S.status_path, buf, n, XL_ATOMIC_NO_FSYNC);
 }
 
+/* The status file reports bytes; VmHWM is whole kB, so the MB figure converts back exactly. */
+static size_t peak_rss_bytes(void) { return (size_t)(tm_peak_rss_mb() * MB); }
+
 /* Reads memory figures and applies the watchdog. Called from the sampler thread. */
 static void sample_memory(int log_row) {
-  S.rss = tm_mem_rss();
+  S.rss = tm_rss_bytes();
   size_t total;
   tm_mem_info(&total, &S.avail);
-  size_t peak = tm_mem_peak_rss();
+  size_t peak = peak_rss_bytes();
   S.peak_rss = peak > S.rss ? peak : S.rss;
 
   if (S.opt.watchdog && S.rss) {
@@ -464,7 +468,7 @@ static void sample_memory(int log_row) {
       size_t before = S.rss;
       if (S.opt.action == TM_ACTION_RELEASE) {
         tm_regions_release();
-        S.rss = tm_mem_rss();
+        S.rss = tm_rss_bytes();
       }
       if (S.rss > S.hard_bytes) {
         snprintf(mem_reason, sizeof mem_reason, "memory hard limit: RSS %.0f MB > %.0f MB",
@@ -480,7 +484,7 @@ static void sample_memory(int log_row) {
       if (S.opt.action == TM_ACTION_RELEASE) {
         size_t before = S.rss;
         int nr = tm_regions_release();
-        S.rss = tm_mem_rss();
+        S.rss = tm_rss_bytes();
         xl_warn("memory soft limit: RSS %.0f MB > %.0f MB; released %d model region%s, RSS now "
                 "%.0f MB", before / MB, S.soft_bytes / MB, nr, nr == 1 ? "" : "s", S.rss / MB);
       } else {
@@ -504,7 +508,7 @@ static void print_usr1_status(void) {
   double ds = atomic_load(&a_dec_sec), ps = atomic_load(&a_pre_sec);
   xl_warn("status: phase %s, prefill %ld tok (%.1f tok/s), decode %ld tok (%.1f tok/s), "
           "RSS %.1f MB", atomic_load(&a_phase), pt, ps > 0 ? pt / ps : 0.0, dt,
-          ds > 0 ? dt / ds : 0.0, tm_mem_rss() / MB);
+          ds > 0 ? dt / ds : 0.0, tm_rss_bytes() / MB);
 }
 
 static void *sampler(void *arg) {
@@ -646,8 +650,8 @@ int tm_start(const tm_options *o, const char *tool) {
   S.hard_bytes = o->hard_mb > 0 ? (size_t)(o->hard_mb * MB)
                : o->hard_pct > 0 ? (size_t)(S.mem_total * (o->hard_pct / 100.0)) : 0;
   S.soft_armed = 1;
-  S.rss = tm_mem_rss();
-  S.peak_rss = tm_mem_peak_rss();
+  S.rss = tm_rss_bytes();
+  S.peak_rss = peak_rss_bytes();
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -695,7 +699,7 @@ void tm_stop(void) {
     S.have_thread = 0;
   }
   /* Final figures for the metrics file. */
-  S.rss = tm_mem_rss();
+  S.rss = tm_rss_bytes();
   size_t total;
   tm_mem_info(&total, &S.avail);
   write_metrics();

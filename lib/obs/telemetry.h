@@ -32,7 +32,7 @@
  *   MB = 2^20 bytes.
  *
  * Memory watchdog (on by default, sampled every min(mem-every, 200) ms):
- *   the measure is the process RSS (/proc/self/statm, which includes resident pages of the
+ *   the measure is the process RSS (procmem.h: /proc/self/statm, which includes resident pages of the
  *   mmapped model). Limits: --mem-soft-mb / --mem-hard-mb (absolute, take precedence), else
  *   --mem-soft-pct / --mem-hard-pct percent of MemTotal (defaults 85 and 95; 0 = off).
  *   Soft crossing: one warning on stderr (re-armed once RSS falls below 90% of the soft
@@ -138,10 +138,6 @@ void tm_request_stop(int status, const char *reason);
  * ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid>. malloc'd; the caller frees. */
 char *tm_status_dir(void);
 
-/* Memory figures, read on demand (not from the sampler): current and peak RSS in bytes
- * (0 if /proc is unavailable). Peak = VmHWM. */
-size_t tm_rss_bytes(void);
-size_t tm_peak_rss_bytes(void);
 /* Counters so far. */
 long tm_decode_tokens(void);
 long tm_prefill_tokens(void);

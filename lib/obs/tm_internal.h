@@ -5,11 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* memwatch.c: /proc readers (0 when unavailable). */
-size_t tm_mem_rss(void);                        /* /proc/self/statm resident * page size */
-size_t tm_mem_peak_rss(void);                   /* VmHWM from /proc/self/status */
-int tm_mem_info(size_t *total, size_t *avail);  /* /proc/meminfo; 0 ok, -1 unreadable */
-/* Registered model regions. mapped = sum of lengths; resident via mincore (call from one
+/* memwatch.c: registered model regions. mapped = sum of lengths; resident via mincore (call from one
  * thread at a time: uses a cached vector, freed by tm_regions_free_cache). */
 size_t tm_regions_mapped(void);
 size_t tm_regions_resident(void);
