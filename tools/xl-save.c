@@ -124,17 +124,6 @@ static char *meta_prompt_file(const char *run_dir) {
   return r;
 }
 
-/* The path to open for a prompt name: as given, else inside run_dir. NULL if neither exists. */
-static char *find_prompt(const char *run_dir, const char *name) {
-  if (!access(name, R_OK)) return xl_strdup(name);
-  if (name[0] != '/') {
-    char *p = xl_path_join(run_dir, name);
-    if (!access(p, R_OK)) return p;
-    free(p);
-  }
-  return NULL;
-}
-
 /* Reads outputs.jsonl leniently (a hand-edited or foreign file must not stop a save): bad
  * lines are dropped with a warning, a slug seen again replaces the earlier line. */
 static cJSON *read_old_outputs(const char *path) {
@@ -462,7 +451,7 @@ int main(int argc, char **argv) {
       continue;
     }
     jb->prompt_name = xl_strdup(pname);
-    jb->prompt_path = find_prompt(o.run_dir, pname);
+    jb->prompt_path = tr_run_file(o.run_dir, pname);
     if (!jb->prompt_path) {
       xl_warn("%s: prompt file '%s' not found (as given, nor inside %s); pass --prompt-file", t->slug, pname, o.run_dir);
       bad_input = 1;

@@ -70,6 +70,19 @@ int rec_ndjson_write(FILE *f, const cJSON *obj) {
   return rc;
 }
 
+int rec_ndjson_save(const char *path, const cJSON *rows) {
+  xl_atomic a;
+  if (xl_atomic_open(&a, path)) return -1;
+  const cJSON *r;
+  cJSON_ArrayForEach(r, rows)
+    if (rec_ndjson_write(a.f, r)) {
+      if (!errno) errno = EIO;
+      xl_atomic_abort(&a);
+      return -1;
+    }
+  return xl_atomic_commit(&a);
+}
+
 int rec_csv_field(FILE *f, const char *s) {
   if (!s || !*s) return 0;
   size_t n = strlen(s);
@@ -128,6 +141,17 @@ int rec_csv_write_all(FILE *f, const cJSON *rows, const char *const *cols, size_
   cJSON_ArrayForEach(r, rows)
     if (rec_csv_row(f, r, cols, ncols)) return -1;
   return ferror(f) ? -1 : 0;
+}
+
+int rec_csv_save(const char *path, const cJSON *rows, const char *const *cols, size_t ncols) {
+  xl_atomic a;
+  if (xl_atomic_open(&a, path)) return -1;
+  if (rec_csv_write_all(a.f, rows, cols, ncols)) {
+    if (!errno) errno = EIO;
+    xl_atomic_abort(&a);
+    return -1;
+  }
+  return xl_atomic_commit(&a);
 }
 
 const char *rec_str(const cJSON *obj, const char *key) {

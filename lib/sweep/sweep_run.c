@@ -171,13 +171,7 @@ int sw_run_collect(sw_rundir *r, const cJSON *records, const char *profile_out, 
   if (rewrite) {
     /* Replacing a line in place is not possible: write the whole file anew. */
     char *path = xl_path_join(r->dir, "trials.jsonl");
-    xl_atomic a;
-    int rc = xl_atomic_open(&a, path);
-    if (!rc) {
-      cJSON_ArrayForEach(rec, r->trials) rc |= rec_ndjson_write(a.f, rec);
-      if (rc) xl_atomic_abort(&a);
-      else rc = xl_atomic_commit(&a);
-    }
+    int rc = rec_ndjson_save(path, r->trials);
     if (!rc) {   /* the append descriptor still names the old file */
       close(r->fd);
       r->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);

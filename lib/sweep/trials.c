@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const tr_param_names[5] = {"backend", "chunk_size", "heads_per_band", "workers", "context"};
 
@@ -15,6 +16,18 @@ int tr_slug_ok(const char *s) {
   for (const unsigned char *p = (const unsigned char *)s; *p; p++)
     if (*p == '/' || *p < 0x20 || *p == 0x7f) return 0;
   return 1;
+}
+
+char *tr_run_file(const char *run_dir, const char *name) {
+  if (!access(name, R_OK)) return xl_strdup(name);
+  int e = errno;
+  if (name[0] != '/') {
+    char *p = xl_path_join(run_dir, name);
+    if (!access(p, R_OK)) return p;
+    free(p);
+  }
+  errno = e;
+  return NULL;
 }
 
 /* obj[key] as an integer in [lo, hi]: 0 ok, 1 missing (absent, null or ""), -1 invalid.

@@ -55,6 +55,11 @@ void tr_add_params(const tr_trial *t, cJSON *obj);
 /* The parameter names tr_add_params writes, in that order (for CSV headers). */
 extern const char *const tr_param_names[5];
 
+/* A file a run names relative to itself (a prompt_file, say): name as given when it is
+ * readable, else RUN_DIR/name for a relative name. A malloc'd path, or NULL (errno from
+ * the first attempt) when neither can be read. */
+char *tr_run_file(const char *run_dir, const char *name);
+
 /* 1 if s is a usable slug (non-empty, no '/', no control characters, not "." or ".."). */
 int tr_slug_ok(const char *s);
 
