@@ -147,7 +147,6 @@ enum tm_phase { TM_EMBED, TM_NORM, TM_PROJ, TM_CELL, TM_HEADNORM, TM_OUTPROJ, TM
                 TM_LMHEAD, TM_SAMPLE, TM_NPHASE };
 #define TM_PROF_MAX_BLOCKS 256   /* blocks beyond this are folded into the model level */
 int tm_profiling(void);          /* 1 if enabled (callers skip clock reads otherwise) */
-const char *tm_phase_name(enum tm_phase ph);   /* "embed", "norm", ... */
 /* Adds time to a phase in the current step; block = -1 for model-level phases. */
 void tm_prof_add(int block, enum tm_phase ph, double seconds);
 /* Ends the step: one JSON line with per-phase last and running mean in ms. */

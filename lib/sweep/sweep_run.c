@@ -83,16 +83,14 @@ void sw_run_close(sw_rundir *r) {
   r->fd = -1;
 }
 
-static const cJSON *find_by(const sw_rundir *r, const char *field, const char *val) {
+const cJSON *sw_run_find_key(const sw_rundir *r, const char *key) {
   const cJSON *it;
   cJSON_ArrayForEach(it, r->trials) {
-    const char *s = rec_str(it, field);
-    if (s && !strcmp(s, val)) return it;
+    const char *s = rec_str(it, "key");
+    if (s && !strcmp(s, key)) return it;
   }
   return NULL;
 }
-const cJSON *sw_run_find_slug(const sw_rundir *r, const char *slug) { return find_by(r, "slug", slug); }
-const cJSON *sw_run_find_key(const sw_rundir *r, const char *key) { return find_by(r, "key", key); }
 
 /* One write of the whole line, then fsync: a kill leaves at most a torn last line. */
 static int append_line(int fd, const cJSON *rec) {

@@ -117,7 +117,8 @@ void tr_free(tr_list *l) {
   memset(l, 0, sizeof *l);
 }
 
-long tr_find(const tr_list *l, const char *slug) {
+/* Index of the trial with this slug, or -1. */
+static long tr_find(const tr_list *l, const char *slug) {
   for (size_t i = 0; i < l->n; i++)
     if (!strcmp(l->v[i].slug, slug)) return (long)i;
   return -1;
@@ -135,7 +136,8 @@ static int list_add(tr_list *l, cJSON *obj, const char *where, char *err, size_t
   return 0;
 }
 
-int tr_parse_ndjson(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen) {
+/* tr_read over NDJSON text / CSV text in memory; name is used in messages. */
+static int tr_parse_ndjson(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen) {
   list_init(l);
   cJSON *arr = rec_ndjson_parse(buf, len, name, err, errlen);
   if (!arr && len && buf[len - 1] != '\n') {
@@ -166,7 +168,7 @@ static int text_column(const char *name) {
   return 0;
 }
 
-int tr_parse_csv(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen) {
+static int tr_parse_csv(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen) {
   csvt t;
   if (csvt_parse(&t, name, buf, len, err, errlen)) { list_init(l); tr_free(l); return -1; }
   list_init(l);

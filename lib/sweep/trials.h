@@ -40,13 +40,7 @@ typedef struct {
  * numbers or numeric strings. Returns 0, or -1 with a message naming the file and line
  * in err. */
 int tr_read(tr_list *l, const char *path, char *err, size_t errlen);
-/* The same over NDJSON text in memory / a CSV text in memory; name is used in messages. */
-int tr_parse_ndjson(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen);
-int tr_parse_csv(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen);
 void tr_free(tr_list *l);
-
-/* Index of the trial with this slug, or -1. */
-long tr_find(const tr_list *l, const char *slug);
 
 /* Adds a trial's parameters to obj: backend, chunk_size, heads_per_band, workers, context
  * (null for a missing one). */

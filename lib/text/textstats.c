@@ -9,7 +9,8 @@
 #include <string.h>
 #include <utf8proc.h>
 
-int ts_is_space(int32_t cp) {
+/* 1 if the code point has the Unicode White_Space property. */
+static int ts_is_space(int32_t cp) {
   if (cp >= 0x09 && cp <= 0x0D) return 1;
   switch (cp) {
   case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
