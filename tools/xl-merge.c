@@ -139,21 +139,6 @@ static int has_values(const csvt *t, int col) {
   return 0;
 }
 
-/* One context group: rows sharing prompt_tokens (and prompt_file when present). */
-typedef struct {
-  size_t first;      /* first row, for its key values */
-  double ctx;        /* prompt_tokens, NaN if missing */
-  const char *pfile; /* prompt_file or "" */
-} group_info;
-
-static int group_cmp_ctx(const group_info *a, const group_info *b) {
-  if (isnan(a->ctx) != isnan(b->ctx)) return isnan(a->ctx) ? 1 : -1;
-  if (!isnan(a->ctx) && a->ctx != b->ctx) return a->ctx < b->ctx ? -1 : 1;
-  int c = strcmp(a->pfile, b->pfile);
-  if (c) return c;
-  return a->first < b->first ? -1 : a->first > b->first;
-}
-
 /* Adds a cell as a JSON number when it parses, a string when it does not, and
  * nothing when it is empty. */
 static void json_add_cell(cJSON *o, const char *key, const csvt *t, size_t row, int col, int as_number) {
@@ -196,7 +181,7 @@ typedef struct {
   unsigned char *ok;       /* [n] status ok */
   unsigned char *front;    /* [n] on the front of its group */
   int *group;              /* [n] context group */
-  group_info *groups;      /* [ngroups] */
+  pareto_group *groups;    /* [ngroups], first-seen order */
   size_t ngroups, nok, nfront;
   int several_files;       /* groups differ by prompt_file, not only length */
   int cpf;                 /* prompt_file column or -1 */
@@ -235,7 +220,7 @@ static void compute_front(merge_state *s) {
     for (size_t i = 0; i < n; i++) vals[i * k + j] = col[i];
     free(col);
   }
-  int cstatus = csvt_col(m, "status"), cctx = csvt_col(m, "prompt_tokens");
+  int cstatus = csvt_col(m, "status");
   s->cpf = csvt_col(m, "prompt_file");
   s->ok = xl_malloc(n ? n : 1);
   s->front = xl_malloc(n ? n : 1);
@@ -244,15 +229,8 @@ static void compute_front(merge_state *s) {
   for (size_t i = 0; i < n; i++) {
     s->ok[i] = cstatus < 0 || !strcmp(csvt_get(m, i, cstatus), "ok");
     s->nok += s->ok[i];
-    double ctx;
-    if (csvt_num(m, i, cctx, &ctx)) ctx = NAN;
-    const char *pf = csvt_get(m, i, s->cpf);
-    size_t g = 0;
-    for (; g < s->ngroups; g++)
-      if (((isnan(ctx) && isnan(s->groups[g].ctx)) || ctx == s->groups[g].ctx) && !strcmp(pf, s->groups[g].pfile)) break;
-    if (g == s->ngroups) s->groups[s->ngroups++] = (group_info){.first = i, .ctx = ctx, .pfile = pf};
-    s->group[i] = (int)g;
   }
+  s->ngroups = pareto_group_table(m, NULL, s->group, s->groups);
   for (size_t g = 1; g < s->ngroups; g++) s->several_files |= strcmp(s->groups[g].pfile, s->groups[0].pfile) != 0;
   s->nfront = pareto_front(vals, n, k, dirs, s->group, s->ok, s->front);
   s->speed = column_values(m, csvt_col(m, s->speed_col));
@@ -267,7 +245,7 @@ static cJSON *make_profile(const merge_state *s, size_t g, const char *profile_d
   static const char *metric_cols[] = {"prefill_tok_s", "decode_tok_s", "prefill_tok_s_sd", "decode_tok_s_sd",
                                       "peak_rss_mb", "prompt_tokens", "new_tokens", "avg_logprob", "ppl", "overall"};
   const csvt *m = &s->m;
-  const group_info *gi = &s->groups[g];
+  const pareto_group *gi = &s->groups[g];
   char ctxlabel[64], where[384];
   if (isnan(gi->ctx)) snprintf(ctxlabel, sizeof ctxlabel, "unknown");
   else snprintf(ctxlabel, sizeof ctxlabel, "%.0f", gi->ctx);
@@ -350,11 +328,7 @@ static size_t write_recommended(const merge_state *s, const char *run_dir, const
   cJSON *profiles = cJSON_AddArrayToObject(rec, "profiles");
   size_t ng = s->ngroups, nprofiles = 0;
   size_t *order = xl_malloc((ng ? ng : 1) * sizeof *order);
-  for (size_t g = 0; g < ng; g++) order[g] = g;
-  for (size_t a = 1; a < ng; a++)  /* insertion sort: a handful of groups */
-    for (size_t b = a; b > 0 && group_cmp_ctx(&s->groups[order[b]], &s->groups[order[b - 1]]) < 0; b--) {
-      size_t t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
-    }
+  pareto_group_order(s->groups, ng, order);
   for (size_t oi = 0; oi < ng; oi++) {
     cJSON *p = make_profile(s, order[oi], profile_dir);
     if (p) { cJSON_AddItemToArray(profiles, p); nprofiles++; }

@@ -50,67 +50,46 @@ typedef struct {
   csvt t;
   const char *path;
   int merged;           /* 1 if it is merged.csv (has quality columns) */
-  int slug, status, ctx, pfile, prefill, decode;
+  int slug, status, ctx, prefill, decode;
   const char *quality;  /* quality column with values, or NULL */
   int qcol;
   int *group;           /* [nrows] context group, -1 for failed / unusable rows */
   size_t ngroups;
   char labels[64][96];  /* legend label per group, e.g. "ctx 512" */
-  double gctx[64];
 } runtab;
 
 static int row_ok(const runtab *r, size_t i) {
   return r->status < 0 || !strcmp(csvt_get(&r->t, i, r->status), "ok");
 }
 
-/* Groups the successful rows by (prompt_tokens, prompt_file), sorted by context length. */
+/* Groups the successful rows by (prompt_tokens, prompt_file) as xl-merge does
+ * (sweep/pareto.h), numbered in order of context length, and labels each group. */
 static void group_rows(runtab *r) {
   size_t n = r->t.nrows;
   r->group = xl_malloc((n ? n : 1) * sizeof *r->group);
-  double ctxs[64];
-  const char *pfs[64];
-  size_t ng = 0;
-  int files_differ = 0;
-  for (size_t i = 0; i < n; i++) {
-    r->group[i] = -1;
-    if (!row_ok(r, i)) continue;
-    double c;
-    if (csvt_num(&r->t, i, r->ctx, &c)) c = NAN;
-    const char *pf = csvt_get(&r->t, i, r->pfile);
-    size_t g = 0;
-    for (; g < ng; g++)
-      if (((isnan(c) && isnan(ctxs[g])) || c == ctxs[g]) && !strcmp(pf, pfs[g])) break;
-    if (g == ng) {
-      if (ng == 64) { xl_warn("more than 64 context groups; the rest are not plotted"); continue; }
-      ctxs[ng] = c;
-      pfs[ng] = pf;
-      if (ng && strcmp(pf, pfs[0])) files_differ = 1;
-      ng++;
-    }
-    r->group[i] = (int)g;
+  unsigned char *ok = xl_malloc(n ? n : 1);
+  pareto_group *gs = xl_malloc((n ? n : 1) * sizeof *gs);
+  for (size_t i = 0; i < n; i++) ok[i] = row_ok(r, i);
+  size_t ng = pareto_group_table(&r->t, ok, r->group, gs);
+  if (ng > 64) {   /* the legend has room for 64 */
+    xl_warn("more than 64 context groups; the rest are not plotted");
+    ng = 64;
   }
-  /* Sort groups by context length (NaN last) and renumber the rows. */
   size_t order[64], rank[64];
-  for (size_t g = 0; g < ng; g++) order[g] = g;
-  for (size_t a = 1; a < ng; a++)
-    for (size_t b = a; b > 0; b--) {
-      double x = ctxs[order[b]], y = ctxs[order[b - 1]];
-      int less = (!isnan(x) && isnan(y)) || (!isnan(x) && !isnan(y) && (x < y || (x == y && strcmp(pfs[order[b]], pfs[order[b - 1]]) < 0)));
-      if (!less) break;
-      size_t t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
-    }
+  pareto_group_order(gs, ng, order);
   for (size_t k = 0; k < ng; k++) rank[order[k]] = k;
   for (size_t i = 0; i < n; i++)
-    if (r->group[i] >= 0) r->group[i] = (int)rank[r->group[i]];
+    r->group[i] = r->group[i] >= 0 && (size_t)r->group[i] < ng ? (int)rank[r->group[i]] : -1;
+  int files_differ = 0;
+  for (size_t g = 1; g < ng; g++) files_differ |= strcmp(gs[g].pfile, gs[0].pfile) != 0;
   for (size_t k = 0; k < ng; k++) {
-    size_t g = order[k];
-    r->gctx[k] = ctxs[g];
+    const pareto_group *g = &gs[order[k]];
     char ctxs_s[32];
-    if (isnan(ctxs[g])) snprintf(ctxs_s, sizeof ctxs_s, "ctx ?");
-    else snprintf(ctxs_s, sizeof ctxs_s, "ctx %.0f", ctxs[g]);
+    if (isnan(g->ctx)) snprintf(ctxs_s, sizeof ctxs_s, "ctx ?");
+    else snprintf(ctxs_s, sizeof ctxs_s, "ctx %.0f", g->ctx);
     if (files_differ) {
-      const char *b = strrchr(pfs[g], '/');
-      snprintf(r->labels[k], sizeof r->labels[k], "%s %s", ctxs_s, b ? b + 1 : pfs[g]);
+      const char *b = strrchr(g->pfile, '/');
+      snprintf(r->labels[k], sizeof r->labels[k], "%s %s", ctxs_s, b ? b + 1 : g->pfile);
     } else {
       snprintf(r->labels[k], sizeof r->labels[k], "%s", ctxs_s);
     }
@@ -119,6 +98,8 @@ static void group_rows(runtab *r) {
       if (*p == '"' || *p == '\\') *p = '_';
   }
   r->ngroups = ng;
+  free(gs);
+  free(ok);
 }
 
 static void load_runtab(runtab *r, const char *run_dir, char **paths) {
@@ -132,7 +113,6 @@ static void load_runtab(runtab *r, const char *run_dir, char **paths) {
   r->slug = csvt_col(&r->t, "slug");
   r->status = csvt_col(&r->t, "status");
   r->ctx = csvt_col(&r->t, "prompt_tokens");
-  r->pfile = csvt_col(&r->t, "prompt_file");
   r->prefill = csvt_col(&r->t, "prefill_tok_s");
   r->decode = csvt_col(&r->t, "decode_tok_s");
   r->qcol = -1;
