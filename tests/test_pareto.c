@@ -231,6 +231,21 @@ static void test_groups(void) {
   CHECK(ng == 3 && group[1] == -1 && group[6] == -1 && group[0] == 0 && group[3] == 1 && group[4] == 2,
         "ineligible rows get -1 and make no group");
   csvt_free(&t);
+
+  /* the quality measure: the internal judge's when it has a value, else the external one's */
+  static const struct { const char *csv, *want; } q[] = {
+      {"slug,avg_logprob,overall\na,-1.5,7\n", "avg_logprob"},
+      {"slug,avg_logprob,overall\na,,7\nb,x,\n", "overall"},
+      {"slug,avg_logprob,overall\na,,\n", NULL},
+      {"slug,decode_tok_s\na,3\n", NULL},
+  };
+  for (int k = 0; k < 4; k++) {
+    CHECK(csvt_parse(&t, "q.csv", q[k].csv, strlen(q[k].csv), err, sizeof err) == 0, "quality table %d parsed", k);
+    const char *got = pareto_quality_column(&t);
+    CHECK((!got && !q[k].want) || (got && q[k].want && !strcmp(got, q[k].want)), "quality column %d: %s", k,
+          got ? got : "(none)");
+    csvt_free(&t);
+  }
 }
 
 int main(void) {

@@ -132,13 +132,6 @@ static double *column_values(const csvt *t, int col) {
   return v;
 }
 
-static int has_values(const csvt *t, int col) {
-  double x;
-  for (size_t i = 0; col >= 0 && i < t->nrows; i++)
-    if (!csvt_num(t, i, col, &x)) return 1;
-  return 0;
-}
-
 /* Adds a cell as a JSON number when it parses, a string when it does not, and
  * nothing when it is empty. */
 static void json_add_cell(cJSON *o, const char *key, const csvt *t, size_t row, int col, int as_number) {
@@ -201,10 +194,9 @@ static const char *choose_quality(const csvt *m, const char *opt) {
              !strcmp(opt, "overall") ? "ratings_ollama.csv" : "ratings.csv");
     return opt;
   }
-  int cal = csvt_col(m, "avg_logprob"), cov = csvt_col(m, "overall");
-  if (has_values(m, cal)) return "avg_logprob";
-  if (has_values(m, cov)) return "overall";
-  if (cal >= 0 || cov >= 0) xl_warn("no quality value joined (avg_logprob/overall all empty): the front uses speed only");
+  const char *q = pareto_quality_column(m);
+  if (q) return q;
+  if (csvt_col(m, "avg_logprob") >= 0 || csvt_col(m, "overall") >= 0) xl_warn("no quality value joined (avg_logprob/overall all empty): the front uses speed only");
   return NULL;
 }
 

@@ -113,11 +113,9 @@ static char *decode_path(void) {
 /* run_meta.json's prompt_file, or NULL. malloc'd. */
 static char *meta_prompt_file(const char *run_dir) {
   char *p = xl_path_join(run_dir, "run_meta.json");
-  char *text = xl_read_file(p, NULL);
+  char err[256];
+  cJSON *j = rec_json_read(p, err, sizeof err);   /* none or unreadable: no default prompt */
   free(p);
-  if (!text) return NULL;
-  cJSON *j = cJSON_Parse(text);
-  free(text);
   const char *s = rec_str(j, "prompt_file");
   char *r = s && *s ? xl_strdup(s) : NULL;
   cJSON_Delete(j);

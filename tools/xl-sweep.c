@@ -93,11 +93,9 @@ static char *absolute(const char *p) {
 }
 
 static cJSON *read_json_file(const char *path) {
-  char *s = xl_read_file(path, NULL);
-  if (!s) xl_die("%s: %s", path, strerror(errno));
-  cJSON *j = cJSON_Parse(s);
-  free(s);
-  if (!j) xl_die("%s: not valid JSON", path);
+  char err[1024];
+  cJSON *j = rec_json_read(path, err, sizeof err);
+  if (!j) xl_die("%s", err);
   return j;
 }
 

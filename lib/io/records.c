@@ -62,6 +62,16 @@ cJSON *rec_ndjson_read(const char *path, char *err, size_t errlen) {
   return arr;
 }
 
+cJSON *rec_json_read(const char *path, char *err, size_t errlen) {
+  size_t len;
+  char *buf = xl_read_file(path, &len);
+  if (!buf) { xl_errf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
+  cJSON *j = cJSON_ParseWithLength(buf, len);
+  free(buf);
+  if (!j) xl_errf(err, errlen, "%s: not valid JSON", path);
+  return j;
+}
+
 int rec_ndjson_write(FILE *f, const cJSON *obj) {
   char *s = cJSON_PrintUnformatted(obj);
   if (!s) return -1;

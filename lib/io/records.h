@@ -23,6 +23,10 @@
  * An empty file gives an empty array. */
 cJSON *rec_ndjson_read(const char *path, char *err, size_t errlen);
 
+/* Reads a whole JSON file (one value, e.g. run_meta.json). NULL on error with a message
+ * in err: "PATH: No such file or directory" or "PATH: not valid JSON". */
+cJSON *rec_json_read(const char *path, char *err, size_t errlen);
+
 /* The same over a buffer already in memory; name is used in messages only. */
 cJSON *rec_ndjson_parse(const char *buf, size_t len, const char *name, char *err, size_t errlen);
 

@@ -133,6 +133,20 @@ size_t pareto_group_table(const csvt *t, const unsigned char *eligible, int *gro
   return ng;
 }
 
+static int has_values(const csvt *t, int col) {
+  double x;
+  for (size_t i = 0; col >= 0 && i < t->nrows; i++)
+    if (!csvt_num(t, i, col, &x)) return 1;
+  return 0;
+}
+
+const char *pareto_quality_column(const csvt *t) {
+  static const char *const cols[] = {"avg_logprob", "overall"};
+  for (int k = 0; k < 2; k++)
+    if (has_values(t, csvt_col(t, cols[k]))) return cols[k];
+  return NULL;
+}
+
 int pareto_group_cmp(const pareto_group *a, const pareto_group *b) {
   if (isnan(a->ctx) != isnan(b->ctx)) return isnan(a->ctx) ? 1 : -1;
   if (!isnan(a->ctx) && a->ctx != b->ctx) return a->ctx < b->ctx ? -1 : 1;

@@ -68,6 +68,11 @@ typedef struct {
  * Missing lengths group together. groups needs room for t->nrows. Returns the count. */
 size_t pareto_group_table(const csvt *t, const unsigned char *eligible, int *group, pareto_group *groups);
 
+/* The quality measure of a merged trial table, as the merge and the plots choose it:
+ * avg_logprob (the internal judge's) when some row has a value, else overall (the
+ * external judge's), else NULL. */
+const char *pareto_quality_column(const csvt *t);
+
 /* Report order: by context length (missing last), then prompt file, then first row. */
 int pareto_group_cmp(const pareto_group *a, const pareto_group *b);
 /* order[0..ng) gets the group indices in report order. */
