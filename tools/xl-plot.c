@@ -228,6 +228,29 @@ static void data_prefill_decode(const runtab *r, figure *fig, const char *data_d
   close_data(&a);
 }
 
+/* Marks inpar[i] for the rows of the trial table that RUN_DIR/pareto.csv lists (the
+ * front over every objective), matched by slug and context. 0 when there is no
+ * pareto.csv. */
+static int mark_pareto_rows(const runtab *r, const char *run_dir, unsigned char *inpar) {
+  char *pp = xl_path_join(run_dir, "pareto.csv");
+  int have = xl_exists(pp);
+  if (have) {
+    csvt par;
+    char err[1024];
+    if (csvt_read(&par, pp, err, sizeof err)) xl_die("%s", err);
+    int ps = csvt_col(&par, "slug"), pc = csvt_col(&par, "prompt_tokens");
+    if (ps < 0) xl_die("%s: no 'slug' column", pp);
+    for (size_t j = 0; j < par.nrows; j++)
+      for (size_t i = 0; i < r->t.nrows; i++)
+        if (!strcmp(csvt_get(&par, j, ps), csvt_get(&r->t, i, r->slug)) &&
+            !strcmp(csvt_get(&par, j, pc), csvt_get(&r->t, i, r->ctx)))
+          inpar[i] = 1;
+    csvt_free(&par);
+  }
+  free(pp);
+  return have;
+}
+
 /* Speed vs quality: every rated trial, the 2-D front (decode, quality) per context,
  * and the rows listed in pareto.csv. */
 static void data_speed_quality(const runtab *r, figure *fig, const char *run_dir, const char *data_dir) {
@@ -256,24 +279,7 @@ static void data_speed_quality(const runtab *r, figure *fig, const char *run_dir
   }
   int maxmax[2] = {1, 1};
   pareto_front(v, n, 2, maxmax, r->group, ok, front);
-  /* pareto.csv rows, matched by slug and context. */
-  char *pp = xl_path_join(run_dir, "pareto.csv");
-  int have_par = 0;
-  if (xl_exists(pp)) {
-    csvt par;
-    char err[1024];
-    if (csvt_read(&par, pp, err, sizeof err)) xl_die("%s", err);
-    int ps = csvt_col(&par, "slug"), pc = csvt_col(&par, "prompt_tokens");
-    if (ps < 0) xl_die("%s: no 'slug' column", pp);
-    for (size_t j = 0; j < par.nrows; j++)
-      for (size_t i = 0; i < n; i++)
-        if (!strcmp(csvt_get(&par, j, ps), csvt_get(&r->t, i, r->slug)) &&
-            !strcmp(csvt_get(&par, j, pc), csvt_get(&r->t, i, r->ctx)))
-          inpar[i] = 1;
-    have_par = 1;
-    csvt_free(&par);
-  }
-  free(pp);
+  int have_par = mark_pareto_rows(r, run_dir, inpar);
   int is_lp = !strcmp(r->quality, "avg_logprob");
   xl_atomic a;
   FILE *f = open_data(&a, data_dir, fig->name);
