@@ -345,6 +345,53 @@ static void print_config(cli *c, const sw_conf *conf) {
 
 static int exit_for_signal(void) { return got_signal == SIGTERM ? XL_EXIT_SIGTERM : XL_EXIT_SIGINT; }
 
+/* What run and plan free before they return: the settings, the resumed meta, the setup. */
+static int finish_cli(cli *c, sw_conf *conf, cJSON *meta, setup *s, int status) {
+  cJSON_Delete(meta);
+  sw_conf_free(conf);
+  sw_layers_free(&c->L);
+  setup_free(s);
+  xl_finish_stdout();
+  return status;
+}
+
+/* A fresh run must not land on top of another one's trials. */
+static void refuse_foreign_trials(const cli *c, const sw_conf *conf) {
+  if (c->resume) return;
+  char err[1024];
+  char *dir = run_dir_of(conf);
+  char *tp = xl_path_join(dir, "trials.jsonl");
+  size_t torn;
+  cJSON *old = xl_exists(tp) ? sw_read_trials(tp, &torn, err, sizeof err) : NULL;
+  if (old && cJSON_GetArraySize(old) > 0)
+    xl_die("%s already holds %d trials: continue it with --resume %s, or choose another --run/-o",
+           dir, cJSON_GetArraySize(old), dir);
+  cJSON_Delete(old);
+  free(tp);
+  free(dir);
+}
+
+/* The outcome line of a finished run on stdout; the exit status. */
+static int report_run(const sw_driver *d, const sw_rundir *run, const sw_conf *conf, const char *dir) {
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddStringToObject(out, "run", dir);
+  cJSON_AddNumberToObject(out, "trials", (double)d->asked);
+  cJSON_AddNumberToObject(out, "measured", (double)d->measured);
+  cJSON_AddNumberToObject(out, "resumed", (double)d->reused);
+  cJSON_AddNumberToObject(out, "failed", (double)d->failed);
+  cJSON *b = sw_best(run->trials, conf->objective);
+  if (b) cJSON_AddItemToObject(out, "best", cJSON_Duplicate(cJSON_GetObjectItem(b, "params"), 1));
+  else cJSON_AddNullToObject(out, "best");
+  cJSON_Delete(b);
+  rec_ndjson_write(stdout, out);
+  cJSON_Delete(out);
+  if (d->asked > 0 && d->failed == d->asked) {
+    xl_warn("every trial failed (see the error field in %s/trials.jsonl)", dir);
+    return XL_EXIT_ERROR;
+  }
+  return XL_EXIT_OK;
+}
+
 /* ---- run ---- */
 static int cmd_run(int argc, char **argv, int first) {
   cli c;
@@ -357,23 +404,11 @@ static int cmd_run(int argc, char **argv, int first) {
   settle(&c, s.root, &conf, &meta);
   if (c.print_config) {
     print_config(&c, &conf);
-    goto done_ok;
+    return finish_cli(&c, &conf, meta, &s, 0);
   }
-  char err[1024];
-  {
-    /* A fresh run must not land on top of another one's trials. */
-    char *dir = run_dir_of(&conf);
-    char *tp = xl_path_join(dir, "trials.jsonl");
-    size_t torn;
-    cJSON *old = !c.resume && xl_exists(tp) ? sw_read_trials(tp, &torn, err, sizeof err) : NULL;
-    if (old && cJSON_GetArraySize(old) > 0)
-      xl_die("%s already holds %d trials: continue it with --resume %s, or choose another --run/-o",
-             dir, cJSON_GetArraySize(old), dir);
-    cJSON_Delete(old);
-    free(tp);
-    free(dir);
-  }
+  refuse_foreign_trials(&c, &conf);
   setup_run(&s, &c, &conf, !c.resume, 0);
+  char err[1024];
   sw_rundir run;
   if (sw_run_open(&run, s.dir, conf.objective, err, sizeof err)) xl_die("%s", err);
   if (run.torn_bytes) xl_warn("%s/trials.jsonl: dropped a torn last line (%zu bytes) left by a kill", s.dir, run.torn_bytes);
@@ -389,43 +424,16 @@ static int cmd_run(int argc, char **argv, int first) {
   int rc = sw_drive(&d);
   if (rc < 0) xl_die("%s: cannot record a trial: %s", s.dir, strerror(errno));
   meta_fingerprint(s.dir, &run);
-  int status = XL_EXIT_OK;
+  int status;
   if (rc > 0) {
     xl_warn("interrupted after %ld trials; continue with: xl-sweep --resume %s", d.asked - 1, s.dir);
     status = exit_for_signal();
   } else {
-    cJSON *out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "run", s.dir);
-    cJSON_AddNumberToObject(out, "trials", (double)d.asked);
-    cJSON_AddNumberToObject(out, "measured", (double)d.measured);
-    cJSON_AddNumberToObject(out, "resumed", (double)d.reused);
-    cJSON_AddNumberToObject(out, "failed", (double)d.failed);
-    cJSON *b = sw_best(run.trials, conf.objective);
-    if (b) cJSON_AddItemToObject(out, "best", cJSON_Duplicate(cJSON_GetObjectItem(b, "params"), 1));
-    else cJSON_AddNullToObject(out, "best");
-    cJSON_Delete(b);
-    rec_ndjson_write(stdout, out);
-    cJSON_Delete(out);
-    if (d.asked > 0 && d.failed == d.asked) {
-      xl_warn("every trial failed (see the error field in %s/trials.jsonl)", s.dir);
-      status = XL_EXIT_ERROR;
-    }
+    status = report_run(&d, &run, &conf, s.dir);
   }
   sw_driver_free(&d);
   sw_run_close(&run);
-  cJSON_Delete(meta);
-  sw_conf_free(&conf);
-  sw_layers_free(&c.L);
-  setup_free(&s);
-  xl_finish_stdout();
-  return status;
-done_ok:
-  cJSON_Delete(meta);
-  sw_conf_free(&conf);
-  sw_layers_free(&c.L);
-  setup_free(&s);
-  xl_finish_stdout();
-  return 0;
+  return finish_cli(&c, &conf, meta, &s, status);
 }
 
 /* ---- plan ---- */
@@ -470,12 +478,7 @@ static int cmd_plan(int argc, char **argv) {
     free(absdir);
     free(v);
   }
-  cJSON_Delete(meta);
-  sw_conf_free(&conf);
-  sw_layers_free(&c.L);
-  setup_free(&s);
-  xl_finish_stdout();
-  return 0;
+  return finish_cli(&c, &conf, meta, &s, 0);
 }
 
 /* ---- trial ---- */
