@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,18 @@ const char *const sw_record_cols[] = {
 const size_t sw_record_ncols = sizeof sw_record_cols / sizeof sw_record_cols[0];
 
 /* ---- specs ---- */
+
+/* The spec's optional strings, in the order a spec lists them: one list for writing,
+ * reading and freeing them. */
+static const struct { const char *name; size_t off; } spec_strs[] = {
+    {"model", offsetof(sw_spec, model)}, {"prompt_file", offsetof(sw_spec, prompt_file)},
+    {"ids_file", offsetof(sw_spec, ids_file)}, {"bin", offsetof(sw_spec, bin)},
+    {"tool_prefix", offsetof(sw_spec, tool_prefix)}};
+#define NSPEC_STRS (sizeof spec_strs / sizeof *spec_strs)
+#define SPEC_STR(sp, k) (*(char **)((char *)(sp) + spec_strs[k].off))
+
 void sw_spec_free(sw_spec *sp) {
-  free(sp->model);
-  free(sp->prompt_file);
-  free(sp->ids_file);
-  free(sp->bin);
-  free(sp->tool_prefix);
+  for (size_t k = 0; k < NSPEC_STRS; k++) free(SPEC_STR(sp, k));
   memset(sp, 0, sizeof *sp);
 }
 
@@ -52,11 +59,7 @@ cJSON *sw_spec_to_json(const sw_spec *sp) {
   cJSON_AddNumberToObject(o, "repeats", sp->repeats);
   cJSON_AddNumberToObject(o, "warmup", sp->warmup);
   cJSON_AddNumberToObject(o, "timeout_s", sp->timeout_s);
-  add_str_or_null(o, "model", sp->model);
-  add_str_or_null(o, "prompt_file", sp->prompt_file);
-  add_str_or_null(o, "ids_file", sp->ids_file);
-  add_str_or_null(o, "bin", sp->bin);
-  add_str_or_null(o, "tool_prefix", sp->tool_prefix);
+  for (size_t k = 0; k < NSPEC_STRS; k++) add_str_or_null(o, spec_strs[k].name, SPEC_STR(sp, k));
   return o;
 }
 
@@ -109,11 +112,7 @@ int sw_spec_from_json(const cJSON *j, sw_spec *sp, char *err, size_t n) {
     snprintf(err, n, "spec: slug '%s' does not match its settings (%s)", slug, sp->slug);
     return -1;
   }
-  sp->model = opt_str(j, "model");
-  sp->prompt_file = opt_str(j, "prompt_file");
-  sp->ids_file = opt_str(j, "ids_file");
-  sp->bin = opt_str(j, "bin");
-  sp->tool_prefix = opt_str(j, "tool_prefix");
+  for (size_t k = 0; k < NSPEC_STRS; k++) SPEC_STR(sp, k) = opt_str(j, spec_strs[k].name);
   if (!sp->ids_file && !sp->prompt_file) {
     sw_spec_free(sp);
     return snprintf(err, n, "spec: neither 'ids_file' nor 'prompt_file'"), -1;
