@@ -60,7 +60,8 @@ jh_client *jh_client_new(const jh_config *c);
 void jh_client_free(jh_client *cl);
 
 /* The judging prompt: instructions, then the prompt excerpt and the continuation,
- * each cut with jh_excerpt(max_chars). Returns a malloc'd string. */
+ * each cut to max_chars characters (the first and last halves kept, with a marker saying
+ * how much was left out between; 0 = no limit). Returns a malloc'd string. */
 char *jh_build_prompt(const char *prompt, const char *continuation, size_t max_chars);
 
 /* Sends one judging request (with retries) and fills r (zeroed first). */

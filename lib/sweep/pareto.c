@@ -147,7 +147,7 @@ const char *pareto_quality_column(const csvt *t) {
   return NULL;
 }
 
-int pareto_group_cmp(const pareto_group *a, const pareto_group *b) {
+static int group_cmp(const pareto_group *a, const pareto_group *b) {
   if (isnan(a->ctx) != isnan(b->ctx)) return isnan(a->ctx) ? 1 : -1;
   if (!isnan(a->ctx) && a->ctx != b->ctx) return a->ctx < b->ctx ? -1 : 1;
   int c = strcmp(a->pfile, b->pfile);
@@ -158,7 +158,7 @@ int pareto_group_cmp(const pareto_group *a, const pareto_group *b) {
 void pareto_group_order(const pareto_group *groups, size_t ng, size_t *order) {
   for (size_t g = 0; g < ng; g++) order[g] = g;
   for (size_t a = 1; a < ng; a++)   /* insertion sort: a handful of groups */
-    for (size_t b = a; b > 0 && pareto_group_cmp(&groups[order[b]], &groups[order[b - 1]]) < 0; b--) {
+    for (size_t b = a; b > 0 && group_cmp(&groups[order[b]], &groups[order[b - 1]]) < 0; b--) {
       size_t x = order[b];
       order[b] = order[b - 1];
       order[b - 1] = x;

@@ -73,9 +73,8 @@ size_t pareto_group_table(const csvt *t, const unsigned char *eligible, int *gro
  * external judge's), else NULL. */
 const char *pareto_quality_column(const csvt *t);
 
-/* Report order: by context length (missing last), then prompt file, then first row. */
-int pareto_group_cmp(const pareto_group *a, const pareto_group *b);
-/* order[0..ng) gets the group indices in report order. */
+/* order[0..ng) gets the group indices in report order: by context length (missing
+ * last), then prompt file, then first row. */
 void pareto_group_order(const pareto_group *groups, size_t ng, size_t *order);
 
 #endif
