@@ -240,37 +240,10 @@ static int parse_added(tok_tokenizer *t, const cJSON *list, const char *f, char 
   return 0;
 }
 
-static int parse_model(tok_tokenizer *t, const cJSON *m, const char *f, int32_t *maxid,
-                       char *err, size_t errlen) {
-  if (!cJSON_IsObject(m)) return xl_errf(err, errlen, "%s: no \"model\" object", f);
-  const char *ty = jtype(m);
-  if (ty && strcmp(ty, "BPE"))
-    return xl_errf(err, errlen, "%s: model type \"%s\" is not supported (only BPE)", f, ty);
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "vocab");
-  const cJSON *mg = cJSON_GetObjectItemCaseSensitive(m, "merges");
-  if (!cJSON_IsObject(v)) return xl_errf(err, errlen, "%s: model has no \"vocab\" object", f);
-  if (!cJSON_IsArray(mg)) return xl_errf(err, errlen, "%s: model has no \"merges\" list", f);
-  const cJSON *d = cJSON_GetObjectItemCaseSensitive(m, "dropout");
-  if (d && !cJSON_IsNull(d) && !(cJSON_IsNumber(d) && d->valuedouble == 0))
-    return xl_errf(err, errlen, "%s: BPE dropout is not supported (encoding must be deterministic)", f);
-  static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
-  for (int k = 0; k < 2; k++) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, affixes[k]);
-    if (a && !cJSON_IsNull(a) && !(cJSON_IsString(a) && !a->valuestring[0]))
-      return xl_errf(err, errlen, "%s: BPE %s is not supported", f, affixes[k]);
-  }
-  if (jbool(m, "fuse_unk", 0, &t->fuse_unk) || jbool(m, "byte_fallback", 0, &t->byte_fallback) ||
-      jbool(m, "ignore_merges", 0, &t->ignore_merges))
-    return xl_errf(err, errlen, "%s: BPE flags must be booleans", f);
-
+/* The merges ("a b" strings or ["a", "b"] pairs), ranked in file order; every token
+ * they name must be in the vocabulary. */
+static int parse_merges(tok_tokenizer *t, const cJSON *mg, const char *f, char *err, size_t errlen) {
   const cJSON *e;
-  cJSON_ArrayForEach(e, v) {
-    int32_t id;
-    if (jid(e, &id)) return xl_errf(err, errlen, "%s: vocab[\"%s\"]: id is not a non-negative integer", f, e->string);
-    tk_strmap_put(&t->tokens, e->string, strlen(e->string), id);
-    if (id > *maxid) *maxid = id;
-  }
-
   pairmap_init(&t->merges, (size_t)cJSON_GetArraySize(mg));
   char *cat = NULL;
   size_t catcap = 0;
@@ -313,6 +286,41 @@ static int parse_model(tok_tokenizer *t, const cJSON *m, const char *f, int32_t 
     rank++;
   }
   free(cat);
+  return 0;
+}
+
+static int parse_model(tok_tokenizer *t, const cJSON *m, const char *f, int32_t *maxid,
+                       char *err, size_t errlen) {
+  if (!cJSON_IsObject(m)) return xl_errf(err, errlen, "%s: no \"model\" object", f);
+  const char *ty = jtype(m);
+  if (ty && strcmp(ty, "BPE"))
+    return xl_errf(err, errlen, "%s: model type \"%s\" is not supported (only BPE)", f, ty);
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "vocab");
+  const cJSON *mg = cJSON_GetObjectItemCaseSensitive(m, "merges");
+  if (!cJSON_IsObject(v)) return xl_errf(err, errlen, "%s: model has no \"vocab\" object", f);
+  if (!cJSON_IsArray(mg)) return xl_errf(err, errlen, "%s: model has no \"merges\" list", f);
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(m, "dropout");
+  if (d && !cJSON_IsNull(d) && !(cJSON_IsNumber(d) && d->valuedouble == 0))
+    return xl_errf(err, errlen, "%s: BPE dropout is not supported (encoding must be deterministic)", f);
+  static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+  for (int k = 0; k < 2; k++) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, affixes[k]);
+    if (a && !cJSON_IsNull(a) && !(cJSON_IsString(a) && !a->valuestring[0]))
+      return xl_errf(err, errlen, "%s: BPE %s is not supported", f, affixes[k]);
+  }
+  if (jbool(m, "fuse_unk", 0, &t->fuse_unk) || jbool(m, "byte_fallback", 0, &t->byte_fallback) ||
+      jbool(m, "ignore_merges", 0, &t->ignore_merges))
+    return xl_errf(err, errlen, "%s: BPE flags must be booleans", f);
+
+  const cJSON *e;
+  cJSON_ArrayForEach(e, v) {
+    int32_t id;
+    if (jid(e, &id)) return xl_errf(err, errlen, "%s: vocab[\"%s\"]: id is not a non-negative integer", f, e->string);
+    tk_strmap_put(&t->tokens, e->string, strlen(e->string), id);
+    if (id > *maxid) *maxid = id;
+  }
+
+  if (parse_merges(t, mg, f, err, errlen)) return -1;
 
   for (int b = 0; b < 256; b++) {
     char buf[8];
