@@ -266,9 +266,10 @@ static void add_num(cJSON *o, const char *k, double v) {
   else cJSON_AddNullToObject(o, k);
 }
 
-cJSON *sw_best(const cJSON *trials, int objective) {
-  size_t n = (size_t)cJSON_GetArraySize(trials), na = 0;
-  agg *a = xl_calloc(n ? n : 1, sizeof *a);
+/* Folds the records into one aggregate per setting (a needs room for every record);
+ * returns how many settings. */
+static size_t aggregate(const cJSON *trials, agg *a) {
+  size_t na = 0;
   const cJSON *rec;
   cJSON_ArrayForEach(rec, trials) {
     if (!rec_str(rec, "backend")) continue;
@@ -296,6 +297,13 @@ cJSON *sw_best(const cJSON *trials, int objective) {
     cJSON_AddItemToArray(a[k].slugs, cJSON_CreateString(slug ? slug : ""));
     cJSON_AddItemToArray(a[k].contexts, cJSON_CreateNumber(num_or_nan(rec, "prompt_tokens")));
   }
+  return na;
+}
+
+cJSON *sw_best(const cJSON *trials, int objective) {
+  size_t n = (size_t)cJSON_GetArraySize(trials);
+  agg *a = xl_calloc(n ? n : 1, sizeof *a);
+  size_t na = aggregate(trials, a);
   int most = 0;
   for (size_t k = 0; k < na; k++)
     if (!a[k].nfail && a[k].nok > most) most = a[k].nok;
