@@ -83,16 +83,14 @@ void sw_run_close(sw_rundir *r) {
   r->fd = -1;
 }
 
-static const cJSON *find_by(const sw_rundir *r, const char *field, const char *val) {
+const cJSON *sw_run_find_key(const sw_rundir *r, const char *key) {
   const cJSON *it;
   cJSON_ArrayForEach(it, r->trials) {
-    const char *s = rec_str(it, field);
-    if (s && !strcmp(s, val)) return it;
+    const char *s = rec_str(it, "key");
+    if (s && !strcmp(s, key)) return it;
   }
   return NULL;
 }
-const cJSON *sw_run_find_slug(const sw_rundir *r, const char *slug) { return find_by(r, "slug", slug); }
-const cJSON *sw_run_find_key(const sw_rundir *r, const char *key) { return find_by(r, "key", key); }
 
 /* One write of the whole line, then fsync: a kill leaves at most a torn last line. */
 static int append_line(int fd, const cJSON *rec) {
@@ -171,13 +169,7 @@ int sw_run_collect(sw_rundir *r, const cJSON *records, const char *profile_out, 
   if (rewrite) {
     /* Replacing a line in place is not possible: write the whole file anew. */
     char *path = xl_path_join(r->dir, "trials.jsonl");
-    xl_atomic a;
-    int rc = xl_atomic_open(&a, path);
-    if (!rc) {
-      cJSON_ArrayForEach(rec, r->trials) rc |= rec_ndjson_write(a.f, rec);
-      if (rc) xl_atomic_abort(&a);
-      else rc = xl_atomic_commit(&a);
-    }
+    int rc = rec_ndjson_save(path, r->trials);
     if (!rc) {   /* the append descriptor still names the old file */
       close(r->fd);
       r->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -274,9 +266,10 @@ static void add_num(cJSON *o, const char *k, double v) {
   else cJSON_AddNullToObject(o, k);
 }
 
-cJSON *sw_best(const cJSON *trials, int objective) {
-  size_t n = (size_t)cJSON_GetArraySize(trials), na = 0;
-  agg *a = xl_calloc(n ? n : 1, sizeof *a);
+/* Folds the records into one aggregate per setting (a needs room for every record);
+ * returns how many settings. */
+static size_t aggregate(const cJSON *trials, agg *a) {
+  size_t na = 0;
   const cJSON *rec;
   cJSON_ArrayForEach(rec, trials) {
     if (!rec_str(rec, "backend")) continue;
@@ -304,6 +297,13 @@ cJSON *sw_best(const cJSON *trials, int objective) {
     cJSON_AddItemToArray(a[k].slugs, cJSON_CreateString(slug ? slug : ""));
     cJSON_AddItemToArray(a[k].contexts, cJSON_CreateNumber(num_or_nan(rec, "prompt_tokens")));
   }
+  return na;
+}
+
+cJSON *sw_best(const cJSON *trials, int objective) {
+  size_t n = (size_t)cJSON_GetArraySize(trials);
+  agg *a = xl_calloc(n ? n : 1, sizeof *a);
+  size_t na = aggregate(trials, a);
   int most = 0;
   for (size_t k = 0; k < na; k++)
     if (!a[k].nfail && a[k].nok > most) most = a[k].nok;

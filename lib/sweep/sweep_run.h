@@ -30,8 +30,7 @@ void sw_run_close(sw_rundir *r);
  * A missing file gives an empty array. NULL with a message on other errors. */
 cJSON *sw_read_trials(const char *path, size_t *torn, char *err, size_t errlen);
 
-/* The record with that slug / settings key, or NULL. */
-const cJSON *sw_run_find_slug(const sw_rundir *r, const char *slug);
+/* The record with that settings key, or NULL. */
 const cJSON *sw_run_find_key(const sw_rundir *r, const char *key);
 
 /* Appends a finished record to trials.jsonl (one write, then fsync) and to r->trials
