@@ -8,6 +8,8 @@
  * Not for: measuring anything or plotting (see xl-plot). */
 #include "io/csvtable.h"
 #include "sweep/pareto.h"
+#include "cli/settings.h"
+#include "io/records.h"
 #include "base/util.h"
 #include <cJSON.h>
 #include <errno.h>
@@ -143,15 +145,8 @@ static void json_add_cell(cJSON *o, const char *key, const csvt *t, size_t row, 
   else if (*s) cJSON_AddStringToObject(o, key, s);
 }
 
-static void write_json(const char *path, cJSON *j) {
-  char *txt = cJSON_Print(j);
-  if (!txt) xl_die("out of memory formatting %s", path);
-  size_t n = strlen(txt);
-  txt = xl_realloc(txt, n + 2);
-  txt[n] = '\n';
-  txt[n + 1] = 0;
-  if (xl_write_file_atomic(path, txt, n + 1)) xl_die("%s: %s", path, strerror(errno));
-  free(txt);
+static void write_json(const char *path, const cJSON *j) {
+  if (rec_json_save(path, j)) xl_die("%s: %s", path, strerror(errno));
 }
 
 /* Keeps a file-name fragment to [A-Za-z0-9._-]. */
@@ -297,7 +292,8 @@ static cJSON *make_profile(const merge_state *s, size_t g, const char *profile_d
   }
   snprintf(fname, sizeof fname, "profile_ctx%s%s.json", ctxlabel, pfx);
   char *ppath = xl_path_join(profile_dir, fname);
-  write_json(ppath, p);
+  char perr[1024];
+  if (xl_settings_write_profile(ppath, cJSON_GetObjectItemCaseSensitive(p, "params"), p, perr, sizeof perr)) xl_die("%s", perr);
   free(ppath);
   cJSON_AddStringToObject(p, "file", fname);
   return p;

@@ -229,7 +229,7 @@ static cJSON *meta_json(const cli *c, const sw_conf *conf, const sw_hostinfo *h,
   cJSON *b = cJSON_AddObjectToObject(m, "bounds");
   cJSON *bk = cJSON_AddArrayToObject(b, "backend");
   for (size_t i = 0; i < conf->space.gene[SW_G_BACKEND].n; i++)
-    cJSON_AddItemToArray(bk, cJSON_CreateString(sw_backend_name((int)conf->space.gene[SW_G_BACKEND].v[i])));
+    cJSON_AddItemToArray(bk, cJSON_CreateString(xl_backend_name((xl_backend)(int)conf->space.gene[SW_G_BACKEND].v[i])));
   static const struct { int g; const char *name; } g[] = {
       {SW_G_CHUNK, "chunk_size"}, {SW_G_HEADS, "heads_per_band"}, {SW_G_WORKERS, "workers"}};
   cJSON *vals = cJSON_CreateObject();
@@ -272,7 +272,7 @@ static void meta_fingerprint(const char *dir, const sw_rundir *run) {
       cJSON_ReplaceItemInObject(mo, "fingerprint", cJSON_CreateString(fp));
       const char *path = rec_str(it, "model");
       if (path && cJSON_IsNull(cJSON_GetObjectItem(mo, "path"))) cJSON_ReplaceItemInObject(mo, "path", cJSON_CreateString(path));
-      if (sw_write_json(mp, m)) xl_warn("%s: %s", mp, strerror(errno));
+      if (rec_json_save(mp, m)) xl_warn("%s: %s", mp, strerror(errno));
       break;
     }
   }
@@ -324,7 +324,7 @@ static void setup_run(setup *s, const cli *c, const sw_conf *conf, int fresh, in
   char *mp = xl_path_join(s->dir, "run_meta.json");
   if (fresh) {
     cJSON *m = meta_json(c, conf, &s->host, s->model, s->prompt, distributed);
-    if (sw_write_json(mp, m)) xl_die("%s: %s", mp, strerror(errno));
+    if (rec_json_save(mp, m)) xl_die("%s: %s", mp, strerror(errno));
     cJSON_Delete(m);
   }
   free(mp);

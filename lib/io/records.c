@@ -175,3 +175,14 @@ int rec_num(const cJSON *obj, const char *key, double *out) {
   *out = v->valuedouble;
   return 0;
 }
+
+int rec_json_save(const char *path, const cJSON *j) {
+  char *s = cJSON_Print(j);
+  if (!s) return errno = ENOMEM, -1;
+  size_t n = strlen(s);
+  s = xl_realloc(s, n + 2);
+  s[n++] = '\n';
+  int rc = xl_write_file_atomic(path, s, n);
+  free(s);
+  return rc;
+}

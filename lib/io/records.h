@@ -33,6 +33,8 @@ cJSON *rec_ndjson_parse(const char *buf, size_t len, const char *name, char *err
 /* Writes obj as one compact JSON line ending in '\n'. 0 ok, -1 on error. */
 int rec_ndjson_write(FILE *f, const cJSON *obj);
 
+/* Writes j as pretty-printed JSON and a newline to path, atomically. 0 ok; -1 errno. */
+int rec_json_save(const char *path, const cJSON *j);
 /* Writes rows (a cJSON array of objects) as a whole NDJSON file, atomically (util.h
  * xl_atomic: a reader never sees half a file). 0 ok, -1 with errno. */
 int rec_ndjson_save(const char *path, const cJSON *rows);

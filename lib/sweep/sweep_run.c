@@ -1,5 +1,6 @@
 /* sweep_run: the files of a run directory (see sweep_run.h). */
 #include "sweep/sweep_run.h"
+#include "cli/settings.h"
 #include "sweep/pareto.h"
 #include "io/records.h"
 #include "sweep/sweep_search.h"
@@ -219,16 +220,6 @@ int sw_run_write_summary(sw_rundir *r) {
   return rc;
 }
 
-int sw_write_json(const char *path, const cJSON *j) {
-  char *s = cJSON_Print(j);
-  if (!s) return errno = ENOMEM, -1;
-  size_t n = strlen(s);
-  s = xl_realloc(s, n + 2);
-  s[n++] = '\n';
-  int rc = xl_write_file_atomic(path, s, n);
-  free(s);
-  return rc;
-}
 
 /* ---- the best setting ---- */
 typedef struct {
@@ -386,12 +377,14 @@ int sw_run_write_best(sw_rundir *r, const char *profile_out, int *changed) {
   if (!r->last_best || strcmp(r->last_best, text)) {
     char *p1 = xl_path_join(r->dir, "best.json"), *p2 = xl_path_join(r->dir, "best_profile.json");
     /* The profile is what xl-prefill/xl-decode --profile read: params + metrics only. */
-    cJSON *prof = cJSON_CreateObject();
-    cJSON_AddItemToObject(prof, "params", cJSON_Duplicate(cJSON_GetObjectItem(b, "params"), 1));
-    cJSON_AddItemToObject(prof, "metrics", cJSON_Duplicate(cJSON_GetObjectItem(b, "metrics"), 1));
-    rc = sw_write_json(p1, b) || sw_write_json(p2, prof) || (profile_out && sw_write_json(profile_out, prof));
+    cJSON *extra = cJSON_CreateObject();
+    const cJSON *params = cJSON_GetObjectItem(b, "params");
+    cJSON_AddItemToObject(extra, "metrics", cJSON_Duplicate(cJSON_GetObjectItem(b, "metrics"), 1));
+    char perr[512];
+    rc = rec_json_save(p1, b) || xl_settings_write_profile(p2, params, extra, perr, sizeof perr) ||
+         (profile_out && xl_settings_write_profile(profile_out, params, extra, perr, sizeof perr));
     rc = rc ? -1 : 0;
-    cJSON_Delete(prof);
+    cJSON_Delete(extra);
     free(p1);
     free(p2);
     if (!rc) {

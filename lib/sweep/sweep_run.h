@@ -58,7 +58,5 @@ int sw_run_write_best(sw_rundir *r, const char *profile_out, int *changed);
  * product of the two, each divided by its best value. */
 cJSON *sw_best(const cJSON *trials, int objective);
 
-/* Writes a JSON value atomically, pretty-printed, with a final newline. 0 / -1 errno. */
-int sw_write_json(const char *path, const cJSON *j);
 
 #endif

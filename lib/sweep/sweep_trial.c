@@ -42,7 +42,7 @@ static void add_str_or_null(cJSON *o, const char *k, const char *v) {
 
 /* The setting's four knobs, where specs and records both list them. */
 static void add_knobs(cJSON *o, const sw_setting *s) {
-  cJSON_AddStringToObject(o, "backend", sw_backend_name(s->backend));
+  cJSON_AddStringToObject(o, "backend", xl_backend_name((xl_backend)s->backend));
   cJSON_AddNumberToObject(o, "chunk_size", s->chunk_size);
   cJSON_AddNumberToObject(o, "heads_per_band", s->heads_per_band);
   cJSON_AddNumberToObject(o, "workers", s->workers);
@@ -83,10 +83,11 @@ int sw_spec_from_json(const cJSON *j, sw_spec *sp, char *err, size_t n) {
   if (!cJSON_IsObject(j)) return snprintf(err, n, "spec: not a JSON object"), -1;
   long trial, ck, h, w, ctx, nt, rep, wu = 0;
   const char *b = rec_str(j, "backend");
-  int backend = b ? sw_backend_parse(b) : -1;
+  xl_backend eb;
+  int backend = b && !xl_backend_parse(b, &eb) ? (int)eb : -1;
   if (backend < 0) return snprintf(err, n, "spec: 'backend' missing or not chunkwise/recurrent"), -1;
   if (get_long(j, "trial", 1, LONG_MAX / 2, &trial, err, n) ||
-      get_long(j, "chunk_size", 1, 1 << 20, &ck, err, n) ||
+      get_long(j, "chunk_size", 1, XL_CHUNK_MAX, &ck, err, n) ||
       get_long(j, "heads_per_band", 1, 4096, &h, err, n) ||
       get_long(j, "workers", 1, 4096, &w, err, n) ||
       get_long(j, "context", 1, 1 << 24, &ctx, err, n) ||
@@ -419,7 +420,7 @@ cJSON *sw_trial_run(const sw_spec *sp, const sw_hostinfo *h) {
     args[k++] = "--greedy";
     args[k++] = "--ignore-eos";
   }
-  args[k++] = "--backend", args[k++] = (char *)sw_backend_name(sp->s.backend);
+  args[k++] = "--backend", args[k++] = (char *)xl_backend_name((xl_backend)sp->s.backend);
   args[k++] = "--chunk-size", args[k++] = ck;
   args[k++] = "--workers", args[k++] = w;
   args[k++] = "--heads-per-band", args[k++] = hb;

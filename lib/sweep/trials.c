@@ -80,7 +80,7 @@ static int trial_from_obj(tr_trial *t, cJSON *obj, const char *where, char *err,
     if (rc == 0) *ints[k].dst = v;
   }
   struct { const char *key; int *dst; long hi; } knobs[] = {
-    {"chunk_size", &t->chunk_size, 1 << 16}, {"heads_per_band", &t->heads_per_band, 1 << 16}, {"workers", &t->workers, 1024}};
+    {"chunk_size", &t->chunk_size, XL_CHUNK_MAX}, {"heads_per_band", &t->heads_per_band, 1 << 16}, {"workers", &t->workers, 1024}};
   for (size_t k = 0; k < sizeof knobs / sizeof *knobs; k++) {
     *knobs[k].dst = -1;
     int rc = get_long(obj, knobs[k].key, 1, knobs[k].hi, &v);
