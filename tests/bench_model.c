@@ -21,11 +21,11 @@
 #include "cli/settings.h"
 #include "engine/engine.h"
 #include "engine/state.h"
+#include "obs/procmem.h"
 #include "base/util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 static double cpu_now(void) {
@@ -187,9 +187,7 @@ int main(int argc, char **argv) {
   double roof_dc = bw > 0 ? bw * 1e9 / dec_bytes : 0;
   s->opt.progress = NULL;
   /* peak memory of one session (prefill included), before the second session exists */
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  double rss = ru.ru_maxrss * 1024.0, wall = (double)m->weight_bytes;
+  double rss = tm_peak_rss_mb() * 1048576, wall = (double)m->weight_bytes;
   size_t scratch = s->scratch_bytes;
   /* the short-context session; the two decode in alternating rounds */
   xl_session *s2 = xl_session_new(m, &o, err, sizeof err);

@@ -228,9 +228,38 @@ static void rows(void) {
   cJSON_Delete(out);
 }
 
+/* token_ids of an output as ids the critic can score, or a message naming the bad entry. */
+static void output_ids(void) {
+  char err[256];
+  long n = -1;
+  cJSON *out = cJSON_Parse("{\"token_ids\":[0,5,9]}");
+  int32_t *ids = ji_output_ids(out, 10, &n, err, sizeof err);
+  CHECK(ids && n == 3 && ids[0] == 0 && ids[1] == 5 && ids[2] == 9, "token_ids read as ids");
+  free(ids);
+  CHECK(!ji_output_ids(out, 9, &n, err, sizeof err) && strstr(err, "token_ids[2]") && strstr(err, "[0, 9)"),
+        "an id past the vocabulary names its index (%s)", err);
+  cJSON_Delete(out);
+  static const char *bad[] = {"{\"token_ids\":[1,-1]}", "{\"token_ids\":[1.5]}", "{\"token_ids\":[\"3\"]}"};
+  for (int k = 0; k < 3; k++) {
+    out = cJSON_Parse(bad[k]);
+    ids = ji_output_ids(out, 10, &n, err, sizeof err);
+    CHECK(!ids && strstr(err, "is not an id"), "%s refused (%s)", bad[k], err);
+    cJSON_Delete(out);
+  }
+  out = cJSON_Parse("{\"text\":\"x\"}");
+  CHECK(!ji_output_ids(out, 10, &n, err, sizeof err) && strstr(err, "no token_ids"), "no token_ids (%s)", err);
+  cJSON_Delete(out);
+  out = cJSON_Parse("{\"token_ids\":[]}");
+  ids = ji_output_ids(out, 10, &n, err, sizeof err);
+  CHECK(ids && n == 0, "an empty continuation has no ids");
+  free(ids);
+  cJSON_Delete(out);
+}
+
 int main(void) {
   log_softmax_cases();
   rows();
+  output_ids();
   const char *root = getenv("XL_ROOT");
   char md[4096], path[4096], err[512];
   snprintf(md, sizeof md, "%s/models/xlstm-tiny-pydocs", root ? root : ".");

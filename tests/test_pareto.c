@@ -199,8 +199,58 @@ static void test_csvtable(void) {
   csvt_free(&t);
 }
 
+/* Context groups: rows sharing a prompt length and file, missing lengths together,
+ * ineligible rows left out, report order by length (missing last) then file. */
+static void test_groups(void) {
+  const char *src =
+      "slug,prompt_tokens,prompt_file,status\n"
+      "a,512,p.txt,ok\n"   /* group 0 */
+      "b,64,p.txt,ok\n"    /* group 1 */
+      "c,512,p.txt,ok\n"   /* group 0 */
+      "d,,p.txt,ok\n"      /* group 2: no length */
+      "e,64,q.txt,ok\n"    /* group 3: same length, other file */
+      "f,x,p.txt,ok\n"     /* group 2: not a number counts as missing */
+      "g,64,p.txt,failed\n";
+  csvt t;
+  char err[256];
+  CHECK(csvt_parse(&t, "groups.csv", src, strlen(src), err, sizeof err) == 0, "group table parsed");
+  int group[7];
+  pareto_group gs[7];
+  size_t ng = pareto_group_table(&t, NULL, group, gs);
+  CHECK(ng == 4 && group[0] == 0 && group[1] == 1 && group[2] == 0 && group[3] == 2 && group[4] == 3 && group[5] == 2 &&
+            group[6] == 1,
+        "4 groups in first-seen order");
+  CHECK(gs[0].ctx == 512 && !strcmp(gs[0].pfile, "p.txt") && gs[0].first == 0 && isnan(gs[2].ctx) && gs[2].first == 3 &&
+            !strcmp(gs[3].pfile, "q.txt"),
+        "group keys and first rows");
+  size_t order[7];
+  pareto_group_order(gs, ng, order);
+  CHECK(order[0] == 1 && order[1] == 3 && order[2] == 0 && order[3] == 2, "report order: 64 p, 64 q, 512, missing");
+  unsigned char ok[7] = {1, 0, 1, 1, 1, 1, 0};
+  ng = pareto_group_table(&t, ok, group, gs);
+  CHECK(ng == 3 && group[1] == -1 && group[6] == -1 && group[0] == 0 && group[3] == 1 && group[4] == 2,
+        "ineligible rows get -1 and make no group");
+  csvt_free(&t);
+
+  /* the quality measure: the internal judge's when it has a value, else the external one's */
+  static const struct { const char *csv, *want; } q[] = {
+      {"slug,avg_logprob,overall\na,-1.5,7\n", "avg_logprob"},
+      {"slug,avg_logprob,overall\na,,7\nb,x,\n", "overall"},
+      {"slug,avg_logprob,overall\na,,\n", NULL},
+      {"slug,decode_tok_s\na,3\n", NULL},
+  };
+  for (int k = 0; k < 4; k++) {
+    CHECK(csvt_parse(&t, "q.csv", q[k].csv, strlen(q[k].csv), err, sizeof err) == 0, "quality table %d parsed", k);
+    const char *got = pareto_quality_column(&t);
+    CHECK((!got && !q[k].want) || (got && q[k].want && !strcmp(got, q[k].want)), "quality column %d: %s", k,
+          got ? got : "(none)");
+    csvt_free(&t);
+  }
+}
+
 int main(void) {
   test_dominates();
+  test_groups();
   test_front_basic();
   test_front_min_max_missing();
   test_front_groups();

@@ -280,7 +280,9 @@ static void test_nsga_ranking(void) {
 
 static cJSON *rec(long trial, const char *b, int ck, int w, long ctx, const char *status, double pre, double dec) {
   cJSON *o = cJSON_CreateObject();
-  sw_setting s = {sw_backend_parse(b), ck, 1, w};
+  xl_backend eb = XL_BACKEND_CHUNKWISE;
+  xl_backend_parse(b, &eb);
+  sw_setting s = {(int)eb, ck, 1, w};
   char key[SW_KEY_MAX], slug[SW_KEY_MAX + 32];
   sw_key(&s, ctx, key, sizeof key);
   sw_slug(key, trial, slug, sizeof slug);

@@ -1,11 +1,13 @@
 /* test_telemetry: drives the telemetry API in-process and parses what it writes: the stats
  * log CSV (running sums and rates), the Prometheus metrics file, the profile JSON lines,
  * the status file, the memory log; the watchdog (hard limit stops, release drops a mapped
- * file's pages); signals; option parsing (junk is a usage error, exit 2).
+ * file's pages); signals; option parsing (junk is a usage error, exit 2); the /proc
+ * memory readers (procmem.h) against getrusage.
  * Run with "--fake-tool SECONDS [telemetry flags]" it is instead a stand-in tool that
  * "decodes" a token per millisecond until stopped (used by the shell tests of xl-top). */
 #include "obs/telemetry.h"
 #include "obs/tm_internal.h"
+#include "obs/procmem.h"
 #include "testlib.h"
 #include "base/util.h"
 #include <cJSON.h>
@@ -13,6 +15,7 @@
 #include <math.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -500,12 +503,35 @@ static int fake_tool(int argc, char **argv) {
   return tm_should_stop();
 }
 
+/* The memory readers: the peak is the kernel's high-water mark, the same one getrusage
+ * reports, and it covers what was touched. */
+static void test_procmem(void) {
+  size_t len = 16 << 20;
+  char *p = xl_malloc(len);
+  memset(p, 1, len);
+  size_t rss = tm_rss_bytes();
+  double peak = tm_peak_rss_mb();
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  CHECK(rss >= len && peak * 1048576 >= (double)rss, "RSS %zu covers the 16 MB touched, peak %.1f MB covers RSS", rss,
+        peak);
+  /* (the kernel folds the current RSS into the two figures at slightly different times) */
+  double ru_mb = ru.ru_maxrss / 1024.0;
+  CHECK(fabs(peak - ru_mb) <= 1 + 0.05 * ru_mb, "peak %.3f MB is getrusage's %.3f MB", peak, ru_mb);
+  CHECK(peak * 1024 == floor(peak * 1024), "peak is whole kB (%.6f MB)", peak);
+  size_t total, avail;
+  CHECK(tm_mem_info(&total, &avail) == 0 && total > 0 && avail > 0 && avail <= total, "MemTotal %zu, MemAvailable %zu",
+        total, avail);
+  free(p);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--fake-tool")) return fake_tool(argc, argv);
   snprintf(tmpdir, sizeof tmpdir, "/tmp/test_telemetry.XXXXXX");
   if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
   setenv("XL_STATUS_DIR", tpath("status"), 1);
   test_options();
+  test_procmem();
   test_run(1);
   test_run(4);
   test_hard_limit();

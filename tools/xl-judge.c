@@ -3,15 +3,20 @@
  *   ollama    an external LLM judge over HTTP (Ollama or OpenAI-compatible server):
  *             1-10 scores for coherence, relevance, fluency, overall + a rationale,
  *             written to ratings_ollama.jsonl / .csv (resumable);
- *   internal  model-based log-prob scoring (ratings.jsonl / .csv), lives in its own file.
+ *   internal  model-based log-prob scoring with the run's own model (ratings.jsonl / .csv).
  * Not for: generating the outputs (xl-save) or joining them with speed (xl-merge).
- * The HTTP client is lib/judge/judge_http.c; this file picks the outputs to judge,
- * runs -j workers, and writes the rows. */
+ * The HTTP client is lib/judge/judge_http.c and the log-prob scorer
+ * lib/judge/judge_internal.c; this file picks the outputs to judge, runs the ollama
+ * requests over -j workers, and writes the rows. */
 #define _GNU_SOURCE  /* asprintf */
 #include "judge/judge_http.h"
 #include "judge/judge_internal.h"
 #include "io/records.h"
 #include "engine/blasenv.h"
+#include "cli/runargs.h"
+#include "cli/settings.h"
+#include "sweep/trials.h"
+#include "base/fanout.h"
 #include "base/util.h"
 #include <errno.h>
 #include <pthread.h>
@@ -95,17 +100,6 @@ static void usage_ollama(FILE *f) {
       f);
 }
 
-/* "--name V" or "--name=V": the value, or NULL when argv[*i] is not this flag. */
-static const char *flag_value(int argc, char **argv, int *i, const char *name) {
-  const char *a = argv[*i];
-  size_t n = strlen(name);
-  if (strncmp(a, name, n)) return NULL;
-  if (a[n] == '=') return a + n + 1;
-  if (a[n]) return NULL;
-  if (*i + 1 >= argc) xl_usage_error("%s needs a value", name);
-  return argv[++*i];
-}
-
 static void parse_ollama_args(int argc, char **argv, judge_opts *o) {
   memset(o, 0, sizeof *o);
   o->jc = (jh_config){.api = "http://127.0.0.1:11434", .model = "llama3.1:8b", .timeout_s = 300,
@@ -118,25 +112,25 @@ static void parse_ollama_args(int argc, char **argv, judge_opts *o) {
   for (int i = 1; i < argc; i++) {
     const char *v, *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage_ollama(stdout); xl_finish_stdout(); exit(0); }
-    else if ((v = flag_value(argc, argv, &i, "--api"))) o->jc.api = v;
-    else if ((v = flag_value(argc, argv, &i, "--model"))) o->jc.model = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--api"))) o->jc.api = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--model"))) o->jc.model = v;
     else if (!strcmp(a, "--openai")) o->jc.openai = 1;
     else if (!strcmp(a, "--force")) o->force = 1;
-    else if ((v = flag_value(argc, argv, &i, "--save-every"))) o->save_every = xl_flag_double("--save-every", v, 0, 86400);
-    else if ((v = flag_value(argc, argv, &i, "-j")) || (v = flag_value(argc, argv, &i, "--jobs")))
+    else if ((v = xl_flag_value(argc, argv, &i, "--save-every"))) o->save_every = xl_flag_double("--save-every", v, 0, 86400);
+    else if ((v = xl_flag_value(argc, argv, &i, "-j")) || (v = xl_flag_value(argc, argv, &i, "--jobs")))
       o->jobs = xl_flag_long("-j", v, 1, 64);
     else if (!strncmp(a, "-j", 2) && a[2] && a[2] != '=') o->jobs = xl_flag_long("-j", a + 2, 1, 64);
-    else if ((v = flag_value(argc, argv, &i, "--timeout"))) o->jc.timeout_s = xl_flag_double("--timeout", v, 0.001, 86400);
-    else if ((v = flag_value(argc, argv, &i, "--connect-timeout")))
+    else if ((v = xl_flag_value(argc, argv, &i, "--timeout"))) o->jc.timeout_s = xl_flag_double("--timeout", v, 0.001, 86400);
+    else if ((v = xl_flag_value(argc, argv, &i, "--connect-timeout")))
       o->jc.connect_timeout_s = xl_flag_double("--connect-timeout", v, 0.001, 3600);
-    else if ((v = flag_value(argc, argv, &i, "--retries"))) o->jc.retries = (int)xl_flag_long("--retries", v, 0, 100);
-    else if ((v = flag_value(argc, argv, &i, "--backoff-max"))) o->jc.backoff_max_s = xl_flag_double("--backoff-max", v, 0, 3600);
-    else if ((v = flag_value(argc, argv, &i, "--backoff"))) o->jc.backoff_s = xl_flag_double("--backoff", v, 0, 3600);
-    else if ((v = flag_value(argc, argv, &i, "--seed"))) o->jc.seed = xl_flag_long("--seed", v, 0, 4294967295L);
-    else if ((v = flag_value(argc, argv, &i, "--num-ctx"))) o->jc.num_ctx = xl_flag_long("--num-ctx", v, 0, 1L << 24);
-    else if ((v = flag_value(argc, argv, &i, "--prompt-file"))) o->prompt_file = v;
-    else if ((v = flag_value(argc, argv, &i, "--max-chars"))) o->max_chars = xl_flag_long("--max-chars", v, 0, 1L << 30);
-    else if ((v = flag_value(argc, argv, &i, "-o")) || (v = flag_value(argc, argv, &i, "--output"))) o->out_base = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--retries"))) o->jc.retries = (int)xl_flag_long("--retries", v, 0, 100);
+    else if ((v = xl_flag_value(argc, argv, &i, "--backoff-max"))) o->jc.backoff_max_s = xl_flag_double("--backoff-max", v, 0, 3600);
+    else if ((v = xl_flag_value(argc, argv, &i, "--backoff"))) o->jc.backoff_s = xl_flag_double("--backoff", v, 0, 3600);
+    else if ((v = xl_flag_value(argc, argv, &i, "--seed"))) o->jc.seed = xl_flag_long("--seed", v, 0, 4294967295L);
+    else if ((v = xl_flag_value(argc, argv, &i, "--num-ctx"))) o->jc.num_ctx = xl_flag_long("--num-ctx", v, 0, 1L << 24);
+    else if ((v = xl_flag_value(argc, argv, &i, "--prompt-file"))) o->prompt_file = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--max-chars"))) o->max_chars = xl_flag_long("--max-chars", v, 0, 1L << 30);
+    else if ((v = xl_flag_value(argc, argv, &i, "-o")) || (v = xl_flag_value(argc, argv, &i, "--output"))) o->out_base = v;
     else if (a[0] == '-' && a[1]) xl_usage_error("unknown option '%s'", a);
     else if (!o->run_dir) o->run_dir = a;
     else xl_usage_error("unexpected argument '%s'", a);
@@ -158,6 +152,31 @@ typedef struct {
   char *prompt;         /* judging prompt (owned), NULL when kept */
 } task;
 
+/* A prompt file an output names: as given, else inside the run directory (both judges
+ * look prompts up this way). Exits 1 when neither can be read. */
+static char *read_prompt(const char *run_dir, const char *name, const char *slug, size_t *len) {
+  char *path = tr_run_file(run_dir, name);
+  char *text = path ? xl_read_file(path, len) : NULL;
+  if (!text) xl_die("prompt file '%s' (of output '%s'): %s; pass --prompt-file", name, slug, strerror(errno));
+  free(path);
+  return text;
+}
+
+/* RUN_DIR/outputs/<slug>.txt, where xl-save keeps each continuation; NULL (errno set)
+ * when it cannot be read. *path (if given) gets the malloc'd path tried. */
+static char *read_output_txt(const char *run_dir, const char *slug, char **path) {
+  char *name = NULL;
+  if (asprintf(&name, "outputs/%s.txt", slug) < 0) xl_die("out of memory");
+  char *p = xl_path_join(run_dir, name);
+  char *text = xl_read_file(p, NULL);
+  int e = errno;
+  free(name);
+  if (path) *path = p;
+  else free(p);
+  errno = e;
+  return text;
+}
+
 /* Prompt texts, read once per distinct file. */
 typedef struct { char *name; char *text; } prompt_cache;
 
@@ -165,15 +184,7 @@ static const char *prompt_text(const judge_opts *o, const char *name, const char
                                prompt_cache **cache, size_t *ncache) {
   for (size_t i = 0; i < *ncache; i++)
     if (!strcmp((*cache)[i].name, name)) return (*cache)[i].text;
-  char *text = xl_read_file(name, NULL);
-  int e = errno;
-  if (!text && name[0] != '/') {
-    char *p = xl_path_join(o->run_dir, name);
-    text = xl_read_file(p, NULL);
-    free(p);
-  }
-  if (!text)
-    xl_die("prompt file '%s' (of output '%s'): %s; pass --prompt-file", name, slug, strerror(e));
+  char *text = read_prompt(o->run_dir, name, slug, NULL);
   *cache = xl_realloc(*cache, (*ncache + 1) * sizeof **cache);
   (*cache)[*ncache] = (prompt_cache){xl_strdup(name), text};
   return (*cache)[(*ncache)++].text;
@@ -185,14 +196,19 @@ static char *continuation(const judge_opts *o, const cJSON *out, const char *slu
   if (t) return xl_strdup(t);
   if (strchr(slug, '/') || !strcmp(slug, ".") || !strcmp(slug, ".."))
     xl_die("output '%s' has no text and its slug is not a file name", slug);
-  char *name = NULL;
-  if (asprintf(&name, "outputs/%s.txt", slug) < 0) xl_die("out of memory");
-  char *p = xl_path_join(o->run_dir, name);
-  char *text = xl_read_file(p, NULL);
+  char *p;
+  char *text = read_output_txt(o->run_dir, slug, &p);
   if (!text) xl_die("output '%s' has no text in outputs.jsonl and %s: %s", slug, p, strerror(errno));
   free(p);
-  free(name);
   return text;
+}
+
+/* Writes a judge's rows as JSONL then CSV, each atomically. 0 ok, -1 (message in err). */
+static int save_rows(const char *jsonl, const char *csv, const cJSON *rows, const char *const *cols, size_t ncols,
+                     char *err, size_t errlen) {
+  const char *bad = rec_ndjson_save(jsonl, rows) ? jsonl : rec_csv_save(csv, rows, cols, ncols) ? csv : NULL;
+  if (bad) snprintf(err, errlen, "cannot write %s: %s", bad, strerror(errno));
+  return bad ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------ rows */
@@ -239,7 +255,8 @@ static cJSON *make_row(const judge_opts *o, const cJSON *out, const char *slug, 
   return row;
 }
 
-/* Writes BASE.jsonl then BASE.csv atomically. 0 ok, -1 (message in err). */
+/* Writes BASE.jsonl then BASE.csv: the base columns, then the trial parameters that
+ * some row has. 0 ok, -1 (message in err). */
 static int write_rows(const char *jsonl, const char *csv, const cJSON *rows, char *err, size_t errlen) {
   const char *cols[NBASE + NPARAMS];
   size_t ncols = 0;
@@ -249,24 +266,7 @@ static int write_rows(const char *jsonl, const char *csv, const cJSON *rows, cha
     cJSON_ArrayForEach(r, rows)
       if (cJSON_GetObjectItemCaseSensitive(r, param_keys[k])) { cols[ncols++] = param_keys[k]; break; }
   }
-  xl_atomic a;
-  if (xl_atomic_open(&a, jsonl)) goto fail_open_j;
-  const cJSON *r;
-  cJSON_ArrayForEach(r, rows)
-    if (rec_ndjson_write(a.f, r)) { xl_atomic_abort(&a); goto fail_j; }
-  if (xl_atomic_commit(&a)) goto fail_j;
-  if (xl_atomic_open(&a, csv)) goto fail_open_c;
-  if (rec_csv_write_all(a.f, rows, cols, ncols)) { xl_atomic_abort(&a); goto fail_c; }
-  if (xl_atomic_commit(&a)) goto fail_c;
-  return 0;
-fail_open_j:
-fail_j:
-  snprintf(err, errlen, "cannot write %s: %s", jsonl, strerror(errno));
-  return -1;
-fail_open_c:
-fail_c:
-  snprintf(err, errlen, "cannot write %s: %s", csv, strerror(errno));
-  return -1;
+  return save_rows(jsonl, csv, rows, cols, ncols, err, errlen);
 }
 
 /* ------------------------------------------------------------------ the run */
@@ -276,7 +276,8 @@ typedef struct {
   task *tasks;
   size_t ntasks;
   size_t *todo;           /* indices of tasks to request */
-  size_t ntodo, next, ndone;
+  size_t ntodo, ndone;
+  jh_client **clients;    /* one per fan-out worker */
   jh_result *res;         /* [ntasks] */
   unsigned char *done;    /* [ntasks] */
   const cJSON *extra;     /* earlier rows whose slug is not in outputs.jsonl (kept at the end) */
@@ -326,35 +327,33 @@ static void checkpoint(run_ctx *x) {
   cJSON_Delete(rows);
 }
 
-static void *worker(void *arg) {
-  run_ctx *x = arg;
-  jh_client *cl = jh_client_new(&x->o->jc);
-  if (!cl) xl_die("cannot create an HTTP handle");
-  for (;;) {
-    pthread_mutex_lock(&x->mu);
-    if (x->stop || x->next >= x->ntodo) { pthread_mutex_unlock(&x->mu); break; }
-    size_t i = x->todo[x->next++];
-    pthread_mutex_unlock(&x->mu);
+/* One fan-out job: the k-th request, on the worker's own HTTP handle. Stops the run when
+ * the judge model is missing (no later request can succeed). */
+static int judge_job(void *ctx, size_t k, size_t worker) {
+  run_ctx *x = ctx;
+  size_t i = x->todo[k];
+  pthread_mutex_lock(&x->mu);
+  int stopped = x->stop;   /* a job handed out just before another one stopped the run */
+  pthread_mutex_unlock(&x->mu);
+  if (stopped) return 1;
+  jh_result r;
+  jh_judge(x->clients[worker], x->tasks[i].prompt, &r);
 
-    jh_result r;
-    jh_judge(cl, x->tasks[i].prompt, &r);
-
-    pthread_mutex_lock(&x->mu);
-    x->res[i] = r;
-    x->done[i] = 1;
-    x->ndone++;
-    if (r.status == JH_MODEL_MISSING) {
-      if (!x->stop) x->fatal = i;
-      x->stop = 1;
-    } else {
-      x->counts[r.status == JH_OK ? 0 : r.status == JH_PARSE_ERROR ? 1 : 2]++;
-    }
-    show_progress(x, 0);
-    checkpoint(x);
-    pthread_mutex_unlock(&x->mu);
+  pthread_mutex_lock(&x->mu);
+  x->res[i] = r;
+  x->done[i] = 1;
+  x->ndone++;
+  if (r.status == JH_MODEL_MISSING) {
+    if (!x->stop) x->fatal = i;
+    x->stop = 1;
+  } else {
+    x->counts[r.status == JH_OK ? 0 : r.status == JH_PARSE_ERROR ? 1 : 2]++;
   }
-  jh_client_free(cl);
-  return NULL;
+  show_progress(x, 0);
+  checkpoint(x);
+  int stop = x->stop;
+  pthread_mutex_unlock(&x->mu);
+  return stop;
 }
 
 static char *out_path(const judge_opts *o, const char *ext) {
@@ -365,107 +364,132 @@ static char *out_path(const judge_opts *o, const char *ext) {
   return p;
 }
 
-static int cmd_ollama(int argc, char **argv) {
-  judge_opts o;
-  parse_ollama_args(argc, argv, &o);
+/* What an ollama run works on: the outputs, the earlier rows, and one task per output. */
+typedef struct {
+  char *outputs_path;
+  cJSON *outputs;
+  cJSON *old;             /* earlier rows of BASE.jsonl (NULL with --force or none) */
+  cJSON *extra;           /* those whose slug is not in outputs.jsonl: kept at the end */
+  task *tasks;            /* [ntasks], in outputs.jsonl order */
+  size_t ntasks;
+  size_t *todo, ntodo;    /* tasks to request */
+} ollama_input;
+
+/* Reads outputs.jsonl and the earlier rows of jsonl; ok rows from the same judge model are
+ * kept, every other output gets its judging prompt and a place in todo. */
+static void load_tasks(const judge_opts *o, const char *jsonl, ollama_input *in) {
   char err[1024];
-
-  /* strip a trailing '/' from the API root so paths join cleanly */
-  char *api = xl_strdup(o.jc.api);
-  for (size_t n = strlen(api); n > 8 && api[n - 1] == '/'; n--) api[n - 1] = 0;
-  o.jc.api = api;
-
-  char *outputs_path = xl_path_join(o.run_dir, "outputs.jsonl");
-  cJSON *outputs = rec_ndjson_read(outputs_path, err, sizeof err);
-  if (!outputs) xl_die("%s", err);
-  char *jsonl = out_path(&o, ".jsonl"), *csv = out_path(&o, ".csv");
-
-  /* Earlier rows: ok ones from the same judge model are kept. */
-  cJSON *old = NULL;
-  if (!o.force && xl_exists(jsonl)) {
-    old = rec_ndjson_read(jsonl, err, sizeof err);
-    if (!old) xl_die("%s (remove it or use --force)", err);
+  in->outputs_path = xl_path_join(o->run_dir, "outputs.jsonl");
+  in->outputs = rec_ndjson_read(in->outputs_path, err, sizeof err);
+  if (!in->outputs) xl_die("%s", err);
+  in->old = NULL;
+  if (!o->force && xl_exists(jsonl)) {
+    in->old = rec_ndjson_read(jsonl, err, sizeof err);
+    if (!in->old) xl_die("%s (remove it or use --force)", err);
   }
-
-  size_t ntasks = (size_t)cJSON_GetArraySize(outputs);
-  task *tasks = xl_calloc(ntasks, sizeof *tasks);
-  size_t *todo = xl_calloc(ntasks, sizeof *todo), ntodo = 0;
+  in->ntasks = (size_t)cJSON_GetArraySize(in->outputs);
+  in->tasks = xl_calloc(in->ntasks, sizeof *in->tasks);
+  in->todo = xl_calloc(in->ntasks, sizeof *in->todo);
+  in->ntodo = 0;
   prompt_cache *cache = NULL;
-  size_t ncache = 0;
-  size_t i = 0;
+  size_t ncache = 0, i = 0;
   const cJSON *out;
-  cJSON_ArrayForEach(out, outputs) {
-    task *t = &tasks[i];
+  cJSON_ArrayForEach(out, in->outputs) {
+    task *t = &in->tasks[i];
     t->out = out;
     t->slug = rec_str(out, "slug");
-    if (!t->slug || !*t->slug) xl_die("%s: entry %zu has no 'slug' string", outputs_path, i + 1);
+    if (!t->slug || !*t->slug) xl_die("%s: entry %zu has no 'slug' string", in->outputs_path, i + 1);
     for (size_t k = 0; k < i; k++)
-      if (!strcmp(tasks[k].slug, t->slug)) xl_die("%s: slug '%s' appears twice", outputs_path, t->slug);
+      if (!strcmp(in->tasks[k].slug, t->slug)) xl_die("%s: slug '%s' appears twice", in->outputs_path, t->slug);
     cJSON *r;
-    cJSON_ArrayForEach(r, old) {
+    cJSON_ArrayForEach(r, in->old) {
       const char *s = rec_str(r, "slug"), *st = rec_str(r, "status"), *m = rec_str(r, "judge_model");
-      if (s && !strcmp(s, t->slug) && st && !strcmp(st, "ok") && m && !strcmp(m, o.jc.model)) { t->kept = r; break; }
+      if (s && !strcmp(s, t->slug) && st && !strcmp(st, "ok") && m && !strcmp(m, o->jc.model)) { t->kept = r; break; }
     }
     if (!t->kept) {
-      const char *pf = o.prompt_file ? o.prompt_file : rec_str(out, "prompt_file");
+      const char *pf = o->prompt_file ? o->prompt_file : rec_str(out, "prompt_file");
       if (!pf) xl_die("output '%s' names no prompt_file; pass --prompt-file", t->slug);
-      const char *ptext = prompt_text(&o, pf, t->slug, &cache, &ncache);
-      char *cont = continuation(&o, out, t->slug);
-      t->prompt = jh_build_prompt(ptext, cont, (size_t)o.max_chars);
+      const char *ptext = prompt_text(o, pf, t->slug, &cache, &ncache);
+      char *cont = continuation(o, out, t->slug);
+      t->prompt = jh_build_prompt(ptext, cont, (size_t)o->max_chars);
       free(cont);
-      todo[ntodo++] = i;
+      in->todo[in->ntodo++] = i;
     }
     i++;
   }
   for (size_t k = 0; k < ncache; k++) { free(cache[k].name); free(cache[k].text); }
   free(cache);
-
-  /* Earlier rows of slugs no longer in outputs.jsonl stay in the file. */
-  cJSON *extra = cJSON_CreateArray();
+  in->extra = cJSON_CreateArray();
   cJSON *r;
-  cJSON_ArrayForEach(r, old) {
+  cJSON_ArrayForEach(r, in->old) {
     const char *s = rec_str(r, "slug");
     int found = 0;
-    for (size_t k = 0; k < ntasks && s && !found; k++) found = !strcmp(tasks[k].slug, s);
-    if (!found) cJSON_AddItemToArray(extra, cJSON_Duplicate(r, 1));
+    for (size_t k = 0; k < in->ntasks && s && !found; k++) found = !strcmp(in->tasks[k].slug, s);
+    if (!found) cJSON_AddItemToArray(in->extra, cJSON_Duplicate(r, 1));
   }
+}
 
-  run_ctx x = {.o = &o, .tasks = tasks, .ntasks = ntasks, .todo = todo, .ntodo = ntodo,
-               .res = xl_calloc(ntasks, sizeof(jh_result)), .done = xl_calloc(ntasks, 1),
-               .extra = extra, .jsonl = jsonl, .csv = csv, .progress = isatty(2), .last_save = xl_now()};
-  pthread_mutex_init(&x.mu, NULL);
+static void free_input(ollama_input *in) {
+  for (size_t k = 0; k < in->ntasks; k++) free(in->tasks[k].prompt);
+  free(in->tasks);
+  free(in->todo);
+  cJSON_Delete(in->extra);
+  cJSON_Delete(in->old);
+  cJSON_Delete(in->outputs);
+  free(in->outputs_path);
+}
 
+/* Asks the server who it is, then sends every request over -j workers, each with an HTTP
+ * handle of its own. */
+static void run_requests(const judge_opts *o, run_ctx *x) {
+  char err[1024];
   if (jh_global_init()) xl_die("cannot initialise libcurl");
-  if (ntodo) {
-    jh_client *cl = jh_client_new(&o.jc);
-    if (!cl) xl_die("cannot create an HTTP handle");
-    int rc = jh_server_info(cl, &x.digest, &x.version, err, sizeof err);
-    jh_client_free(cl);
-    if (rc) { jh_global_cleanup(); xl_die("cannot reach the judge server: %s", err); }
-    /* (OpenAI-compatible servers rarely list digests: no warning there) */
-    if (!x.digest && !o.jc.openai) xl_warn("the server does not list a digest for model '%s'", o.jc.model);
-
-    size_t nthreads = (size_t)o.jobs < ntodo ? (size_t)o.jobs : ntodo;
-    pthread_t *th = xl_calloc(nthreads, sizeof *th);
-    for (size_t k = 0; k < nthreads; k++)
-      if (pthread_create(&th[k], NULL, worker, &x)) xl_die("cannot start a worker thread");
-    for (size_t k = 0; k < nthreads; k++) pthread_join(th[k], NULL);
-    free(th);
-    show_progress(&x, 1);
-  }
+  jh_client *cl = jh_client_new(&o->jc);
+  if (!cl) xl_die("cannot create an HTTP handle");
+  int rc = jh_server_info(cl, &x->digest, &x->version, err, sizeof err);
+  jh_client_free(cl);
+  if (rc) { jh_global_cleanup(); xl_die("cannot reach the judge server: %s", err); }
+  /* (OpenAI-compatible servers rarely list digests: no warning there) */
+  if (!x->digest && !o->jc.openai) xl_warn("the server does not list a digest for model '%s'", o->jc.model);
+  size_t nw = xl_fanout_workers(x->ntodo, (size_t)o->jobs);
+  x->clients = xl_calloc(nw, sizeof *x->clients);
+  for (size_t k = 0; k < nw; k++)
+    if (!(x->clients[k] = jh_client_new(&o->jc))) xl_die("cannot create an HTTP handle");
+  xl_fanout(x->ntodo, (size_t)o->jobs, judge_job, x);
+  for (size_t k = 0; k < nw; k++) jh_client_free(x->clients[k]);
+  free(x->clients);
+  show_progress(x, 1);
   jh_global_cleanup();
+}
+
+static int cmd_ollama(int argc, char **argv) {
+  judge_opts o;
+  parse_ollama_args(argc, argv, &o);
+  /* strip a trailing '/' from the API root so paths join cleanly */
+  char *api = xl_strdup(o.jc.api);
+  for (size_t n = strlen(api); n > 8 && api[n - 1] == '/'; n--) api[n - 1] = 0;
+  o.jc.api = api;
+  char *jsonl = out_path(&o, ".jsonl"), *csv = out_path(&o, ".csv");
+  ollama_input in;
+  load_tasks(&o, jsonl, &in);
+
+  run_ctx x = {.o = &o, .tasks = in.tasks, .ntasks = in.ntasks, .todo = in.todo, .ntodo = in.ntodo,
+               .res = xl_calloc(in.ntasks, sizeof(jh_result)), .done = xl_calloc(in.ntasks, 1),
+               .extra = in.extra, .jsonl = jsonl, .csv = csv, .progress = isatty(2), .last_save = xl_now()};
+  pthread_mutex_init(&x.mu, NULL);
+  if (in.ntodo) run_requests(&o, &x);
 
   int status = 0;
   if (x.stop) {
     xl_warn("%s", x.res[x.fatal].error);
     status = XL_EXIT_ERROR;
   } else {
+    char err[1024];
     cJSON *rows = collect_rows(&x);
     if (write_rows(jsonl, csv, rows, err, sizeof err)) xl_die("%s", err);
     cJSON_Delete(rows);
-    size_t kept = ntasks - ntodo;
     fprintf(stderr, "%s: %zu rows in %s: %zu kept, %d ok, %d parse_error, %d error\n", xl_progname(),
-            ntasks, jsonl, kept, x.counts[0], x.counts[1], x.counts[2]);
+            in.ntasks, jsonl, in.ntasks - in.ntodo, x.counts[0], x.counts[1], x.counts[2]);
     if (x.counts[2]) {
       xl_warn("%d request(s) failed; run again to retry them", x.counts[2]);
       status = XL_EXIT_ERROR;
@@ -473,32 +497,184 @@ static int cmd_ollama(int argc, char **argv) {
   }
 
   pthread_mutex_destroy(&x.mu);
-  for (size_t k = 0; k < ntasks; k++) { jh_result_free(&x.res[k]); free(tasks[k].prompt); }
+  for (size_t k = 0; k < in.ntasks; k++) jh_result_free(&x.res[k]);
   free(x.res);
   free(x.done);
   free(x.digest);
   free(x.version);
-  free(tasks);
-  free(todo);
-  cJSON_Delete(extra);
-  cJSON_Delete(old);
-  cJSON_Delete(outputs);
-  free(outputs_path);
+  free_input(&in);
   free(jsonl);
   free(csv);
   free(api);
   return status;
 }
 
+/* ------------------------------------------------------------------ internal */
+
+static void usage_internal(void) {
+  fputs("Usage: xl-judge internal RUN_DIR [OPTIONS]\n"
+        "Rates every continuation in RUN_DIR/outputs.jsonl (written by xl-save) by how likely a\n"
+        "critic model finds it after its prompt, and by how much it repeats itself.\n\n"
+        "  -m, --model DIR     critic model (default: $XL_MODEL, else models/xlstm-tiny-pydocs)\n"
+        "  --prompt-file F     the prompt of every output (default: each output's prompt_file,\n"
+        "                      looked up as given, then inside RUN_DIR)\n"
+        "  --workers N, --device D, --matmul P, ...\n"
+        "                      the critic's run settings, as for xl-prefill (default: XL_* variables,\n"
+        "                      else 1 worker on the CPU, fp32)\n"
+        "  -h, --help          this help\n\n"
+        "Scores, per output:\n"
+        "  avg_logprob  mean log-probability (natural log) of the continuation's tokens, teacher-\n"
+        "               forced: token t is scored with the log-softmax of the logits computed from\n"
+        "               the prompt and the continuation tokens before t; the first token with the\n"
+        "               logits after the last prompt token. The prompt is tokenized as xl-decode\n"
+        "               does (same BOS rule); the continuation is the output's token_ids.\n"
+        "  ppl          exp(-avg_logprob)\n"
+        "  len_tokens   continuation tokens\n"
+        "  distinct2/3  unique / all word bigrams / trigrams of the text (null under n words)\n"
+        "Writes RUN_DIR/ratings.jsonl and RUN_DIR/ratings.csv atomically (CSV columns: slug,\n"
+        "trial, avg_logprob, ppl, len_tokens, distinct2, distinct3, backend, chunk_size,\n"
+        "heads_per_band, workers, context; the JSONL rows add scored_tokens, prompt_tokens,\n"
+        "prompt_file, judge_model, judge_fingerprint, judged_at).\n"
+        "Exit status: 0 ok, 1 runtime or data error (nothing written), 2 usage error.\n",
+        stdout);
+}
+
+typedef struct {
+  const char *run_dir, *prompt_file, *model_dir;
+  xl_settings_given settings;   /* the critic's run settings: --device, --workers, --matmul, ... */
+} internal_opts;
+
+static void parse_internal_args(int argc, char **argv, internal_opts *o) {
+  memset(o, 0, sizeof *o);
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+#define VALUE() (i + 1 < argc ? argv[++i] : (xl_usage_error("%s needs a value", a), ""))
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage_internal(); xl_finish_stdout(); exit(0); }
+    else if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model_dir = VALUE();
+    else if (!strcmp(a, "--prompt-file")) o->prompt_file = VALUE();
+    else if (xl_settings_parse_flag(&o->settings, argc, argv, &i)) continue;
+    else if (a[0] == '-' && a[1]) xl_usage_error("unknown option '%s'", a);
+    else if (!o->run_dir) o->run_dir = a;
+    else xl_usage_error("unexpected argument '%s'", a);
+#undef VALUE
+  }
+  if (!o->run_dir) xl_usage_error("missing RUN_DIR");
+}
+
+typedef struct { char *name; int32_t *ids; long n; } prompt_ids;
+
+/* The critic's session and what the outputs share. */
+typedef struct {
+  const internal_opts *o;
+  xl_runargs ra;
+  xl_run run;
+  ji_scorer sc;
+  prompt_ids *cache;      /* prompt ids, tokenized once per prompt file name */
+  size_t ncache;
+  long total_tokens;
+} critic;
+
+static const prompt_ids *get_prompt(critic *c, const char *name, const char *slug) {
+  for (size_t i = 0; i < c->ncache; i++)
+    if (!strcmp(c->cache[i].name, name)) return &c->cache[i];
+  size_t len;
+  char *text = read_prompt(c->o->run_dir, name, slug, &len);
+  prompt_ids p = {xl_strdup(name), NULL, 0};
+  p.n = xl_run_encode(&c->run, &c->ra, text, len, name, &p.ids);
+  free(text);
+  c->cache = xl_realloc(c->cache, (c->ncache + 1) * sizeof *c->cache);
+  c->cache[c->ncache] = p;
+  return &c->cache[c->ncache++];
+}
+
+/* The ratings row of one output. */
+static cJSON *rate_output(critic *c, const cJSON *out, const char *outputs_path) {
+  const char *slug = rec_str(out, "slug");
+  if (!tr_slug_ok(slug)) xl_die("%s: an output has no usable slug", outputs_path);
+  const char *pname = c->o->prompt_file ? c->o->prompt_file : rec_str(out, "prompt_file");
+  if (!pname) xl_die("output '%s' names no prompt_file; pass --prompt-file", slug);
+  const prompt_ids *p = get_prompt(c, pname, slug);
+  double saved_np;
+  if (!c->o->prompt_file && !rec_num(out, "prompt_tokens", &saved_np) && (long)saved_np != p->n)
+    xl_warn("output '%s': the prompt is %ld tokens for the critic but was %.0f when generated "
+            "(another tokenizer or BOS rule?)", slug, p->n, saved_np);
+  long nc;
+  char err[256];
+  int32_t *ids = ji_output_ids(out, c->sc.vocab, &nc, err, sizeof err);
+  if (!ids) xl_die("outputs.jsonl: output '%s': %s", slug, err);
+  double sum;
+  long nscored = ji_score(&c->sc, p->ids, p->n, ids, nc, &sum, NULL);
+  c->total_tokens += p->n + nc;
+  /* the text for distinct-n: the output's, else its .txt file, else the ids decoded */
+  const char *text = rec_str(out, "text");
+  char *owned = text ? NULL : read_output_txt(c->o->run_dir, slug, NULL);
+  if (!text && !owned) owned = tok_decode(c->run.tok, ids, (size_t)nc, NULL);
+  cJSON *row = ji_rating_row(out, text ? text : owned, nc, sum, nscored, p->n);
+  cJSON_AddStringToObject(row, "judge_model", c->run.model_dir);
+  cJSON_AddStringToObject(row, "judge_fingerprint", c->run.model->fingerprint_hex);
+  char when[40];
+  xl_rfc3339(when, sizeof when, xl_wall());
+  cJSON_AddStringToObject(row, "judged_at", when);
+  free(owned);
+  free(ids);
+  return row;
+}
+
+static int cmd_internal(int argc, char **argv) {
+  internal_opts o;
+  parse_internal_args(argc, argv, &o);
+  char err[1024];
+  char *outputs_path = xl_path_join(o.run_dir, "outputs.jsonl");
+  cJSON *outputs = rec_ndjson_read(outputs_path, err, sizeof err);
+  if (!outputs) xl_die("%s (run xl-save first)", err);
+
+  critic c = {.o = &o};
+  xl_runargs_init(&c.ra);
+  c.ra.model_dir = o.model_dir;
+  c.ra.settings = o.settings;
+  xl_run_open(&c.run, &c.ra, 1);
+  ji_scorer_init(&c.sc, c.run.sess, 0);
+
+  cJSON *rows = cJSON_CreateArray();
+  const cJSON *out;
+  double t0 = xl_now();
+  cJSON_ArrayForEach(out, outputs) {
+    cJSON *row = rate_output(&c, out, outputs_path);
+    /* one row per slug: a repeated slug replaces the earlier row */
+    int k = 0, at = -1;
+    const cJSON *q;
+    cJSON_ArrayForEach(q, rows) {
+      if (!strcmp(rec_str(q, "slug"), rec_str(row, "slug"))) at = k;
+      k++;
+    }
+    if (at >= 0) cJSON_ReplaceItemInArray(rows, at, row);
+    else cJSON_AddItemToArray(rows, row);
+  }
+  char *jsonl = xl_path_join(o.run_dir, "ratings.jsonl"), *csv = xl_path_join(o.run_dir, "ratings.csv");
+  if (save_rows(jsonl, csv, rows, ji_csv_cols, ji_ncsv_cols, err, sizeof err)) xl_die("%s", err);
+  fprintf(stderr, "%s internal: %d output(s) rated in %.2f s (%ld tokens through %s); wrote %s/ratings.jsonl and ratings.csv\n",
+          xl_progname(), cJSON_GetArraySize(rows), xl_now() - t0, c.total_tokens, c.run.model_dir, o.run_dir);
+
+  for (size_t i = 0; i < c.ncache; i++) { free(c.cache[i].name); free(c.cache[i].ids); }
+  free(c.cache);
+  free(jsonl);
+  free(csv);
+  cJSON_Delete(rows);
+  ji_scorer_free(&c.sc);
+  xl_run_close(&c.run);
+  cJSON_Delete(outputs);
+  free(outputs_path);
+  return 0;
+}
+
 /* ------------------------------------------------------------------ dispatch */
 
-/* The internal (log-prob) judge: lib/judge/judge_internal.c. */
 static const struct {
   const char *name;
   int (*run)(int argc, char **argv);  /* argv[0] is the command name */
 } commands[] = {
     {"ollama", cmd_ollama},
-    {"internal", judge_internal_main},
+    {"internal", cmd_internal},
 };
 
 int main(int argc, char **argv) {

@@ -8,6 +8,8 @@
  * Not for: measuring anything or plotting (see xl-plot). */
 #include "io/csvtable.h"
 #include "sweep/pareto.h"
+#include "cli/settings.h"
+#include "io/records.h"
 #include "base/util.h"
 #include <cJSON.h>
 #include <errno.h>
@@ -132,28 +134,6 @@ static double *column_values(const csvt *t, int col) {
   return v;
 }
 
-static int has_values(const csvt *t, int col) {
-  double x;
-  for (size_t i = 0; col >= 0 && i < t->nrows; i++)
-    if (!csvt_num(t, i, col, &x)) return 1;
-  return 0;
-}
-
-/* One context group: rows sharing prompt_tokens (and prompt_file when present). */
-typedef struct {
-  size_t first;      /* first row, for its key values */
-  double ctx;        /* prompt_tokens, NaN if missing */
-  const char *pfile; /* prompt_file or "" */
-} group_info;
-
-static int group_cmp_ctx(const group_info *a, const group_info *b) {
-  if (isnan(a->ctx) != isnan(b->ctx)) return isnan(a->ctx) ? 1 : -1;
-  if (!isnan(a->ctx) && a->ctx != b->ctx) return a->ctx < b->ctx ? -1 : 1;
-  int c = strcmp(a->pfile, b->pfile);
-  if (c) return c;
-  return a->first < b->first ? -1 : a->first > b->first;
-}
-
 /* Adds a cell as a JSON number when it parses, a string when it does not, and
  * nothing when it is empty. */
 static void json_add_cell(cJSON *o, const char *key, const csvt *t, size_t row, int col, int as_number) {
@@ -165,15 +145,8 @@ static void json_add_cell(cJSON *o, const char *key, const csvt *t, size_t row, 
   else if (*s) cJSON_AddStringToObject(o, key, s);
 }
 
-static void write_json(const char *path, cJSON *j) {
-  char *txt = cJSON_Print(j);
-  if (!txt) xl_die("out of memory formatting %s", path);
-  size_t n = strlen(txt);
-  txt = xl_realloc(txt, n + 2);
-  txt[n] = '\n';
-  txt[n + 1] = 0;
-  if (xl_write_file_atomic(path, txt, n + 1)) xl_die("%s: %s", path, strerror(errno));
-  free(txt);
+static void write_json(const char *path, const cJSON *j) {
+  if (rec_json_save(path, j)) xl_die("%s: %s", path, strerror(errno));
 }
 
 /* Keeps a file-name fragment to [A-Za-z0-9._-]. */
@@ -196,7 +169,7 @@ typedef struct {
   unsigned char *ok;       /* [n] status ok */
   unsigned char *front;    /* [n] on the front of its group */
   int *group;              /* [n] context group */
-  group_info *groups;      /* [ngroups] */
+  pareto_group *groups;    /* [ngroups], first-seen order */
   size_t ngroups, nok, nfront;
   int several_files;       /* groups differ by prompt_file, not only length */
   int cpf;                 /* prompt_file column or -1 */
@@ -216,10 +189,9 @@ static const char *choose_quality(const csvt *m, const char *opt) {
              !strcmp(opt, "overall") ? "ratings_ollama.csv" : "ratings.csv");
     return opt;
   }
-  int cal = csvt_col(m, "avg_logprob"), cov = csvt_col(m, "overall");
-  if (has_values(m, cal)) return "avg_logprob";
-  if (has_values(m, cov)) return "overall";
-  if (cal >= 0 || cov >= 0) xl_warn("no quality value joined (avg_logprob/overall all empty): the front uses speed only");
+  const char *q = pareto_quality_column(m);
+  if (q) return q;
+  if (csvt_col(m, "avg_logprob") >= 0 || csvt_col(m, "overall") >= 0) xl_warn("no quality value joined (avg_logprob/overall all empty): the front uses speed only");
   return NULL;
 }
 
@@ -235,7 +207,7 @@ static void compute_front(merge_state *s) {
     for (size_t i = 0; i < n; i++) vals[i * k + j] = col[i];
     free(col);
   }
-  int cstatus = csvt_col(m, "status"), cctx = csvt_col(m, "prompt_tokens");
+  int cstatus = csvt_col(m, "status");
   s->cpf = csvt_col(m, "prompt_file");
   s->ok = xl_malloc(n ? n : 1);
   s->front = xl_malloc(n ? n : 1);
@@ -244,15 +216,8 @@ static void compute_front(merge_state *s) {
   for (size_t i = 0; i < n; i++) {
     s->ok[i] = cstatus < 0 || !strcmp(csvt_get(m, i, cstatus), "ok");
     s->nok += s->ok[i];
-    double ctx;
-    if (csvt_num(m, i, cctx, &ctx)) ctx = NAN;
-    const char *pf = csvt_get(m, i, s->cpf);
-    size_t g = 0;
-    for (; g < s->ngroups; g++)
-      if (((isnan(ctx) && isnan(s->groups[g].ctx)) || ctx == s->groups[g].ctx) && !strcmp(pf, s->groups[g].pfile)) break;
-    if (g == s->ngroups) s->groups[s->ngroups++] = (group_info){.first = i, .ctx = ctx, .pfile = pf};
-    s->group[i] = (int)g;
   }
+  s->ngroups = pareto_group_table(m, NULL, s->group, s->groups);
   for (size_t g = 1; g < s->ngroups; g++) s->several_files |= strcmp(s->groups[g].pfile, s->groups[0].pfile) != 0;
   s->nfront = pareto_front(vals, n, k, dirs, s->group, s->ok, s->front);
   s->speed = column_values(m, csvt_col(m, s->speed_col));
@@ -267,7 +232,7 @@ static cJSON *make_profile(const merge_state *s, size_t g, const char *profile_d
   static const char *metric_cols[] = {"prefill_tok_s", "decode_tok_s", "prefill_tok_s_sd", "decode_tok_s_sd",
                                       "peak_rss_mb", "prompt_tokens", "new_tokens", "avg_logprob", "ppl", "overall"};
   const csvt *m = &s->m;
-  const group_info *gi = &s->groups[g];
+  const pareto_group *gi = &s->groups[g];
   char ctxlabel[64], where[384];
   if (isnan(gi->ctx)) snprintf(ctxlabel, sizeof ctxlabel, "unknown");
   else snprintf(ctxlabel, sizeof ctxlabel, "%.0f", gi->ctx);
@@ -327,7 +292,8 @@ static cJSON *make_profile(const merge_state *s, size_t g, const char *profile_d
   }
   snprintf(fname, sizeof fname, "profile_ctx%s%s.json", ctxlabel, pfx);
   char *ppath = xl_path_join(profile_dir, fname);
-  write_json(ppath, p);
+  char perr[1024];
+  if (xl_settings_write_profile(ppath, cJSON_GetObjectItemCaseSensitive(p, "params"), p, perr, sizeof perr)) xl_die("%s", perr);
   free(ppath);
   cJSON_AddStringToObject(p, "file", fname);
   return p;
@@ -350,11 +316,7 @@ static size_t write_recommended(const merge_state *s, const char *run_dir, const
   cJSON *profiles = cJSON_AddArrayToObject(rec, "profiles");
   size_t ng = s->ngroups, nprofiles = 0;
   size_t *order = xl_malloc((ng ? ng : 1) * sizeof *order);
-  for (size_t g = 0; g < ng; g++) order[g] = g;
-  for (size_t a = 1; a < ng; a++)  /* insertion sort: a handful of groups */
-    for (size_t b = a; b > 0 && group_cmp_ctx(&s->groups[order[b]], &s->groups[order[b - 1]]) < 0; b--) {
-      size_t t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
-    }
+  pareto_group_order(s->groups, ng, order);
   for (size_t oi = 0; oi < ng; oi++) {
     cJSON *p = make_profile(s, order[oi], profile_dir);
     if (p) { cJSON_AddItemToArray(profiles, p); nprofiles++; }
@@ -365,96 +327,78 @@ static size_t write_recommended(const merge_state *s, const char *run_dir, const
   return nprofiles;
 }
 
-int main(int argc, char **argv) {
-  xl_set_progname(argv[0]);
-  const char *run_dir = NULL, *summary_path = NULL, *ratings_path = NULL, *ollama_path = NULL;
-  const char *objectives_spec = NULL, *quality_opt = NULL, *speed_opt = "decode", *profile_dir = NULL, *out_dir = NULL;
-  double tolerance = NAN;
+typedef struct {
+  const char *run_dir, *summary_path, *ratings_path, *ollama_path;
+  const char *objectives_spec, *quality_opt, *speed_col, *profile_dir, *out_dir;
+  double tolerance;   /* NaN: the quality measure's default */
+  char *own[3];       /* default paths made here */
+} merge_opts;
+
+static void parse_args(int argc, char **argv, merge_opts *o) {
+  const char *speed_opt = "decode";
   int no_ratings = 0;
+  memset(o, 0, sizeof *o);
+  o->tolerance = NAN;
   for (int i = 1; i < argc; i++) {
     const char *v;
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); xl_finish_stdout(); return 0; }
-    else if ((v = xl_flag_value(argc, argv, &i, "--summary"))) summary_path = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "--ratings"))) ratings_path = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "--ratings-ollama"))) ollama_path = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "--objectives"))) objectives_spec = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "--quality"))) quality_opt = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "--quality-tolerance"))) tolerance = xl_flag_double("--quality-tolerance", v, 0, 1e9);
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); xl_finish_stdout(); exit(0); }
+    else if ((v = xl_flag_value(argc, argv, &i, "--summary"))) o->summary_path = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--ratings"))) o->ratings_path = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--ratings-ollama"))) o->ollama_path = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--objectives"))) o->objectives_spec = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--quality"))) o->quality_opt = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--quality-tolerance"))) o->tolerance = xl_flag_double("--quality-tolerance", v, 0, 1e9);
     else if ((v = xl_flag_value(argc, argv, &i, "--objective"))) speed_opt = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "--profile-dir"))) profile_dir = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "-o"))) out_dir = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--profile-dir"))) o->profile_dir = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "-o"))) o->out_dir = v;
     else if (!strcmp(argv[i], "--no-ratings")) no_ratings = 1;
     else if (argv[i][0] == '-' && argv[i][1]) xl_usage_error("unknown option '%s'", argv[i]);
-    else if (!run_dir) run_dir = argv[i];
+    else if (!o->run_dir) o->run_dir = argv[i];
     else xl_usage_error("unexpected argument '%s'", argv[i]);
   }
-  if (!run_dir) xl_usage_error("missing RUN_DIR");
-  if (quality_opt && strcmp(quality_opt, "avg_logprob") && strcmp(quality_opt, "overall"))
-    xl_usage_error("--quality must be avg_logprob or overall, not '%s'", quality_opt);
+  if (!o->run_dir) xl_usage_error("missing RUN_DIR");
+  if (o->quality_opt && strcmp(o->quality_opt, "avg_logprob") && strcmp(o->quality_opt, "overall"))
+    xl_usage_error("--quality must be avg_logprob or overall, not '%s'", o->quality_opt);
   if (strcmp(speed_opt, "decode") && strcmp(speed_opt, "prefill"))
     xl_usage_error("--objective must be decode or prefill, not '%s'", speed_opt);
-  const char *speed_col = !strcmp(speed_opt, "prefill") ? "prefill_tok_s" : "decode_tok_s";
-
-  char *own[8] = {0};
-  int nown = 0;
-  if (!summary_path) summary_path = own[nown++] = xl_path_join(run_dir, "summary.csv");
-  if (!ratings_path && !no_ratings) {
-    char *p = own[nown++] = xl_path_join(run_dir, "ratings.csv");
-    if (xl_exists(p)) ratings_path = p;
+  o->speed_col = !strcmp(speed_opt, "prefill") ? "prefill_tok_s" : "decode_tok_s";
+  /* the run directory's files by default; a ratings file only when it is there */
+  if (!o->summary_path) o->summary_path = o->own[0] = xl_path_join(o->run_dir, "summary.csv");
+  if (!o->ratings_path && !no_ratings) {
+    o->own[1] = xl_path_join(o->run_dir, "ratings.csv");
+    if (xl_exists(o->own[1])) o->ratings_path = o->own[1];
   }
-  if (!ollama_path && !no_ratings) {
-    char *p = own[nown++] = xl_path_join(run_dir, "ratings_ollama.csv");
-    if (xl_exists(p)) ollama_path = p;
+  if (!o->ollama_path && !no_ratings) {
+    o->own[2] = xl_path_join(o->run_dir, "ratings_ollama.csv");
+    if (xl_exists(o->own[2])) o->ollama_path = o->own[2];
   }
-  if (!out_dir) out_dir = run_dir;
-  if (!profile_dir) profile_dir = out_dir;
-  if (xl_mkdirs(out_dir)) xl_die("%s: %s", out_dir, strerror(errno));
-  if (xl_mkdirs(profile_dir)) xl_die("%s: %s", profile_dir, strerror(errno));
+  if (!o->out_dir) o->out_dir = o->run_dir;
+  if (!o->profile_dir) o->profile_dir = o->out_dir;
+}
 
-  char err[1024];
-  csvt m;
-  if (csvt_read(&m, summary_path, err, sizeof err)) xl_die("%s", err);
-  if (csvt_col(&m, "slug") < 0) xl_die("%s: no 'slug' column (cannot join on slug)", summary_path);
+/* The objectives of the front: --objectives, else both speeds and the quality measure.
+ * spec gets the list used. */
+static void set_objectives(merge_state *s, const merge_opts *o, char *spec, size_t n) {
+  char err[512];
+  if (o->objectives_spec) snprintf(spec, n, "%s", o->objectives_spec);
+  else if (s->quality) snprintf(spec, n, "prefill_tok_s:max,decode_tok_s:max,%s:max", s->quality);
+  else snprintf(spec, n, "prefill_tok_s:max,decode_tok_s:max");
+  s->nobj = pareto_parse_objectives(spec, s->objs, PARETO_MAX_OBJ, err, sizeof err);
+  if (s->nobj < 0) xl_usage_error("--objectives: %s", err);
+  for (int k = 0; k < s->nobj; k++)
+    if (csvt_col(&s->m, s->objs[k].name) < 0) xl_die("objective '%s' is not a column of the merged table", s->objs[k].name);
+  if (csvt_col(&s->m, s->speed_col) < 0) xl_die("%s: no '%s' column", o->summary_path, s->speed_col);
+}
 
-  join_stats js[2] = {{.label = "ratings", .path = ratings_path}, {.label = "ratings_ollama", .path = ollama_path}};
-  const char *prefixes[2] = {"ratings_", "ollama_"};
-  for (int k = 0; k < 2; k++) {
-    if (!js[k].path) continue;
-    csvt r;
-    if (csvt_read(&r, js[k].path, err, sizeof err)) xl_die("%s", err);
-    join_ratings(&m, &r, prefixes[k], &js[k]);
-    csvt_free(&r);
-  }
-
-  merge_state s = {.m = m, .speed_col = speed_col};
-  s.quality = choose_quality(&s.m, quality_opt);
-  s.tolerance = !isnan(tolerance) ? tolerance : s.quality && !strcmp(s.quality, "overall") ? 0.5 : 0.05;
-
-  char spec[512];
-  if (objectives_spec) snprintf(spec, sizeof spec, "%s", objectives_spec);
-  else if (s.quality) snprintf(spec, sizeof spec, "prefill_tok_s:max,decode_tok_s:max,%s:max", s.quality);
-  else snprintf(spec, sizeof spec, "prefill_tok_s:max,decode_tok_s:max");
-  s.nobj = pareto_parse_objectives(spec, s.objs, PARETO_MAX_OBJ, err, sizeof err);
-  if (s.nobj < 0) xl_usage_error("--objectives: %s", err);
-  for (int k = 0; k < s.nobj; k++)
-    if (csvt_col(&s.m, s.objs[k].name) < 0) xl_die("objective '%s' is not a column of the merged table", s.objs[k].name);
-  if (csvt_col(&s.m, speed_col) < 0) xl_die("%s: no '%s' column", summary_path, speed_col);
-  compute_front(&s);
-
-  char *merged_path = xl_path_join(out_dir, "merged.csv");
-  char *pareto_path = xl_path_join(out_dir, "pareto.csv");
-  char *rec_path = xl_path_join(profile_dir, "recommended.json");
-  if (csvt_write(&s.m, merged_path)) xl_die("%s: %s", merged_path, strerror(errno));
-  if (csvt_write_rows(&s.m, pareto_path, s.front)) xl_die("%s: %s", pareto_path, strerror(errno));
-  size_t nprofiles = write_recommended(&s, run_dir, profile_dir, rec_path);
-
-  /* The one-line summary for scripts. */
+/* The one-line summary for scripts. */
+static void print_summary(const merge_state *s, const join_stats *js, const char *spec, const char *paths[3],
+                          size_t nprofiles) {
   cJSON *sum = cJSON_CreateObject();
-  cJSON_AddStringToObject(sum, "merged", merged_path);
-  cJSON_AddStringToObject(sum, "pareto", pareto_path);
-  cJSON_AddStringToObject(sum, "recommended", rec_path);
-  cJSON_AddNumberToObject(sum, "rows", (double)s.n);
-  cJSON_AddNumberToObject(sum, "ok_rows", (double)s.nok);
+  cJSON_AddStringToObject(sum, "merged", paths[0]);
+  cJSON_AddStringToObject(sum, "pareto", paths[1]);
+  cJSON_AddStringToObject(sum, "recommended", paths[2]);
+  cJSON_AddNumberToObject(sum, "rows", (double)s->n);
+  cJSON_AddNumberToObject(sum, "ok_rows", (double)s->nok);
   for (int k = 0; k < 2; k++) {
     if (!js[k].path) { cJSON_AddNullToObject(sum, js[k].label); continue; }
     cJSON *o = cJSON_AddObjectToObject(sum, js[k].label);
@@ -465,20 +409,57 @@ int main(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "unmatched", (double)js[k].orphans);
     cJSON_AddNumberToObject(o, "judge_failed", (double)js[k].judge_failed);
   }
-  if (s.quality) cJSON_AddStringToObject(sum, "quality", s.quality); else cJSON_AddNullToObject(sum, "quality");
+  if (s->quality) cJSON_AddStringToObject(sum, "quality", s->quality); else cJSON_AddNullToObject(sum, "quality");
   cJSON_AddStringToObject(sum, "objectives", spec);
-  cJSON_AddNumberToObject(sum, "contexts", (double)s.ngroups);
-  cJSON_AddNumberToObject(sum, "pareto_rows", (double)s.nfront);
+  cJSON_AddNumberToObject(sum, "contexts", (double)s->ngroups);
+  cJSON_AddNumberToObject(sum, "pareto_rows", (double)s->nfront);
   cJSON_AddNumberToObject(sum, "profiles", (double)nprofiles);
   char *line = cJSON_PrintUnformatted(sum);
   printf("%s\n", line);
   free(line);
   cJSON_Delete(sum);
+}
+
+int main(int argc, char **argv) {
+  xl_set_progname(argv[0]);
+  merge_opts o;
+  parse_args(argc, argv, &o);
+  if (xl_mkdirs(o.out_dir)) xl_die("%s: %s", o.out_dir, strerror(errno));
+  if (xl_mkdirs(o.profile_dir)) xl_die("%s: %s", o.profile_dir, strerror(errno));
+
+  char err[1024];
+  csvt m;
+  if (csvt_read(&m, o.summary_path, err, sizeof err)) xl_die("%s", err);
+  if (csvt_col(&m, "slug") < 0) xl_die("%s: no 'slug' column (cannot join on slug)", o.summary_path);
+  join_stats js[2] = {{.label = "ratings", .path = o.ratings_path}, {.label = "ratings_ollama", .path = o.ollama_path}};
+  const char *prefixes[2] = {"ratings_", "ollama_"};
+  for (int k = 0; k < 2; k++) {
+    if (!js[k].path) continue;
+    csvt r;
+    if (csvt_read(&r, js[k].path, err, sizeof err)) xl_die("%s", err);
+    join_ratings(&m, &r, prefixes[k], &js[k]);
+    csvt_free(&r);
+  }
+
+  merge_state s = {.m = m, .speed_col = o.speed_col};
+  s.quality = choose_quality(&s.m, o.quality_opt);
+  s.tolerance = !isnan(o.tolerance) ? o.tolerance : s.quality && !strcmp(s.quality, "overall") ? 0.5 : 0.05;
+  char spec[512];
+  set_objectives(&s, &o, spec, sizeof spec);
+  compute_front(&s);
+
+  char *merged_path = xl_path_join(o.out_dir, "merged.csv");
+  char *pareto_path = xl_path_join(o.out_dir, "pareto.csv");
+  char *rec_path = xl_path_join(o.profile_dir, "recommended.json");
+  if (csvt_write(&s.m, merged_path)) xl_die("%s: %s", merged_path, strerror(errno));
+  if (csvt_write_rows(&s.m, pareto_path, s.front)) xl_die("%s: %s", pareto_path, strerror(errno));
+  size_t nprofiles = write_recommended(&s, o.run_dir, o.profile_dir, rec_path);
+  print_summary(&s, js, spec, (const char *[3]){merged_path, pareto_path, rec_path}, nprofiles);
 
   free(rec_path); free(merged_path); free(pareto_path);
   free(s.speed); free(s.qual); free(s.ok); free(s.front); free(s.group); free(s.groups);
   csvt_free(&s.m);
-  for (int k = 0; k < nown; k++) free(own[k]);
+  for (int k = 0; k < 3; k++) free(o.own[k]);
   xl_finish_stdout();
   return 0;
 }

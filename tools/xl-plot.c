@@ -9,6 +9,7 @@
  * Not for: computing the front or picking profiles (xl-merge does that). */
 #define _GNU_SOURCE
 #include "io/csvtable.h"
+#include "io/records.h"
 #include "sweep/pareto.h"
 #include "base/util.h"
 #include <cJSON.h>
@@ -50,67 +51,46 @@ typedef struct {
   csvt t;
   const char *path;
   int merged;           /* 1 if it is merged.csv (has quality columns) */
-  int slug, status, ctx, pfile, prefill, decode;
+  int slug, status, ctx, prefill, decode;
   const char *quality;  /* quality column with values, or NULL */
   int qcol;
   int *group;           /* [nrows] context group, -1 for failed / unusable rows */
   size_t ngroups;
   char labels[64][96];  /* legend label per group, e.g. "ctx 512" */
-  double gctx[64];
 } runtab;
 
 static int row_ok(const runtab *r, size_t i) {
   return r->status < 0 || !strcmp(csvt_get(&r->t, i, r->status), "ok");
 }
 
-/* Groups the successful rows by (prompt_tokens, prompt_file), sorted by context length. */
+/* Groups the successful rows by (prompt_tokens, prompt_file) as xl-merge does
+ * (sweep/pareto.h), numbered in order of context length, and labels each group. */
 static void group_rows(runtab *r) {
   size_t n = r->t.nrows;
   r->group = xl_malloc((n ? n : 1) * sizeof *r->group);
-  double ctxs[64];
-  const char *pfs[64];
-  size_t ng = 0;
-  int files_differ = 0;
-  for (size_t i = 0; i < n; i++) {
-    r->group[i] = -1;
-    if (!row_ok(r, i)) continue;
-    double c;
-    if (csvt_num(&r->t, i, r->ctx, &c)) c = NAN;
-    const char *pf = csvt_get(&r->t, i, r->pfile);
-    size_t g = 0;
-    for (; g < ng; g++)
-      if (((isnan(c) && isnan(ctxs[g])) || c == ctxs[g]) && !strcmp(pf, pfs[g])) break;
-    if (g == ng) {
-      if (ng == 64) { xl_warn("more than 64 context groups; the rest are not plotted"); continue; }
-      ctxs[ng] = c;
-      pfs[ng] = pf;
-      if (ng && strcmp(pf, pfs[0])) files_differ = 1;
-      ng++;
-    }
-    r->group[i] = (int)g;
+  unsigned char *ok = xl_malloc(n ? n : 1);
+  pareto_group *gs = xl_malloc((n ? n : 1) * sizeof *gs);
+  for (size_t i = 0; i < n; i++) ok[i] = row_ok(r, i);
+  size_t ng = pareto_group_table(&r->t, ok, r->group, gs);
+  if (ng > 64) {   /* the legend has room for 64 */
+    xl_warn("more than 64 context groups; the rest are not plotted");
+    ng = 64;
   }
-  /* Sort groups by context length (NaN last) and renumber the rows. */
   size_t order[64], rank[64];
-  for (size_t g = 0; g < ng; g++) order[g] = g;
-  for (size_t a = 1; a < ng; a++)
-    for (size_t b = a; b > 0; b--) {
-      double x = ctxs[order[b]], y = ctxs[order[b - 1]];
-      int less = (!isnan(x) && isnan(y)) || (!isnan(x) && !isnan(y) && (x < y || (x == y && strcmp(pfs[order[b]], pfs[order[b - 1]]) < 0)));
-      if (!less) break;
-      size_t t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
-    }
+  pareto_group_order(gs, ng, order);
   for (size_t k = 0; k < ng; k++) rank[order[k]] = k;
   for (size_t i = 0; i < n; i++)
-    if (r->group[i] >= 0) r->group[i] = (int)rank[r->group[i]];
+    r->group[i] = r->group[i] >= 0 && (size_t)r->group[i] < ng ? (int)rank[r->group[i]] : -1;
+  int files_differ = 0;
+  for (size_t g = 1; g < ng; g++) files_differ |= strcmp(gs[g].pfile, gs[0].pfile) != 0;
   for (size_t k = 0; k < ng; k++) {
-    size_t g = order[k];
-    r->gctx[k] = ctxs[g];
+    const pareto_group *g = &gs[order[k]];
     char ctxs_s[32];
-    if (isnan(ctxs[g])) snprintf(ctxs_s, sizeof ctxs_s, "ctx ?");
-    else snprintf(ctxs_s, sizeof ctxs_s, "ctx %.0f", ctxs[g]);
+    if (isnan(g->ctx)) snprintf(ctxs_s, sizeof ctxs_s, "ctx ?");
+    else snprintf(ctxs_s, sizeof ctxs_s, "ctx %.0f", g->ctx);
     if (files_differ) {
-      const char *b = strrchr(pfs[g], '/');
-      snprintf(r->labels[k], sizeof r->labels[k], "%s %s", ctxs_s, b ? b + 1 : pfs[g]);
+      const char *b = strrchr(g->pfile, '/');
+      snprintf(r->labels[k], sizeof r->labels[k], "%s %s", ctxs_s, b ? b + 1 : g->pfile);
     } else {
       snprintf(r->labels[k], sizeof r->labels[k], "%s", ctxs_s);
     }
@@ -119,6 +99,8 @@ static void group_rows(runtab *r) {
       if (*p == '"' || *p == '\\') *p = '_';
   }
   r->ngroups = ng;
+  free(gs);
+  free(ok);
 }
 
 static void load_runtab(runtab *r, const char *run_dir, char **paths) {
@@ -132,17 +114,10 @@ static void load_runtab(runtab *r, const char *run_dir, char **paths) {
   r->slug = csvt_col(&r->t, "slug");
   r->status = csvt_col(&r->t, "status");
   r->ctx = csvt_col(&r->t, "prompt_tokens");
-  r->pfile = csvt_col(&r->t, "prompt_file");
   r->prefill = csvt_col(&r->t, "prefill_tok_s");
   r->decode = csvt_col(&r->t, "decode_tok_s");
-  r->qcol = -1;
-  static const char *qs[] = {"avg_logprob", "overall"};
-  for (int k = 0; k < 2 && !r->quality; k++) {
-    int c = csvt_col(&r->t, qs[k]);
-    double x;
-    for (size_t i = 0; c >= 0 && i < r->t.nrows; i++)
-      if (!csvt_num(&r->t, i, c, &x)) { r->quality = qs[k]; r->qcol = c; break; }
-  }
+  r->quality = pareto_quality_column(&r->t);
+  r->qcol = r->quality ? csvt_col(&r->t, r->quality) : -1;
   group_rows(r);
 }
 
@@ -253,6 +228,29 @@ static void data_prefill_decode(const runtab *r, figure *fig, const char *data_d
   close_data(&a);
 }
 
+/* Marks inpar[i] for the rows of the trial table that RUN_DIR/pareto.csv lists (the
+ * front over every objective), matched by slug and context. 0 when there is no
+ * pareto.csv. */
+static int mark_pareto_rows(const runtab *r, const char *run_dir, unsigned char *inpar) {
+  char *pp = xl_path_join(run_dir, "pareto.csv");
+  int have = xl_exists(pp);
+  if (have) {
+    csvt par;
+    char err[1024];
+    if (csvt_read(&par, pp, err, sizeof err)) xl_die("%s", err);
+    int ps = csvt_col(&par, "slug"), pc = csvt_col(&par, "prompt_tokens");
+    if (ps < 0) xl_die("%s: no 'slug' column", pp);
+    for (size_t j = 0; j < par.nrows; j++)
+      for (size_t i = 0; i < r->t.nrows; i++)
+        if (!strcmp(csvt_get(&par, j, ps), csvt_get(&r->t, i, r->slug)) &&
+            !strcmp(csvt_get(&par, j, pc), csvt_get(&r->t, i, r->ctx)))
+          inpar[i] = 1;
+    csvt_free(&par);
+  }
+  free(pp);
+  return have;
+}
+
 /* Speed vs quality: every rated trial, the 2-D front (decode, quality) per context,
  * and the rows listed in pareto.csv. */
 static void data_speed_quality(const runtab *r, figure *fig, const char *run_dir, const char *data_dir) {
@@ -281,24 +279,7 @@ static void data_speed_quality(const runtab *r, figure *fig, const char *run_dir
   }
   int maxmax[2] = {1, 1};
   pareto_front(v, n, 2, maxmax, r->group, ok, front);
-  /* pareto.csv rows, matched by slug and context. */
-  char *pp = xl_path_join(run_dir, "pareto.csv");
-  int have_par = 0;
-  if (xl_exists(pp)) {
-    csvt par;
-    char err[1024];
-    if (csvt_read(&par, pp, err, sizeof err)) xl_die("%s", err);
-    int ps = csvt_col(&par, "slug"), pc = csvt_col(&par, "prompt_tokens");
-    if (ps < 0) xl_die("%s: no 'slug' column", pp);
-    for (size_t j = 0; j < par.nrows; j++)
-      for (size_t i = 0; i < n; i++)
-        if (!strcmp(csvt_get(&par, j, ps), csvt_get(&r->t, i, r->slug)) &&
-            !strcmp(csvt_get(&par, j, pc), csvt_get(&r->t, i, r->ctx)))
-          inpar[i] = 1;
-    have_par = 1;
-    csvt_free(&par);
-  }
-  free(pp);
+  int have_par = mark_pareto_rows(r, run_dir, inpar);
   int is_lp = !strcmp(r->quality, "avg_logprob");
   xl_atomic a;
   FILE *f = open_data(&a, data_dir, fig->name);
@@ -331,59 +312,47 @@ static void data_speed_quality(const runtab *r, figure *fig, const char *run_dir
   free(idx); free(v); free(ok); free(front); free(inpar);
 }
 
-static void data_steps(figure *fig, const char *path, const char *data_dir) {
-  if (!path) {
-    snprintf(fig->skipped, sizeof fig->skipped, "no stats log (pass --stats-log F, or put stats.csv in the run directory)");
-    return;
-  }
-  csvt t;
-  char err[1024];
-  if (csvt_read(&t, path, err, sizeof err)) xl_die("%s", err);
-  int cs = csvt_col(&t, "step"), ci = csvt_col(&t, "inst_tok_s"), ca = csvt_col(&t, "avg_tok_s");
-  int cph = csvt_col(&t, "phase");   /* xltools' logs add prefill rows, tagged in this column */
-  if (cs < 0 || ci < 0) xl_die("%s: a stats log needs 'step' and 'inst_tok_s' columns", path);
-  xl_atomic a;
-  FILE *f = open_data(&a, data_dir, fig->name);
-  fprintf(f, "# title: %s\nstep inst_tok_s avg_tok_s\n", fig->title);
-  size_t k = 0;
-  for (size_t i = 0; i < t.nrows; i++) {
-    double s, inst, avg;
-    if (cph >= 0 && strcmp(csvt_get(&t, i, cph), "decode")) continue;
-    if (csvt_num(&t, i, cs, &s) || csvt_num(&t, i, ci, &inst)) continue;
-    if (csvt_num(&t, i, ca, &avg)) fprintf(f, "%.10g %.6g -\n", s, inst);
-    else fprintf(f, "%.10g %.6g %.6g\n", s, inst, avg);
-    k++;
-  }
-  csvt_free(&t);
-  if (!k) {
-    xl_atomic_abort(&a);
-    snprintf(fig->skipped, sizeof fig->skipped, "%s has no numeric rows", path);
-    return;
-  }
-  close_data(&a);
-}
+/* A telemetry log (telemetry.h: the stats or the memory CSV) drawn over time: columns
+ * x, y and an optional z ('-' where a row has none). */
+typedef struct {
+  const char *what, *flag, *file;   /* "stats log", "--stats-log", "stats.csv" */
+  const char *cols[3];              /* x, y, z column names */
+  const char *header;               /* the data file's column line */
+  const char *xfmt;                 /* how x is printed */
+  const char *phase;                /* keep only rows of this phase (when the log has one) */
+  int from_zero;                    /* x relative to the first row */
+} log_figure;
 
-static void data_memory(figure *fig, const char *path, const char *data_dir) {
+static const log_figure steps_log = {"stats log", "--stats-log", "stats.csv", {"step", "inst_tok_s", "avg_tok_s"},
+                                     "step inst_tok_s avg_tok_s", "%.10g", "decode", 0};
+static const log_figure memory_log = {"memory log", "--mem-log", "mem.csv", {"ts", "rss_mb", "avail_mb"},
+                                      "t_s rss_mb avail_mb", "%.3f", NULL, 1};
+
+static void data_log(figure *fig, const log_figure *lf, const char *path, const char *data_dir) {
   if (!path) {
-    snprintf(fig->skipped, sizeof fig->skipped, "no memory log (pass --mem-log F, or put mem.csv in the run directory)");
+    snprintf(fig->skipped, sizeof fig->skipped, "no %s (pass %s F, or put %s in the run directory)", lf->what, lf->flag,
+             lf->file);
     return;
   }
   csvt t;
   char err[1024];
   if (csvt_read(&t, path, err, sizeof err)) xl_die("%s", err);
-  int cts = csvt_col(&t, "ts"), cr = csvt_col(&t, "rss_mb"), cav = csvt_col(&t, "avail_mb");
-  if (cts < 0 || cr < 0) xl_die("%s: a memory log needs 'ts' and 'rss_mb' columns", path);
+  int cx = csvt_col(&t, lf->cols[0]), cy = csvt_col(&t, lf->cols[1]), cz = csvt_col(&t, lf->cols[2]);
+  int cph = lf->phase ? csvt_col(&t, "phase") : -1;   /* xltools' stats logs add prefill rows, tagged here */
+  if (cx < 0 || cy < 0) xl_die("%s: a %s needs '%s' and '%s' columns", path, lf->what, lf->cols[0], lf->cols[1]);
   xl_atomic a;
   FILE *f = open_data(&a, data_dir, fig->name);
-  fprintf(f, "# title: %s\nt_s rss_mb avail_mb\n", fig->title);
-  double t0 = NAN;
+  fprintf(f, "# title: %s\n%s\n", fig->title, lf->header);
+  double x0 = NAN;
   size_t k = 0;
   for (size_t i = 0; i < t.nrows; i++) {
-    double ts, rss, av;
-    if (csvt_num(&t, i, cts, &ts) || csvt_num(&t, i, cr, &rss)) continue;
-    if (isnan(t0)) t0 = ts;
-    if (csvt_num(&t, i, cav, &av)) fprintf(f, "%.3f %.6g -\n", ts - t0, rss);
-    else fprintf(f, "%.3f %.6g %.6g\n", ts - t0, rss, av);
+    double x, y, z;
+    if (cph >= 0 && strcmp(csvt_get(&t, i, cph), lf->phase)) continue;
+    if (csvt_num(&t, i, cx, &x) || csvt_num(&t, i, cy, &y)) continue;
+    if (isnan(x0)) x0 = lf->from_zero ? x : 0;
+    fprintf(f, lf->xfmt, x - x0);
+    if (csvt_num(&t, i, cz, &z)) fprintf(f, " %.6g -\n", y);
+    else fprintf(f, " %.6g %.6g\n", y, z);
     k++;
   }
   csvt_free(&t);
@@ -403,13 +372,14 @@ static char *find_plots_dir(void) {
   return xl_find_resource("plots", "max_by_param.gp");
 }
 
-/* Runs gnuplot on one figure and format; output goes to a temp name renamed on
- * success. gnuplot's messages go to log_fd. Returns 0 ok. */
+/* Runs gnuplot on one figure and format. gnuplot writes the atomic writer's target (a
+ * temp name renamed on success, or the path itself when it is a device or FIFO), so a
+ * failed render never leaves a half-drawn figure. gnuplot's messages go to log_fd.
+ * Returns 0 ok. */
 static int render(const char *gnuplot, const char *script, const char *data, const char *out, const char *term, int log_fd) {
-  size_t n = strlen(out) + 32;
-  char *tmp = xl_malloc(n);
-  snprintf(tmp, n, "%s.tmp.%ld", out, (long)getpid());
-  char *argv[] = {(char *)gnuplot, "-c", (char *)script, (char *)data, tmp, (char *)term, NULL};
+  xl_atomic a;
+  if (xl_atomic_open_flags(&a, out, XL_ATOMIC_NO_STREAM)) { xl_warn("%s: %s", out, strerror(errno)); return -1; }
+  char *argv[] = {(char *)gnuplot, "-c", (char *)script, (char *)data, (char *)xl_atomic_target(&a), (char *)term, NULL};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
@@ -420,22 +390,24 @@ static int render(const char *gnuplot, const char *script, const char *data, con
   posix_spawn_file_actions_destroy(&fa);
   if (rc) {
     xl_warn("cannot run %s: %s", gnuplot, strerror(rc));
-    free(tmp);
+    xl_atomic_abort(&a);
     return -1;
   }
   int st;
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR) { st = -1; break; }
   struct stat sb;
-  int good = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && stat(tmp, &sb) == 0 && sb.st_size > 0;
-  if (good && rename(tmp, out)) { xl_warn("%s: %s", out, strerror(errno)); good = 0; }
+  /* gnuplot can exit 0 without drawing; an empty temp file is a failure too */
+  int good = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+             (!a.tmp || (stat(a.tmp, &sb) == 0 && sb.st_size > 0));
   if (!good) {
-    unlink(tmp);
+    xl_atomic_abort(&a);
     if (st != -1 && WIFEXITED(st)) xl_warn("gnuplot failed on %s (exit %d)", out, WEXITSTATUS(st));
     else xl_warn("gnuplot failed on %s", out);
+    return -1;
   }
-  free(tmp);
-  return good ? 0 : -1;
+  if (xl_atomic_commit(&a)) { xl_warn("%s: %s", out, strerror(errno)); return -1; }
+  return 0;
 }
 
 /* ---- report ---- */
@@ -493,13 +465,11 @@ static void md_json_value(FILE *f, const cJSON *v) {
   free(txt);
 }
 
+/* A JSON file of the run for the report; a bad one is left out with a warning. */
 static cJSON *read_json(const char *path) {
-  size_t len;
-  char *buf = xl_read_file(path, &len);
-  if (!buf) return NULL;
-  cJSON *j = cJSON_ParseWithLength(buf, len);
-  if (!j) xl_warn("%s: not valid JSON; left out of the report", path);
-  free(buf);
+  char err[1024];
+  cJSON *j = rec_json_read(path, err, sizeof err);
+  if (!j) xl_warn("%s; left out of the report", err);
   return j;
 }
 
@@ -665,47 +635,116 @@ static void report_figures(FILE *f, const figure *figs, size_t nfig, const char 
   if (any) fputc('\n', f);
 }
 
-int main(int argc, char **argv) {
-  xl_set_progname(argv[0]);
-  const char *run_dir = NULL, *format = "both", *stats_log = NULL, *mem_log = NULL, *out_dir = NULL;
+typedef struct {
+  const char *run_dir, *stats_log, *mem_log, *out_dir;
+  int want_png, want_svg;
+} plot_opts;
+
+static void parse_args(int argc, char **argv, plot_opts *o) {
+  const char *format = "both";
+  memset(o, 0, sizeof *o);
   for (int i = 1; i < argc; i++) {
     const char *v;
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); xl_finish_stdout(); return 0; }
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); xl_finish_stdout(); exit(0); }
     else if ((v = xl_flag_value(argc, argv, &i, "--format"))) format = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "--stats-log"))) stats_log = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "--mem-log"))) mem_log = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "-o"))) out_dir = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--stats-log"))) o->stats_log = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--mem-log"))) o->mem_log = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "-o"))) o->out_dir = v;
     else if (argv[i][0] == '-' && argv[i][1]) xl_usage_error("unknown option '%s'", argv[i]);
-    else if (!run_dir) run_dir = argv[i];
+    else if (!o->run_dir) o->run_dir = argv[i];
     else xl_usage_error("unexpected argument '%s'", argv[i]);
   }
-  if (!run_dir) xl_usage_error("missing RUN_DIR");
-  int want_png = !strcmp(format, "png") || !strcmp(format, "both");
-  int want_svg = !strcmp(format, "svg") || !strcmp(format, "both");
-  if (!want_png && !want_svg) xl_usage_error("--format must be png, svg or both, not '%s'", format);
+  if (!o->run_dir) xl_usage_error("missing RUN_DIR");
+  o->want_png = !strcmp(format, "png") || !strcmp(format, "both");
+  o->want_svg = !strcmp(format, "svg") || !strcmp(format, "both");
+  if (!o->want_png && !o->want_svg) xl_usage_error("--format must be png, svg or both, not '%s'", format);
+}
 
-  char *own[8] = {0};
-  int nown = 0;
-  if (!stats_log) {
-    char *p = own[nown++] = xl_path_join(run_dir, "stats.csv");
-    if (xl_exists(p)) stats_log = p;
-  } else if (!xl_exists(stats_log)) {
-    xl_die("%s: %s", stats_log, strerror(ENOENT));
+/* The log a figure draws: the one given (it must exist), else RUN_DIR/name when there is
+ * one, else NULL. *own gets what to free. */
+static const char *find_log(const char *given, const char *run_dir, const char *name, char **own) {
+  *own = NULL;
+  if (given) {
+    if (!xl_exists(given)) xl_die("%s: %s", given, strerror(ENOENT));
+    return given;
   }
-  if (!mem_log) {
-    char *p = own[nown++] = xl_path_join(run_dir, "mem.csv");
-    if (xl_exists(p)) mem_log = p;
-  } else if (!xl_exists(mem_log)) {
-    xl_die("%s: %s", mem_log, strerror(ENOENT));
+  *own = xl_path_join(run_dir, name);
+  return xl_exists(*own) ? *own : NULL;
+}
+
+/* Runs gnuplot for every figure that has data, in each format asked for; gnuplot's
+ * messages go to log_path. Counts into made, failed and skipped. */
+static void render_all(figure *figs, size_t nfig, const plot_opts *o, const char *fig_dir, const char *data_dir,
+                       const char *log_path, size_t counts[3]) {
+  char *plots_dir = find_plots_dir();
+  const char *gnuplot = getenv("XL_GNUPLOT");
+  if (!gnuplot || !*gnuplot) gnuplot = "gnuplot";
+  int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) xl_die("%s: %s", log_path, strerror(errno));
+  for (size_t k = 0; k < nfig; k++) {
+    figure *g = &figs[k];
+    if (g->skipped[0]) {
+      xl_warn("skipped %s: %s", g->name, g->skipped);
+      counts[2]++;
+      continue;
+    }
+    char sname[128], dname[128], oname[128];
+    snprintf(sname, sizeof sname, "%s.gp", g->script);
+    snprintf(dname, sizeof dname, "%s.dat", g->name);
+    char *script = xl_path_join(plots_dir, sname), *data = xl_path_join(data_dir, dname);
+    if (!xl_exists(script)) xl_die("%s: no such plot script (set XL_PLOTS_DIR to the plots/ directory)", script);
+    for (int fmt = 0; fmt < 2; fmt++) {
+      if ((fmt == 0 && !o->want_png) || (fmt == 1 && !o->want_svg)) continue;
+      snprintf(oname, sizeof oname, "%s.%s", g->name, fmt ? "svg" : "png");
+      char *out = xl_path_join(fig_dir, oname);
+      if (render(gnuplot, script, data, out, fmt ? "svg" : "png", log_fd)) g->failed = 1;
+      else if (fmt) g->made_svg = 1;
+      else g->made_png = 1;
+      free(out);
+    }
+    counts[g->failed ? 1 : 0]++;
+    free(script);
+    free(data);
   }
-  char *fig_dir = out_dir ? xl_strdup(out_dir) : xl_path_join(run_dir, "plots");
+  close(log_fd);
+  free(plots_dir);
+}
+
+/* Writes RUN_DIR/report.md; returns its path (malloc'd). */
+static char *write_report(const char *run_dir, const runtab *r, const figure *figs, size_t nfig, const char *fig_dir) {
+  char *rel = relative_to(run_dir, fig_dir);
+  char *report = xl_path_join(run_dir, "report.md");
+  xl_atomic a;
+  if (xl_atomic_open(&a, report)) xl_die("%s: %s", report, strerror(errno));
+  const char *base = strrchr(run_dir, '/');
+  base = base && base[1] ? base + 1 : run_dir;
+  fprintf(a.f, "# Run report: %s\n\n", base);
+  char now[32];
+  xl_rfc3339(now, sizeof now, xl_wall());
+  fprintf(a.f, "Generated by xl-plot on %s from `%s`.\n\n", now, r->merged ? "merged.csv" : "summary.csv");
+  report_provenance(a.f, run_dir);
+  report_results(a.f, r);
+  report_profiles(a.f, run_dir);
+  report_figures(a.f, figs, nfig, rel);
+  if (xl_atomic_commit(&a)) xl_die("%s: %s", report, strerror(errno));
+  free(rel);
+  return report;
+}
+
+int main(int argc, char **argv) {
+  xl_set_progname(argv[0]);
+  plot_opts o;
+  parse_args(argc, argv, &o);
+  char *own_stats, *own_mem;
+  const char *stats_log = find_log(o.stats_log, o.run_dir, "stats.csv", &own_stats);
+  const char *mem_log = find_log(o.mem_log, o.run_dir, "mem.csv", &own_mem);
+  char *fig_dir = o.out_dir ? xl_strdup(o.out_dir) : xl_path_join(o.run_dir, "plots");
   char *data_dir = xl_path_join(fig_dir, "data");
   if (xl_mkdirs(data_dir)) xl_die("%s: %s", data_dir, strerror(errno));
 
   runtab r;
   char *tab_paths[2];
-  load_runtab(&r, run_dir, tab_paths);
-
+  load_runtab(&r, o.run_dir, tab_paths);
   figure figs[] = {
       {.name = "decode_by_chunk", .script = "max_by_param", .title = "Best decode throughput by chunk size"},
       {.name = "decode_by_heads", .script = "max_by_param", .title = "Best decode throughput by heads per band"},
@@ -720,78 +759,31 @@ int main(int argc, char **argv) {
   data_max_by(&r, &figs[1], "heads_per_band", "heads per band", data_dir);
   data_max_by(&r, &figs[2], "workers", "worker threads", data_dir);
   data_prefill_decode(&r, &figs[3], data_dir);
-  data_speed_quality(&r, &figs[4], run_dir, data_dir);
-  data_steps(&figs[5], stats_log, data_dir);
-  data_memory(&figs[6], mem_log, data_dir);
+  data_speed_quality(&r, &figs[4], o.run_dir, data_dir);
+  data_log(&figs[5], &steps_log, stats_log, data_dir);
+  data_log(&figs[6], &memory_log, mem_log, data_dir);
 
-  char *plots_dir = find_plots_dir();
-  const char *gnuplot = getenv("XL_GNUPLOT");
-  if (!gnuplot || !*gnuplot) gnuplot = "gnuplot";
   char *log_path = xl_path_join(data_dir, "gnuplot.log");
-  int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (log_fd < 0) xl_die("%s: %s", log_path, strerror(errno));
-  size_t made = 0, failed = 0, skipped = 0;
-  for (size_t k = 0; k < nfig; k++) {
-    figure *g = &figs[k];
-    if (g->skipped[0]) {
-      xl_warn("skipped %s: %s", g->name, g->skipped);
-      skipped++;
-      continue;
-    }
-    char sname[128], dname[128], oname[128];
-    snprintf(sname, sizeof sname, "%s.gp", g->script);
-    snprintf(dname, sizeof dname, "%s.dat", g->name);
-    char *script = xl_path_join(plots_dir, sname), *data = xl_path_join(data_dir, dname);
-    if (!xl_exists(script)) xl_die("%s: no such plot script (set XL_PLOTS_DIR to the plots/ directory)", script);
-    for (int fmt = 0; fmt < 2; fmt++) {
-      if ((fmt == 0 && !want_png) || (fmt == 1 && !want_svg)) continue;
-      snprintf(oname, sizeof oname, "%s.%s", g->name, fmt ? "svg" : "png");
-      char *out = xl_path_join(fig_dir, oname);
-      if (render(gnuplot, script, data, out, fmt ? "svg" : "png", log_fd)) g->failed = 1;
-      else if (fmt) g->made_svg = 1;
-      else g->made_png = 1;
-      free(out);
-    }
-    if (g->failed) failed++; else made++;
-    free(script);
-    free(data);
-  }
-  close(log_fd);
-
-  /* report.md in the run directory. */
-  char *rel = relative_to(run_dir, fig_dir);
-  char *report = xl_path_join(run_dir, "report.md");
-  xl_atomic a;
-  if (xl_atomic_open(&a, report)) xl_die("%s: %s", report, strerror(errno));
-  const char *base = strrchr(run_dir, '/');
-  base = base && base[1] ? base + 1 : run_dir;
-  fprintf(a.f, "# Run report: %s\n\n", base);
-  char now[32];
-  xl_rfc3339(now, sizeof now, xl_wall());
-  fprintf(a.f, "Generated by xl-plot on %s from `%s`.\n\n", now, r.merged ? "merged.csv" : "summary.csv");
-  report_provenance(a.f, run_dir);
-  report_results(a.f, &r);
-  report_profiles(a.f, run_dir);
-  report_figures(a.f, figs, nfig, rel);
-  if (xl_atomic_commit(&a)) xl_die("%s: %s", report, strerror(errno));
+  size_t counts[3] = {0, 0, 0};   /* made, failed, skipped */
+  render_all(figs, nfig, &o, fig_dir, data_dir, log_path, counts);
+  char *report = write_report(o.run_dir, &r, figs, nfig, fig_dir);
 
   cJSON *sum = cJSON_CreateObject();
   cJSON_AddStringToObject(sum, "report", report);
-  cJSON_AddNumberToObject(sum, "figures", (double)made);
-  cJSON_AddNumberToObject(sum, "skipped", (double)skipped);
-  cJSON_AddNumberToObject(sum, "failed", (double)failed);
+  cJSON_AddNumberToObject(sum, "figures", (double)counts[0]);
+  cJSON_AddNumberToObject(sum, "skipped", (double)counts[2]);
+  cJSON_AddNumberToObject(sum, "failed", (double)counts[1]);
   char *line = cJSON_PrintUnformatted(sum);
   printf("%s\n", line);
   free(line);
   cJSON_Delete(sum);
-  if (failed) xl_warn("%zu figure(s) failed to render; see %s", failed, log_path);
+  if (counts[1]) xl_warn("%zu figure(s) failed to render; see %s", counts[1], log_path);
 
-  free(report); free(rel); free(log_path); free(plots_dir);
-  free(fig_dir); free(data_dir);
+  free(report); free(log_path); free(fig_dir); free(data_dir);
   free(r.group);
   csvt_free(&r.t);
   free(tab_paths[0]); free(tab_paths[1]);
-  for (int k = 0; k < nown; k++) free(own[k]);
+  free(own_stats); free(own_mem);
   xl_finish_stdout();
-  return failed ? XL_EXIT_ERROR : 0;
+  return counts[1] ? XL_EXIT_ERROR : 0;
 }

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "io/records.h"
 #include "sweep/trials.h"
+#include "base/fanout.h"
 #include "base/util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -112,26 +113,13 @@ static char *decode_path(void) {
 /* run_meta.json's prompt_file, or NULL. malloc'd. */
 static char *meta_prompt_file(const char *run_dir) {
   char *p = xl_path_join(run_dir, "run_meta.json");
-  char *text = xl_read_file(p, NULL);
+  char err[256];
+  cJSON *j = rec_json_read(p, err, sizeof err);   /* none or unreadable: no default prompt */
   free(p);
-  if (!text) return NULL;
-  cJSON *j = cJSON_Parse(text);
-  free(text);
   const char *s = rec_str(j, "prompt_file");
   char *r = s && *s ? xl_strdup(s) : NULL;
   cJSON_Delete(j);
   return r;
-}
-
-/* The path to open for a prompt name: as given, else inside run_dir. NULL if neither exists. */
-static char *find_prompt(const char *run_dir, const char *name) {
-  if (!access(name, R_OK)) return xl_strdup(name);
-  if (name[0] != '/') {
-    char *p = xl_path_join(run_dir, name);
-    if (!access(p, R_OK)) return p;
-    free(p);
-  }
-  return NULL;
 }
 
 /* Reads outputs.jsonl leniently (a hand-edited or foreign file must not stop a save): bad
@@ -335,7 +323,7 @@ typedef struct {
   const char *decode;
   job *jobs;
   size_t njobs;
-  size_t *todo, ntodo, next, ndone;
+  size_t *todo, ntodo, ndone;
   cJSON *extra;          /* old lines whose slug is not among the trials (kept at the end) */
   const char *jsonl;
   int write_failed;
@@ -403,15 +391,105 @@ static void run_job(save_ctx *x, job *jb) {
   pthread_mutex_unlock(&x->mu);
 }
 
-static void *worker(void *arg) {
-  save_ctx *x = arg;
-  for (;;) {
-    pthread_mutex_lock(&x->mu);
-    size_t k = x->next < x->ntodo ? x->todo[x->next++] : (size_t)-1;
-    pthread_mutex_unlock(&x->mu);
-    if (k == (size_t)-1) return NULL;
-    run_job(x, &x->jobs[k]);
+/* One fan-out job: the k-th trial to generate. */
+static int save_job(void *ctx, size_t k, size_t worker) {
+  save_ctx *x = ctx;
+  (void)worker;
+  run_job(x, &x->jobs[x->todo[k]]);
+  return 0;
+}
+
+/* The trials to read: --trials, else RUN_DIR/trials.jsonl, else RUN_DIR/summary.csv when
+ * only that one exists. malloc'd. */
+static char *trials_path(const save_opts *o) {
+  if (o->trials_path) return xl_strdup(o->trials_path);
+  char *p = xl_path_join(o->run_dir, "trials.jsonl");
+  if (xl_exists(p)) return p;
+  char *csv = xl_path_join(o->run_dir, "summary.csv");
+  if (xl_exists(csv)) { free(p); return csv; }
+  free(csv);
+  return p;
+}
+
+/* What the trials ask for: a job per successful trial, kept when an earlier line made
+ * the same way is there, else to do (with its prompt found), else an input error. */
+typedef struct {
+  job *jobs;
+  size_t njobs;
+  size_t *todo, ntodo;
+  size_t nfailed_trials, nkept;
+  int bad_input;
+} plan;
+
+static void plan_jobs(const save_opts *o, const tr_list *tl, cJSON *old, const char *outdir, plan *pl) {
+  char *meta_prompt = meta_prompt_file(o->run_dir);
+  memset(pl, 0, sizeof *pl);
+  pl->jobs = xl_calloc(tl->n ? tl->n : 1, sizeof *pl->jobs);
+  pl->todo = xl_calloc(tl->n ? tl->n : 1, sizeof *pl->todo);
+  for (size_t i = 0; i < tl->n; i++) {
+    const tr_trial *t = &tl->v[i];
+    if (!t->ok) { pl->nfailed_trials++; continue; }
+    job *jb = &pl->jobs[pl->njobs++];
+    jb->t = t;
+    char *name = xl_malloc(strlen(t->slug) + 8);
+    sprintf(name, "%s.txt", t->slug);
+    jb->txt_path = xl_path_join(outdir, name);
+    free(name);
+    jb->row = take_row(old, t->slug);
+    const char *pname = o->prompt_file ? o->prompt_file : t->prompt_file ? t->prompt_file : meta_prompt;
+    if (jb->row && !o->force && xl_exists(jb->txt_path) && row_matches(jb->row, t, o->new_tokens, pname)) {
+      pl->nkept++;
+      continue;
+    }
+    if (!pname) {
+      xl_warn("%s: no prompt file (the trial and run_meta.json name none); pass --prompt-file", t->slug);
+      pl->bad_input = 1;
+      continue;
+    }
+    jb->prompt_name = xl_strdup(pname);
+    jb->prompt_path = tr_run_file(o->run_dir, pname);
+    if (!jb->prompt_path) {
+      xl_warn("%s: prompt file '%s' not found (as given, nor inside %s); pass --prompt-file", t->slug, pname, o->run_dir);
+      pl->bad_input = 1;
+      continue;
+    }
+    jb->todo = 1;
+    pl->todo[pl->ntodo++] = pl->njobs - 1;
   }
+  free(meta_prompt);
+}
+
+static void free_plan(plan *pl) {
+  for (size_t i = 0; i < pl->njobs; i++) {
+    free(pl->jobs[i].prompt_name);
+    free(pl->jobs[i].prompt_path);
+    free(pl->jobs[i].txt_path);
+    cJSON_Delete(pl->jobs[i].row);
+  }
+  free(pl->jobs);
+  free(pl->todo);
+}
+
+/* The NDJSON summary line; returns the count of failed generations. */
+static size_t print_summary(const plan *pl, const char *jsonl, size_t ntrials) {
+  size_t ngen = 0, nerr = 0;
+  for (size_t i = 0; i < pl->njobs; i++) {
+    if (pl->jobs[i].todo && !pl->jobs[i].failed) ngen++;
+    if (pl->jobs[i].failed) nerr++;
+  }
+  cJSON *sum = cJSON_CreateObject();
+  cJSON_AddStringToObject(sum, "tool", "xl-save");
+  cJSON_AddStringToObject(sum, "outputs", jsonl);
+  cJSON_AddNumberToObject(sum, "trials", (double)ntrials);
+  cJSON_AddNumberToObject(sum, "generated", (double)ngen);
+  cJSON_AddNumberToObject(sum, "kept", (double)pl->nkept);
+  cJSON_AddNumberToObject(sum, "skipped_failed_trials", (double)pl->nfailed_trials);
+  cJSON_AddNumberToObject(sum, "errors", (double)(nerr + (size_t)pl->bad_input));
+  char *s = cJSON_PrintUnformatted(sum);
+  puts(s);
+  free(s);
+  cJSON_Delete(sum);
+  return nerr;
 }
 
 int main(int argc, char **argv) {
@@ -419,111 +497,36 @@ int main(int argc, char **argv) {
   save_opts o;
   parse_args(argc, argv, &o);
   char err[1024];
-
-  /* trials */
-  char *tpath = o.trials_path ? xl_strdup(o.trials_path) : xl_path_join(o.run_dir, "trials.jsonl");
-  if (!o.trials_path && !xl_exists(tpath)) {
-    char *csv = xl_path_join(o.run_dir, "summary.csv");
-    if (xl_exists(csv)) { free(tpath); tpath = csv; }
-    else free(csv);
-  }
+  char *tpath = trials_path(&o);
   tr_list tl;
   if (tr_read(&tl, tpath, err, sizeof err)) xl_die("%s", err);
-
   char *outdir = xl_path_join(o.run_dir, "outputs");
   if (xl_mkdirs(outdir)) xl_die("%s: cannot create: %s", outdir, strerror(errno));
   char *jsonl = xl_path_join(o.run_dir, "outputs.jsonl");
   cJSON *old = read_old_outputs(jsonl);
-  char *meta_prompt = meta_prompt_file(o.run_dir);
+  plan pl;
+  plan_jobs(&o, &tl, old, outdir, &pl);
+  if (pl.nfailed_trials) fprintf(stderr, "%s: skipping %zu failed trial(s)\n", xl_progname(), pl.nfailed_trials);
 
-  /* one job per trial; failed trials get none */
-  job *jobs = xl_calloc(tl.n ? tl.n : 1, sizeof *jobs);
-  size_t *todo = xl_calloc(tl.n ? tl.n : 1, sizeof *todo);
-  size_t njobs = 0, ntodo = 0, nfailed_trials = 0, nkept = 0;
-  int bad_input = 0;
-  for (size_t i = 0; i < tl.n; i++) {
-    const tr_trial *t = &tl.v[i];
-    if (!t->ok) { nfailed_trials++; continue; }
-    job *jb = &jobs[njobs];
-    jb->t = t;
-    char *name = xl_malloc(strlen(t->slug) + 8);
-    sprintf(name, "%s.txt", t->slug);
-    jb->txt_path = xl_path_join(outdir, name);
-    free(name);
-    jb->row = take_row(old, t->slug);
-    const char *pname = o.prompt_file ? o.prompt_file : t->prompt_file ? t->prompt_file : meta_prompt;
-    if (jb->row && !o.force && xl_exists(jb->txt_path) && row_matches(jb->row, t, o.new_tokens, pname)) {
-      nkept++;
-      njobs++;
-      continue;
-    }
-    if (!pname) {
-      xl_warn("%s: no prompt file (the trial and run_meta.json name none); pass --prompt-file", t->slug);
-      bad_input = 1;
-      njobs++;
-      continue;
-    }
-    jb->prompt_name = xl_strdup(pname);
-    jb->prompt_path = find_prompt(o.run_dir, pname);
-    if (!jb->prompt_path) {
-      xl_warn("%s: prompt file '%s' not found (as given, nor inside %s); pass --prompt-file", t->slug, pname, o.run_dir);
-      bad_input = 1;
-      njobs++;
-      continue;
-    }
-    jb->todo = 1;
-    todo[ntodo++] = njobs++;
-  }
-  if (nfailed_trials) fprintf(stderr, "%s: skipping %zu failed trial(s)\n", xl_progname(), nfailed_trials);
-
-  save_ctx x = {.o = &o, .jobs = jobs, .njobs = njobs, .todo = todo, .ntodo = ntodo, .extra = old, .jsonl = jsonl};
+  save_ctx x = {.o = &o, .jobs = pl.jobs, .njobs = pl.njobs, .todo = pl.todo, .ntodo = pl.ntodo, .extra = old,
+                .jsonl = jsonl};
   pthread_mutex_init(&x.mu, NULL);
-  if (ntodo) {
+  if (pl.ntodo) {
     x.decode = decode_path();
     /* a write to a closed stdout must become an error (xl_finish_stdout), not a kill */
     signal(SIGPIPE, SIG_IGN);
-    size_t nth = (size_t)o.jobs < ntodo ? (size_t)o.jobs : ntodo;
-    pthread_t *th = xl_calloc(nth, sizeof *th);
-    for (size_t k = 0; k < nth; k++)
-      if (pthread_create(&th[k], NULL, worker, &x)) xl_die("cannot start a worker thread");
-    for (size_t k = 0; k < nth; k++) pthread_join(th[k], NULL);
-    free(th);
+    xl_fanout(pl.ntodo, (size_t)o.jobs, save_job, &x);
   }
   /* always rewritten, also when nothing was generated: the file is then deduplicated and
    * newer than the trials it was made from (make relies on that) */
   if (write_jsonl(&x)) xl_die("cannot write %s: %s", jsonl, strerror(errno));
-
-  size_t ngen = 0, nerr = 0;
-  for (size_t i = 0; i < njobs; i++) {
-    if (jobs[i].todo && !jobs[i].failed) ngen++;
-    if (jobs[i].failed) nerr++;
-  }
-  cJSON *sum = cJSON_CreateObject();
-  cJSON_AddStringToObject(sum, "tool", "xl-save");
-  cJSON_AddStringToObject(sum, "outputs", jsonl);
-  cJSON_AddNumberToObject(sum, "trials", (double)tl.n);
-  cJSON_AddNumberToObject(sum, "generated", (double)ngen);
-  cJSON_AddNumberToObject(sum, "kept", (double)nkept);
-  cJSON_AddNumberToObject(sum, "skipped_failed_trials", (double)nfailed_trials);
-  cJSON_AddNumberToObject(sum, "errors", (double)(nerr + (size_t)bad_input));
-  char *s = cJSON_PrintUnformatted(sum);
-  puts(s);
-  free(s);
-  cJSON_Delete(sum);
-
-  int status = (nerr || bad_input || x.write_failed) ? XL_EXIT_ERROR : 0;
+  size_t nerr = print_summary(&pl, jsonl, tl.n);
+  int status = (nerr || pl.bad_input || x.write_failed) ? XL_EXIT_ERROR : 0;
   if (nerr) xl_warn("%zu trial(s) failed to generate; run again to retry them", nerr);
+
   pthread_mutex_destroy(&x.mu);
-  for (size_t i = 0; i < njobs; i++) {
-    free(jobs[i].prompt_name);
-    free(jobs[i].prompt_path);
-    free(jobs[i].txt_path);
-    cJSON_Delete(jobs[i].row);
-  }
-  free(jobs);
-  free(todo);
+  free_plan(&pl);
   free((char *)x.decode);
-  free(meta_prompt);
   cJSON_Delete(old);
   free(jsonl);
   free(outdir);

@@ -57,6 +57,14 @@ static void usage(FILE *f) {
           sw_conf_help());
 }
 
+/* -h or --help, wherever it stands: the usage on stdout, exit 0. */
+static void help_if_asked(const char *a) {
+  if (strcmp(a, "-h") && strcmp(a, "--help")) return;
+  usage(stdout);
+  xl_finish_stdout();
+  exit(0);
+}
+
 static volatile sig_atomic_t got_signal = 0;
 static void on_signal(int sig) {
   got_signal = sig;
@@ -93,11 +101,9 @@ static char *absolute(const char *p) {
 }
 
 static cJSON *read_json_file(const char *path) {
-  char *s = xl_read_file(path, NULL);
-  if (!s) xl_die("%s: %s", path, strerror(errno));
-  cJSON *j = cJSON_Parse(s);
-  free(s);
-  if (!j) xl_die("%s: not valid JSON", path);
+  char err[1024];
+  cJSON *j = rec_json_read(path, err, sizeof err);
+  if (!j) xl_die("%s", err);
   return j;
 }
 
@@ -115,11 +121,7 @@ static void parse_cli(cli *c, int argc, char **argv, int first) {
   c->argc = argc, c->argv = argv;
   for (int i = first; i < argc; i++) {
     char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      xl_finish_stdout();
-      exit(0);
-    }
+    help_if_asked(a);
     if (!strcmp(a, "--print-config")) {
       c->print_config = 1;
       continue;
@@ -227,7 +229,7 @@ static cJSON *meta_json(const cli *c, const sw_conf *conf, const sw_hostinfo *h,
   cJSON *b = cJSON_AddObjectToObject(m, "bounds");
   cJSON *bk = cJSON_AddArrayToObject(b, "backend");
   for (size_t i = 0; i < conf->space.gene[SW_G_BACKEND].n; i++)
-    cJSON_AddItemToArray(bk, cJSON_CreateString(sw_backend_name((int)conf->space.gene[SW_G_BACKEND].v[i])));
+    cJSON_AddItemToArray(bk, cJSON_CreateString(xl_backend_name((xl_backend)(int)conf->space.gene[SW_G_BACKEND].v[i])));
   static const struct { int g; const char *name; } g[] = {
       {SW_G_CHUNK, "chunk_size"}, {SW_G_HEADS, "heads_per_band"}, {SW_G_WORKERS, "workers"}};
   cJSON *vals = cJSON_CreateObject();
@@ -270,7 +272,7 @@ static void meta_fingerprint(const char *dir, const sw_rundir *run) {
       cJSON_ReplaceItemInObject(mo, "fingerprint", cJSON_CreateString(fp));
       const char *path = rec_str(it, "model");
       if (path && cJSON_IsNull(cJSON_GetObjectItem(mo, "path"))) cJSON_ReplaceItemInObject(mo, "path", cJSON_CreateString(path));
-      if (sw_write_json(mp, m)) xl_warn("%s: %s", mp, strerror(errno));
+      if (rec_json_save(mp, m)) xl_warn("%s: %s", mp, strerror(errno));
       break;
     }
   }
@@ -322,7 +324,7 @@ static void setup_run(setup *s, const cli *c, const sw_conf *conf, int fresh, in
   char *mp = xl_path_join(s->dir, "run_meta.json");
   if (fresh) {
     cJSON *m = meta_json(c, conf, &s->host, s->model, s->prompt, distributed);
-    if (sw_write_json(mp, m)) xl_die("%s: %s", mp, strerror(errno));
+    if (rec_json_save(mp, m)) xl_die("%s: %s", mp, strerror(errno));
     cJSON_Delete(m);
   }
   free(mp);
@@ -347,117 +349,132 @@ static void print_config(cli *c, const sw_conf *conf) {
 
 static int exit_for_signal(void) { return got_signal == SIGTERM ? XL_EXIT_SIGTERM : XL_EXIT_SIGINT; }
 
-/* ---- run ---- */
-static int cmd_run(int argc, char **argv, int first) {
+/* What run and plan work from: the settings, layered and typed, the resumed run's meta,
+ * and the setup (paths, host) made from them. */
+typedef struct {
   cli c;
-  parse_cli(&c, argc, argv, first);
-  setup s = {0};
-  s.self = sw_self_dir();
-  s.root = root_dir(s.self);
   sw_conf conf;
   cJSON *meta;
-  settle(&c, s.root, &conf, &meta);
-  if (c.print_config) {
-    print_config(&c, &conf);
-    goto done_ok;
-  }
+  setup s;
+} sweep_cmd;
+
+/* Parses the flags and settles them against the source tree this xl-sweep belongs to
+ * (its defaults, e.g. the prompt file, live there). no_resume: the usage error for
+ * --resume, when the command does not take it. */
+static void open_cmd(sweep_cmd *x, int argc, char **argv, int first, const char *no_resume) {
+  parse_cli(&x->c, argc, argv, first);
+  if (no_resume && x->c.resume) xl_usage_error("%s", no_resume);
+  memset(&x->s, 0, sizeof x->s);
+  x->s.self = sw_self_dir();
+  x->s.root = root_dir(x->s.self);
+  settle(&x->c, x->s.root, &x->conf, &x->meta);
+}
+
+static int close_cmd(sweep_cmd *x, int status) {
+  cJSON_Delete(x->meta);
+  sw_conf_free(&x->conf);
+  sw_layers_free(&x->c.L);
+  setup_free(&x->s);
+  xl_finish_stdout();
+  return status;
+}
+
+/* A fresh run must not land on top of another one's trials. */
+static void refuse_foreign_trials(const cli *c, const sw_conf *conf) {
+  if (c->resume) return;
   char err[1024];
-  {
-    /* A fresh run must not land on top of another one's trials. */
-    char *dir = run_dir_of(&conf);
-    char *tp = xl_path_join(dir, "trials.jsonl");
-    size_t torn;
-    cJSON *old = !c.resume && xl_exists(tp) ? sw_read_trials(tp, &torn, err, sizeof err) : NULL;
-    if (old && cJSON_GetArraySize(old) > 0)
-      xl_die("%s already holds %d trials: continue it with --resume %s, or choose another --run/-o",
-             dir, cJSON_GetArraySize(old), dir);
-    cJSON_Delete(old);
-    free(tp);
-    free(dir);
+  char *dir = run_dir_of(conf);
+  char *tp = xl_path_join(dir, "trials.jsonl");
+  size_t torn;
+  cJSON *old = xl_exists(tp) ? sw_read_trials(tp, &torn, err, sizeof err) : NULL;
+  if (old && cJSON_GetArraySize(old) > 0)
+    xl_die("%s already holds %d trials: continue it with --resume %s, or choose another --run/-o",
+           dir, cJSON_GetArraySize(old), dir);
+  cJSON_Delete(old);
+  free(tp);
+  free(dir);
+}
+
+/* The outcome line of a finished run on stdout; the exit status. */
+static int report_run(const sw_driver *d, const sw_rundir *run, const sw_conf *conf, const char *dir) {
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddStringToObject(out, "run", dir);
+  cJSON_AddNumberToObject(out, "trials", (double)d->asked);
+  cJSON_AddNumberToObject(out, "measured", (double)d->measured);
+  cJSON_AddNumberToObject(out, "resumed", (double)d->reused);
+  cJSON_AddNumberToObject(out, "failed", (double)d->failed);
+  cJSON *b = sw_best(run->trials, conf->objective);
+  if (b) cJSON_AddItemToObject(out, "best", cJSON_Duplicate(cJSON_GetObjectItem(b, "params"), 1));
+  else cJSON_AddNullToObject(out, "best");
+  cJSON_Delete(b);
+  rec_ndjson_write(stdout, out);
+  cJSON_Delete(out);
+  if (d->asked > 0 && d->failed == d->asked) {
+    xl_warn("every trial failed (see the error field in %s/trials.jsonl)", dir);
+    return XL_EXIT_ERROR;
   }
-  setup_run(&s, &c, &conf, !c.resume, 0);
+  return XL_EXIT_OK;
+}
+
+/* ---- run ---- */
+static int cmd_run(int argc, char **argv, int first) {
+  sweep_cmd x;
+  open_cmd(&x, argc, argv, first, NULL);
+  if (x.c.print_config) {
+    print_config(&x.c, &x.conf);
+    return close_cmd(&x, 0);
+  }
+  refuse_foreign_trials(&x.c, &x.conf);
+  setup_run(&x.s, &x.c, &x.conf, !x.c.resume, 0);
+  char err[1024];
   sw_rundir run;
-  if (sw_run_open(&run, s.dir, conf.objective, err, sizeof err)) xl_die("%s", err);
-  if (run.torn_bytes) xl_warn("%s/trials.jsonl: dropped a torn last line (%zu bytes) left by a kill", s.dir, run.torn_bytes);
+  if (sw_run_open(&run, x.s.dir, x.conf.objective, err, sizeof err)) xl_die("%s", err);
+  if (run.torn_bytes) xl_warn("%s/trials.jsonl: dropped a torn last line (%zu bytes) left by a kill", x.s.dir, run.torn_bytes);
   install_signals();
-  sw_driver d = {.conf = &conf, .run = &run, .host = &s.host, .bin = s.bin, .ids_files = s.ids,
-                 .prompt_file = s.prompt, .model = s.model};
-  d.progress = conf.progress == 1 || (conf.progress == -1 && isatty(2));
-  if (c.resume && cJSON_GetArraySize(run.trials) > 0 && d.progress)
-    fprintf(stderr, "%s: resuming %s: %d trials already recorded\n", xl_progname(), s.dir, cJSON_GetArraySize(run.trials));
+  sw_driver d = {.conf = &x.conf, .run = &run, .host = &x.s.host, .bin = x.s.bin, .ids_files = x.s.ids,
+                 .prompt_file = x.s.prompt, .model = x.s.model};
+  d.progress = x.conf.progress == 1 || (x.conf.progress == -1 && isatty(2));
+  if (x.c.resume && cJSON_GetArraySize(run.trials) > 0 && d.progress)
+    fprintf(stderr, "%s: resuming %s: %d trials already recorded\n", xl_progname(), x.s.dir, cJSON_GetArraySize(run.trials));
   /* Rewrite summary/best now: a resume repairs files a kill may have left behind. */
-  if (sw_run_write_summary(&run) || sw_run_write_best(&run, conf.profile_out, NULL))
-    xl_die("%s: %s", s.dir, strerror(errno));
+  if (sw_run_write_summary(&run) || sw_run_write_best(&run, x.conf.profile_out, NULL))
+    xl_die("%s: %s", x.s.dir, strerror(errno));
   int rc = sw_drive(&d);
-  if (rc < 0) xl_die("%s: cannot record a trial: %s", s.dir, strerror(errno));
-  meta_fingerprint(s.dir, &run);
-  int status = XL_EXIT_OK;
+  if (rc < 0) xl_die("%s: cannot record a trial: %s", x.s.dir, strerror(errno));
+  meta_fingerprint(x.s.dir, &run);
+  int status;
   if (rc > 0) {
-    xl_warn("interrupted after %ld trials; continue with: xl-sweep --resume %s", d.asked - 1, s.dir);
+    xl_warn("interrupted after %ld trials; continue with: xl-sweep --resume %s", d.asked - 1, x.s.dir);
     status = exit_for_signal();
   } else {
-    cJSON *out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "run", s.dir);
-    cJSON_AddNumberToObject(out, "trials", (double)d.asked);
-    cJSON_AddNumberToObject(out, "measured", (double)d.measured);
-    cJSON_AddNumberToObject(out, "resumed", (double)d.reused);
-    cJSON_AddNumberToObject(out, "failed", (double)d.failed);
-    cJSON *b = sw_best(run.trials, conf.objective);
-    if (b) cJSON_AddItemToObject(out, "best", cJSON_Duplicate(cJSON_GetObjectItem(b, "params"), 1));
-    else cJSON_AddNullToObject(out, "best");
-    cJSON_Delete(b);
-    rec_ndjson_write(stdout, out);
-    cJSON_Delete(out);
-    if (d.asked > 0 && d.failed == d.asked) {
-      xl_warn("every trial failed (see the error field in %s/trials.jsonl)", s.dir);
-      status = XL_EXIT_ERROR;
-    }
+    status = report_run(&d, &run, &x.conf, x.s.dir);
   }
   sw_driver_free(&d);
   sw_run_close(&run);
-  cJSON_Delete(meta);
-  sw_conf_free(&conf);
-  sw_layers_free(&c.L);
-  setup_free(&s);
-  xl_finish_stdout();
-  return status;
-done_ok:
-  cJSON_Delete(meta);
-  sw_conf_free(&conf);
-  sw_layers_free(&c.L);
-  setup_free(&s);
-  xl_finish_stdout();
-  return 0;
+  return close_cmd(&x, status);
 }
 
 /* ---- plan ---- */
 static int cmd_plan(int argc, char **argv) {
-  cli c;
-  parse_cli(&c, argc, argv, 2);
-  if (c.resume) xl_usage_error("plan: --resume is for local runs (collect skips slugs it has)");
-  setup s = {0};
-  s.self = sw_self_dir();
-  s.root = root_dir(s.self);
-  sw_conf conf;
-  cJSON *meta;
-  settle(&c, s.root, &conf, &meta);
-  if (c.print_config) {
-    print_config(&c, &conf);
+  sweep_cmd x;
+  open_cmd(&x, argc, argv, 2, "plan: --resume is for local runs (collect skips slugs it has)");
+  if (x.c.print_config) {
+    print_config(&x.c, &x.conf);
   } else {
-    if (conf.search != SW_SEARCH_GRID && conf.search != SW_SEARCH_RANDOM)
+    if (x.conf.search != SW_SEARCH_GRID && x.conf.search != SW_SEARCH_RANDOM)
       xl_usage_error("plan: --search %s adapts to measured results; plan grid or random (or run it locally)",
-                     sw_search_name(conf.search));
-    setup_run(&s, &c, &conf, 1, 1);
-    sw_driver d = {.conf = &conf, .bin = s.bin, .ids_files = s.ids, .prompt_file = s.prompt, .model = s.model};
+                     sw_search_name(x.conf.search));
+    setup_run(&x.s, &x.c, &x.conf, 1, 1);
+    sw_driver d = {.conf = &x.conf, .bin = x.s.bin, .ids_files = x.s.ids, .prompt_file = x.s.prompt, .model = x.s.model};
     sw_setting *v;
-    size_t n = sw_driver_plan(&conf, &v);
-    char *absdir = absolute(s.dir);
-    char *pp = xl_path_join(s.dir, "plan.jsonl");
+    size_t n = sw_driver_plan(&x.conf, &v);
+    char *absdir = absolute(x.s.dir);
+    char *pp = xl_path_join(x.s.dir, "plan.jsonl");
     xl_atomic a;
     if (xl_atomic_open(&a, pp)) xl_die("%s: %s", pp, strerror(errno));
     long trial = 0;
     for (size_t i = 0; i < n; i++)
-      for (size_t ci = 0; ci < conf.contexts.n; ci++) {
+      for (size_t ci = 0; ci < x.conf.contexts.n; ci++) {
         sw_spec sp;
         sw_driver_spec(&d, &v[i], ci, ++trial, &sp);
         cJSON *j = sw_spec_to_json(&sp);
@@ -472,12 +489,7 @@ static int cmd_plan(int argc, char **argv) {
     free(absdir);
     free(v);
   }
-  cJSON_Delete(meta);
-  sw_conf_free(&conf);
-  sw_layers_free(&c.L);
-  setup_free(&s);
-  xl_finish_stdout();
-  return 0;
+  return close_cmd(&x, 0);
 }
 
 /* ---- trial ---- */
@@ -485,11 +497,7 @@ static int cmd_trial(int argc, char **argv) {
   const char *spec = NULL, *bin = NULL, *prefix = NULL, *timeout = NULL;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      xl_finish_stdout();
-      return 0;
-    }
+    help_if_asked(a);
     const char **dst = !strcmp(a, "--bin") ? &bin : !strcmp(a, "--tool-prefix") ? &prefix
                      : !strcmp(a, "--trial-timeout") ? &timeout : NULL;
     if (dst) {
@@ -544,11 +552,7 @@ static int cmd_collect(int argc, char **argv) {
   size_t nf = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      xl_finish_stdout();
-      return 0;
-    }
+    help_if_asked(a);
     if (!strcmp(a, "--objective") || !strcmp(a, "--profile-out")) {
       if (i + 1 >= argc) xl_usage_error("%s needs a value", a);
       *(!strcmp(a, "--objective") ? &objective : &profile_out) = argv[++i];

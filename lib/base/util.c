@@ -124,31 +124,34 @@ char *xl_read_file(const char *path, size_t *len) {
   return b;
 }
 
-int xl_atomic_open(xl_atomic *a, const char *path) {
+int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags) {
   memset(a, 0, sizeof *a);
+  a->flags = flags;
   a->path = strdup(path);
   if (!a->path) { errno = ENOMEM; return -1; }
   struct stat st;
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {   /* a device or FIFO: write in place */
-    a->f = fopen(path, "wb");
-    if (!a->f) { int e = errno; free(a->path); a->path = NULL; errno = e; return -1; }
-    return 0;
+  if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) {   /* a device or FIFO keeps tmp NULL */
+    size_t n = strlen(path) + 32;
+    a->tmp = malloc(n);
+    if (!a->tmp) { free(a->path); a->path = NULL; errno = ENOMEM; return -1; }
+    snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
   }
-  size_t n = strlen(path) + 32;
-  a->tmp = malloc(n);
-  if (!a->tmp) { free(a->path); a->path = NULL; errno = ENOMEM; return -1; }
-  snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-  a->f = fopen(a->tmp, "wb");
+  if (flags & XL_ATOMIC_NO_STREAM) return 0;
+  a->f = fopen(xl_atomic_target(a), "wb");
   if (!a->f) { int e = errno; free(a->path); free(a->tmp); a->path = a->tmp = NULL; errno = e; return -1; }
   return 0;
 }
+int xl_atomic_open(xl_atomic *a, const char *path) { return xl_atomic_open_flags(a, path, 0); }
+const char *xl_atomic_target(const xl_atomic *a) { return a->tmp ? a->tmp : a->path; }
 int xl_atomic_commit(xl_atomic *a) {
-  int rc = 0;
-  if (fflush(a->f) || ferror(a->f)) rc = -1;
-  if (!rc && a->tmp && fsync(fileno(a->f))) rc = -1;
-  int e = errno;
-  if (fclose(a->f)) rc = -1;
-  a->f = NULL;
+  int rc = 0, e = 0;
+  if (a->f) {
+    if (fflush(a->f) || ferror(a->f)) rc = -1;
+    if (!rc && a->tmp && !(a->flags & XL_ATOMIC_NO_FSYNC) && fsync(fileno(a->f))) rc = -1;
+    e = errno;
+    if (fclose(a->f)) { if (!rc) e = errno; rc = -1; }
+    a->f = NULL;
+  }
   if (!rc && a->tmp && rename(a->tmp, a->path)) { rc = -1; e = errno; }
   if (rc && a->tmp) unlink(a->tmp);
   free(a->path); free(a->tmp);
@@ -157,16 +160,21 @@ int xl_atomic_commit(xl_atomic *a) {
   return rc;
 }
 void xl_atomic_abort(xl_atomic *a) {
+  int e = errno;   /* callers report the error that made them abort */
   if (a->f) fclose(a->f);
   if (a->tmp) unlink(a->tmp);
   free(a->path); free(a->tmp);
   memset(a, 0, sizeof *a);
+  errno = e;
+}
+int xl_write_file_atomic_flags(const char *path, const void *data, size_t len, int flags) {
+  xl_atomic a;
+  if (xl_atomic_open_flags(&a, path, flags & ~XL_ATOMIC_NO_STREAM)) return -1;
+  if (len && fwrite(data, 1, len, a.f) != len) { xl_atomic_abort(&a); return -1; }
+  return xl_atomic_commit(&a);
 }
 int xl_write_file_atomic(const char *path, const void *data, size_t len) {
-  xl_atomic a;
-  if (xl_atomic_open(&a, path)) return -1;
-  if (len && fwrite(data, 1, len, a.f) != len) { int e = errno; xl_atomic_abort(&a); errno = e; return -1; }
-  return xl_atomic_commit(&a);
+  return xl_write_file_atomic_flags(path, data, len, 0);
 }
 
 int xl_fclose_checked(FILE *f) {

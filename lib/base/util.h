@@ -53,17 +53,31 @@ char *xl_read_stream(FILE *f, size_t *len);
 /* Atomic output: write to "<path>.tmp.<pid>", then rename over path on commit.
  * A crash or xl_atomic_abort never leaves a half-written path behind. A path that exists
  * and is not a regular file (/dev/null, /dev/stdout, a FIFO) is written in place instead:
- * renaming over it would replace the device with a file. */
+ * renaming over it would replace the device with a file. This is the one place that
+ * knows that rule; every tool and library output goes through it. */
 typedef struct {
-  FILE *f;
+  FILE *f;      /* NULL with XL_ATOMIC_NO_STREAM */
   char *path;   /* owned */
   char *tmp;    /* owned; NULL when writing in place */
+  int flags;
 } xl_atomic;
+enum {
+  /* Commit without fsync: for files rewritten every second or so (status, metrics),
+   * where losing the last rewrite in a crash is fine and a sync per rewrite is not. */
+  XL_ATOMIC_NO_FSYNC = 1,
+  /* Open no stream: another program writes xl_atomic_target() (e.g. gnuplot's output);
+   * commit then only renames. */
+  XL_ATOMIC_NO_STREAM = 2,
+};
 int xl_atomic_open(xl_atomic *a, const char *path);     /* 0 ok, -1 errno */
+int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags);
+/* Where the data goes: the temp name, or path itself when writing in place. */
+const char *xl_atomic_target(const xl_atomic *a);
 int xl_atomic_commit(xl_atomic *a);                      /* flush, fsync, rename; 0 ok */
 void xl_atomic_abort(xl_atomic *a);                      /* remove the temp file */
 /* Writes a whole buffer atomically; 0 ok, -1 errno. */
 int xl_write_file_atomic(const char *path, const void *data, size_t len);
+int xl_write_file_atomic_flags(const char *path, const void *data, size_t len, int flags);
 
 /* Closes a stream checking for write errors; returns 0 or -1. */
 int xl_fclose_checked(FILE *f);

@@ -7,6 +7,7 @@
 #include "cli/settings.h"
 #include "base/util.h"
 #include "cli/flags.h"
+#include "io/records.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,14 +236,8 @@ int xl_settings_write_profile(const char *path, const cJSON *params, const cJSON
   const cJSON *x;
   cJSON_ArrayForEach(x, extra) if (x->string && strcmp(x->string, "params"))
     cJSON_AddItemToObject(prof, x->string, cJSON_Duplicate(x, 1));
-  char *text = cJSON_Print(prof);
+  int rc = rec_json_save(path, prof);
   cJSON_Delete(prof);
-  size_t n = strlen(text);
-  text = xl_realloc(text, n + 2);
-  text[n] = '\n';
-  text[n + 1] = 0;
-  int rc = xl_write_file_atomic(path, text, n + 1);
-  free(text);
   if (rc) return xl_errf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
   return 0;
 }

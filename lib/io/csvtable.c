@@ -1,5 +1,6 @@
 /* csvtable: CSV read into a string table (via libcsv) and quoted CSV write. See csvtable.h. */
 #include "io/csvtable.h"
+#include "io/records.h"
 #include "base/util.h"
 #include <csv.h>
 #include <errno.h>
@@ -189,30 +190,19 @@ int csvt_num(const csvt *t, size_t row, int col, double *out) {
   return 0;
 }
 
-void csvt_write_field(FILE *f, const char *s) {
-  size_t n = strlen(s);
-  int quote = n && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t');
-  if (!quote && strpbrk(s, ",\"\r\n")) quote = 1;
-  if (!quote) { fputs(s, f); return; }
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"') fputc('"', f);
-    fputc(*s, f);
-  }
-  fputc('"', f);
-}
-
+/* Fields are quoted by records.c's rule (RFC 4180), so a table read and written back
+ * matches the CSV the tools write from records; write errors are caught by ferror. */
 static int write_rows(const csvt *t, FILE *f, const unsigned char *keep) {
   for (size_t c = 0; c < t->ncols; c++) {
     if (c) fputc(',', f);
-    csvt_write_field(f, t->header[c]);
+    rec_csv_field(f, t->header[c]);
   }
   fputc('\n', f);
   for (size_t r = 0; r < t->nrows; r++) {
     if (keep && !keep[r]) continue;
     for (size_t c = 0; c < t->ncols; c++) {
       if (c) fputc(',', f);
-      csvt_write_field(f, t->cells[r * t->ncols + c]);
+      rec_csv_field(f, t->cells[r * t->ncols + c]);
     }
     fputc('\n', f);
   }

@@ -44,9 +44,6 @@ void csvt_set(csvt *t, size_t row, size_t col, const char *val);
 /* Parses a cell as a finite number: 0 and *out on success, -1 if empty or not a
  * number ("null", "NaN", "abc" are all missing). */
 int csvt_num(const csvt *t, size_t row, int col, double *out);
-
-/* Writes one field with quoting only when needed (comma, quote, CR/LF, edge spaces). */
-void csvt_write_field(FILE *f, const char *s);
 /* Writes the table (header + rows) to a stream; 0 ok, -1 on a write error. */
 int csvt_write_stream(const csvt *t, FILE *f);
 /* Writes the table atomically to path; 0 ok, -1 with errno set. */

@@ -62,12 +62,35 @@ cJSON *rec_ndjson_read(const char *path, char *err, size_t errlen) {
   return arr;
 }
 
+cJSON *rec_json_read(const char *path, char *err, size_t errlen) {
+  size_t len;
+  char *buf = xl_read_file(path, &len);
+  if (!buf) { xl_errf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
+  cJSON *j = cJSON_ParseWithLength(buf, len);
+  free(buf);
+  if (!j) xl_errf(err, errlen, "%s: not valid JSON", path);
+  return j;
+}
+
 int rec_ndjson_write(FILE *f, const cJSON *obj) {
   char *s = cJSON_PrintUnformatted(obj);
   if (!s) return -1;
   int rc = (fputs(s, f) < 0 || fputc('\n', f) == EOF) ? -1 : 0;
   cJSON_free(s);
   return rc;
+}
+
+int rec_ndjson_save(const char *path, const cJSON *rows) {
+  xl_atomic a;
+  if (xl_atomic_open(&a, path)) return -1;
+  const cJSON *r;
+  cJSON_ArrayForEach(r, rows)
+    if (rec_ndjson_write(a.f, r)) {
+      if (!errno) errno = EIO;
+      xl_atomic_abort(&a);
+      return -1;
+    }
+  return xl_atomic_commit(&a);
 }
 
 int rec_csv_field(FILE *f, const char *s) {
@@ -130,6 +153,17 @@ int rec_csv_write_all(FILE *f, const cJSON *rows, const char *const *cols, size_
   return ferror(f) ? -1 : 0;
 }
 
+int rec_csv_save(const char *path, const cJSON *rows, const char *const *cols, size_t ncols) {
+  xl_atomic a;
+  if (xl_atomic_open(&a, path)) return -1;
+  if (rec_csv_write_all(a.f, rows, cols, ncols)) {
+    if (!errno) errno = EIO;
+    xl_atomic_abort(&a);
+    return -1;
+  }
+  return xl_atomic_commit(&a);
+}
+
 const char *rec_str(const cJSON *obj, const char *key) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
   return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -140,4 +174,15 @@ int rec_num(const cJSON *obj, const char *key, double *out) {
   if (!cJSON_IsNumber(v)) return -1;
   *out = v->valuedouble;
   return 0;
+}
+
+int rec_json_save(const char *path, const cJSON *j) {
+  char *s = cJSON_Print(j);
+  if (!s) return errno = ENOMEM, -1;
+  size_t n = strlen(s);
+  s = xl_realloc(s, n + 2);
+  s[n++] = '\n';
+  int rc = xl_write_file_atomic(path, s, n);
+  free(s);
+  return rc;
 }

@@ -23,11 +23,21 @@
  * An empty file gives an empty array. */
 cJSON *rec_ndjson_read(const char *path, char *err, size_t errlen);
 
+/* Reads a whole JSON file (one value, e.g. run_meta.json). NULL on error with a message
+ * in err: "PATH: No such file or directory" or "PATH: not valid JSON". */
+cJSON *rec_json_read(const char *path, char *err, size_t errlen);
+
 /* The same over a buffer already in memory; name is used in messages only. */
 cJSON *rec_ndjson_parse(const char *buf, size_t len, const char *name, char *err, size_t errlen);
 
 /* Writes obj as one compact JSON line ending in '\n'. 0 ok, -1 on error. */
 int rec_ndjson_write(FILE *f, const cJSON *obj);
+
+/* Writes j as pretty-printed JSON and a newline to path, atomically. 0 ok; -1 errno. */
+int rec_json_save(const char *path, const cJSON *j);
+/* Writes rows (a cJSON array of objects) as a whole NDJSON file, atomically (util.h
+ * xl_atomic: a reader never sees half a file). 0 ok, -1 with errno. */
+int rec_ndjson_save(const char *path, const cJSON *rows);
 
 /* ---- CSV ----
  * Quoting follows RFC 4180: a field that holds a comma, a double quote, CR or LF, or
@@ -56,6 +66,8 @@ void rec_format_number(char *buf, size_t n, double v);
 /* Writes rows (a cJSON array of objects) as a complete CSV file: header + one row each.
  * 0 ok, -1 write error. */
 int rec_csv_write_all(FILE *f, const cJSON *rows, const char *const *cols, size_t ncols);
+/* The same as a whole file, atomically. 0 ok, -1 with errno. */
+int rec_csv_save(const char *path, const cJSON *rows, const char *const *cols, size_t ncols);
 
 /* ---- small lookups ---- */
 

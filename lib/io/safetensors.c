@@ -41,6 +41,64 @@ static int cmp_size_pair(const void *a, const void *b) {
   return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] < y[1] ? -1 : x[1] > y[1]);
 }
 
+/* The __metadata__ object of the first file: string keys and values, copied. */
+static int take_metadata(st_set *s, const cJSON *e, const char *path, char *err, size_t errlen) {
+  for (cJSON *m = e->child; m; m = m->next) {
+    if (!cJSON_IsString(m)) return xl_errf(err, errlen, "%s: __metadata__.%s is not a string", path, m->string);
+    s->meta_keys = xl_realloc(s->meta_keys, sizeof(char *) * (s->nmeta + 1));
+    s->meta_vals = xl_realloc(s->meta_vals, sizeof(char *) * (s->nmeta + 1));
+    s->meta_keys[s->nmeta] = xl_strdup(m->string);
+    s->meta_vals[s->nmeta++] = xl_strdup(m->valuestring);
+  }
+  return 0;
+}
+
+/* One header entry as a tensor whose bytes lie at data + data_offsets, inside the
+ * data_size bytes of the data area; *range gets its [begin, end). 0, or -1 with the
+ * reason in err. */
+static int parse_tensor(const cJSON *e, const char *path, const char *data, size_t data_size, st_tensor *t,
+                        uint64_t range[2], char *err, size_t errlen) {
+  const char *name = e->string;
+  cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+  cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+  cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+  if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) ||
+      cJSON_GetArraySize(off) != 2)
+    return xl_errf(err, errlen, "%s: tensor '%s': entry needs dtype, shape and data_offsets [begin, end]", path, name);
+  memset(t, 0, sizeof *t);
+  t->dtype = ST_NDTYPE;
+  for (int d = 0; d < ST_NDTYPE; d++)
+    if (!strcmp(dt->valuestring, dtypes[d].name)) t->dtype = (st_dtype)d;
+  if (t->dtype == ST_NDTYPE) return xl_errf(err, errlen, "%s: tensor '%s': unknown dtype '%s'", path, name, dt->valuestring);
+  t->ndim = cJSON_GetArraySize(sh);
+  if (t->ndim > ST_MAX_DIMS)
+    return xl_errf(err, errlen, "%s: tensor '%s': %d dimensions (at most %d)", path, name, t->ndim, ST_MAX_DIMS);
+  uint64_t numel = 1;
+  int d = 0;
+  for (cJSON *x = sh->child; x; x = x->next, d++) {
+    uint64_t v;
+    if (json_uint(x, &v)) return xl_errf(err, errlen, "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, d);
+    t->shape[d] = (int64_t)v;
+    if (v && numel > UINT64_MAX / 2 / v) return xl_errf(err, errlen, "%s: tensor '%s': shape overflows", path, name);
+    numel *= v;
+  }
+  uint64_t a, b;
+  if (json_uint(off->child, &a) || json_uint(off->child->next, &b) || a > b)
+    return xl_errf(err, errlen, "%s: tensor '%s': data_offsets must be integers with begin <= end", path, name);
+  if (b > data_size)
+    return xl_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu) run past the data area (%zu bytes; file truncated?)",
+                   path, name, (unsigned long long)a, (unsigned long long)b, data_size);
+  if (numel > (UINT64_MAX / 8) || b - a != numel * dtypes[t->dtype].size)
+    return xl_errf(err, errlen, "%s: tensor '%s': %llu bytes in data_offsets, but shape and dtype %s need %llu", path, name,
+                   (unsigned long long)(b - a), dtypes[t->dtype].name, (unsigned long long)(numel * dtypes[t->dtype].size));
+  t->numel = (int64_t)numel;
+  t->nbytes = (size_t)(b - a);
+  t->data = data + a;
+  range[0] = a;
+  range[1] = b;
+  return 0;
+}
+
 /* Maps one file and appends its tensors to the set. */
 static int add_file(st_set *s, const char *path, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY);
@@ -82,66 +140,18 @@ static int add_file(st_set *s, const char *path, char *err, size_t errlen) {
 
   for (cJSON *e = h->child; e && !rc; e = e->next) {
     if (!strcmp(e->string, "__metadata__")) {
-      if (!cJSON_IsObject(e)) { rc = xl_errf(err, errlen, "%s: __metadata__ is not an object", path); break; }
-      if (fi == 0)
-        for (cJSON *m = e->child; m; m = m->next) {
-          if (!cJSON_IsString(m)) { rc = xl_errf(err, errlen, "%s: __metadata__.%s is not a string", path, m->string); break; }
-          s->meta_keys = xl_realloc(s->meta_keys, sizeof(char *) * (s->nmeta + 1));
-          s->meta_vals = xl_realloc(s->meta_vals, sizeof(char *) * (s->nmeta + 1));
-          s->meta_keys[s->nmeta] = xl_strdup(m->string);
-          s->meta_vals[s->nmeta++] = xl_strdup(m->valuestring);
-        }
+      if (!cJSON_IsObject(e)) rc = xl_errf(err, errlen, "%s: __metadata__ is not an object", path);
+      else if (fi == 0) rc = take_metadata(s, e, path, err, errlen);
       continue;
     }
-    const char *name = e->string;
-    cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-    cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-    cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) ||
-        cJSON_GetArraySize(off) != 2) {
-      rc = xl_errf(err, errlen, "%s: tensor '%s': entry needs dtype, shape and data_offsets [begin, end]", path, name);
-      break;
-    }
-    st_tensor t = {0};
-    t.dtype = ST_NDTYPE;
-    for (int d = 0; d < ST_NDTYPE; d++)
-      if (!strcmp(dt->valuestring, dtypes[d].name)) t.dtype = (st_dtype)d;
-    if (t.dtype == ST_NDTYPE) { rc = xl_errf(err, errlen, "%s: tensor '%s': unknown dtype '%s'", path, name, dt->valuestring); break; }
-    t.ndim = cJSON_GetArraySize(sh);
-    if (t.ndim > ST_MAX_DIMS) { rc = xl_errf(err, errlen, "%s: tensor '%s': %d dimensions (at most %d)", path, name, t.ndim, ST_MAX_DIMS); break; }
-    uint64_t numel = 1;
-    int d = 0;
-    for (cJSON *x = sh->child; x; x = x->next, d++) {
-      uint64_t v;
-      if (json_uint(x, &v)) { rc = xl_errf(err, errlen, "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, d); break; }
-      t.shape[d] = (int64_t)v;
-      if (v && numel > UINT64_MAX / 2 / v) { rc = xl_errf(err, errlen, "%s: tensor '%s': shape overflows", path, name); break; }
-      numel *= v;
-    }
-    if (rc) break;
-    uint64_t a, b;
-    if (json_uint(off->child, &a) || json_uint(off->child->next, &b) || a > b) {
-      rc = xl_errf(err, errlen, "%s: tensor '%s': data_offsets must be integers with begin <= end", path, name);
-      break;
-    }
-    if (b > data_size) {
-      rc = xl_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu) run past the data area (%zu bytes; file truncated?)",
-                path, name, (unsigned long long)a, (unsigned long long)b, data_size);
-      break;
-    }
-    if (numel > (UINT64_MAX / 8) || b - a != numel * dtypes[t.dtype].size) {
-      rc = xl_errf(err, errlen, "%s: tensor '%s': %llu bytes in data_offsets, but shape and dtype %s need %llu", path, name,
-                (unsigned long long)(b - a), dtypes[t.dtype].name, (unsigned long long)(numel * dtypes[t.dtype].size));
-      break;
-    }
-    t.numel = (int64_t)numel;
-    t.nbytes = (size_t)(b - a);
-    t.data = (const char *)map + data_start + a;
+    st_tensor t;
+    uint64_t r[2] = {0, 0};
+    if ((rc = parse_tensor(e, path, (const char *)map + data_start, data_size, &t, r, err, errlen))) break;
     t.file = fi;
-    s->names[s->ntensors] = xl_strdup(name);
+    s->names[s->ntensors] = xl_strdup(e->string);
     t.name = s->names[s->ntensors];
     s->tensors[s->ntensors++] = t;
-    if (b > a) { ranges[nr][0] = (size_t)a; ranges[nr][1] = (size_t)b; nr++; }
+    if (r[1] > r[0]) { ranges[nr][0] = (size_t)r[0]; ranges[nr][1] = (size_t)r[1]; nr++; }
   }
   if (!rc) {
     qsort(ranges, nr, sizeof *ranges, cmp_size_pair);

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+static char *jh_excerpt(const char *s, size_t max_chars);
+
 const char *const jh_score_names[JH_NSCORES] = {"coherence", "relevance", "fluency", "overall"};
 
 /* An answer larger than this is not a rating; stop reading rather than fill memory. */
@@ -197,7 +199,10 @@ static int http_request(jh_client *cl, const char *path, const char *body, http_
 
 /* ---- prompt and body ---- */
 
-char *jh_excerpt(const char *s, size_t max_chars) {
+/* s cut to at most max_chars characters (UTF-8 code points): when longer, the first
+ * half and the last half are kept with "\n[... N characters omitted ...]\n" between.
+ * max_chars 0 = no limit. Returns a malloc'd string. */
+static char *jh_excerpt(const char *s, size_t max_chars) {
   size_t nbytes = strlen(s), nchars = 0;
   for (size_t i = 0; i < nbytes; i++) nchars += ((unsigned char)s[i] & 0xC0) != 0x80;
   if (max_chars == 0 || nchars <= max_chars) return xl_strdup(s);
@@ -233,7 +238,9 @@ char *jh_build_prompt(const char *prompt, const char *continuation, size_t max_c
   return out;
 }
 
-cJSON *jh_answer_schema(void) {
+/* The JSON schema of the answer (integers 1-10 for each score, a string rationale,
+ * all required, nothing else). Caller frees. */
+static cJSON *jh_answer_schema(void) {
   cJSON *s = cJSON_CreateObject();
   cJSON_AddStringToObject(s, "type", "object");
   cJSON *props = cJSON_AddObjectToObject(s, "properties");
@@ -253,7 +260,8 @@ cJSON *jh_answer_schema(void) {
   return s;
 }
 
-char *jh_request_body(const jh_config *c, const char *judge_prompt) {
+/* The request body for c's API (Ollama or OpenAI) as JSON text. Caller frees. */
+static char *jh_request_body(const jh_config *c, const char *judge_prompt) {
   cJSON *b = cJSON_CreateObject();
   cJSON_AddStringToObject(b, "model", c->model);
   if (c->openai) {
@@ -305,7 +313,10 @@ static jh_status parse_fail(jh_result *r, char *msg) {
   return r->status;
 }
 
-jh_status jh_parse_answer(const char *text, jh_result *r) {
+/* Parses the judge's answer text (the JSON object with the scores) into r:
+ * JH_OK, or JH_PARSE_ERROR with r->error saying what is wrong. Sets r->raw to a copy
+ * of text. Leading/trailing white space and a ``` code fence are tolerated. */
+static jh_status jh_parse_answer(const char *text, jh_result *r) {
   free(r->raw);
   r->raw = xl_strdup(text);
   /* Tolerate white space and a markdown fence around the object (some models add one

@@ -59,26 +59,10 @@ typedef struct jh_client jh_client;
 jh_client *jh_client_new(const jh_config *c);
 void jh_client_free(jh_client *cl);
 
-/* s cut to at most max_chars characters (UTF-8 code points): when longer, the first
- * half and the last half are kept with "\n[... N characters omitted ...]\n" between.
- * max_chars 0 = no limit. Returns a malloc'd string. */
-char *jh_excerpt(const char *s, size_t max_chars);
-
 /* The judging prompt: instructions, then the prompt excerpt and the continuation,
- * each cut with jh_excerpt(max_chars). Returns a malloc'd string. */
+ * each cut to max_chars characters (the first and last halves kept, with a marker saying
+ * how much was left out between; 0 = no limit). Returns a malloc'd string. */
 char *jh_build_prompt(const char *prompt, const char *continuation, size_t max_chars);
-
-/* The JSON schema of the answer (integers 1-10 for each score, a string rationale,
- * all required, nothing else). Caller frees. */
-cJSON *jh_answer_schema(void);
-
-/* The request body for c's API (Ollama or OpenAI) as JSON text. Caller frees. */
-char *jh_request_body(const jh_config *c, const char *judge_prompt);
-
-/* Parses the judge's answer text (the JSON object with the scores) into r:
- * JH_OK, or JH_PARSE_ERROR with r->error saying what is wrong. Sets r->raw to a copy
- * of text. Leading/trailing white space and a ``` code fence are tolerated. */
-jh_status jh_parse_answer(const char *text, jh_result *r);
 
 /* Sends one judging request (with retries) and fills r (zeroed first). */
 void jh_judge(jh_client *cl, const char *judge_prompt, jh_result *r);

@@ -7,10 +7,13 @@
  * log-softmax of the logits computed from everything before it, prompt included; the
  * first continuation token is scored with the logits after the last prompt token.
  * Log-softmax is taken in double precision over the model's (already soft-capped) logits.
- * Not for: generating outputs (xl-save) or the external LLM judge (xl-judge ollama).
+ * Not for: generating outputs (xl-save), the external LLM judge (xl-judge ollama), or the
+ * command around the scorer (reading outputs.jsonl, options, writing the ratings: that is
+ * `xl-judge internal`, in tools/xl-judge.c).
  *
  * Ownership: a ji_scorer borrows its session (the caller frees it) and owns its buffer;
- * rows returned by ji_rating_row belong to the caller (cJSON_Delete). */
+ * rows returned by ji_rating_row belong to the caller (cJSON_Delete), ids returned by
+ * ji_output_ids too (free). */
 #ifndef XL_JUDGE_INTERNAL_H
 #define XL_JUDGE_INTERNAL_H
 #include "engine/engine.h"
@@ -46,6 +49,11 @@ double ji_log_softmax(const float *logits, int V, int32_t id);
  * first one, when np == 0). Returns the number of tokens scored. Ids must be < vocab. */
 long ji_score(ji_scorer *sc, const int32_t *prompt, long np, const int32_t *cont, long nc, double *sum, double *lp);
 
+/* An output's token_ids (an outputs.jsonl object) as ids of a critic with vocab entries:
+ * a malloc'd array of *n ids (caller frees). NULL with a message in err when there is no
+ * token_ids array or an entry is not an id below vocab (ji_score needs that). */
+int32_t *ji_output_ids(const cJSON *output, int vocab, long *n, char *err, size_t errlen);
+
 /* A ratings row for one output (an outputs.jsonl object): slug, trial, avg_logprob
  * (= sum / nscored), ppl (= exp(-avg_logprob)), len_tokens (= ncont), distinct2,
  * distinct3 (of text), then the output's backend, chunk_size, heads_per_band, workers,
@@ -56,9 +64,5 @@ cJSON *ji_rating_row(const cJSON *output, const char *text, long ncont, double s
 /* The ratings.csv columns, in order. */
 extern const char *const ji_csv_cols[];
 extern const size_t ji_ncsv_cols;
-
-/* `xl-judge internal RUN_DIR [-m DIR] [--prompt-file F] ...`; argv[0] is "internal".
- * Returns the exit status. */
-int judge_internal_main(int argc, char **argv);
 
 #endif

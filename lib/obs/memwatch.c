@@ -1,7 +1,6 @@
-/* memwatch: the memory side of telemetry: process RSS and system MemTotal/MemAvailable from
- * /proc, and the table of registered model mappings (how much is mapped, how much of it is
+/* memwatch: the table of registered model mappings (how much is mapped, how much of it is
  * resident by mincore, and dropping it with madvise under memory pressure).
- * Not for: deciding when to act (telemetry.c's watchdog does that). */
+ * Not for: reading RSS (procmem.c) or deciding when to act (telemetry.c's watchdog). */
 #define _GNU_SOURCE
 #include "obs/telemetry.h"
 #include "obs/tm_internal.h"
@@ -23,49 +22,6 @@ static size_t page_size(void) {
   return ps;
 }
 
-size_t tm_mem_rss(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (!f) return 0;
-  unsigned long size = 0, res = 0;
-  int n = fscanf(f, "%lu %lu", &size, &res);
-  fclose(f);
-  return n == 2 ? (size_t)res * page_size() : 0;
-}
-
-/* Value in kB of a "Key:   123 kB" line of a /proc file, in bytes. */
-static int proc_kb(const char *path, const char *key1, size_t *v1, const char *key2, size_t *v2) {
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  char line[256];
-  int found = 0, want = key2 ? 2 : 1;
-  size_t k1 = strlen(key1), k2 = key2 ? strlen(key2) : 0;
-  while (found < want && fgets(line, sizeof line, f)) {
-    unsigned long kb;
-    if (!strncmp(line, key1, k1) && line[k1] == ':' && sscanf(line + k1 + 1, "%lu", &kb) == 1) {
-      *v1 = (size_t)kb * 1024; found++;
-    } else if (key2 && !strncmp(line, key2, k2) && line[k2] == ':' &&
-               sscanf(line + k2 + 1, "%lu", &kb) == 1) {
-      *v2 = (size_t)kb * 1024; found++;
-    }
-  }
-  fclose(f);
-  return found == want ? 0 : -1;
-}
-
-size_t tm_mem_peak_rss(void) {
-  size_t v = 0;
-  return proc_kb("/proc/self/status", "VmHWM", &v, NULL, NULL) ? 0 : v;
-}
-
-int tm_mem_info(size_t *total, size_t *avail) {
-  *total = *avail = 0;
-  return proc_kb("/proc/meminfo", "MemTotal", total, "MemAvailable", avail);
-}
-
-size_t tm_rss_bytes(void) { return tm_mem_rss(); }
-size_t tm_peak_rss_bytes(void) { return tm_mem_peak_rss(); }
-
-/* ---- registered regions ---- */
 #define MAX_REGIONS 64
 static struct region { char name[32]; const void *ptr; size_t len; } regions[MAX_REGIONS];
 static int nregions;

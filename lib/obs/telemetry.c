@@ -1,10 +1,12 @@
-/* telemetry: options, lifecycle, hot-loop counters, the stats log, signals and the
- * background sampler (memory log, watchdog, metrics file, status file). The file formats
- * and the threading rules are described in telemetry.h.
- * Not for: /proc parsing and model regions (memwatch.c), per-phase profiling (tmprofile.c). */
+/* telemetry: lifecycle, hot-loop counters, the stats log, signals and the background
+ * sampler (memory log, watchdog, metrics file, status file). The file formats and the
+ * threading rules are described in telemetry.h.
+ * Not for: the flags and variables (tmoptions.c), /proc parsing (procmem.c), model
+ * regions (memwatch.c), per-phase profiling (tmprofile.c). */
 #define _GNU_SOURCE
 #include "obs/telemetry.h"
 #include "obs/tm_internal.h"
+#include "obs/procmem.h"
 #include "base/util.h"
 #include <errno.h>
 #include <limits.h>
@@ -19,135 +21,6 @@
 #include <unistd.h>
 
 #define MB (1024.0 * 1024.0)
-
-/* ------------------------------------------------------------------ options */
-
-static const char help_text[] =
-  "Observability:\n"
-  "  --stats-log FILE      per-token CSV: step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase\n"
-  "                        (prefill chunks in rows of their own, phase=prefill)\n"
-  "  --stats-every N       one decode row every N tokens (default 1); dt_ms and\n"
-  "                        inst_tok_s then cover those N tokens\n"
-  "  --mem-log FILE        memory CSV: ts,rss_mb,avail_mb,total_mb,model_mapped_mb,\n"
-  "                        model_resident_mb,scratch_mb,phase\n"
-  "  --mem-every MS        memory sample interval in ms (default 200)\n"
-  "  --mem-soft-pct P      warn when RSS exceeds P% of MemTotal (default 85; 0 = off)\n"
-  "  --mem-hard-pct P      stop with exit 3 when RSS exceeds P% of MemTotal (default 95)\n"
-  "  --mem-soft-mb MB      soft limit as absolute RSS in MB (overrides --mem-soft-pct)\n"
-  "  --mem-hard-mb MB      hard limit as absolute RSS in MB (overrides --mem-hard-pct)\n"
-  "  --mem-action A        at the soft limit: warn (default) or release (drop the\n"
-  "                        mmapped model pages and trim the heap)\n"
-  "  --no-mem-watchdog     no memory limits at all\n"
-  "  --profile-log FILE    per-step JSON lines of time per phase and block\n"
-  "  --metrics-file FILE   Prometheus text-format metrics, rewritten every second\n"
-  "  --no-status-file      do not publish a status file for xl-top\n"
-  "  Environment: XL_STATS_LOG, XL_STATS_EVERY, XL_MEM_LOG, XL_MEM_EVERY,\n"
-  "  XL_MEM_WATCHDOG=0, XL_MEM_SOFT_PCT, XL_MEM_HARD_PCT, XL_MEM_SOFT_MB, XL_MEM_HARD_MB,\n"
-  "  XL_MEM_ACTION, XL_PROFILE_LOG, XL_METRICS_FILE, XL_STATUS=0, XL_STATUS_DIR.\n"
-  "  Signals: SIGINT/SIGTERM finish the current token and exit 130/143 (a second\n"
-  "  SIGINT exits at once); SIGUSR1 prints a status line on stderr.\n";
-
-const char *tm_options_help(void) { return help_text; }
-
-enum opt_kind { K_FILE, K_LONG, K_PCT, K_MB, K_ACTION, K_OFF };
-static const struct optdef {
-  const char *flag, *env;
-  enum opt_kind kind;
-  size_t off;
-  long lo, hi;
-} optdefs[] = {
-  {"--stats-log", "XL_STATS_LOG", K_FILE, offsetof(tm_options, stats_log), 0, 0},
-  {"--stats-every", "XL_STATS_EVERY", K_LONG, offsetof(tm_options, stats_every), 1, 1000000000},
-  {"--mem-log", "XL_MEM_LOG", K_FILE, offsetof(tm_options, mem_log), 0, 0},
-  {"--mem-every", "XL_MEM_EVERY", K_LONG, offsetof(tm_options, mem_every_ms), 10, 3600000},
-  {"--mem-soft-pct", "XL_MEM_SOFT_PCT", K_PCT, offsetof(tm_options, soft_pct), 0, 100},
-  {"--mem-hard-pct", "XL_MEM_HARD_PCT", K_PCT, offsetof(tm_options, hard_pct), 0, 100},
-  {"--mem-soft-mb", "XL_MEM_SOFT_MB", K_MB, offsetof(tm_options, soft_mb), 0, 0},
-  {"--mem-hard-mb", "XL_MEM_HARD_MB", K_MB, offsetof(tm_options, hard_mb), 0, 0},
-  {"--mem-action", "XL_MEM_ACTION", K_ACTION, offsetof(tm_options, action), 0, 0},
-  {"--no-mem-watchdog", NULL, K_OFF, offsetof(tm_options, watchdog), 0, 0},
-  {"--profile-log", "XL_PROFILE_LOG", K_FILE, offsetof(tm_options, profile_log), 0, 0},
-  {"--metrics-file", "XL_METRICS_FILE", K_FILE, offsetof(tm_options, metrics_file), 0, 0},
-  {"--no-status-file", NULL, K_OFF, offsetof(tm_options, status_file), 0, 0},
-};
-#define NOPTS (sizeof optdefs / sizeof optdefs[0])
-
-/* Stores value v for option d; name is the flag or variable for the error message. */
-static void set_opt(tm_options *o, const struct optdef *d, const char *name, const char *v) {
-  char *p = (char *)o + d->off;
-  switch (d->kind) {
-  case K_FILE:
-    if (!v || !*v) xl_usage_error("%s: needs a file name", name);
-    *(const char **)p = v;
-    break;
-  case K_LONG:
-    *(long *)p = xl_flag_long(name, v, d->lo, d->hi);
-    break;
-  case K_PCT:
-    *(double *)p = xl_flag_double(name, v, (double)d->lo, (double)d->hi);
-    break;
-  case K_MB:
-    *(double *)p = xl_flag_double(name, v, 0, 1e9);
-    break;
-  case K_ACTION:
-    if (v && !strcmp(v, "warn")) *(int *)p = TM_ACTION_WARN;
-    else if (v && !strcmp(v, "release")) *(int *)p = TM_ACTION_RELEASE;
-    else xl_usage_error("%s: '%s' is not one of warn, release", name, v ? v : "");
-    break;
-  case K_OFF:
-    *(int *)p = 0;
-    break;
-  }
-}
-
-static void env_bool(const char *name, int *dst) {
-  const char *v = getenv(name);
-  if (!v) return;
-  if (!strcmp(v, "0")) *dst = 0;
-  else if (!strcmp(v, "1")) *dst = 1;
-  else xl_usage_error("%s: '%s' is not 0 or 1", name, v);
-}
-
-void tm_options_init(tm_options *o) {
-  memset(o, 0, sizeof *o);
-  o->stats_every = 1;
-  o->mem_every_ms = 200;
-  o->watchdog = 1;
-  o->soft_pct = 85;
-  o->hard_pct = 95;
-  o->action = TM_ACTION_WARN;
-  o->status_file = 1;
-  for (size_t k = 0; k < NOPTS; k++) {
-    const char *v = optdefs[k].env ? getenv(optdefs[k].env) : NULL;
-    if (v) set_opt(o, &optdefs[k], optdefs[k].env, v);
-  }
-  env_bool("XL_MEM_WATCHDOG", &o->watchdog);
-  env_bool("XL_STATUS", &o->status_file);
-}
-
-int tm_options_parse(tm_options *o, int argc, char **argv, int *i) {
-  const char *a = argv[*i];
-  if (strncmp(a, "--", 2)) return 0;
-  for (size_t k = 0; k < NOPTS; k++) {
-    const struct optdef *d = &optdefs[k];
-    size_t n = strlen(d->flag);
-    if (strncmp(a, d->flag, n) || (a[n] != 0 && a[n] != '=')) continue;
-    if (d->kind == K_OFF) {
-      if (a[n] == '=') xl_usage_error("%s takes no value", d->flag);
-      set_opt(o, d, d->flag, NULL);
-      return 1;
-    }
-    const char *v;
-    if (a[n] == '=') v = a + n + 1;
-    else {
-      if (*i + 1 >= argc) xl_usage_error("%s needs a value", d->flag);
-      v = argv[++*i];
-    }
-    set_opt(o, d, d->flag, v);
-    return 1;
-  }
-  return 0;
-}
 
 /* ------------------------------------------------------------------ state */
 
@@ -336,35 +209,7 @@ void tm_decode_step(double seconds) {
   }
 }
 
-/* ------------------------------------------------------------------ file helpers */
-
-int tm_write_replace(const char *path, const char *data, size_t len) {
-  struct stat st;
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {   /* /dev/null or a FIFO: never rename over it */
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    int bad = fwrite(data, 1, len, f) != len;
-    return xl_fclose_checked(f) || bad ? -1 : 0;
-  }
-  size_t n = strlen(path) + 32;
-  char *tmp = malloc(n);
-  if (!tmp) return -1;
-  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "w");
-  int rc = -1;
-  if (f) {
-    int bad = fwrite(data, 1, len, f) != len;
-    if (xl_fclose_checked(f)) bad = 1;
-    if (!bad && !rename(tmp, path)) rc = 0;
-  }
-  if (rc) {
-    int e = errno;
-    unlink(tmp);
-    errno = e;
-  }
-  free(tmp);
-  return rc;
-}
+/* ------------------------------------------------------------------ status-file text */
 
 size_t tm_json_str(char *buf, size_t len, size_t cap, const char *s) {
 #define PUT(c) do { if (len + 1 < cap) buf[len++] = (c); } while (0)
@@ -427,7 +272,7 @@ static void write_metrics(void) {
   METRIC("xlstm_decode_seconds_total", "counter", "Seconds spent decoding.", "%.6f", ds);
 #undef METRIC
   if (n >= sizeof buf) n = sizeof buf - 1;
-  if (tm_write_replace(S.opt.metrics_file, buf, n))
+  if (xl_write_file_atomic_flags(S.opt.metrics_file, buf, n, XL_ATOMIC_NO_FSYNC))
     xl_warn("cannot write metrics file %s: %s", S.opt.metrics_file, strerror(errno));
 }
 
@@ -475,15 +320,19 @@ static void write_status(void) {
 #undef ADD
 #undef ADDSTR
   if (n >= sizeof buf) n = sizeof buf - 1;
-  tm_write_replace(S.status_path, buf, n);   /* best effort: xl-top only */
+  /* best effort: only xl-top reads it */
+  xl_write_file_atomic_flags(S.status_path, buf, n, XL_ATOMIC_NO_FSYNC);
 }
+
+/* The status file reports bytes; VmHWM is whole kB, so the MB figure converts back exactly. */
+static size_t peak_rss_bytes(void) { return (size_t)(tm_peak_rss_mb() * MB); }
 
 /* Reads memory figures and applies the watchdog. Called from the sampler thread. */
 static void sample_memory(int log_row) {
-  S.rss = tm_mem_rss();
+  S.rss = tm_rss_bytes();
   size_t total;
   tm_mem_info(&total, &S.avail);
-  size_t peak = tm_mem_peak_rss();
+  size_t peak = peak_rss_bytes();
   S.peak_rss = peak > S.rss ? peak : S.rss;
 
   if (S.opt.watchdog && S.rss) {
@@ -491,7 +340,7 @@ static void sample_memory(int log_row) {
       size_t before = S.rss;
       if (S.opt.action == TM_ACTION_RELEASE) {
         tm_regions_release();
-        S.rss = tm_mem_rss();
+        S.rss = tm_rss_bytes();
       }
       if (S.rss > S.hard_bytes) {
         snprintf(mem_reason, sizeof mem_reason, "memory hard limit: RSS %.0f MB > %.0f MB",
@@ -507,7 +356,7 @@ static void sample_memory(int log_row) {
       if (S.opt.action == TM_ACTION_RELEASE) {
         size_t before = S.rss;
         int nr = tm_regions_release();
-        S.rss = tm_mem_rss();
+        S.rss = tm_rss_bytes();
         xl_warn("memory soft limit: RSS %.0f MB > %.0f MB; released %d model region%s, RSS now "
                 "%.0f MB", before / MB, S.soft_bytes / MB, nr, nr == 1 ? "" : "s", S.rss / MB);
       } else {
@@ -531,7 +380,7 @@ static void print_usr1_status(void) {
   double ds = atomic_load(&a_dec_sec), ps = atomic_load(&a_pre_sec);
   xl_warn("status: phase %s, prefill %ld tok (%.1f tok/s), decode %ld tok (%.1f tok/s), "
           "RSS %.1f MB", atomic_load(&a_phase), pt, ps > 0 ? pt / ps : 0.0, dt,
-          ds > 0 ? dt / ds : 0.0, tm_mem_rss() / MB);
+          ds > 0 ? dt / ds : 0.0, tm_rss_bytes() / MB);
 }
 
 static void *sampler(void *arg) {
@@ -610,30 +459,13 @@ static void close_outputs(void) {
   S.stats_abs = S.mem_abs = S.metrics_abs = S.status_path = NULL;
 }
 
-int tm_start(const tm_options *o, const char *tool) {
-  if (S.started) return 0;
-  S.opt = *o;
-  if (S.opt.stats_every < 1) S.opt.stats_every = 1;
-  if (S.opt.mem_every_ms < 10) S.opt.mem_every_ms = 10;
-  snprintf(S.tool, sizeof S.tool, "%s", tool ? tool : xl_progname());
-  S.start_wall = xl_wall();
-  S.dec_steps = S.row_step = S.pre_tokens = 0;
-  S.dec_cum = S.row_cum = S.flush_mark = S.pre_cum = 0;
-  S.rate_dec = S.rate_pre = 0;
-  S.snap_dec_tok = S.snap_pre_tok = 0;
-  S.snap_dec_sec = S.snap_pre_sec = 0;
-  atomic_store(&a_dec_tokens, 0);
-  atomic_store(&a_pre_tokens, 0);
-  atomic_store(&a_dec_sec, 0.0);
-  atomic_store(&a_pre_sec, 0.0);
-  atomic_store(&stop_src, STOP_NONE);
-  sigint_count = 0;
-  usr1_pending = 0;
-
+/* Opens the logs named in o and picks the status file's path. 0, or -1 after a warning
+ * (the caller closes whatever did open). */
+static int open_outputs(const tm_options *o) {
   if (o->stats_log) {
     if (!(S.stats = fopen(o->stats_log, "w"))) {
       xl_warn("cannot open stats log %s: %s", o->stats_log, strerror(errno));
-      goto fail;
+      return -1;
     }
     setvbuf(S.stats, NULL, _IOFBF, 1 << 16);
     fputs("step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase\n", S.stats);
@@ -643,7 +475,7 @@ int tm_start(const tm_options *o, const char *tool) {
   if (o->mem_log) {
     if (!(S.memlog = fopen(o->mem_log, "w"))) {
       xl_warn("cannot open memory log %s: %s", o->mem_log, strerror(errno));
-      goto fail;
+      return -1;
     }
     fputs("ts,rss_mb,avail_mb,total_mb,model_mapped_mb,model_resident_mb,scratch_mb,phase\n",
           S.memlog);
@@ -652,7 +484,7 @@ int tm_start(const tm_options *o, const char *tool) {
   }
   if (o->profile_log && tm_prof_open(o->profile_log)) {
     xl_warn("cannot open profile log %s: %s", o->profile_log, strerror(errno));
-    goto fail;
+    return -1;
   }
   if (o->metrics_file) S.metrics_abs = abs_path(o->metrics_file);
   if (o->status_file) {
@@ -665,17 +497,12 @@ int tm_start(const tm_options *o, const char *tool) {
     }   /* no status dir: xl-top still finds us through /proc; not an error */
     free(dir);
   }
+  return 0;
+}
 
-  size_t avail;
-  tm_mem_info(&S.mem_total, &avail);
-  S.soft_bytes = o->soft_mb > 0 ? (size_t)(o->soft_mb * MB)
-               : o->soft_pct > 0 ? (size_t)(S.mem_total * (o->soft_pct / 100.0)) : 0;
-  S.hard_bytes = o->hard_mb > 0 ? (size_t)(o->hard_mb * MB)
-               : o->hard_pct > 0 ? (size_t)(S.mem_total * (o->hard_pct / 100.0)) : 0;
-  S.soft_armed = 1;
-  S.rss = tm_mem_rss();
-  S.peak_rss = tm_mem_peak_rss();
-
+/* Installs the signal handlers and starts the sampler thread. 0, or -1 after a warning
+ * (the handlers are restored). */
+static int start_sampler(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -700,9 +527,43 @@ int tm_start(const tm_options *o, const char *tool) {
     sigaction(SIGINT, &S.old_int, NULL);
     sigaction(SIGTERM, &S.old_term, NULL);
     sigaction(SIGUSR1, &S.old_usr1, NULL);
-    goto fail;
+    return -1;
   }
   S.have_thread = 1;
+  return 0;
+}
+
+int tm_start(const tm_options *o, const char *tool) {
+  if (S.started) return 0;
+  S.opt = *o;
+  if (S.opt.stats_every < 1) S.opt.stats_every = 1;
+  if (S.opt.mem_every_ms < 10) S.opt.mem_every_ms = 10;
+  snprintf(S.tool, sizeof S.tool, "%s", tool ? tool : xl_progname());
+  S.start_wall = xl_wall();
+  S.dec_steps = S.row_step = S.pre_tokens = 0;
+  S.dec_cum = S.row_cum = S.flush_mark = S.pre_cum = 0;
+  S.rate_dec = S.rate_pre = 0;
+  S.snap_dec_tok = S.snap_pre_tok = 0;
+  S.snap_dec_sec = S.snap_pre_sec = 0;
+  atomic_store(&a_dec_tokens, 0);
+  atomic_store(&a_pre_tokens, 0);
+  atomic_store(&a_dec_sec, 0.0);
+  atomic_store(&a_pre_sec, 0.0);
+  atomic_store(&stop_src, STOP_NONE);
+  sigint_count = 0;
+  usr1_pending = 0;
+  if (open_outputs(o)) goto fail;
+
+  size_t avail;
+  tm_mem_info(&S.mem_total, &avail);
+  S.soft_bytes = o->soft_mb > 0 ? (size_t)(o->soft_mb * MB)
+               : o->soft_pct > 0 ? (size_t)(S.mem_total * (o->soft_pct / 100.0)) : 0;
+  S.hard_bytes = o->hard_mb > 0 ? (size_t)(o->hard_mb * MB)
+               : o->hard_pct > 0 ? (size_t)(S.mem_total * (o->hard_pct / 100.0)) : 0;
+  S.soft_armed = 1;
+  S.rss = tm_rss_bytes();
+  S.peak_rss = peak_rss_bytes();
+  if (start_sampler()) goto fail;
   S.started = 1;
   return 0;
 fail:
@@ -722,7 +583,7 @@ void tm_stop(void) {
     S.have_thread = 0;
   }
   /* Final figures for the metrics file. */
-  S.rss = tm_mem_rss();
+  S.rss = tm_rss_bytes();
   size_t total;
   tm_mem_info(&total, &S.avail);
   write_metrics();

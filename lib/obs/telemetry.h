@@ -32,7 +32,7 @@
  *   MB = 2^20 bytes.
  *
  * Memory watchdog (on by default, sampled every min(mem-every, 200) ms):
- *   the measure is the process RSS (/proc/self/statm, which includes resident pages of the
+ *   the measure is the process RSS (procmem.h: /proc/self/statm, which includes resident pages of the
  *   mmapped model). Limits: --mem-soft-mb / --mem-hard-mb (absolute, take precedence), else
  *   --mem-soft-pct / --mem-hard-pct percent of MemTotal (defaults 85 and 95; 0 = off).
  *   Soft crossing: one warning on stderr (re-armed once RSS falls below 90% of the soft
@@ -138,10 +138,6 @@ void tm_request_stop(int status, const char *reason);
  * ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid>. malloc'd; the caller frees. */
 char *tm_status_dir(void);
 
-/* Memory figures, read on demand (not from the sampler): current and peak RSS in bytes
- * (0 if /proc is unavailable). Peak = VmHWM. */
-size_t tm_rss_bytes(void);
-size_t tm_peak_rss_bytes(void);
 /* Counters so far. */
 long tm_decode_tokens(void);
 long tm_prefill_tokens(void);
@@ -151,7 +147,6 @@ enum tm_phase { TM_EMBED, TM_NORM, TM_PROJ, TM_CELL, TM_HEADNORM, TM_OUTPROJ, TM
                 TM_LMHEAD, TM_SAMPLE, TM_NPHASE };
 #define TM_PROF_MAX_BLOCKS 256   /* blocks beyond this are folded into the model level */
 int tm_profiling(void);          /* 1 if enabled (callers skip clock reads otherwise) */
-const char *tm_phase_name(enum tm_phase ph);   /* "embed", "norm", ... */
 /* Adds time to a phase in the current step; block = -1 for model-level phases. */
 void tm_prof_add(int block, enum tm_phase ph, double seconds);
 /* Ends the step: one JSON line with per-phase last and running mean in ms. */

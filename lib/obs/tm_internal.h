@@ -5,11 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* memwatch.c: /proc readers (0 when unavailable). */
-size_t tm_mem_rss(void);                        /* /proc/self/statm resident * page size */
-size_t tm_mem_peak_rss(void);                   /* VmHWM from /proc/self/status */
-int tm_mem_info(size_t *total, size_t *avail);  /* /proc/meminfo; 0 ok, -1 unreadable */
-/* Registered model regions. mapped = sum of lengths; resident via mincore (call from one
+/* memwatch.c: registered model regions. mapped = sum of lengths; resident via mincore (call from one
  * thread at a time: uses a cached vector, freed by tm_regions_free_cache). */
 size_t tm_regions_mapped(void);
 size_t tm_regions_resident(void);
@@ -22,9 +18,6 @@ int tm_regions_release(void);
 int tm_prof_open(const char *path);   /* 0 ok, -1 errno */
 int tm_prof_close(void);              /* flush + close; 0 ok, -1 on a write error */
 
-/* Writes data to path through "<path>.tmp.<pid>" + rename, without fsync (for files
- * rewritten every second, like the status and metrics files). 0 ok, -1 errno. */
-int tm_write_replace(const char *path, const char *data, size_t len);
 /* Appends s to buf as a JSON string literal (with quotes), NULL -> null. Returns the new
  * length; never writes past cap (truncates). */
 size_t tm_json_str(char *buf, size_t len, size_t cap, const char *s);

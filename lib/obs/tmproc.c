@@ -15,6 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+static int tm_stats_tail(const char *path, double *hist, long *last_step, double *last_avg, char *phase,
+                         size_t phase_cap);
+
 static int alive(long pid) { return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM); }
 
 static size_t proc_rss(long pid) {
@@ -224,8 +227,11 @@ static int field(const char *line, int k, char *out, size_t cap) {
   return 0;
 }
 
-int tm_stats_tail(const char *path, double *hist, long *last_step, double *last_avg, char *phase,
-                  size_t phase_cap) {
+/* Reads the last TM_HIST inst_tok_s values of the newest phase in a stats log (columns
+ * found by name) into hist; also the last step and avg_tok_s of that phase.
+ * Returns the count of values, 0 if unreadable. */
+static int tm_stats_tail(const char *path, double *hist, long *last_step, double *last_avg, char *phase,
+                         size_t phase_cap) {
   FILE *f = fopen(path, "r");
   if (!f) return 0;
   char header[256];

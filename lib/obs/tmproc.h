@@ -30,11 +30,6 @@ typedef struct tm_proc {
 tm_proc *tm_proc_scan(long self_pid, int *n);
 /* The rate to show: prefill's while prefilling, else decode's. */
 double tm_proc_tok_s(const tm_proc *p);
-/* Reads the last TM_HIST inst_tok_s values of the newest phase in a stats log (columns
- * found by name) into hist; also the last step and avg_tok_s of that phase.
- * Returns the count of values, 0 if unreadable. */
-int tm_stats_tail(const char *path, double *hist, long *last_step, double *last_avg,
-                  char *phase, size_t phase_cap);
 /* A sparkline of vals (0..max scaled) in UTF-8 block characters, or ASCII if ascii is
  * set; out gets NUL-terminated text (cap >= 3*n+1). */
 void tm_sparkline(const double *vals, int n, int ascii, char *out, size_t cap);

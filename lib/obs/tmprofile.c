@@ -25,10 +25,6 @@ static double last[NCELL][TM_NPHASE];        /* seconds in the last step it occu
 static unsigned char hit[NCELL][TM_NPHASE];  /* touched in the current step */
 static double last_flush;
 
-const char *tm_phase_name(enum tm_phase ph) {
-  return (unsigned)ph < TM_NPHASE ? phase_names[ph] : "?";
-}
-
 int tm_profiling(void) { return enabled; }
 
 int tm_prof_open(const char *path) {

@@ -115,3 +115,52 @@ long pareto_recommend(const double *speed, const double *quality, const unsigned
   if (out) *out = pk;
   return pk.row;
 }
+
+size_t pareto_group_table(const csvt *t, const unsigned char *eligible, int *group, pareto_group *groups) {
+  int cctx = csvt_col(t, "prompt_tokens"), cpf = csvt_col(t, "prompt_file");
+  size_t ng = 0;
+  for (size_t i = 0; i < t->nrows; i++) {
+    group[i] = -1;
+    if (eligible && !eligible[i]) continue;
+    double ctx;
+    if (csvt_num(t, i, cctx, &ctx)) ctx = NAN;
+    const char *pf = csvt_get(t, i, cpf);
+    size_t g = 0;
+    while (g < ng && !(((isnan(ctx) && isnan(groups[g].ctx)) || ctx == groups[g].ctx) && !strcmp(pf, groups[g].pfile))) g++;
+    if (g == ng) groups[ng++] = (pareto_group){.ctx = ctx, .pfile = pf, .first = i};
+    group[i] = (int)g;
+  }
+  return ng;
+}
+
+static int has_values(const csvt *t, int col) {
+  double x;
+  for (size_t i = 0; col >= 0 && i < t->nrows; i++)
+    if (!csvt_num(t, i, col, &x)) return 1;
+  return 0;
+}
+
+const char *pareto_quality_column(const csvt *t) {
+  static const char *const cols[] = {"avg_logprob", "overall"};
+  for (int k = 0; k < 2; k++)
+    if (has_values(t, csvt_col(t, cols[k]))) return cols[k];
+  return NULL;
+}
+
+static int group_cmp(const pareto_group *a, const pareto_group *b) {
+  if (isnan(a->ctx) != isnan(b->ctx)) return isnan(a->ctx) ? 1 : -1;
+  if (!isnan(a->ctx) && a->ctx != b->ctx) return a->ctx < b->ctx ? -1 : 1;
+  int c = strcmp(a->pfile, b->pfile);
+  if (c) return c;
+  return a->first < b->first ? -1 : a->first > b->first;
+}
+
+void pareto_group_order(const pareto_group *groups, size_t ng, size_t *order) {
+  for (size_t g = 0; g < ng; g++) order[g] = g;
+  for (size_t a = 1; a < ng; a++)   /* insertion sort: a handful of groups */
+    for (size_t b = a; b > 0 && group_cmp(&groups[order[b]], &groups[order[b - 1]]) < 0; b--) {
+      size_t x = order[b];
+      order[b] = order[b - 1];
+      order[b - 1] = x;
+    }
+}

@@ -6,6 +6,7 @@
  * objective is never on a front. Not for: reading files (see csvtable.h). */
 #ifndef XL_PARETO_H
 #define XL_PARETO_H
+#include "io/csvtable.h"
 #include <stddef.h>
 
 #define PARETO_MAX_OBJ 16
@@ -51,5 +52,29 @@ typedef struct {
 long pareto_recommend(const double *speed, const double *quality, const unsigned char *front,
                       const unsigned char *eligible, const int *group, int g, size_t n,
                       double tol, pareto_pick *out);
+
+/* ---- context groups: a front is computed per prompt, so both the merge and the plots
+ * group a trial table the same way ---- */
+
+/* The rows of a trial table that share a prompt length (prompt_tokens) and prompt file. */
+typedef struct {
+  double ctx;          /* prompt_tokens, NaN when missing or not a number */
+  const char *pfile;   /* prompt_file, "" when missing (points into the table) */
+  size_t first;        /* its first row */
+} pareto_group;
+
+/* Groups the rows i of t with eligible[i] set (eligible NULL: every row): group[i] gets
+ * the index of its group in groups (first-seen order), -1 for an ineligible row.
+ * Missing lengths group together. groups needs room for t->nrows. Returns the count. */
+size_t pareto_group_table(const csvt *t, const unsigned char *eligible, int *group, pareto_group *groups);
+
+/* The quality measure of a merged trial table, as the merge and the plots choose it:
+ * avg_logprob (the internal judge's) when some row has a value, else overall (the
+ * external judge's), else NULL. */
+const char *pareto_quality_column(const csvt *t);
+
+/* order[0..ng) gets the group indices in report order: by context length (missing
+ * last), then prompt file, then first row. */
+void pareto_group_order(const pareto_group *groups, size_t ng, size_t *order);
 
 #endif

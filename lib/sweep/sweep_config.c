@@ -166,7 +166,7 @@ int sw_conf_build(const sw_layers *l, sw_conf *c, char *err, size_t n) {
   if (c->search == SW_SEARCH_PARETO && c->objective != SW_OBJ_PARETO)
     return snprintf(err, n, "--search pareto needs --objective pareto"), -1;
   static const struct { int o; int g; long lo, hi; } lists[] = {
-      {SW_O_CHUNK, SW_G_CHUNK, 1, 1 << 20},
+      {SW_O_CHUNK, SW_G_CHUNK, 1, XL_CHUNK_MAX},
       {SW_O_HEADS, SW_G_HEADS, 1, 4096},
       {SW_O_WORKERS, SW_G_WORKERS, 1, 4096},
   };

@@ -1,5 +1,6 @@
 /* sweep_run: the files of a run directory (see sweep_run.h). */
 #include "sweep/sweep_run.h"
+#include "cli/settings.h"
 #include "sweep/pareto.h"
 #include "io/records.h"
 #include "sweep/sweep_search.h"
@@ -83,16 +84,14 @@ void sw_run_close(sw_rundir *r) {
   r->fd = -1;
 }
 
-static const cJSON *find_by(const sw_rundir *r, const char *field, const char *val) {
+const cJSON *sw_run_find_key(const sw_rundir *r, const char *key) {
   const cJSON *it;
   cJSON_ArrayForEach(it, r->trials) {
-    const char *s = rec_str(it, field);
-    if (s && !strcmp(s, val)) return it;
+    const char *s = rec_str(it, "key");
+    if (s && !strcmp(s, key)) return it;
   }
   return NULL;
 }
-const cJSON *sw_run_find_slug(const sw_rundir *r, const char *slug) { return find_by(r, "slug", slug); }
-const cJSON *sw_run_find_key(const sw_rundir *r, const char *key) { return find_by(r, "key", key); }
 
 /* One write of the whole line, then fsync: a kill leaves at most a torn last line. */
 static int append_line(int fd, const cJSON *rec) {
@@ -171,13 +170,7 @@ int sw_run_collect(sw_rundir *r, const cJSON *records, const char *profile_out, 
   if (rewrite) {
     /* Replacing a line in place is not possible: write the whole file anew. */
     char *path = xl_path_join(r->dir, "trials.jsonl");
-    xl_atomic a;
-    int rc = xl_atomic_open(&a, path);
-    if (!rc) {
-      cJSON_ArrayForEach(rec, r->trials) rc |= rec_ndjson_write(a.f, rec);
-      if (rc) xl_atomic_abort(&a);
-      else rc = xl_atomic_commit(&a);
-    }
+    int rc = rec_ndjson_save(path, r->trials);
     if (!rc) {   /* the append descriptor still names the old file */
       close(r->fd);
       r->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -227,16 +220,6 @@ int sw_run_write_summary(sw_rundir *r) {
   return rc;
 }
 
-int sw_write_json(const char *path, const cJSON *j) {
-  char *s = cJSON_Print(j);
-  if (!s) return errno = ENOMEM, -1;
-  size_t n = strlen(s);
-  s = xl_realloc(s, n + 2);
-  s[n++] = '\n';
-  int rc = xl_write_file_atomic(path, s, n);
-  free(s);
-  return rc;
-}
 
 /* ---- the best setting ---- */
 typedef struct {
@@ -274,9 +257,10 @@ static void add_num(cJSON *o, const char *k, double v) {
   else cJSON_AddNullToObject(o, k);
 }
 
-cJSON *sw_best(const cJSON *trials, int objective) {
-  size_t n = (size_t)cJSON_GetArraySize(trials), na = 0;
-  agg *a = xl_calloc(n ? n : 1, sizeof *a);
+/* Folds the records into one aggregate per setting (a needs room for every record);
+ * returns how many settings. */
+static size_t aggregate(const cJSON *trials, agg *a) {
+  size_t na = 0;
   const cJSON *rec;
   cJSON_ArrayForEach(rec, trials) {
     if (!rec_str(rec, "backend")) continue;
@@ -304,6 +288,13 @@ cJSON *sw_best(const cJSON *trials, int objective) {
     cJSON_AddItemToArray(a[k].slugs, cJSON_CreateString(slug ? slug : ""));
     cJSON_AddItemToArray(a[k].contexts, cJSON_CreateNumber(num_or_nan(rec, "prompt_tokens")));
   }
+  return na;
+}
+
+cJSON *sw_best(const cJSON *trials, int objective) {
+  size_t n = (size_t)cJSON_GetArraySize(trials);
+  agg *a = xl_calloc(n ? n : 1, sizeof *a);
+  size_t na = aggregate(trials, a);
   int most = 0;
   for (size_t k = 0; k < na; k++)
     if (!a[k].nfail && a[k].nok > most) most = a[k].nok;
@@ -386,12 +377,14 @@ int sw_run_write_best(sw_rundir *r, const char *profile_out, int *changed) {
   if (!r->last_best || strcmp(r->last_best, text)) {
     char *p1 = xl_path_join(r->dir, "best.json"), *p2 = xl_path_join(r->dir, "best_profile.json");
     /* The profile is what xl-prefill/xl-decode --profile read: params + metrics only. */
-    cJSON *prof = cJSON_CreateObject();
-    cJSON_AddItemToObject(prof, "params", cJSON_Duplicate(cJSON_GetObjectItem(b, "params"), 1));
-    cJSON_AddItemToObject(prof, "metrics", cJSON_Duplicate(cJSON_GetObjectItem(b, "metrics"), 1));
-    rc = sw_write_json(p1, b) || sw_write_json(p2, prof) || (profile_out && sw_write_json(profile_out, prof));
+    cJSON *extra = cJSON_CreateObject();
+    const cJSON *params = cJSON_GetObjectItem(b, "params");
+    cJSON_AddItemToObject(extra, "metrics", cJSON_Duplicate(cJSON_GetObjectItem(b, "metrics"), 1));
+    char perr[512];
+    rc = rec_json_save(p1, b) || xl_settings_write_profile(p2, params, extra, perr, sizeof perr) ||
+         (profile_out && xl_settings_write_profile(profile_out, params, extra, perr, sizeof perr));
     rc = rc ? -1 : 0;
-    cJSON_Delete(prof);
+    cJSON_Delete(extra);
     free(p1);
     free(p2);
     if (!rc) {

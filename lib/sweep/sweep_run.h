@@ -30,8 +30,7 @@ void sw_run_close(sw_rundir *r);
  * A missing file gives an empty array. NULL with a message on other errors. */
 cJSON *sw_read_trials(const char *path, size_t *torn, char *err, size_t errlen);
 
-/* The record with that slug / settings key, or NULL. */
-const cJSON *sw_run_find_slug(const sw_rundir *r, const char *slug);
+/* The record with that settings key, or NULL. */
 const cJSON *sw_run_find_key(const sw_rundir *r, const char *key);
 
 /* Appends a finished record to trials.jsonl (one write, then fsync) and to r->trials
@@ -59,7 +58,5 @@ int sw_run_write_best(sw_rundir *r, const char *profile_out, int *changed);
  * product of the two, each divided by its best value. */
 cJSON *sw_best(const cJSON *trials, int objective);
 
-/* Writes a JSON value atomically, pretty-printed, with a final newline. 0 / -1 errno. */
-int sw_write_json(const char *path, const cJSON *j);
 
 #endif

@@ -112,14 +112,6 @@ int sw_list_parse(const char *spec, long lo, long hi, sw_list *out, char *err, s
   return 0;
 }
 
-const char *sw_backend_name(int b) { return b == SW_RECURRENT ? "recurrent" : "chunkwise"; }
-
-int sw_backend_parse(const char *s) {
-  if (!strcmp(s, "chunkwise")) return SW_CHUNKWISE;
-  if (!strcmp(s, "recurrent")) return SW_RECURRENT;
-  return -1;
-}
-
 int sw_backends_parse(const char *spec, sw_list *out, char *err, size_t errlen) {
   int have[2] = {0, 0};
   const char *p = spec ? spec : "";
@@ -133,7 +125,8 @@ int sw_backends_parse(const char *spec, sw_list *out, char *err, size_t errlen) 
     if (n && n < sizeof name) {
       memcpy(name, p, n);
       name[n] = 0;
-      b = sw_backend_parse(name);
+      xl_backend eb;
+      b = xl_backend_parse(name, &eb) ? -1 : (int)eb;
     }
     if (b < 0) {
       snprintf(err, errlen, "'%.*s' is not a backend (chunkwise or recurrent)", (int)n, p);
@@ -181,7 +174,7 @@ sw_setting sw_space_pick(const sw_space *sp, const int idx[SW_NGENES]) {
 }
 
 void sw_key(const sw_setting *s, long context, char *buf, size_t n) {
-  snprintf(buf, n, "b=%s__ck=%d__h=%d__w=%d__ctx=%ld", sw_backend_name(s->backend), s->chunk_size,
+  snprintf(buf, n, "b=%s__ck=%d__h=%d__w=%d__ctx=%ld", xl_backend_name((xl_backend)s->backend), s->chunk_size,
            s->heads_per_band, s->workers, context);
 }
 

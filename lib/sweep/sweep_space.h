@@ -8,10 +8,12 @@
  * caller frees. */
 #ifndef XL_SWEEP_SPACE_H
 #define XL_SWEEP_SPACE_H
+#include "engine/engine.h"
 #include <stddef.h>
 #include <stdint.h>
 
-enum { SW_CHUNKWISE = 0, SW_RECURRENT = 1 };
+/* The prefill backends, as the engine names them (engine.h: xl_backend_name/_parse). */
+enum { SW_CHUNKWISE = XL_BACKEND_CHUNKWISE, SW_RECURRENT = XL_BACKEND_RECURRENT };
 
 /* Genes, in the order of the grid's loops (the last varies fastest). */
 enum { SW_G_BACKEND = 0, SW_G_CHUNK, SW_G_HEADS, SW_G_WORKERS, SW_NGENES };
@@ -42,9 +44,6 @@ int sw_backends_parse(const char *spec, sw_list *out, char *err, size_t errlen);
 void sw_list_free(sw_list *l);
 void sw_space_free(sw_space *s);
 
-const char *sw_backend_name(int backend);
-/* SW_CHUNKWISE / SW_RECURRENT, or -1. */
-int sw_backend_parse(const char *name);
 
 /* The setting a gene index vector picks; normalized (see sw_setting_normalize). */
 sw_setting sw_space_pick(const sw_space *sp, const int idx[SW_NGENES]);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,18 @@ const char *const sw_record_cols[] = {
 const size_t sw_record_ncols = sizeof sw_record_cols / sizeof sw_record_cols[0];
 
 /* ---- specs ---- */
+
+/* The spec's optional strings, in the order a spec lists them: one list for writing,
+ * reading and freeing them. */
+static const struct { const char *name; size_t off; } spec_strs[] = {
+    {"model", offsetof(sw_spec, model)}, {"prompt_file", offsetof(sw_spec, prompt_file)},
+    {"ids_file", offsetof(sw_spec, ids_file)}, {"bin", offsetof(sw_spec, bin)},
+    {"tool_prefix", offsetof(sw_spec, tool_prefix)}};
+#define NSPEC_STRS (sizeof spec_strs / sizeof *spec_strs)
+#define SPEC_STR(sp, k) (*(char **)((char *)(sp) + spec_strs[k].off))
+
 void sw_spec_free(sw_spec *sp) {
-  free(sp->model);
-  free(sp->prompt_file);
-  free(sp->ids_file);
-  free(sp->bin);
-  free(sp->tool_prefix);
+  for (size_t k = 0; k < NSPEC_STRS; k++) free(SPEC_STR(sp, k));
   memset(sp, 0, sizeof *sp);
 }
 
@@ -33,25 +40,26 @@ static void add_str_or_null(cJSON *o, const char *k, const char *v) {
   else cJSON_AddNullToObject(o, k);
 }
 
+/* The setting's four knobs, where specs and records both list them. */
+static void add_knobs(cJSON *o, const sw_setting *s) {
+  cJSON_AddStringToObject(o, "backend", xl_backend_name((xl_backend)s->backend));
+  cJSON_AddNumberToObject(o, "chunk_size", s->chunk_size);
+  cJSON_AddNumberToObject(o, "heads_per_band", s->heads_per_band);
+  cJSON_AddNumberToObject(o, "workers", s->workers);
+}
+
 cJSON *sw_spec_to_json(const sw_spec *sp) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "trial", (double)sp->trial);
   cJSON_AddStringToObject(o, "slug", sp->slug);
   cJSON_AddStringToObject(o, "key", sp->key);
-  cJSON_AddStringToObject(o, "backend", sw_backend_name(sp->s.backend));
-  cJSON_AddNumberToObject(o, "chunk_size", sp->s.chunk_size);
-  cJSON_AddNumberToObject(o, "heads_per_band", sp->s.heads_per_band);
-  cJSON_AddNumberToObject(o, "workers", sp->s.workers);
+  add_knobs(o, &sp->s);
   cJSON_AddNumberToObject(o, "context", (double)sp->context);
   cJSON_AddNumberToObject(o, "new_tokens", (double)sp->new_tokens);
   cJSON_AddNumberToObject(o, "repeats", sp->repeats);
   cJSON_AddNumberToObject(o, "warmup", sp->warmup);
   cJSON_AddNumberToObject(o, "timeout_s", sp->timeout_s);
-  add_str_or_null(o, "model", sp->model);
-  add_str_or_null(o, "prompt_file", sp->prompt_file);
-  add_str_or_null(o, "ids_file", sp->ids_file);
-  add_str_or_null(o, "bin", sp->bin);
-  add_str_or_null(o, "tool_prefix", sp->tool_prefix);
+  for (size_t k = 0; k < NSPEC_STRS; k++) add_str_or_null(o, spec_strs[k].name, SPEC_STR(sp, k));
   return o;
 }
 
@@ -75,10 +83,11 @@ int sw_spec_from_json(const cJSON *j, sw_spec *sp, char *err, size_t n) {
   if (!cJSON_IsObject(j)) return snprintf(err, n, "spec: not a JSON object"), -1;
   long trial, ck, h, w, ctx, nt, rep, wu = 0;
   const char *b = rec_str(j, "backend");
-  int backend = b ? sw_backend_parse(b) : -1;
+  xl_backend eb;
+  int backend = b && !xl_backend_parse(b, &eb) ? (int)eb : -1;
   if (backend < 0) return snprintf(err, n, "spec: 'backend' missing or not chunkwise/recurrent"), -1;
   if (get_long(j, "trial", 1, LONG_MAX / 2, &trial, err, n) ||
-      get_long(j, "chunk_size", 1, 1 << 20, &ck, err, n) ||
+      get_long(j, "chunk_size", 1, XL_CHUNK_MAX, &ck, err, n) ||
       get_long(j, "heads_per_band", 1, 4096, &h, err, n) ||
       get_long(j, "workers", 1, 4096, &w, err, n) ||
       get_long(j, "context", 1, 1 << 24, &ctx, err, n) ||
@@ -104,11 +113,7 @@ int sw_spec_from_json(const cJSON *j, sw_spec *sp, char *err, size_t n) {
     snprintf(err, n, "spec: slug '%s' does not match its settings (%s)", slug, sp->slug);
     return -1;
   }
-  sp->model = opt_str(j, "model");
-  sp->prompt_file = opt_str(j, "prompt_file");
-  sp->ids_file = opt_str(j, "ids_file");
-  sp->bin = opt_str(j, "bin");
-  sp->tool_prefix = opt_str(j, "tool_prefix");
+  for (size_t k = 0; k < NSPEC_STRS; k++) SPEC_STR(sp, k) = opt_str(j, spec_strs[k].name);
   if (!sp->ids_file && !sp->prompt_file) {
     sw_spec_free(sp);
     return snprintf(err, n, "spec: neither 'ids_file' nor 'prompt_file'"), -1;
@@ -301,37 +306,103 @@ static double field(const cJSON *j, const char *k) {
   return rec_num(j, k, &v) ? NAN : v;
 }
 
+/* What the timed runs of a trial measured, and what their records said about the run. */
+typedef struct {
+  acc pre_s, pre_t, dec_s, dec_t;
+  double peak;                  /* MB, NaN when no record gave one */
+  char blas[64], fp[64];
+  char mpath[4096];             /* the model dir the tool resolved */
+} measured;
+
+/* The spec's ids file, or (on another machine, where the plan's may not exist) a temp
+ * one made from the prompt: *tmp then names it (the caller removes it). Sets err when
+ * neither works. */
+static const char *ids_file_of(const sw_spec *sp, char **tmp, char *err, size_t n) {
+  *tmp = NULL;
+  if (sp->ids_file && xl_exists(sp->ids_file)) return sp->ids_file;
+  int32_t *ids = sp->prompt_file ? sw_prompt_ids(sp->bin, sp->tool_prefix, sp->model, sp->prompt_file,
+                                                 sp->context, err, n)
+                                 : NULL;
+  if (!ids && !err[0]) snprintf(err, n, "%s: no such ids file", sp->ids_file);
+  if (!ids) return sp->ids_file;
+  const char *td = getenv("TMPDIR");
+  char tmpl[PATH_MAX];
+  snprintf(tmpl, sizeof tmpl, "%s/xl-sweep-ids.XXXXXX", td && *td ? td : "/tmp");
+  int fd = mkstemp(tmpl);
+  const char *path = sp->ids_file;
+  if (fd < 0) snprintf(err, n, "cannot make a temp ids file: %s", strerror(errno));
+  else {
+    close(fd);
+    path = *tmp = xl_strdup(tmpl);
+    if (sw_write_ids(*tmp, ids, sp->context)) snprintf(err, n, "%s: %s", *tmp, strerror(errno));
+  }
+  free(ids);
+  return path;
+}
+
+/* Takes what one run's record says; timed runs (after the warm-up) add their speeds. */
+static void take_record(measured *m, const cJSON *rec, int decode, int timed, const char *what, char *err, size_t n) {
+  const char *stop = rec_str(rec, "stop");
+  if (stop && (!strcmp(stop, "memory") || !strcmp(stop, "signal")))
+    snprintf(err, n, "%s: stopped early (stop=%s)", what, stop);
+  const char *s;
+  if ((s = rec_str(rec, "blas_core"))) snprintf(m->blas, sizeof m->blas, "%s", s);
+  if ((s = rec_str(rec, "fingerprint"))) snprintf(m->fp, sizeof m->fp, "%s", s);
+  if ((s = rec_str(rec, "model"))) snprintf(m->mpath, sizeof m->mpath, "%s", s);
+  if (err[0] || !timed) return;
+  if (decode) {
+    acc_add(&m->pre_s, field(rec, "prefill_s"));
+    acc_add(&m->pre_t, field(rec, "prefill_tok_s"));
+    acc_add(&m->dec_s, field(rec, "decode_s"));
+    acc_add(&m->dec_t, field(rec, "decode_tok_s"));
+  } else {
+    acc_add(&m->pre_s, field(rec, "seconds"));
+    acc_add(&m->pre_t, field(rec, "tok_s"));
+  }
+  double rss = field(rec, "peak_rss_mb");
+  if (isfinite(rss) && (!isfinite(m->peak) || rss > m->peak)) m->peak = rss;
+}
+
+/* The trial's record (formats.md "trials.jsonl"); err non-empty makes it a failure. */
+static cJSON *make_record(const sw_spec *sp, const sw_hostinfo *h, const measured *m, const char *err) {
+  int ok = !err[0];
+  char now[40];
+  xl_rfc3339(now, sizeof now, xl_wall());
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "trial", (double)sp->trial);
+  cJSON_AddStringToObject(o, "slug", sp->slug);
+  cJSON_AddStringToObject(o, "status", ok ? "ok" : "failed");
+  add_str_or_null(o, "error", ok ? NULL : err);
+  add_knobs(o, &sp->s);
+  cJSON_AddNumberToObject(o, "prompt_tokens", (double)sp->context);
+  cJSON_AddNumberToObject(o, "new_tokens", (double)sp->new_tokens);
+  cJSON_AddNumberToObject(o, "repeats", sp->repeats);
+  add_num(o, "prefill_s", ok ? acc_mean(&m->pre_s) : NAN);
+  add_num(o, "decode_s", ok ? acc_mean(&m->dec_s) : NAN);
+  add_num(o, "prefill_tok_s", ok ? acc_mean(&m->pre_t) : NAN);
+  add_num(o, "decode_tok_s", ok ? acc_mean(&m->dec_t) : NAN);
+  add_num(o, "prefill_tok_s_sd", ok ? acc_sd(&m->pre_t) : NAN);
+  add_num(o, "decode_tok_s_sd", ok ? acc_sd(&m->dec_t) : NAN);
+  add_num(o, "peak_rss_mb", m->peak);
+  cJSON_AddStringToObject(o, "time", now);
+  cJSON_AddStringToObject(o, "host", h->host);
+  cJSON_AddStringToObject(o, "build", h->build);
+  add_str_or_null(o, "blas_core", m->blas[0] ? m->blas : NULL);
+  cJSON_AddNumberToObject(o, "context", (double)sp->context);
+  add_str_or_null(o, "prompt_file", sp->prompt_file);
+  cJSON_AddNumberToObject(o, "warmup", sp->warmup);
+  add_str_or_null(o, "model", sp->model ? sp->model : m->mpath[0] ? m->mpath : NULL);
+  add_str_or_null(o, "fingerprint", m->fp[0] ? m->fp : NULL);
+  cJSON_AddStringToObject(o, "key", sp->key);
+  return o;
+}
+
 cJSON *sw_trial_run(const sw_spec *sp, const sw_hostinfo *h) {
   char err[1500] = "";
-  char *tmp_ids = NULL;
-  const char *ids_file = sp->ids_file;
-  acc pre_s = {0}, pre_t = {0}, dec_s = {0}, dec_t = {0};
-  double peak = NAN;
-  char blas[64] = "", fp[64] = "", mpath[4096] = "";   /* mpath: the model dir the tool resolved */
+  measured m = {.peak = NAN};
   int interrupted = 0;
-
-  if (!ids_file || !xl_exists(ids_file)) {
-    /* On another machine the plan's ids file may not exist: make it from the prompt. */
-    int32_t *ids = sp->prompt_file ? sw_prompt_ids(sp->bin, sp->tool_prefix, sp->model, sp->prompt_file,
-                                                   sp->context, err, sizeof err)
-                                   : NULL;
-    if (!ids && !err[0]) snprintf(err, sizeof err, "%s: no such ids file", ids_file);
-    if (ids) {
-      const char *td = getenv("TMPDIR");
-      char tmpl[PATH_MAX];
-      snprintf(tmpl, sizeof tmpl, "%s/xl-sweep-ids.XXXXXX", td && *td ? td : "/tmp");
-      int fd = mkstemp(tmpl);
-      if (fd < 0) snprintf(err, sizeof err, "cannot make a temp ids file: %s", strerror(errno));
-      else {
-        close(fd);
-        tmp_ids = xl_strdup(tmpl);
-        if (sw_write_ids(tmp_ids, ids, sp->context))
-          snprintf(err, sizeof err, "%s: %s", tmp_ids, strerror(errno));
-        ids_file = tmp_ids;
-      }
-      free(ids);
-    }
-  }
+  char *tmp_ids;
+  const char *ids_file = ids_file_of(sp, &tmp_ids, err, sizeof err);
 
   char ck[16], w[16], hb[16], nt[24];
   snprintf(ck, sizeof ck, "%d", sp->s.chunk_size);
@@ -349,7 +420,7 @@ cJSON *sw_trial_run(const sw_spec *sp, const sw_hostinfo *h) {
     args[k++] = "--greedy";
     args[k++] = "--ignore-eos";
   }
-  args[k++] = "--backend", args[k++] = (char *)sw_backend_name(sp->s.backend);
+  args[k++] = "--backend", args[k++] = (char *)xl_backend_name((xl_backend)sp->s.backend);
   args[k++] = "--chunk-size", args[k++] = ck;
   args[k++] = "--workers", args[k++] = w;
   args[k++] = "--heads-per-band", args[k++] = hb;
@@ -374,29 +445,8 @@ cJSON *sw_trial_run(const sw_spec *sp, const sw_hostinfo *h) {
     if (rc || p.exit_code != 0) sw_proc_describe(&p, what, err, sizeof err);
     else if (!(rec = last_json(p.out)))
       snprintf(err, sizeof err, "%s: no JSON record on stdout", what);
-    if (rec) {
-      const char *stop = rec_str(rec, "stop");
-      if (stop && (!strcmp(stop, "memory") || !strcmp(stop, "signal")))
-        snprintf(err, sizeof err, "%s: stopped early (stop=%s)", what, stop);
-      const char *s;
-      if ((s = rec_str(rec, "blas_core"))) snprintf(blas, sizeof blas, "%s", s);
-      if ((s = rec_str(rec, "fingerprint"))) snprintf(fp, sizeof fp, "%s", s);
-      if ((s = rec_str(rec, "model"))) snprintf(mpath, sizeof mpath, "%s", s);
-      if (!err[0] && r >= sp->warmup) {
-        if (decode) {
-          acc_add(&pre_s, field(rec, "prefill_s"));
-          acc_add(&pre_t, field(rec, "prefill_tok_s"));
-          acc_add(&dec_s, field(rec, "decode_s"));
-          acc_add(&dec_t, field(rec, "decode_tok_s"));
-        } else {
-          acc_add(&pre_s, field(rec, "seconds"));
-          acc_add(&pre_t, field(rec, "tok_s"));
-        }
-        double rss = field(rec, "peak_rss_mb");
-        if (isfinite(rss) && (!isfinite(peak) || rss > peak)) peak = rss;
-      }
-      cJSON_Delete(rec);
-    }
+    if (rec) take_record(&m, rec, decode, r >= sp->warmup, what, err, sizeof err);
+    cJSON_Delete(rec);
     sw_proc_free(&p);
   }
   tool_cmd_free(&cmd);
@@ -405,40 +455,7 @@ cJSON *sw_trial_run(const sw_spec *sp, const sw_hostinfo *h) {
     free(tmp_ids);
   }
   if (interrupted) return NULL;
-  if (!err[0] && pre_t.n < sp->repeats)
+  if (!err[0] && m.pre_t.n < sp->repeats)
     snprintf(err, sizeof err, "%s: the record has no %s", tool, decode ? "prefill_tok_s" : "tok_s");
-
-  int ok = !err[0];
-  char now[40];
-  xl_rfc3339(now, sizeof now, xl_wall());
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddNumberToObject(o, "trial", (double)sp->trial);
-  cJSON_AddStringToObject(o, "slug", sp->slug);
-  cJSON_AddStringToObject(o, "status", ok ? "ok" : "failed");
-  add_str_or_null(o, "error", ok ? NULL : err);
-  cJSON_AddStringToObject(o, "backend", sw_backend_name(sp->s.backend));
-  cJSON_AddNumberToObject(o, "chunk_size", sp->s.chunk_size);
-  cJSON_AddNumberToObject(o, "heads_per_band", sp->s.heads_per_band);
-  cJSON_AddNumberToObject(o, "workers", sp->s.workers);
-  cJSON_AddNumberToObject(o, "prompt_tokens", (double)sp->context);
-  cJSON_AddNumberToObject(o, "new_tokens", (double)sp->new_tokens);
-  cJSON_AddNumberToObject(o, "repeats", sp->repeats);
-  add_num(o, "prefill_s", ok ? acc_mean(&pre_s) : NAN);
-  add_num(o, "decode_s", ok ? acc_mean(&dec_s) : NAN);
-  add_num(o, "prefill_tok_s", ok ? acc_mean(&pre_t) : NAN);
-  add_num(o, "decode_tok_s", ok ? acc_mean(&dec_t) : NAN);
-  add_num(o, "prefill_tok_s_sd", ok ? acc_sd(&pre_t) : NAN);
-  add_num(o, "decode_tok_s_sd", ok ? acc_sd(&dec_t) : NAN);
-  add_num(o, "peak_rss_mb", peak);
-  cJSON_AddStringToObject(o, "time", now);
-  cJSON_AddStringToObject(o, "host", h->host);
-  cJSON_AddStringToObject(o, "build", h->build);
-  add_str_or_null(o, "blas_core", blas[0] ? blas : NULL);
-  cJSON_AddNumberToObject(o, "context", (double)sp->context);
-  add_str_or_null(o, "prompt_file", sp->prompt_file);
-  cJSON_AddNumberToObject(o, "warmup", sp->warmup);
-  add_str_or_null(o, "model", sp->model ? sp->model : mpath[0] ? mpath : NULL);
-  add_str_or_null(o, "fingerprint", fp[0] ? fp : NULL);
-  cJSON_AddStringToObject(o, "key", sp->key);
-  return o;
+  return make_record(sp, h, &m, err);
 }

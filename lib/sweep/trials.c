@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const tr_param_names[5] = {"backend", "chunk_size", "heads_per_band", "workers", "context"};
 
@@ -15,6 +16,18 @@ int tr_slug_ok(const char *s) {
   for (const unsigned char *p = (const unsigned char *)s; *p; p++)
     if (*p == '/' || *p < 0x20 || *p == 0x7f) return 0;
   return 1;
+}
+
+char *tr_run_file(const char *run_dir, const char *name) {
+  if (!access(name, R_OK)) return xl_strdup(name);
+  int e = errno;
+  if (name[0] != '/') {
+    char *p = xl_path_join(run_dir, name);
+    if (!access(p, R_OK)) return p;
+    free(p);
+  }
+  errno = e;
+  return NULL;
 }
 
 /* obj[key] as an integer in [lo, hi]: 0 ok, 1 missing (absent, null or ""), -1 invalid.
@@ -67,7 +80,7 @@ static int trial_from_obj(tr_trial *t, cJSON *obj, const char *where, char *err,
     if (rc == 0) *ints[k].dst = v;
   }
   struct { const char *key; int *dst; long hi; } knobs[] = {
-    {"chunk_size", &t->chunk_size, 1 << 16}, {"heads_per_band", &t->heads_per_band, 1 << 16}, {"workers", &t->workers, 1024}};
+    {"chunk_size", &t->chunk_size, XL_CHUNK_MAX}, {"heads_per_band", &t->heads_per_band, 1 << 16}, {"workers", &t->workers, 1024}};
   for (size_t k = 0; k < sizeof knobs / sizeof *knobs; k++) {
     *knobs[k].dst = -1;
     int rc = get_long(obj, knobs[k].key, 1, knobs[k].hi, &v);
@@ -104,7 +117,8 @@ void tr_free(tr_list *l) {
   memset(l, 0, sizeof *l);
 }
 
-long tr_find(const tr_list *l, const char *slug) {
+/* Index of the trial with this slug, or -1. */
+static long tr_find(const tr_list *l, const char *slug) {
   for (size_t i = 0; i < l->n; i++)
     if (!strcmp(l->v[i].slug, slug)) return (long)i;
   return -1;
@@ -122,7 +136,8 @@ static int list_add(tr_list *l, cJSON *obj, const char *where, char *err, size_t
   return 0;
 }
 
-int tr_parse_ndjson(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen) {
+/* tr_read over NDJSON text / CSV text in memory; name is used in messages. */
+static int tr_parse_ndjson(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen) {
   list_init(l);
   cJSON *arr = rec_ndjson_parse(buf, len, name, err, errlen);
   if (!arr && len && buf[len - 1] != '\n') {
@@ -153,7 +168,7 @@ static int text_column(const char *name) {
   return 0;
 }
 
-int tr_parse_csv(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen) {
+static int tr_parse_csv(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen) {
   csvt t;
   if (csvt_parse(&t, name, buf, len, err, errlen)) { list_init(l); tr_free(l); return -1; }
   list_init(l);

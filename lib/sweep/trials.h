@@ -40,13 +40,7 @@ typedef struct {
  * numbers or numeric strings. Returns 0, or -1 with a message naming the file and line
  * in err. */
 int tr_read(tr_list *l, const char *path, char *err, size_t errlen);
-/* The same over NDJSON text in memory / a CSV text in memory; name is used in messages. */
-int tr_parse_ndjson(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen);
-int tr_parse_csv(tr_list *l, const char *buf, size_t len, const char *name, char *err, size_t errlen);
 void tr_free(tr_list *l);
-
-/* Index of the trial with this slug, or -1. */
-long tr_find(const tr_list *l, const char *slug);
 
 /* Adds a trial's parameters to obj: backend, chunk_size, heads_per_band, workers, context
  * (null for a missing one). */
@@ -54,6 +48,11 @@ void tr_add_params(const tr_trial *t, cJSON *obj);
 
 /* The parameter names tr_add_params writes, in that order (for CSV headers). */
 extern const char *const tr_param_names[5];
+
+/* A file a run names relative to itself (a prompt_file, say): name as given when it is
+ * readable, else RUN_DIR/name for a relative name. A malloc'd path, or NULL (errno from
+ * the first attempt) when neither can be read. */
+char *tr_run_file(const char *run_dir, const char *name);
 
 /* 1 if s is a usable slug (non-empty, no '/', no control characters, not "." or ".."). */
 int tr_slug_ok(const char *s);

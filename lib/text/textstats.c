@@ -9,7 +9,8 @@
 #include <string.h>
 #include <utf8proc.h>
 
-int ts_is_space(int32_t cp) {
+/* 1 if the code point has the Unicode White_Space property. */
+static int ts_is_space(int32_t cp) {
   if (cp >= 0x09 && cp <= 0x0D) return 1;
   switch (cp) {
   case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
@@ -21,42 +22,33 @@ int ts_is_space(int32_t cp) {
 
 typedef struct { const char *p; size_t n; } span;
 
-/* Splits text into word spans (pointing into text). Returns the count; *out is
- * malloc'd (caller frees), NULL when there are no words. */
+/* Splits text into word spans (pointing into text). Returns the count; with out, *out
+ * gets the spans, malloc'd (caller frees), NULL when there are no words. */
 static size_t split_words(const char *text, span **out) {
   size_t cap = 0, nw = 0;
   span *w = NULL;
-  const utf8proc_uint8_t *s = (const utf8proc_uint8_t *)text;
-  const utf8proc_uint8_t *start = NULL;
-  while (*s) {
-    utf8proc_int32_t cp;
-    utf8proc_ssize_t k = utf8proc_iterate(s, -1, &cp);
-    if (k <= 0) { k = 1; cp = -1; }  /* invalid byte: a word character */
-    if (ts_is_space(cp)) {
-      if (start) {
-        if (nw == cap) { cap = cap ? 2 * cap : 64; w = xl_realloc(w, cap * sizeof *w); }
-        w[nw++] = (span){(const char *)start, (size_t)(s - start)};
-        start = NULL;
-      }
-    } else if (!start) {
+  const utf8proc_uint8_t *s = (const utf8proc_uint8_t *)text, *start = NULL;
+  for (;;) {
+    utf8proc_int32_t cp = 0;
+    utf8proc_ssize_t k = 0;
+    if (*s && (k = utf8proc_iterate(s, -1, &cp)) <= 0) { k = 1; cp = -1; }  /* invalid byte: a word character */
+    int gap = !*s || ts_is_space(cp);   /* the end of the text ends a word too */
+    if (gap && start) {
+      if (out && nw == cap) { cap = cap ? 2 * cap : 64; w = xl_realloc(w, cap * sizeof *w); }
+      if (out) w[nw] = (span){(const char *)start, (size_t)(s - start)};
+      nw++;
+      start = NULL;
+    } else if (!gap && !start) {
       start = s;
     }
+    if (!*s) break;
     s += k;
   }
-  if (start) {
-    if (nw == cap) { cap = cap ? 2 * cap : 64; w = xl_realloc(w, cap * sizeof *w); }
-    w[nw++] = (span){(const char *)start, (size_t)(s - start)};
-  }
-  *out = w;
+  if (out) *out = w;
   return nw;
 }
 
-size_t ts_count_words(const char *text) {
-  span *w;
-  size_t n = split_words(text, &w);
-  free(w);
-  return n;
-}
+size_t ts_count_words(const char *text) { return split_words(text, NULL); }
 
 static uint64_t gram_hash(const span *w, int n) {
   uint64_t h = XL_FNV_INIT;

@@ -13,9 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 1 if the code point has the Unicode White_Space property. */
-int ts_is_space(int32_t cp);
-
 /* Number of words in text (NUL-terminated UTF-8). */
 size_t ts_count_words(const char *text);
 
