@@ -351,109 +351,253 @@ static int copy_file(const char *src, const char *dst) {
   return rc;
 }
 
-int main(int argc, char **argv) {
-  xl_blas_setup(argc, argv);
-  xl_set_progname("xl-init");
-  const char *out = NULL, *preset = NULL, *config = NULL, *dtype_s = "bf16", *tok_path = NULL;
-  long seed = 0, shard_mb = 0;
-  static int slstm_at[4096];
-  int arch_v1 = 0, n_slstm = 0, s_heads = 0, v1_ffn = 1;
-  cJSON *over = cJSON_CreateObject();   /* flag overrides, applied last */
+typedef struct {
+  const char *out, *preset, *config, *dtype_s, *tok_path;
+  long seed, shard_mb;
+  int slstm_at[4096], n_slstm, arch_v1, s_heads, v1_ffn;
+  cJSON *over;   /* flag overrides of config.json keys, applied last */
+} init_args;
+
+static void parse_slstm_at(init_args *g, const char *flag, const char *v) {
+  g->n_slstm = 0;
+  if (!strcmp(v, "none")) return;
+  char *dup = xl_strdup(v), *save = NULL;
+  for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (g->n_slstm == 4096) xl_usage_error("--slstm-at: too many blocks");
+    g->slstm_at[g->n_slstm++] = (int)xl_flag_long(flag, t, 0, 4095);
+  }
+  free(dup);
+}
+
+/* The flags that set config.json keys; 1 when argv[*i] was one. */
+static int parse_config_flag(init_args *g, int argc, char **argv, int *i) {
+  const char *a = argv[*i];
+#define NEED() (*i + 1 < argc ? argv[++*i] : (xl_usage_error("%s needs a value", a), (char *)NULL))
+  cJSON *o = g->over;
+  if (!strcmp(a, "-D") || !strcmp(a, "--hidden-size")) {
+    long v = xl_flag_long(a, NEED(), 1, 1 << 20);
+    set_num(o, "hidden_size", (double)v);
+    set_num(o, "embedding_dim", (double)v);
+  } else if (!strcmp(a, "--blocks")) {
+    long v = xl_flag_long(a, NEED(), 1, 4096);
+    set_num(o, "num_hidden_layers", (double)v);
+    set_num(o, "num_blocks", (double)v);
+  } else if (!strcmp(a, "--heads")) set_num(o, "num_heads", (double)xl_flag_long(a, NEED(), 1, 4096));
+  else if (!strcmp(a, "--vocab")) set_num(o, "vocab_size", (double)xl_flag_long(a, NEED(), 1, 1 << 24));
+  else if (!strcmp(a, "--chunk-size")) set_num(o, "chunk_size", (double)xl_flag_long(a, NEED(), 1, XL_CHUNK_MAX));
+  else if (!strcmp(a, "--qk-factor")) set_num(o, "qk_dim_factor", xl_flag_double(a, NEED(), 1e-6, 64));
+  else if (!strcmp(a, "--v-factor")) set_num(o, "v_dim_factor", xl_flag_double(a, NEED(), 1e-6, 64));
+  else if (!strcmp(a, "--ffn-factor")) set_num(o, "ffn_proj_factor", xl_flag_double(a, NEED(), 1e-6, 64));
+  else if (!strcmp(a, "--bias")) set_item(o, "use_bias", cJSON_CreateBool(yesno(a, NEED())));
+  else if (!strcmp(a, "--tie")) set_item(o, "tie_word_embeddings", cJSON_CreateBool(yesno(a, NEED())));
+  else if (!strcmp(a, "--weight-mode")) {
+    const char *v = NEED();
+    if (strcmp(v, "single") && strcmp(v, "fused")) xl_usage_error("--weight-mode: '%s' is not single or fused", v);
+    set_item(o, "weight_mode", cJSON_CreateString(v));
+  } else return 0;
+  return 1;
+#undef NEED
+}
+
+static void parse_args(init_args *g, int argc, char **argv) {
+  memset(g, 0, sizeof *g);
+  g->dtype_s = "bf16", g->v1_ffn = 1;
+  g->over = cJSON_CreateObject();
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
 #define NEED() (i + 1 < argc ? argv[++i] : (xl_usage_error("%s needs a value", a), (char *)NULL))
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); cJSON_Delete(over); return 0; }
-    else if (!strcmp(a, "-o")) out = NEED();
-    else if (!strcmp(a, "--preset")) preset = NEED();
-    else if (!strcmp(a, "--config")) config = NEED();
-    else if (!strcmp(a, "--dtype")) dtype_s = NEED();
-    else if (!strcmp(a, "--seed")) seed = xl_flag_long(a, NEED(), 0, 1L << 62);
-    else if (!strcmp(a, "--shard-mb")) shard_mb = xl_flag_long(a, NEED(), 1, 1L << 30);
-    else if (!strcmp(a, "--tokenizer")) tok_path = NEED();
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); xl_finish_stdout(); exit(0); }
+    else if (!strcmp(a, "-o")) g->out = NEED();
+    else if (!strcmp(a, "--preset")) g->preset = NEED();
+    else if (!strcmp(a, "--config")) g->config = NEED();
+    else if (!strcmp(a, "--dtype")) g->dtype_s = NEED();
+    else if (!strcmp(a, "--seed")) g->seed = xl_flag_long(a, NEED(), 0, 1L << 62);
+    else if (!strcmp(a, "--shard-mb")) g->shard_mb = xl_flag_long(a, NEED(), 1, 1L << 30);
+    else if (!strcmp(a, "--tokenizer")) g->tok_path = NEED();
     else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) g_quiet = 1;
-    else if (!strcmp(a, "-D") || !strcmp(a, "--hidden-size")) {
-      long v = xl_flag_long(a, NEED(), 1, 1 << 20);
-      set_num(over, "hidden_size", (double)v);
-      set_num(over, "embedding_dim", (double)v);
-    } else if (!strcmp(a, "--blocks")) {
-      long v = xl_flag_long(a, NEED(), 1, 4096);
-      set_num(over, "num_hidden_layers", (double)v);
-      set_num(over, "num_blocks", (double)v);
-    } else if (!strcmp(a, "--heads")) set_num(over, "num_heads", (double)xl_flag_long(a, NEED(), 1, 4096));
-    else if (!strcmp(a, "--vocab")) set_num(over, "vocab_size", (double)xl_flag_long(a, NEED(), 1, 1 << 24));
-    else if (!strcmp(a, "--chunk-size")) set_num(over, "chunk_size", (double)xl_flag_long(a, NEED(), 1, XL_CHUNK_MAX));
-    else if (!strcmp(a, "--qk-factor")) set_num(over, "qk_dim_factor", xl_flag_double(a, NEED(), 1e-6, 64));
-    else if (!strcmp(a, "--v-factor")) set_num(over, "v_dim_factor", xl_flag_double(a, NEED(), 1e-6, 64));
-    else if (!strcmp(a, "--ffn-factor")) set_num(over, "ffn_proj_factor", xl_flag_double(a, NEED(), 1e-6, 64));
-    else if (!strcmp(a, "--bias")) set_item(over, "use_bias", cJSON_CreateBool(yesno(a, NEED())));
-    else if (!strcmp(a, "--tie")) set_item(over, "tie_word_embeddings", cJSON_CreateBool(yesno(a, NEED())));
-    else if (!strcmp(a, "--weight-mode")) {
+    else if (parse_config_flag(g, argc, argv, &i)) continue;
+    else if (!strcmp(a, "--arch")) {
       const char *v = NEED();
-      if (strcmp(v, "single") && strcmp(v, "fused")) xl_usage_error("--weight-mode: '%s' is not single or fused", v);
-      set_item(over, "weight_mode", cJSON_CreateString(v));
-    } else if (!strcmp(a, "--arch")) {
-      const char *v = NEED();
-      if (!strcmp(v, "v1") || !strcmp(v, "xlstm_v1")) arch_v1 = 1;
-      else if (!strcmp(v, "large") || !strcmp(v, "xlstm")) arch_v1 = 0;
+      if (!strcmp(v, "v1") || !strcmp(v, "xlstm_v1")) g->arch_v1 = 1;
+      else if (!strcmp(v, "large") || !strcmp(v, "xlstm")) g->arch_v1 = 0;
       else xl_usage_error("--arch: '%s' is not large or v1", v);
-    } else if (!strcmp(a, "--slstm-at")) {
-      const char *v = NEED();
-      n_slstm = 0;
-      if (strcmp(v, "none")) {
-        char *dup = xl_strdup(v), *save = NULL;
-        for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-          if (n_slstm == 4096) xl_usage_error("--slstm-at: too many blocks");
-          slstm_at[n_slstm++] = (int)xl_flag_long(a, t, 0, 4095);
-        }
-        free(dup);
-      }
-    } else if (!strcmp(a, "--slstm-heads")) s_heads = (int)xl_flag_long(a, NEED(), 1, 4096);
-    else if (!strcmp(a, "--ffn")) v1_ffn = yesno(a, NEED());
+    } else if (!strcmp(a, "--slstm-at")) parse_slstm_at(g, a, NEED());
+    else if (!strcmp(a, "--slstm-heads")) g->s_heads = (int)xl_flag_long(a, NEED(), 1, 4096);
+    else if (!strcmp(a, "--ffn")) g->v1_ffn = yesno(a, NEED());
     else xl_usage_error("unknown argument '%s'", a);
 #undef NEED
   }
-  if (!out) xl_usage_error("-o DIR is required");
-  if (preset && config) xl_usage_error("--preset and --config exclude each other");
-  st_dtype dtype;
-  const char *dtype_json;
-  if (!strcmp(dtype_s, "bf16")) dtype = ST_BF16, dtype_json = "bfloat16";
-  else if (!strcmp(dtype_s, "f32")) dtype = ST_F32, dtype_json = "float32";
-  else if (!strcmp(dtype_s, "f16")) dtype = ST_F16, dtype_json = "float16";
-  else xl_usage_error("--dtype: '%s' is not bf16, f32 or f16", dtype_s);
+  if (!g->out) xl_usage_error("-o DIR is required");
+  if (g->preset && g->config) xl_usage_error("--preset and --config exclude each other");
+}
 
+/* config.json's text (the preset or --config, then the flags; for --arch v1 the original
+ * xLSTM's structure from the same main numbers), parsed back into c. */
+static char *make_config(init_args *g, const char *dtype_json, xl_config *c) {
   cJSON *cj;
-  if (config) {
-    char *text = xl_read_file(config, NULL);
-    if (!text) xl_die("%s: cannot read: %s", config, strerror(errno));
+  if (g->config) {
+    char *text = xl_read_file(g->config, NULL);
+    if (!text) xl_die("%s: cannot read: %s", g->config, strerror(errno));
     cj = cJSON_Parse(text);
     free(text);
-    if (!cj || !cJSON_IsObject(cj)) xl_die("%s: not a JSON object", config);
-  } else cj = preset_config(preset ? preset : "tiny");
-  for (cJSON *e = over->child; e; e = e->next) set_item(cj, e->string, cJSON_Duplicate(e, 1));
-  cJSON_Delete(over);
+    if (!cj || !cJSON_IsObject(cj)) xl_die("%s: not a JSON object", g->config);
+  } else cj = preset_config(g->preset ? g->preset : "tiny");
+  for (cJSON *e = g->over->child; e; e = e->next) set_item(cj, e->string, cJSON_Duplicate(e, 1));
+  cJSON_Delete(g->over);
+  g->over = NULL;
   set_item(cj, "dtype", cJSON_CreateString(dtype_json));
   floats_keep_point(cj);
   char *cfg_text = cJSON_Print(cj);
   cJSON_Delete(cj);
-  xl_config c;
   char err[1024];
-  if (xl_config_parse(&c, cfg_text, "config.json", err, sizeof err)) xl_die("%s", err);
-  if (arch_v1 && c.arch == XL_ARCH_LARGE) {
-    /* the v1 structure from the main numbers of the preset / flags */
-    xl_config c1;
-    for (int i = 0; i < n_slstm; i++)
-      if (slstm_at[i] >= c.n_blocks) xl_usage_error("--slstm-at: block %d is past the last block (%d)", slstm_at[i], c.n_blocks - 1);
-    if (xl_v1_config_make(&c1, c.D, c.n_blocks, c.vocab, slstm_at, n_slstm, c.n_heads, s_heads ? s_heads : c.n_heads, v1_ffn,
-                          c.tie_embeddings, err, sizeof err))
-      xl_die("%s", err);
-    xl_config_free(&c);
-    free(cfg_text);
-    cfg_text = xl_v1_config_json(&c1);
-    xl_config_free(&c1);
-    if (xl_config_parse(&c, cfg_text, "config.json", err, sizeof err)) xl_die("%s", err);
-  } else if (n_slstm || s_heads) xl_usage_error("--slstm-at and --slstm-heads need --arch v1");
+  if (xl_config_parse(c, cfg_text, "config.json", err, sizeof err)) xl_die("%s", err);
+  if (!g->arch_v1 || c->arch != XL_ARCH_LARGE) {
+    if (g->n_slstm || g->s_heads) xl_usage_error("--slstm-at and --slstm-heads need --arch v1");
+    return cfg_text;
+  }
+  xl_config c1;
+  for (int i = 0; i < g->n_slstm; i++)
+    if (g->slstm_at[i] >= c->n_blocks)
+      xl_usage_error("--slstm-at: block %d is past the last block (%d)", g->slstm_at[i], c->n_blocks - 1);
+  if (xl_v1_config_make(&c1, c->D, c->n_blocks, c->vocab, g->slstm_at, g->n_slstm, c->n_heads, g->s_heads ? g->s_heads : c->n_heads,
+                        g->v1_ffn, c->tie_embeddings, err, sizeof err))
+    xl_die("%s", err);
+  xl_config_free(c);
+  free(cfg_text);
+  cfg_text = xl_v1_config_json(&c1);
+  xl_config_free(&c1);
+  if (xl_config_parse(c, cfg_text, "config.json", err, sizeof err)) xl_die("%s", err);
+  return cfg_text;
+}
 
-  tlist L = {.seed = mix64((uint64_t)seed + 0x5851f42d4c957f2dULL), .dtype = dtype};
+static void write_text(const char *dir, const char *name, const char *text) {
+  char *p = xl_path_join(dir, name);
+  if (xl_write_file_atomic(p, text, strlen(text))) xl_die("%s: cannot write: %s", p, strerror(errno));
+  free(p);
+}
+
+static void write_configs(const char *out, const char *cfg_text, const xl_config *c) {
+  if (xl_mkdirs(out)) xl_die("%s: cannot create: %s", out, strerror(errno));
+  size_t cl = strlen(cfg_text);
+  char *t = xl_malloc(cl + 2);
+  memcpy(t, cfg_text, cl);
+  strcpy(t + cl, "\n");
+  write_text(out, "config.json", t);
+  free(t);
+  char gen[256];
+  snprintf(gen, sizeof gen, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"pad_token_id\": %d\n}\n", c->bos_id, c->eos_id,
+           c->pad_id);
+  write_text(out, "generation_config.json", gen);
+}
+
+/* The tensors in one file, or in shards of about shard_mb MB with an index: consecutive
+ * tensors up to the limit, a bigger tensor in a shard of its own. */
+static void write_weights(const char *out, const tlist *L, int64_t params, long shard_mb) {
+  char err[1024];
+  size_t limit = (size_t)shard_mb << 20;
+  remove_stale(out, limit && g_total > limit);
+  if (!limit || g_total <= limit) {
+    char *p = xl_path_join(out, "model.safetensors");
+    if (write_shard(L, 0, L->n, p, params, err, sizeof err)) xl_die("%s", err);
+    free(p);
+    return;
+  }
+  int *start = xl_malloc(sizeof(int) * (size_t)(L->n + 1)), ns = 0;
+  size_t acc = 0;
+  for (int i = 0; i < L->n; i++) {
+    if (i == 0 || acc + L->t[i].nbytes > limit) { start[ns++] = i; acc = 0; }
+    acc += L->t[i].nbytes;
+  }
+  start[ns] = L->n;
+  cJSON *idx = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(idx, "metadata");
+  cJSON_AddNumberToObject(meta, "total_parameters", (double)params);
+  cJSON_AddNumberToObject(meta, "total_size", (double)g_total);
+  cJSON *wm = cJSON_AddObjectToObject(idx, "weight_map");
+  for (int s = 0; s < ns; s++) {
+    char fname[64];
+    snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", s + 1, ns);
+    for (int i = start[s]; i < start[s + 1]; i++) cJSON_AddStringToObject(wm, L->t[i].name, fname);
+    char *p = xl_path_join(out, fname);
+    if (write_shard(L, start[s], start[s + 1], p, params, err, sizeof err)) xl_die("%s", err);
+    free(p);
+  }
+  char *js = cJSON_Print(idx);
+  cJSON_Delete(idx);
+  write_text(out, "model.safetensors.index.json", js);
+  free(js);
+  free(start);
+}
+
+/* Copies the tokenizer (and its tokenizer_config.json) when every id it can produce is inside
+ * the model's vocabulary. Returns the path copied (malloc'd) or NULL. */
+static char *copy_tokenizer(const char *out, const char *tok_path, const xl_config *c) {
+  char err[1024], *def_dir = NULL, *def_tok = NULL, *copied = NULL;
+  if (!tok_path) {
+    def_dir = xl_default_model_dir();
+    tok_path = def_tok = xl_path_join(def_dir, "tokenizer.json");
+  }
+  tok_tokenizer *tk = strcmp(tok_path, "none") ? tok_load(tok_path, err, sizeof err) : NULL;
+  if (!tk && strcmp(tok_path, "none")) {
+    if (def_tok) xl_warn("no tokenizer copied: %s", err);
+    else xl_die("%s", err);
+  } else if (tk) {
+    int tv = tok_vocab_size(tk);
+    tok_free(tk);
+    if (tv > c->vocab) {
+      xl_warn("no tokenizer copied: %s has %d ids, more than the vocabulary %d", tok_path, tv, c->vocab);
+    } else {
+      char *p = xl_path_join(out, "tokenizer.json");
+      if (copy_file(tok_path, p)) xl_die("%s: cannot copy to %s: %s", tok_path, p, strerror(errno));
+      free(p);
+      copied = xl_strdup(tok_path);
+      char *slash = strrchr(tok_path, '/'), *tdir = slash ? xl_strdup(tok_path) : xl_strdup(".");
+      if (slash) tdir[slash - tok_path] = 0;
+      char *tc = xl_path_join(tdir, "tokenizer_config.json"), *dc = xl_path_join(out, "tokenizer_config.json");
+      if (xl_exists(tc) && copy_file(tc, dc)) xl_die("%s: cannot copy: %s", tc, strerror(errno));
+      free(tc), free(dc), free(tdir);
+    }
+  }
+  free(def_tok);
+  free(def_dir);
+  return copied;
+}
+
+static void report(const init_args *g, const tlist *L, int64_t params, const xl_config *c, const char *tok_copied) {
+  cJSON *rec = cJSON_CreateObject();
+  cJSON_AddStringToObject(rec, "tool", "xl-init");
+  cJSON_AddStringToObject(rec, "dir", g->out);
+  cJSON_AddNumberToObject(rec, "params", (double)params);
+  cJSON_AddNumberToObject(rec, "tensors", L->n);
+  cJSON_AddNumberToObject(rec, "bytes", (double)g_total);
+  cJSON_AddStringToObject(rec, "dtype", g->dtype_s);
+  cJSON_AddNumberToObject(rec, "seed", (double)g->seed);
+  cJSON_AddNumberToObject(rec, "D", c->D);
+  cJSON_AddNumberToObject(rec, "blocks", c->n_blocks);
+  cJSON_AddNumberToObject(rec, "heads", c->n_heads);
+  cJSON_AddNumberToObject(rec, "vocab", c->vocab);
+  if (tok_copied) cJSON_AddStringToObject(rec, "tokenizer", tok_copied);
+  else cJSON_AddNullToObject(rec, "tokenizer");
+  cJSON_AddNumberToObject(rec, "seconds", xl_now() - g_t0);
+  char *line = cJSON_PrintUnformatted(rec);
+  cJSON_Delete(rec);
+  puts(line);
+  free(line);
+}
+
+int main(int argc, char **argv) {
+  xl_blas_setup(argc, argv);
+  xl_set_progname("xl-init");
+  static init_args g;   /* static: the sLSTM block list is 16 KB */
+  parse_args(&g, argc, argv);
+  st_dtype dtype;
+  const char *dtype_json;
+  if (!strcmp(g.dtype_s, "bf16")) dtype = ST_BF16, dtype_json = "bfloat16";
+  else if (!strcmp(g.dtype_s, "f32")) dtype = ST_F32, dtype_json = "float32";
+  else if (!strcmp(g.dtype_s, "f16")) dtype = ST_F16, dtype_json = "float16";
+  else xl_usage_error("--dtype: '%s' is not bf16, f32 or f16", g.dtype_s);
+  xl_config c;
+  char *cfg_text = make_config(&g, dtype_json, &c);
+  tlist L = {.seed = mix64((uint64_t)g.seed + 0x5851f42d4c957f2dULL), .dtype = dtype};
   if (c.arch == XL_ARCH_V1) {
     v1_ctx vc = {&L, c.D};
     xl_v1_tensor_specs(&c, v1_tensor, &vc);
@@ -463,115 +607,14 @@ int main(int argc, char **argv) {
     g_total += L.t[i].nbytes;
     params += (int64_t)(L.t[i].nbytes / st_dtype_size(dtype));
   }
-
-  if (xl_mkdirs(out)) xl_die("%s: cannot create: %s", out, strerror(errno));
-  char *p = xl_path_join(out, "config.json");
-  size_t cl = strlen(cfg_text);
-  cfg_text = xl_realloc(cfg_text, cl + 2);
-  strcpy(cfg_text + cl, "\n");
-  if (xl_write_file_atomic(p, cfg_text, cl + 1)) xl_die("%s: cannot write: %s", p, strerror(errno));
-  free(p);
+  write_configs(g.out, cfg_text, &c);
   free(cfg_text);
-  char gen[256];
-  int gl = snprintf(gen, sizeof gen, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"pad_token_id\": %d\n}\n", c.bos_id,
-                    c.eos_id, c.pad_id);
-  p = xl_path_join(out, "generation_config.json");
-  if (xl_write_file_atomic(p, gen, (size_t)gl)) xl_die("%s: cannot write: %s", p, strerror(errno));
-  free(p);
-
   g_pool = xl_pool_create((int)sysconf(_SC_NPROCESSORS_ONLN) > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1);
   g_t0 = g_last = xl_now();
-  size_t limit = (size_t)shard_mb << 20;
-  remove_stale(out, limit && g_total > limit);
-  if (!limit || g_total <= limit) {
-    p = xl_path_join(out, "model.safetensors");
-    if (write_shard(&L, 0, L.n, p, params, err, sizeof err)) xl_die("%s", err);
-    free(p);
-  } else {
-    /* greedy: consecutive tensors up to the limit; a bigger tensor gets a shard of its own */
-    int *start = xl_malloc(sizeof(int) * (size_t)(L.n + 1)), ns = 0;
-    size_t acc = 0;
-    for (int i = 0; i < L.n; i++) {
-      if (i == 0 || acc + L.t[i].nbytes > limit) { start[ns++] = i; acc = 0; }
-      acc += L.t[i].nbytes;
-    }
-    start[ns] = L.n;
-    cJSON *idx = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(idx, "metadata");
-    cJSON_AddNumberToObject(meta, "total_parameters", (double)params);
-    cJSON_AddNumberToObject(meta, "total_size", (double)g_total);
-    cJSON *wm = cJSON_AddObjectToObject(idx, "weight_map");
-    for (int s = 0; s < ns; s++) {
-      char fname[64];
-      snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", s + 1, ns);
-      for (int i = start[s]; i < start[s + 1]; i++) cJSON_AddStringToObject(wm, L.t[i].name, fname);
-      p = xl_path_join(out, fname);
-      if (write_shard(&L, start[s], start[s + 1], p, params, err, sizeof err)) xl_die("%s", err);
-      free(p);
-    }
-    char *js = cJSON_Print(idx);
-    cJSON_Delete(idx);
-    p = xl_path_join(out, "model.safetensors.index.json");
-    if (xl_write_file_atomic(p, js, strlen(js))) xl_die("%s: cannot write: %s", p, strerror(errno));
-    free(p);
-    free(js);
-    free(start);
-  }
+  write_weights(g.out, &L, params, g.shard_mb);
   xl_pool_free(g_pool);
-
-  /* tokenizer: copy it when every id it can produce is inside the model's vocabulary */
-  char *tok_copied = NULL;
-  char *def_dir = NULL, *def_tok = NULL;
-  if (!tok_path) {
-    def_dir = xl_default_model_dir();
-    def_tok = xl_path_join(def_dir, "tokenizer.json");
-    tok_path = def_tok;
-  }
-  if (strcmp(tok_path, "none")) {
-    tok_tokenizer *tk = tok_load(tok_path, err, sizeof err);
-    if (!tk) {
-      if (def_tok) xl_warn("no tokenizer copied: %s", err);
-      else xl_die("%s", err);
-    } else {
-      int tv = tok_vocab_size(tk);
-      tok_free(tk);
-      if (tv > c.vocab) xl_warn("no tokenizer copied: %s has %d ids, more than the vocabulary %d", tok_path, tv, c.vocab);
-      else {
-        p = xl_path_join(out, "tokenizer.json");
-        if (copy_file(tok_path, p)) xl_die("%s: cannot copy to %s: %s", tok_path, p, strerror(errno));
-        free(p);
-        tok_copied = xl_strdup(tok_path);
-        /* its tokenizer_config.json, if it has one beside it */
-        char *slash = strrchr(tok_path, '/');
-        char *tdir = slash ? xl_strdup(tok_path) : xl_strdup(".");
-        if (slash) tdir[slash - tok_path] = 0;
-        char *tc = xl_path_join(tdir, "tokenizer_config.json"), *dc = xl_path_join(out, "tokenizer_config.json");
-        if (xl_exists(tc) && copy_file(tc, dc)) xl_die("%s: cannot copy: %s", tc, strerror(errno));
-        free(tc); free(dc); free(tdir);
-      }
-    }
-  }
-  free(def_tok);
-  free(def_dir);
-
-  cJSON *rec = cJSON_CreateObject();
-  cJSON_AddStringToObject(rec, "tool", "xl-init");
-  cJSON_AddStringToObject(rec, "dir", out);
-  cJSON_AddNumberToObject(rec, "params", (double)params);
-  cJSON_AddNumberToObject(rec, "tensors", L.n);
-  cJSON_AddNumberToObject(rec, "bytes", (double)g_total);
-  cJSON_AddStringToObject(rec, "dtype", dtype_s);
-  cJSON_AddNumberToObject(rec, "seed", (double)seed);
-  cJSON_AddNumberToObject(rec, "D", c.D);
-  cJSON_AddNumberToObject(rec, "blocks", c.n_blocks);
-  cJSON_AddNumberToObject(rec, "heads", c.n_heads);
-  cJSON_AddNumberToObject(rec, "vocab", c.vocab);
-  if (tok_copied) cJSON_AddStringToObject(rec, "tokenizer", tok_copied);
-  else cJSON_AddNullToObject(rec, "tokenizer");
-  cJSON_AddNumberToObject(rec, "seconds", xl_now() - g_t0);
-  char *line = cJSON_PrintUnformatted(rec);
-  cJSON_Delete(rec);
-  puts(line);
-  free(line);
+  char *tok_copied = copy_tokenizer(g.out, g.tok_path, &c);
+  report(&g, &L, params, &c, tok_copied);
   free(tok_copied);
   free(L.t);
   xl_config_free(&c);

@@ -11,6 +11,7 @@
 #include "io/csvtable.h"
 #include "io/records.h"
 #include "sweep/pareto.h"
+#include "sweep/report.h"
 #include "base/util.h"
 #include <cJSON.h>
 #include <errno.h>
@@ -412,103 +413,6 @@ static int render(const char *gnuplot, const char *script, const char *data, con
 
 /* ---- report ---- */
 
-static void md_cell(FILE *f, const char *s) {
-  for (; *s; s++) {
-    if (*s == '|') fputs("\\|", f);
-    else if (*s == '\n' || *s == '\r') fputc(' ', f);
-    else fputc(*s, f);
-  }
-}
-
-/* A JSON value as one line of report text. */
-static void md_json_value(FILE *f, const cJSON *v) {
-  if (cJSON_IsString(v)) { md_cell(f, v->valuestring); return; }
-  if (cJSON_IsNumber(v)) { fprintf(f, "%.10g", v->valuedouble); return; }
-  if (cJSON_IsBool(v)) { fputs(cJSON_IsTrue(v) ? "true" : "false", f); return; }
-  if (cJSON_IsNull(v)) { fputs("(null)", f); return; }
-  if (cJSON_IsArray(v)) {
-    int all_str = 1;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, v) all_str &= cJSON_IsString(e);
-    if (all_str) {  /* a command line: show it as code */
-      fputc('`', f);
-      int first = 1;
-      cJSON_ArrayForEach(e, v) {
-        if (!first) fputc(' ', f);
-        first = 0;
-        md_cell(f, e->valuestring);
-      }
-      fputc('`', f);
-      return;
-    }
-  }
-  const cJSON *path = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "path") : NULL;
-  if (cJSON_IsString(path)) {
-    md_cell(f, path->valuestring);
-    const cJSON *e;
-    int first = 1;
-    cJSON_ArrayForEach(e, v) {
-      if (e == path) continue;
-      fputs(first ? " (" : ", ", f);
-      first = 0;
-      md_cell(f, e->string);
-      fputs(": ", f);
-      md_json_value(f, e);
-    }
-    if (!first) fputc(')', f);
-    return;
-  }
-  char *txt = cJSON_PrintUnformatted(v);
-  fputc('`', f);
-  md_cell(f, txt ? txt : "?");
-  fputc('`', f);
-  free(txt);
-}
-
-/* A JSON file of the run for the report; a bad one is left out with a warning. */
-static cJSON *read_json(const char *path) {
-  char err[1024];
-  cJSON *j = rec_json_read(path, err, sizeof err);
-  if (!j) xl_warn("%s; left out of the report", err);
-  return j;
-}
-
-static void report_provenance(FILE *f, const char *run_dir) {
-  char *p = xl_path_join(run_dir, "run_meta.json");
-  fprintf(f, "## Provenance\n\n");
-  cJSON *meta = xl_exists(p) ? read_json(p) : NULL;
-  if (!cJSON_IsObject(meta)) {
-    fprintf(f, "_No usable run_meta.json in the run directory: commit, host, CPU and command are unknown._\n\n");
-  } else {
-    /* The fields a reader looks for first, then whatever else the run recorded. */
-    static const char *first[] = {"commit", "version", "tool", "host", "cpu", "threads", "time", "model",
-                                  "prompt_file", "search", "repeats", "seed", "command"};
-    size_t nfirst = sizeof first / sizeof *first;
-    fprintf(f, "| field | value |\n|---|---|\n");
-    for (size_t k = 0; k < nfirst; k++) {
-      const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, first[k]);
-      if (!v) continue;
-      fprintf(f, "| %s | ", first[k]);
-      md_json_value(f, v);
-      fprintf(f, " |\n");
-    }
-    const cJSON *e;
-    cJSON_ArrayForEach(e, meta) {
-      int seen = 0;
-      for (size_t k = 0; k < nfirst && !seen; k++) seen = !strcmp(e->string, first[k]);
-      if (seen) continue;
-      fputs("| ", f);
-      md_cell(f, e->string);
-      fputs(" | ", f);
-      md_json_value(f, e);
-      fputs(" |\n", f);
-    }
-    fputc('\n', f);
-  }
-  cJSON_Delete(meta);
-  free(p);
-}
-
 static void report_results(FILE *f, const runtab *r) {
   size_t n = r->t.nrows, nok = 0;
   for (size_t i = 0; i < n; i++) nok += row_ok(r, i);
@@ -529,9 +433,9 @@ static void report_results(FILE *f, const runtab *r) {
         if (!csvt_num(&r->t, i, r->prefill, &x) && (bp < 0 || x > bpv)) { bp = (long)i; bpv = x; }
       }
       fprintf(f, "| %s | %zu | ", r->labels[g], cnt);
-      if (bd >= 0) { fprintf(f, "%.4g | `", bdv); md_cell(f, csvt_get(&r->t, (size_t)bd, r->slug)); fputs("` | ", f); }
+      if (bd >= 0) { fprintf(f, "%.4g | `", bdv); rp_md_cell(f, csvt_get(&r->t, (size_t)bd, r->slug)); fputs("` | ", f); }
       else fputs("- | - | ", f);
-      if (bp >= 0) { fprintf(f, "%.4g | `", bpv); md_cell(f, csvt_get(&r->t, (size_t)bp, r->slug)); fputs("` |\n", f); }
+      if (bp >= 0) { fprintf(f, "%.4g | `", bpv); rp_md_cell(f, csvt_get(&r->t, (size_t)bp, r->slug)); fputs("` |\n", f); }
       else fputs("- | - |\n", f);
     }
     fputc('\n', f);
@@ -542,64 +446,14 @@ static void report_results(FILE *f, const runtab *r) {
     for (size_t i = 0; i < n; i++) {
       if (row_ok(r, i)) continue;
       fputs("- `", f);
-      md_cell(f, csvt_get(&r->t, i, r->slug));
+      rp_md_cell(f, csvt_get(&r->t, i, r->slug));
       fputs("`: ", f);
       const char *e = csvt_get(&r->t, i, ce);
-      md_cell(f, *e ? e : "(no error recorded)");
+      rp_md_cell(f, *e ? e : "(no error recorded)");
       fputc('\n', f);
     }
     fputc('\n', f);
   }
-}
-
-static void report_profiles(FILE *f, const char *run_dir) {
-  char *p = xl_path_join(run_dir, "recommended.json");
-  fprintf(f, "## Recommended profiles\n\n");
-  cJSON *rec = xl_exists(p) ? read_json(p) : NULL;
-  const cJSON *profiles = cJSON_GetObjectItemCaseSensitive(rec, "profiles");
-  if (!cJSON_IsArray(profiles)) {
-    fprintf(f, "_No recommended.json in the run directory (run `xl-merge %s` to choose profiles)._\n\n", run_dir);
-  } else {
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(rec, "quality");
-    const cJSON *tol = cJSON_GetObjectItemCaseSensitive(rec, "tolerance");
-    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(rec, "speed");
-    fprintf(f, "Per context length, the fastest setting (by `%s`) on the Pareto front whose quality",
-            cJSON_IsString(sp) ? sp->valuestring : "decode_tok_s");
-    if (cJSON_IsString(q)) fprintf(f, " (`%s`) is within %g of the best measured", q->valuestring, cJSON_IsNumber(tol) ? tol->valuedouble : 0);
-    else fprintf(f, " (none measured) allows");
-    fprintf(f, ". Use one with `--profile FILE`.\n\n");
-    fprintf(f, "| context | profile | backend | chunk_size | heads_per_band | workers | decode tok/s | prefill tok/s | quality | why |\n"
-               "|---|---|---|---|---|---|---|---|---|---|\n");
-    const cJSON *pr;
-    cJSON_ArrayForEach(pr, profiles) {
-      const cJSON *params = cJSON_GetObjectItemCaseSensitive(pr, "params");
-      const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(pr, "metrics");
-      const cJSON *file = cJSON_GetObjectItemCaseSensitive(pr, "file");
-      static const char *pk[] = {"backend", "chunk_size", "heads_per_band", "workers"};
-      fputs("| ", f);
-      md_json_value(f, cJSON_GetObjectItemCaseSensitive(pr, "context"));
-      fputs(" | ", f);
-      if (cJSON_IsString(file)) { fputc('[', f); md_cell(f, file->valuestring); fputs("](", f); md_cell(f, file->valuestring); fputc(')', f); }
-      for (int k = 0; k < 4; k++) {
-        fputs(" | ", f);
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, pk[k]);
-        if (v) md_json_value(f, v); else fputc('-', f);
-      }
-      const char *mk[3] = {"decode_tok_s", "prefill_tok_s", cJSON_IsString(q) ? q->valuestring : ""};
-      for (int k = 0; k < 3; k++) {
-        fputs(" | ", f);
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(metrics, mk[k]);
-        if (cJSON_IsNumber(v)) fprintf(f, "%.4g", v->valuedouble); else fputc('-', f);
-      }
-      fputs(" | ", f);
-      const cJSON *why = cJSON_GetObjectItemCaseSensitive(pr, "reason");
-      md_cell(f, cJSON_IsString(why) ? why->valuestring : "");
-      fputs(" |\n", f);
-    }
-    fputc('\n', f);
-  }
-  cJSON_Delete(rec);
-  free(p);
 }
 
 /* The path of the figures directory as seen from the run directory. */
@@ -629,7 +483,7 @@ static void report_figures(FILE *f, const figure *figs, size_t nfig, const char 
     if (!any) fprintf(f, "## Figures not drawn\n\n");
     any = 1;
     fprintf(f, "- %s (`%s`): ", g->title, g->name);
-    md_cell(f, g->skipped[0] ? g->skipped : "gnuplot failed to render it (see data/gnuplot.log)");
+    rp_md_cell(f, g->skipped[0] ? g->skipped : "gnuplot failed to render it (see data/gnuplot.log)");
     fputc('\n', f);
   }
   if (any) fputc('\n', f);
@@ -722,9 +576,9 @@ static char *write_report(const char *run_dir, const runtab *r, const figure *fi
   char now[32];
   xl_rfc3339(now, sizeof now, xl_wall());
   fprintf(a.f, "Generated by xl-plot on %s from `%s`.\n\n", now, r->merged ? "merged.csv" : "summary.csv");
-  report_provenance(a.f, run_dir);
+  rp_provenance(a.f, run_dir);
   report_results(a.f, r);
-  report_profiles(a.f, run_dir);
+  rp_profiles(a.f, run_dir);
   report_figures(a.f, figs, nfig, rel);
   if (xl_atomic_commit(&a)) xl_die("%s: %s", report, strerror(errno));
   free(rel);

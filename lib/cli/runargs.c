@@ -3,13 +3,13 @@
 #include "cli/flags.h"
 #include "engine/blasenv.h"
 #include "engine/checkpoint.h"
+#include "obs/procmem.h"
 #include "base/util.h"
 #include <cblas.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 void xl_runargs_init(xl_runargs *a) {
@@ -205,18 +205,13 @@ long xl_run_prompt_ids(xl_run *r, xl_runargs *a, int allow_stdin, int32_t **ids)
   return n;
 }
 
-double xl_peak_rss_mb(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;
-}
 
 void xl_run_record_fields(const xl_run *r, cJSON *rec) {
   cJSON_AddStringToObject(rec, "model", r->model_dir);
   if (r->model) cJSON_AddStringToObject(rec, "fingerprint", r->model->fingerprint_hex);
   for (int id = 0; id < XS_COUNT; id++) cJSON_AddItemToObject(rec, xl_settings[id].key, xl_setting_json(id, &r->opt));
   cJSON_AddStringToObject(rec, "blas_core", xl_blas_core());
-  cJSON_AddNumberToObject(rec, "peak_rss_mb", xl_peak_rss_mb());
+  cJSON_AddNumberToObject(rec, "peak_rss_mb", tm_peak_rss_mb());
 }
 
 void xl_print_record(cJSON *rec) {

@@ -62,8 +62,6 @@ long xl_run_encode(xl_run *r, xl_runargs *a, const char *text, size_t len, const
  * setting (device, backend, chunk_size, heads_per_band, workers, matmul), blas_core,
  * peak_rss_mb. */
 void xl_run_record_fields(const xl_run *r, cJSON *rec);
-/* Process peak RSS in MB. */
-double xl_peak_rss_mb(void);
 /* Prints a record as one line on stdout. */
 void xl_print_record(cJSON *rec);
 

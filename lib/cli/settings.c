@@ -47,12 +47,6 @@ const xl_setting *xl_setting_by_key(const char *key) {
   return NULL;
 }
 
-const xl_setting *xl_setting_by_flag(const char *flag) {
-  for (int i = 0; i < XS_COUNT; i++)
-    if (!strcmp(xl_settings[i].flag, flag)) return &xl_settings[i];
-  return NULL;
-}
-
 static int is_int(xl_setting_id id) { return xl_settings[id].hi > 0; }
 
 static int *int_field(xl_setting_id id, xl_runopts *o) {
@@ -112,14 +106,6 @@ int xl_setting_parse_json(xl_setting_id id, const cJSON *v, xl_runopts *o, const
   if (!cJSON_IsString(v) || parse_named(id, v->valuestring, o))
     return xl_errf(err, errlen, "%s must be one of \"%s\" (as a string)", where, s->choices);
   return 0;
-}
-
-const char *xl_setting_format(xl_setting_id id, const xl_runopts *o, char *buf, size_t n) {
-  if (is_int(id)) {
-    snprintf(buf, n, "%d", *int_field(id, (xl_runopts *)o));
-    return buf;
-  }
-  return format_named(id, o, buf, n);
 }
 
 cJSON *xl_setting_json(xl_setting_id id, const xl_runopts *o) {
@@ -196,12 +182,6 @@ int xl_settings_apply_profile(const char *path, xl_runopts *o, char *err, size_t
   }
   cJSON_Delete(j);
   return rc;
-}
-
-cJSON *xl_settings_params(const xl_runopts *o) {
-  cJSON *p = cJSON_CreateObject();
-  for (int id = 0; id < XS_COUNT; id++) cJSON_AddItemToObject(p, xl_settings[id].key, xl_setting_json(id, o));
-  return p;
 }
 
 cJSON *xl_settings_params_check(const cJSON *params, const char *where, char *err, size_t errlen) {

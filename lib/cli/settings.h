@@ -33,7 +33,6 @@ extern const xl_setting xl_settings[XS_COUNT];
 
 /* The setting with this key (profile name) or flag; NULL if none. */
 const xl_setting *xl_setting_by_key(const char *key);
-const xl_setting *xl_setting_by_flag(const char *flag);
 
 /* Sets o's field from text (a flag value, an environment value, a profile value as text).
  * where names the source for messages ("--chunk-size", "XL_CHUNK_SIZE", "p.json: params.workers").
@@ -41,8 +40,6 @@ const xl_setting *xl_setting_by_flag(const char *flag);
 int xl_setting_parse(xl_setting_id id, const char *text, xl_runopts *o, const char *where, char *err, size_t errlen);
 /* The same from a JSON value (numbers for integer settings, strings otherwise). */
 int xl_setting_parse_json(xl_setting_id id, const cJSON *v, xl_runopts *o, const char *where, char *err, size_t errlen);
-/* o's value as text: "chunkwise", "64", "cuda:0". */
-const char *xl_setting_format(xl_setting_id id, const xl_runopts *o, char *buf, size_t n);
 /* o's value as JSON (a number or a string), for records and profiles. */
 cJSON *xl_setting_json(xl_setting_id id, const xl_runopts *o);
 
@@ -65,8 +62,6 @@ int xl_settings_resolve(xl_runopts *o, const xl_model *m, const xl_settings_give
 int xl_settings_is_profile(const char *path);
 /* Applies a profile's params over o. 0 ok; -1 with err naming the file and key. */
 int xl_settings_apply_profile(const char *path, xl_runopts *o, char *err, size_t errlen);
-/* A profile's params object from o: every setting, by key. */
-cJSON *xl_settings_params(const xl_runopts *o);
 /* Checks a params object (keys known, values in bounds) and returns a normalised copy
  * holding only the settings it names; NULL with err otherwise. */
 cJSON *xl_settings_params_check(const cJSON *params, const char *where, char *err, size_t errlen);

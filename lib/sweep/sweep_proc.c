@@ -32,55 +32,32 @@ static void keep_tail(sw_proc *p, size_t *len, const char *buf, size_t n) {
   p->err[*len] = 0;
 }
 
-int sw_proc_run(char *const *argv, double timeout_s, sw_proc *p) {
-  memset(p, 0, sizeof *p);
-  p->exit_code = -1;
-  int po[2], pe[2], px[2];
-  if (pipe(po)) return p->spawn_errno = errno, -1;
-  if (pipe(pe)) {
-    p->spawn_errno = errno;
-    close(po[0]), close(po[1]);
-    return -1;
-  }
-  /* A close-on-exec pipe tells the parent whether exec worked (and its errno if not). */
-  if (pipe2(px, O_CLOEXEC)) {
-    p->spawn_errno = errno;
-    close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
-    return -1;
-  }
-  double t0 = xl_now();
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    p->spawn_errno = errno;
-    close(po[0]), close(po[1]), close(pe[0]), close(pe[1]), close(px[0]), close(px[1]);
-    return -1;
-  }
-  if (pid == 0) {
-    setpgid(0, 0);
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    dup2(po[1], 1);
-    dup2(pe[1], 2);
-    close(po[0]), close(po[1]), close(pe[0]), close(pe[1]), close(px[0]);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
-    execvp(argv[0], argv);
-    int e = errno;
-    ssize_t w = write(px[1], &e, sizeof e);
-    (void)w;
-    _exit(127);
-  }
-  setpgid(pid, pid);   /* both sides, so the group exists before either goes on */
-  close(po[1]), close(pe[1]), close(px[1]);
-  int e = 0;
-  if (read(px[0], &e, sizeof e) == (ssize_t)sizeof e) p->spawn_errno = e;
-  close(px[0]);
+/* The child's side of the fork: its own process group, stdin from /dev/null, stdout
+ * and stderr into the pipes, default signal dispositions, then exec. An exec failure
+ * goes back through the close-on-exec pipe px as its errno. */
+static _Noreturn void child(char *const *argv, const int po[2], const int pe[2], const int px[2]) {
+  setpgid(0, 0);
+  int devnull = open("/dev/null", O_RDONLY);
+  if (devnull >= 0) dup2(devnull, 0);
+  dup2(po[1], 1);
+  dup2(pe[1], 2);
+  close(po[0]), close(po[1]), close(pe[0]), close(pe[1]), close(px[0]);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+  execvp(argv[0], argv);
+  int e = errno;
+  ssize_t w = write(px[1], &e, sizeof e);
+  (void)w;
+  _exit(127);
+}
 
+/* Reads the child's stdout (fds[0], all of it) and stderr (fds[1], its tail) until both
+ * close (fd set to -1), the time limit passes (timed_out) or sw_proc_stop is set
+ * (interrupted). */
+static void drain(sw_proc *p, struct pollfd fds[2], double t0, double timeout_s) {
   size_t cap = 4096, errlen = 0;
   p->out = xl_malloc(cap);
-  struct pollfd fds[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
   int open_fds = 2;
   char buf[4096];
   while (open_fds) {
@@ -118,6 +95,41 @@ int sw_proc_run(char *const *argv, double timeout_s, sw_proc *p) {
       }
     }
   }
+}
+
+int sw_proc_run(char *const *argv, double timeout_s, sw_proc *p) {
+  memset(p, 0, sizeof *p);
+  p->exit_code = -1;
+  int po[2], pe[2], px[2];
+  if (pipe(po)) return p->spawn_errno = errno, -1;
+  if (pipe(pe)) {
+    p->spawn_errno = errno;
+    close(po[0]), close(po[1]);
+    return -1;
+  }
+  /* A close-on-exec pipe tells the parent whether exec worked (and its errno if not). */
+  if (pipe2(px, O_CLOEXEC)) {
+    p->spawn_errno = errno;
+    close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+    return -1;
+  }
+  double t0 = xl_now();
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    p->spawn_errno = errno;
+    close(po[0]), close(po[1]), close(pe[0]), close(pe[1]), close(px[0]), close(px[1]);
+    return -1;
+  }
+  if (pid == 0) child(argv, po, pe, px);
+  setpgid(pid, pid);   /* both sides, so the group exists before either goes on */
+  close(po[1]), close(pe[1]), close(px[1]);
+  int e = 0;
+  if (read(px[0], &e, sizeof e) == (ssize_t)sizeof e) p->spawn_errno = e;
+  close(px[0]);
+
+  struct pollfd fds[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+  drain(p, fds, t0, timeout_s);
   if (p->timed_out || p->interrupted) kill(-pid, SIGKILL);
   for (int k = 0; k < 2; k++)
     if (fds[k].fd >= 0) close(fds[k].fd);
