@@ -29,7 +29,7 @@ void xl_sampler_free(xl_sampler *s) {
   s->idx = NULL;
 }
 
-static int xl_argmax(const float *x, int n) {
+int xl_argmax(const float *x, int n) {
   int best = 0;
   for (int i = 1; i < n; i++)
     if (x[i] > x[best]) best = i;

@@ -24,6 +24,8 @@ typedef struct {
 
 void xl_sampler_init(xl_sampler *s, const xl_sampling *cfg, int vocab);
 void xl_sampler_free(xl_sampler *s);
+/* The first index of the largest value (as torch.argmax). */
+int xl_argmax(const float *x, int n);
 int xl_sample(xl_sampler *s, const float *logits);
 /* The next uniform number in [0, 1) of the sampler's generator (for samplers that run
  * elsewhere, e.g. on a GPU, so that a seed picks the same stream everywhere). */
