@@ -26,6 +26,7 @@ $(GPU_LIMITS): tests/gpu_limits.cu
 	  -Xlinker -rpath -Xlinker '$$ORIGIN/../lib' -Xlinker --disable-new-dtags
 
 gpu-limits: $(GPU_LIMITS)
+all: $(GPU_LIMITS)
 else
 GPU_LIMITS :=
 gpu-limits:

@@ -100,9 +100,12 @@ def main():
         torch.set_num_threads(a.threads)
     if on_gpu:
         torch.cuda.set_device(torch.device(device))
-        # plain fp32 where fp32 is asked for (no TF32), as the C engine's fp32 path
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        if dtype == torch.float32:
+            try:   # plain fp32 where fp32 is asked for (no TF32), as the C engine's fp32 path
+                torch.backends.cuda.matmul.allow_tf32 = False
+                torch.backends.cudnn.allow_tf32 = False
+            except Exception:   # noqa: BLE001 - newer torch may refuse the legacy switch
+                pass
     label = a.label or os.path.basename(os.path.normpath(a.model))
 
     def sync():
