@@ -140,6 +140,53 @@ static void run_model(const char *name, const char *model_dir, const char *gdir)
   xl_model_free(m);
 }
 
+/* A stop request inside a prefill segment: the segment is abandoned, and the state and
+ * token count are those of the segments finished before it, bit for bit. */
+static int stop_after;
+static int stop_countdown(void *ctx) { (void)ctx; return --stop_after < 0; }
+
+static void interrupt_test(const char *model_dir) {
+  char err[512];
+  xl_model *m = xl_model_load(model_dir, err, sizeof err);
+  if (!m) { CHECK(0, "interrupt: model loads (%s)", err); return; }
+  int32_t ids[300];
+  for (int i = 0; i < 300; i++) ids[i] = (i * 37 + 11) % m->cfg.vocab;
+  xl_runopts o;
+  xl_runopts_default(&o, m);
+  o.segment = 100;   /* segments of 128 (whole chunks of 64); stop in the second */
+  o.interrupted = stop_countdown;
+  xl_session *s = xl_session_new(m, &o, err, sizeof err);
+  stop_after = m->cfg.n_blocks + 2;   /* layers of segment 1, then two layers into segment 2 */
+  int rc = xl_prefill(s, ids, 300, NULL), seg = s->segment;
+  CHECK(rc == 0 && seg < 300 && s->tokens == seg && s->last_token == ids[seg - 1],
+        "interrupted prefill stops after the finished segment (%ld tokens, segment %d)", s->tokens, seg);
+  xl_runopts r = o;
+  r.interrupted = NULL;
+  xl_session *ref = xl_session_new(m, &r, err, sizeof err);
+  xl_prefill(ref, ids, seg, NULL);
+  int same = 1;
+  const char *names[] = {"layer0.C", "layer0.n", "layer0.m"};
+  for (int l = 0; l < m->cfg.n_blocks && same; l++) {
+    for (int k = 0; k < 3 && same; k++) {
+      char nm[32];
+      snprintf(nm, sizeof nm, "layer%d.%s", l, names[k] + 7);
+      float *a = session_state(s, nm), *b = session_state(ref, nm);
+      size_t n = k == 0 ? (size_t)m->cfg.n_heads * m->cfg.dk * m->cfg.dv : k == 1 ? (size_t)m->cfg.n_heads * m->cfg.dk : (size_t)m->cfg.n_heads;
+      same = a && b && !memcmp(a, b, n * sizeof(float));
+      free(a), free(b);
+    }
+  }
+  CHECK(same, "... and its state is bit for bit the state after those %d tokens", seg);
+  /* continuing gives what an uninterrupted run gives */
+  s->opt.interrupted = NULL;
+  xl_prefill(s, ids + seg, 300 - seg, NULL);
+  xl_prefill(ref, ids + seg, 300 - seg, NULL);
+  CHECK(!memcmp(s->logits, ref->logits, sizeof(float) * (size_t)m->cfg.vocab), "... and resuming gives the uninterrupted logits");
+  xl_session_free(s);
+  xl_session_free(ref);
+  xl_model_free(m);
+}
+
 int main(void) {
   char md[4096], gd[4096];
   const char *fx[] = {"m128-f32", "m128-bias-bf16-sharded", "m256-fused"};
@@ -151,5 +198,6 @@ int main(void) {
   snprintf(md, sizeof md, "%s/models/xlstm-tiny-pydocs", root ? root : ".");
   snprintf(gd, sizeof gd, "%s/xlstm-tiny-pydocs", tl_golden_dir());
   run_model("xlstm-tiny-pydocs", md, gd);
+  interrupt_test(md);
   return tl_done();
 }

@@ -84,6 +84,12 @@ void xl_run_open_tokenizer(xl_run *r, xl_runargs *a) {
   if (!r->tok) xl_die("%s: no tokenizer.json in the model directory", r->model_dir);
 }
 
+/* A stop request (signal, memory watchdog) ends a prefill within one layer. */
+static int run_interrupted(void *ctx) {
+  (void)ctx;
+  return tm_should_stop() != 0;
+}
+
 void xl_run_open(xl_run *r, xl_runargs *a, int need_tokenizer) {
   memset(r, 0, sizeof *r);
   r->model_dir = a->model_dir ? xl_strdup(a->model_dir) : xl_default_model_dir();
@@ -97,6 +103,7 @@ void xl_run_open(xl_run *r, xl_runargs *a, int need_tokenizer) {
   if (xl_device_check(r->model, &r->opt, err, sizeof err)) xl_usage_error("%s", err);
   r->opt.progress = a->progress;
   r->opt.progress_ctx = a->progress_ctx;
+  r->opt.interrupted = run_interrupted;
   r->sess = xl_session_new(r->model, &r->opt, err, sizeof err);
   if (!r->sess) xl_die("%s", err);
   for (int i = 0; i < r->model->st.nfiles; i++)

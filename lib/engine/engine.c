@@ -194,7 +194,32 @@ xl_session *xl_session_new(const xl_model *m, const xl_runopts *opt, char *err, 
 void xl_session_free(xl_session *s) {
   if (!s) return;
   if (s->ops) s->ops->free(s);
+  free(s->snapshot);
   free(s);
+}
+
+/* The state's copy before a segment, so an interrupted segment leaves no trace. */
+typedef struct { float *buf; size_t off; int restore; } snap_ctx;
+static void snap_tensor(void *ctx, const char *name, float *data, int ndim, const int64_t *shape) {
+  snap_ctx *c = ctx;
+  size_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+  if (c->buf) {
+    if (c->restore) memcpy(data, c->buf + c->off, n * sizeof(float));
+    else memcpy(c->buf + c->off, data, n * sizeof(float));
+  }
+  c->off += n;
+  (void)name;
+}
+static int snapshot(xl_session *s, int restore) {
+  if (!s->snapshot) {   /* sized once, on the first interruptible segment */
+    snap_ctx count = {NULL, 0, 0};
+    if (s->ops->state_visit(s, snap_tensor, &count, 0)) return -1;
+    s->snapshot_floats = count.off;
+    s->snapshot = xl_malloc((count.off ? count.off : 1) * sizeof(float));
+  }
+  snap_ctx c = {s->snapshot, 0, restore};
+  return s->ops->state_visit(s, snap_tensor, &c, restore);
 }
 
 void xl_session_reset(xl_session *s) {
@@ -217,6 +242,7 @@ int xl_step(xl_session *s, int token) {
 static int prefill_steps(xl_session *s, const int32_t *ids, int T, float *all_logits) {
   int V = s->m->cfg.vocab;
   for (int t = 0; t < T; t++) {
+    if (s->opt.interrupted && s->opt.interrupted(s->opt.progress_ctx)) return 1;
     if (xl_step(s, ids[t])) return -1;
     if (all_logits) {
       const float *l = xl_session_logits(s);
@@ -234,12 +260,17 @@ int xl_prefill(xl_session *s, const int32_t *ids, long n, float *all_logits) {
     int T = n - t < s->segment ? (int)(n - t) : s->segment;
     float *rows = all_logits ? all_logits + (size_t)t * V : NULL;
     if (chunkwise) {
-      if (s->ops->prefill(s, ids + t, T, rows)) return -1;
+      if (s->opt.interrupted && snapshot(s, 0)) return -1;
+      int rc = s->ops->prefill(s, ids + t, T, rows);
+      if (rc == 1) return snapshot(s, 1) ? -1 : 0;   /* stopped inside the segment: as if never begun */
+      if (rc) return -1;
       s->tokens += T;
       s->last_token = ids[t + T - 1];
       s->logits_stale = s->ops->fetch_logits != NULL;
-    } else if (prefill_steps(s, ids + t, T, rows)) {
-      return -1;
+    } else {
+      int rc = prefill_steps(s, ids + t, T, rows);
+      if (rc == 1) return 0;   /* stopped between two tokens: the state covers those consumed */
+      if (rc) return -1;
     }
     if (s->opt.progress && s->opt.progress(s->opt.progress_ctx, t + T, n, xl_now() - t0)) break;
   }

@@ -46,7 +46,8 @@ void xl_session_reset(xl_session *s);          /* back to the empty state */
 /* One token: updates the state and the logits. 0 ok; -1 on a device failure. */
 int xl_step(xl_session *s, int token);
 /* n tokens; if all_logits is not NULL it receives [n, V] logits (row t after token t).
- * Reports to opt.progress after each segment; stops early when it returns non-zero. */
+ * Reports to opt.progress after each segment; stops early when it returns non-zero, or
+ * within a segment when opt.interrupted does (s->tokens then says how many were consumed). */
 int xl_prefill(xl_session *s, const int32_t *ids, long n, float *all_logits);
 /* The logits after the last consumed token, in host memory (copied from the device when
  * it holds newer ones). NULL on a device failure. */

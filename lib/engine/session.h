@@ -26,6 +26,10 @@ typedef enum { XL_DEVICE_CPU = 0, XL_DEVICE_CUDA = 1 } xl_device;
 
 /* Called after each prefill segment with the tokens done so far; non-zero stops early. */
 typedef int (*xl_progress_fn)(void *ctx, long done, long total, double seconds);
+/* Asked between the layers of a prefill segment: non-zero abandons the segment (the state
+ * goes back to where the segment began), so a stop request is honoured within one layer
+ * rather than one segment (a segment of a 7B model takes minutes on a CPU). */
+typedef int (*xl_interrupt_fn)(void *ctx);
 
 typedef struct {
   xl_backend backend;     /* prefill backend; decode always steps */
@@ -37,7 +41,8 @@ typedef struct {
   int device_index;       /* cuda:N */
   int segment;            /* prefill tokens per segment (0 = the device's default) */
   xl_progress_fn progress;
-  void *progress_ctx;
+  xl_interrupt_fn interrupted;
+  void *progress_ctx;        /* for both */
 } xl_runopts;
 
 typedef struct xl_model {
@@ -66,6 +71,8 @@ typedef struct xl_session {
   float *logits;             /* [V] logits after the last consumed token (see xl_session_logits) */
   int logits_stale;          /* the device holds newer logits than `logits` */
   int segment;               /* prefill tokens per segment (set by the implementation's init) */
+  float *snapshot;           /* the state before the running segment (with opt.interrupted) */
+  size_t snapshot_floats;
   size_t scratch_bytes;      /* host memory the session allocated */
   void *impl;
 } xl_session;
@@ -84,7 +91,8 @@ typedef struct xl_session_ops {
   int (*step)(xl_session *s, int token);                  /* the logits after token */
   /* One segment of T <= s->segment tokens, chunkwise: the logits after its last token, and
    * every row into all_logits [T, V] when not NULL. (The dispatcher loops over segments,
-   * counts tokens and reports progress.) */
+   * counts tokens and reports progress.) Returns 1 when opt.interrupted asked it to stop
+   * (the state is then half-updated; the dispatcher restores it). */
   int (*prefill)(xl_session *s, const int32_t *ids, int T, float *all_logits);
   /* the recurrent state tensors (not the logits); loading: fn writes into data */
   int (*state_visit)(xl_session *s, xl_state_visit_fn fn, void *ctx, int loading);

@@ -314,7 +314,7 @@ static void ffn(xl_session *s, const xl_v1_block *B, int T) {
 
 /* T tokens through the model (chunk: mLSTM chunkwise, else recurrent steps), then logits:
  * rows into logits_rows [T, V] when given, and the last row into s->logits. */
-static void run_tokens(xl_session *s, const int32_t *ids, int T, int chunk, float *logits_rows) {
+static int run_tokens(xl_session *s, const int32_t *ids, int T, int chunk, float *logits_rows) {
   const xl_model *m = s->m;
   const xl_config *c = &m->cfg;
   const xl_v1_model *M = m->weights;
@@ -322,6 +322,7 @@ static void run_tokens(xl_session *s, const int32_t *ids, int T, int chunk, floa
   int D = c->D, V = c->vocab;
   for (int t = 0; t < T; t++) xl_mat_row(&m->embed, ids[t], v->X + (size_t)t * D);
   for (int b = 0; b < c->n_blocks; b++) {
+    if (chunk && s->opt.interrupted && s->opt.interrupted(s->opt.progress_ctx)) return 1;
     const xl_v1_block *B = &M->blocks[b];
     for (int t = 0; t < T; t++) layernorm(v->X + (size_t)t * D, v->U + (size_t)t * D, B->norm_w, D);
     if (B->slstm) slstm_layer(s, B, &v->ls[b], T);
@@ -341,6 +342,7 @@ static void run_tokens(xl_session *s, const int32_t *ids, int T, int chunk, floa
     proj(s, &m->lm_head, v->U + (size_t)(T - 1) * D, 1, D, s->logits, V, 1);
     if (logits_rows) memcpy(logits_rows, s->logits, sizeof(float) * V);
   }
+  return 0;
 }
 
 /* ---- hooks ---- */
@@ -451,8 +453,7 @@ static int step(xl_session *s, int token) {
 }
 
 static int prefill(xl_session *s, const int32_t *ids, int T, float *all_logits) {
-  run_tokens(s, ids, T, 1, all_logits);
-  return 0;
+  return run_tokens(s, ids, T, 1, all_logits);
 }
 
 static int state_visit(xl_session *s, xl_state_visit_fn fn, void *ctx, int loading) {

@@ -311,8 +311,8 @@ static void gemm(xl_session *s, const xl_mat *w, const float *X, int T, int ldx,
     for (int t = 0; t < T; t++) add_bias(Y + (size_t)t * ldy, bias, w->rows);
 }
 
-/* One segment of T <= seg tokens through every block, chunkwise. */
-static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *logits_rows) {
+/* One segment of T <= seg tokens through every block, chunkwise. 1 when interrupted. */
+static int prefill_segment(xl_session *s, const int32_t *ids, int T, float *logits_rows) {
   const xl_model *m = s->m;
   const xl_config *c = &m->cfg;
   xlstm_cpu *xc = s->impl;
@@ -324,6 +324,7 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
   for (int t = 0; t < T; t++) xl_mat_row(&m->embed, ids[t], xc->X + (size_t)t * D);
   prof_mark(prof, -1, TM_EMBED, &pt);
   for (int l = 0; l < c->n_blocks; l++) {
+    if (s->opt.interrupted && s->opt.interrupted(s->opt.progress_ctx)) return 1;
     const xl_block *B = &W->blocks[l];
     for (int t = 0; t < T; t++) rmsnorm(xc->X + (size_t)t * D, xc->U + (size_t)t * D, B->norm_mlstm_w, B->norm_mlstm_b, D, eps);
     if (s->opt.matmul_bf16) round_bf16(xc->U, (size_t)T * D);
@@ -372,11 +373,11 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
   } else {
     final_logits_one(s, xc->X + (size_t)(T - 1) * D);
   }
+  return 0;
 }
 
 static int prefill(xl_session *s, const int32_t *ids, int T, float *all_logits) {
-  prefill_segment(s, ids, T, all_logits);
-  return 0;
+  return prefill_segment(s, ids, T, all_logits);
 }
 
 /* ---- state ---- */
