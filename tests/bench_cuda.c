@@ -227,6 +227,22 @@ int main(int argc, char **argv) {
                long_dec / short_dec);
       fflush(stdout);
     }
+    /* where the time goes: the longest prefill and a few steps, phase by phase */
+    if (!rc) {
+      static char js[4096];
+      long n = o.prefill[0];
+      for (int pi = 1; pi < o.nprefill; pi++) if (o.prefill[pi] > n) n = o.prefill[pi];
+      int tok = 0;
+      xl_cuda_session_reset(s);
+      if (!xl_cuda_profile(s, 1) && !xl_cuda_prefill(s, ids, n, NULL, NULL) && !xl_cuda_profile_json(s, js, sizeof js))
+        printf("{\"bench\":\"cuda_profile\",\"what\":\"prefill\",\"tokens\":%ld,\"chunk\":%d,\"ms\":%s}\n", n, ck, js);
+      int ok = !xl_cuda_profile(s, 1);
+      for (int i = 0; ok && i < 16; i++) ok = !xl_cuda_sample(s, 1, 1, 0, 1, 0, &tok) && !xl_cuda_step(s, tok, NULL);
+      if (ok && !xl_cuda_profile_json(s, js, sizeof js))
+        printf("{\"bench\":\"cuda_profile\",\"what\":\"decode (kernels launched one by one)\",\"steps\":16,\"ms\":%s}\n", js);
+      xl_cuda_profile(s, 0);
+      fflush(stdout);
+    }
     printf("{\"bench\":\"cuda_memory\",\"chunk\":%d,\"peak_gb\":%.3f,\"device_used_gb\":%.3f,\"weights_gb\":%.3f,"
            "\"session_gb\":%.3f,\"peak_over_weights_gb\":%.3f}\n",
            ck, xl_cuda_peak_bytes() / 1e9, xl_cuda_device_used_bytes(0) / 1e9, wb / 1e9, xl_cuda_session_bytes(s) / 1e9,

@@ -3,7 +3,8 @@
  * along by a scan over chunks, in the manner of NX-AI's mlstm_kernels (own code):
  *   1. k_gates   per head: soft-capped gates, the within-chunk cumulative log forget gate b,
  *                each chunk's local stabiliser mloc, then the m chain over chunks (scalars)
- *   2. k_kweight Kw = k * exp(g - b_t + i_t - mloc): the keys as they enter a chunk's state
+ *   2. k_kweight Kw = k * exp(g - b_t + i_t - mloc): the keys as they enter a chunk's state,
+ *      and k_nloc, their sum over each chunk (the chunk's local n)
  *   3. GEMM      chunk-local states Cloc = Kw^T V, all (chunk, head) pairs in one batched call
  *   4. k_scan    C and n entering every chunk, in place over Cloc, and the layer's final state
  *   5. GEMM      S = Q K^T / sqrt(DK) per chunk
@@ -39,80 +40,136 @@ typedef struct {
 __device__ __forceinline__ float *trow(const cell_args &a, int r, int h) { return a.tok + ((size_t)r * a.NH + h) * a.seg; }
 __device__ __forceinline__ float *crow(const cell_args &a, int r) { return a.chk + (size_t)r * a.NC * a.NH; }
 
-/* 1. One block per head; a thread per chunk for the within-chunk sums, one thread for the
- * short chain over chunks. */
+/* 1. One block per (chunk, head): soft-capped gates, then b = the inclusive cumulative sum
+ * of log forget gates within the chunk (each thread a run of positions, then a block scan
+ * of the runs' sums), the chunk's total g, its local stabiliser mloc = max_t (g - b_t + i_t)
+ * and the key weights; chunk 0 also records the layer's incoming m, where the scan starts. */
 __global__ void k_gates(cell_args a) {
-  int h = blockIdx.x;
+  __shared__ float run[1024];
+  __shared__ float red[32];
+  int c = blockIdx.x, h = blockIdx.y, nt = blockDim.x, tid = threadIdx.x;
   float *B = trow(a, T_B, h), *I = trow(a, T_I, h), *KW = trow(a, T_KW, h);
   float bi = a.bias[a.off_ig + h], bf = a.bias[a.off_fg + h];
-  for (int c = threadIdx.x; c < a.NC; c += blockDim.x) {
-    int t0 = c * a.ck, t1 = min(t0 + a.ck, a.T);
-    float acc = 0;
-    for (int t = t0; t < t1; t++) {
-      const float *row = a.P + (size_t)t * a.NIN;
-      float ig = softcap(row[a.off_ig + h] + bi, a.gcap), fg = softcap(row[a.off_fg + h] + bf, a.gcap);
-      acc += logsig(fg);
-      B[t] = acc;
-      I[t] = ig;
-    }
-    float g = acc, mloc = -INFINITY;
-    for (int t = t0; t < t1; t++) mloc = fmaxf(mloc, g - B[t] + I[t]);
-    for (int t = t0; t < t1; t++) KW[t] = expf(g - B[t] + I[t] - mloc);
-    for (int t = t1; t < t0 + a.ck; t++) { B[t] = 0; I[t] = 0; KW[t] = 0; }   /* padding: no weight */
-    crow(a, C_G)[c * a.NH + h] = g;
-    crow(a, C_MLOC)[c * a.NH + h] = mloc;
+  int t0 = c * a.ck, t1 = min(t0 + a.ck, a.T), per = (a.ck + nt - 1) / nt;
+  int p0 = t0 + tid * per, p1 = min(p0 + per, t1);
+  float acc = 0;
+  for (int t = p0; t < p1; t++) {
+    const float *row = a.P + (size_t)t * a.NIN;
+    float ig = softcap(row[a.off_ig + h] + bi, a.gcap), fg = softcap(row[a.off_fg + h] + bf, a.gcap);
+    acc += logsig(fg);
+    B[t] = acc;
+    I[t] = ig;
   }
+  run[tid] = acc;
   __syncthreads();
-  if (threadIdx.x == 0) {
-    float m = a.m[h];
-    for (int c = 0; c < a.NC; c++) {
-      int e = c * a.NH + h;
-      float g = crow(a, C_G)[e], ml = crow(a, C_MLOC)[e], mn = fmaxf(g + m, ml);
-      crow(a, C_MEN)[e] = m;
-      crow(a, C_DEC)[e] = expf(g + m - mn);
-      crow(a, C_LOCW)[e] = expf(ml - mn);
-      m = mn;
+  for (int o = 1; o < nt; o <<= 1) {   /* Hillis-Steele inclusive scan of the runs */
+    float v = tid >= o ? run[tid - o] : 0.0f;
+    __syncthreads();
+    run[tid] += v;
+    __syncthreads();
+  }
+  float before = tid ? run[tid - 1] : 0.0f, g = run[nt - 1], ml = -INFINITY;
+  for (int t = p0; t < p1; t++) {
+    B[t] += before;
+    ml = fmaxf(ml, g - B[t] + I[t]);
+  }
+  for (int o = 16; o; o >>= 1) ml = fmaxf(ml, __shfl_xor_sync(0xffffffffu, ml, o));
+  if ((tid & 31) == 0) red[tid >> 5] = ml;
+  __syncthreads();
+  ml = -INFINITY;
+  for (int w = 0; w < (nt + 31) / 32; w++) ml = fmaxf(ml, red[w]);
+  for (int t = p0; t < p1; t++) KW[t] = expf(g - B[t] + I[t] - ml);
+  for (int t = max(p0, t1); t < min(p0 + per, t0 + a.ck); t++) { B[t] = 0; I[t] = 0; KW[t] = 0; }   /* padding: no weight */
+  if (tid == 0) {
+    crow(a, C_G)[c * a.NH + h] = g;
+    crow(a, C_MLOC)[c * a.NH + h] = ml;
+    if (c == 0) crow(a, C_MEN)[h] = a.m[h];
+  }
+}
+
+/* 2. Kw[t, h*DK + j] = k[t, h*DK + j] * KW[h][t] (padding rows: 0); blockIdx.y = t. */
+__global__ void k_kweight(cell_args a) {
+  size_t t = blockIdx.y;
+  for (int col = blockIdx.x * blockDim.x + threadIdx.x; col < a.QK; col += gridDim.x * blockDim.x)
+    a.Kw[t * a.QK + col] = a.P[t * a.NIN + a.QK + col] * trow(a, T_KW, col / a.DK)[t];
+}
+
+/* 2b. nloc[c, h] = sum over the chunk's rows of Kw (the chunk's local n), into Nst: a block
+ * per (chunk, head), 64 threads across float4 columns x 4 across rows. */
+__global__ void k_nloc(cell_args a) {
+  __shared__ float4 part[4][64];
+  int b = blockIdx.x, c = b / a.NH, h = b % a.NH, jt = threadIdx.x & 63, tg = threadIdx.x >> 6, n4 = a.DK >> 2;
+  for (int jb = 0; jb < n4; jb += 64) {
+    int j4 = jb + jt;
+    float4 s = make_float4(0, 0, 0, 0);
+    if (j4 < n4)
+      for (int t = tg; t < a.ck; t += 4) {
+        float4 k = *(const float4 *)(a.Kw + ((size_t)c * a.ck + t) * a.QK + h * a.DK + 4 * j4);
+        s.x += k.x; s.y += k.y; s.z += k.z; s.w += k.w;
+      }
+    part[tg][jt] = s;
+    __syncthreads();
+    if (tg == 0 && j4 < n4) {
+      for (int g = 1; g < 4; g++) { float4 u = part[g][jt]; s.x += u.x; s.y += u.y; s.z += u.z; s.w += u.w; }
+      *(float4 *)(a.Nst + (size_t)b * a.DK + 4 * j4) = s;
     }
-    a.m[h] = m;
+    __syncthreads();
   }
 }
 
-/* 2. Kw[t, h*DK + j] = k[t, h*DK + j] * KW[h][t] (padding rows: 0). */
-__global__ void k_kweight(cell_args a, long n) {
-  for (long e = blockIdx.x * (long)blockDim.x + threadIdx.x; e < n; e += (long)gridDim.x * blockDim.x) {
-    long t = e / a.QK;
-    int col = (int)(e - t * a.QK), h = col / a.DK;
-    a.Kw[e] = a.P[(size_t)t * a.NIN + a.QK + col] * trow(a, T_KW, h)[t];
-  }
+/* 4. The scan over chunks, one thread per float4 of C (then per element of n): the running
+ * state s enters chunk c, is stored there in place of the chunk's local state, and moves on:
+ * s <- s * exp(g + m - m') + local * exp(mloc - m'), m' = max(g + m, mloc). Every thread
+ * follows the (scalar) m chain itself; the first thread of head h records m entering each
+ * chunk and the layer's final m. Loads come SCAN_B chunks at a time, all in flight before
+ * the dependent updates. blockIdx.y = head. */
+#define SCAN_B 8
+__device__ __forceinline__ void chain(const cell_args &a, int c, int h, float &m, float &dec, float &lw) {
+  float g = crow(a, C_G)[c * a.NH + h], ml = crow(a, C_MLOC)[c * a.NH + h], mn = fmaxf(g + m, ml);
+  dec = expf(g + m - mn);
+  lw = expf(ml - mn);
+  m = mn;
 }
 
-/* 4. The scan over chunks, one thread per element of C (then of n): the running state s
- * enters chunk c, is stored there in place of the chunk's local state, and moves on:
- * s <- s * exp(g + m - m') + local * exp(mloc - m'). blockIdx.y = head. */
 __global__ void k_scan(cell_args a, int cblocks) {
   int h = blockIdx.y, NH = a.NH;
-  const float *dec = crow(a, C_DEC), *locw = crow(a, C_LOCW);
+  float m = crow(a, C_MEN)[h], dec, lw;
+  bool lead = blockIdx.x == 0 && threadIdx.x == 0;
   if ((int)blockIdx.x < cblocks) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x, sz = (size_t)a.DK * a.DV;
-    if (e >= sz) return;
-    float *state = a.C + (size_t)h * sz + e, s = *state;
-#pragma unroll 4
-    for (int c = 0; c < a.NC; c++) {
-      size_t i = ((size_t)c * NH + h) * sz + e;
-      float loc = a.Cst[i];
-      a.Cst[i] = s;
-      s = s * dec[c * NH + h] + loc * locw[c * NH + h];
+    size_t sz = (size_t)a.DK * a.DV, e = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 4;
+    bool act = e < sz;
+    float4 *state = (float4 *)(a.C + (size_t)h * sz + e);
+    float4 s = act ? *state : make_float4(0, 0, 0, 0);
+    for (int c0 = 0; c0 < a.NC; c0 += SCAN_B) {
+      float4 loc[SCAN_B];
+#pragma unroll
+      for (int k = 0; k < SCAN_B; k++)
+        if (act && c0 + k < a.NC) loc[k] = *(const float4 *)(a.Cst + ((size_t)(c0 + k) * NH + h) * sz + e);
+#pragma unroll
+      for (int k = 0; k < SCAN_B; k++) {
+        int c = c0 + k;
+        if (c >= a.NC) break;
+        if (lead && c > 0) crow(a, C_MEN)[c * NH + h] = m;
+        chain(a, c, h, m, dec, lw);
+        if (act) {
+          *(float4 *)(a.Cst + ((size_t)c * NH + h) * sz + e) = s;
+          s.x = s.x * dec + loc[k].x * lw; s.y = s.y * dec + loc[k].y * lw;
+          s.z = s.z * dec + loc[k].z * lw; s.w = s.w * dec + loc[k].w * lw;
+        }
+      }
     }
-    *state = s;
+    if (act) *state = s;
+    if (lead) a.m[h] = m;
   } else {
     int j = (blockIdx.x - cblocks) * blockDim.x + threadIdx.x;
     if (j >= a.DK) return;
     float *state = a.n + (size_t)h * a.DK + j, s = *state;
     for (int c = 0; c < a.NC; c++) {
-      float loc = 0;
-      for (int t = c * a.ck; t < (c + 1) * a.ck; t++) loc += a.Kw[(size_t)t * a.QK + h * a.DK + j];
-      a.Nst[((size_t)c * NH + h) * a.DK + j] = s;
-      s = s * dec[c * NH + h] + loc * locw[c * NH + h];
+      size_t i = ((size_t)c * NH + h) * a.DK + j;
+      float loc = a.Nst[i];
+      chain(a, c, h, m, dec, lw);
+      a.Nst[i] = s;
+      s = s * dec + loc * lw;
     }
     *state = s;
   }
@@ -123,11 +180,12 @@ __global__ void k_scan(cell_args a, int cblocks) {
  * scaled query row. */
 __global__ void k_mask(cell_args a) {
   int b = blockIdx.x, c = b / a.NH, h = b % a.NH, lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  int r0 = blockIdx.y * 32, r1 = min(a.ck, r0 + 32);   /* this block's rows */
   const float *B = trow(a, T_B, h), *I = trow(a, T_I, h);
   float *Mt = trow(a, T_M, h), *Rs = trow(a, T_RS, h);
   float m0 = crow(a, C_MEN)[b];
   float *S = a.S + (size_t)b * a.ck * a.ck;
-  for (int t = w; t < a.ck; t += nw) {
+  for (int t = r0 + w; t < r1; t += nw) {
     int ts = c * a.ck + t;
     float *St = S + (size_t)t * a.ck, *qb = a.Qb + (size_t)ts * a.QK + h * a.DK;
     if (ts >= a.T) {   /* padding row: nothing (its outputs are never read) */
@@ -153,38 +211,43 @@ __global__ void k_mask(cell_args a) {
   }
 }
 
-__device__ float bsum(float v, float *red) {
-  for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  __syncthreads();
-  if (lane == 0) red[w] = v;
-  __syncthreads();
-  v = lane < nw ? red[lane] : 0.0f;
+__device__ __forceinline__ float warp_sum_c(float v) {
   for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
 
-/* 8. One block per (token, head): h~ = num / (max(|Qb.n + rowsum|, exp(-m_t)) + eps), then
- * LayerNorm over DV (two passes), the channel weight, and sigmoid(o). */
+
+/* 8. A warp per (token, head), HO_WARPS heads of one token per block: h~ = num /
+ * (max(|Qb.n + rowsum|, exp(-m_t)) + eps), staged in shared memory, then LayerNorm over DV
+ * (two passes), the channel weight, and sigmoid(o). No block barriers: warps work alone. */
+#define HO_WARPS 8
 template <typename OutT>
 __global__ void k_headout(cell_args a, const float *mh_w, const float *mh_b, OutT *out) {
-  __shared__ float red[32];
-  int t = blockIdx.x, h = blockIdx.y, c = t / a.ck, DV = a.DV;
+  extern __shared__ float hsm[];   /* [HO_WARPS, DV] */
+  int t = blockIdx.x, lane = threadIdx.x & 31, w = threadIdx.x >> 5, h = blockIdx.y * HO_WARPS + w, c = t / a.ck, DV = a.DV;
+  if (h >= a.NH) return;
+  float *hs = hsm + (size_t)w * DV;
   const float *qb = a.Qb + (size_t)t * a.QK + h * a.DK, *nv = a.Nst + ((size_t)c * a.NH + h) * a.DK;
   float d = 0;
-  for (int j = threadIdx.x; j < a.DK; j += blockDim.x) d += qb[j] * nv[j];
-  float den = bsum(d, red) + trow(a, T_RS, h)[t];
+  for (int j = lane; j < a.DK; j += 32) d += qb[j] * nv[j];
+  float den = warp_sum_c(d) + trow(a, T_RS, h)[t];
   float inv = 1.0f / (fmaxf(fabsf(den), expf(-trow(a, T_M, h)[t])) + a.eps);
-  const float *hv = a.H + (size_t)t * a.VD + h * DV;
+  const float4 *hv = (const float4 *)(a.H + (size_t)t * a.VD + h * DV);
   float s1 = 0;
-  for (int i = threadIdx.x; i < DV; i += blockDim.x) s1 += hv[i] * inv;
-  float mu = bsum(s1, red) / DV, s2 = 0;
-  for (int i = threadIdx.x; i < DV; i += blockDim.x) { float e = hv[i] * inv - mu; s2 += e * e; }
-  float r = rsqrtf(bsum(s2, red) / DV + a.norm_eps);
+  for (int i = lane; i < DV / 4; i += 32) {
+    float4 x = hv[i];
+    x.x *= inv; x.y *= inv; x.z *= inv; x.w *= inv;
+    hs[4 * i] = x.x; hs[4 * i + 1] = x.y; hs[4 * i + 2] = x.z; hs[4 * i + 3] = x.w;
+    s1 += (x.x + x.y) + (x.z + x.w);
+  }
+  float mu = warp_sum_c(s1) / DV, s2 = 0;
+  __syncwarp();
+  for (int i = lane; i < DV; i += 32) { float e = hs[i] - mu; s2 += e * e; }
+  float r = rsqrtf(warp_sum_c(s2) / DV + a.norm_eps);
   const float *o = a.P + (size_t)t * a.NIN + a.off_o + h * DV;
-  for (int i = threadIdx.x; i < DV; i += blockDim.x) {
+  for (int i = lane; i < DV; i += 32) {
     int ch = h * DV + i;
-    float y = (hv[i] * inv - mu) * r * mh_w[ch] + (mh_b ? mh_b[ch] : 0.0f);
+    float y = (hs[i] - mu) * r * mh_w[ch] + (mh_b ? mh_b[ch] : 0.0f);
     stv(out + (size_t)t * a.VD + ch, y * sigm(o[i]));
   }
 }
@@ -245,26 +308,37 @@ int xlc_cell_segment(xl_cuda_session *s, int l, int T, void *Aout) {
   cell_args a = make_args(s, l, T);
   int nb = a.NC * a.NH, ck = a.ck, DK = a.DK, DV = a.DV, Tp = a.NC * ck;
   cudaStream_t st = s->st;
-  k_gates<<<a.NH, 256, 0, st>>>(a);
+  k_gates<<<dim3(a.NC, a.NH), ck < 256 ? 32 * ((ck + 31) / 32) : 256, 0, st>>>(a);
   KCHECK();
-  long nkw = (long)Tp * a.QK;
-  k_kweight<<<(int)((nkw + 255) / 256 < 8192 ? (nkw + 255) / 256 : 8192), 256, 0, st>>>(a, nkw);
+  xlc_mark(s, XLC_PH_GATES);
+  k_kweight<<<dim3((a.QK + 255) / 256, Tp), 256, 0, st>>>(a);
   KCHECK();
+  k_nloc<<<nb, 256, 0, st>>>(a);
+  KCHECK();
+  xlc_mark(s, XLC_PH_KWEIGHT);
   /* Cloc [DK, DV] = Kw_c^T V_c */
   TRY(bgemm(s, CUBLAS_OP_N, CUBLAS_OP_T, DV, DK, ck, 1.0f, P_V, a.NIN, P_KW, a.QK, 0.0f, P_C, DV, nb));
-  int cblocks = (int)(((size_t)DK * DV + 255) / 256);
+  xlc_mark(s, XLC_PH_CLOC);
+  int cblocks = (int)(((size_t)DK * DV / 4 + 255) / 256);
   k_scan<<<dim3(cblocks + (DK + 255) / 256, a.NH), 256, 0, st>>>(a, cblocks);
   KCHECK();
+  xlc_mark(s, XLC_PH_SCAN);
   /* S [ck, ck] = Q_c K_c^T / sqrt(DK) (row t, column s) */
   TRY(bgemm(s, CUBLAS_OP_T, CUBLAS_OP_N, ck, ck, DK, a.scale, P_K, a.NIN, P_Q, a.NIN, 0.0f, P_S, ck, nb));
-  k_mask<<<nb, 256, 0, st>>>(a);
+  xlc_mark(s, XLC_PH_S);
+  k_mask<<<dim3(nb, (ck + 31) / 32), 256, 0, st>>>(a);
   KCHECK();
+  xlc_mark(s, XLC_PH_MASK);
   /* H_c [ck, DV] = Qb_c C_enter + M V_c */
   TRY(bgemm(s, CUBLAS_OP_N, CUBLAS_OP_N, DV, ck, DK, 1.0f, P_C, DV, P_QB, a.QK, 0.0f, P_H, a.VD, nb));
   TRY(bgemm(s, CUBLAS_OP_N, CUBLAS_OP_N, DV, ck, ck, 1.0f, P_V, a.NIN, P_S, ck, 1.0f, P_H, a.VD, nb));
-  dim3 g(T, a.NH);
-  if (s->bf16) k_headout<<<g, 128, 0, st>>>(a, m->blocks[l].mh_w, m->blocks[l].mh_b, (__nv_bfloat16 *)Aout);
-  else k_headout<<<g, 128, 0, st>>>(a, m->blocks[l].mh_w, m->blocks[l].mh_b, (float *)Aout);
+  xlc_mark(s, XLC_PH_NUM);
+  int hw = a.NH < HO_WARPS ? a.NH : HO_WARPS;
+  dim3 g(T, (a.NH + HO_WARPS - 1) / HO_WARPS);
+  size_t hsm = (size_t)HO_WARPS * DV * 4;
+  if (s->bf16) k_headout<<<g, 32 * hw, hsm, st>>>(a, m->blocks[l].mh_w, m->blocks[l].mh_b, (__nv_bfloat16 *)Aout);
+  else k_headout<<<g, 32 * hw, hsm, st>>>(a, m->blocks[l].mh_w, m->blocks[l].mh_b, (float *)Aout);
   KCHECK();
+  xlc_mark(s, XLC_PH_HEADOUT);
   return 0;
 }

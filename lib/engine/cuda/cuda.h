@@ -66,6 +66,12 @@ long xl_cuda_session_tokens(const xl_cuda_session *s);               /* tokens c
 size_t xl_cuda_session_bytes(const xl_cuda_session *s);              /* device bytes of state + scratch */
 int xl_cuda_session_segment(const xl_cuda_session *s);               /* prefill tokens per segment in use */
 
+/* Profiling: on = 1 starts summing device time per phase (prefill: norm, GEMMs, cell
+ * stages...; decode: the step's kernels, launched one by one instead of from the graph),
+ * on = 0 stops. xl_cuda_profile_json writes {"phase": ms, ...} of what was summed. */
+int xl_cuda_profile(xl_cuda_session *s, int on);
+int xl_cuda_profile_json(xl_cuda_session *s, char *buf, size_t n);
+
 size_t xl_cuda_peak_bytes(void);   /* peak device bytes this process allocated through this module */
 size_t xl_cuda_device_used_bytes(int device);   /* the device's memory in use now (all processes, contexts) */
 /* "NVIDIA H200, driver 580.95, runtime 13.0, sm_90, 132 SMs, 143 GB, 1980 MHz" (for records). */

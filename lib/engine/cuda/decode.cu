@@ -1,31 +1,31 @@
-/* decode: one token through the recurrent form (docs/xlstm-math.md), as five kernels per
- * block, the whole step captured once per session in a CUDA graph and replayed.
+/* decode: one token through the recurrent form (docs/xlstm-math.md), six kernels per block,
+ * the whole step captured once per session in a CUDA graph and replayed.
  *   1. RMSNorm + the six input projections (one matrix [q;k;v;o;ig;fg]) + biases
- *   2. the mLSTM cell step per head (gates, m, n, C, h / denominator)
- *   3. per-head LayerNorm * sigmoid(o) + out-projection + residual
- *   4. RMSNorm + up_gate/up (interleaved rows) + silu(gate) * up
- *   5. down-projection + residual
+ *   2. the mLSTM cell step (gates, m, n, C update, partial numerators per row tile)
+ *   3. numerator / denominator, per-head LayerNorm, sigmoid(o) gate (one block per head)
+ *   4. out-projection + residual
+ *   5. RMSNorm + up_gate/up (interleaved rows) + silu(gate) * up
+ *   6. down-projection + residual
  * then RMSNorm + LM head + logit soft cap. Decode reads every weight once per token, so the
  * matrix-vector kernel is what counts: 16-byte weight loads, two rows per warp with four loads
- * each in flight, fp32 accumulation, the input vector in shared memory. Each block recomputes
- * its small prologue (a norm over D) instead of a separate launch: a few KB from L2 against
- * tens of KB of weights per block. */
+ * each in flight, fp32 accumulation, the input vector in shared memory, a grid of a few
+ * blocks per multiprocessor looping over row groups so that each block's prologue (a norm
+ * over D, loaded with all its loads in flight at once) is paid a few times, not per 16 rows. */
 #include "engine/cuda/internal.cuh"
+#include <utility>
 
-enum { PRO_PLAIN, PRO_RMS, PRO_HEAD };
+enum { PRO_PLAIN, PRO_RMS };
 enum { EPI_STORE, EPI_RESID, EPI_SILU, EPI_CAP };
 #define MV_WARPS 8
-#define MV_ROWS 2   /* rows per warp */
-#define MV_UNROLL 4 /* 16-byte loads per row in flight */
+#define MV_ROWS 2       /* rows per warp */
+#define MV_UNROLL 4     /* 16-byte loads per row in flight */
+#define PRO_REG 4       /* float4 per thread kept in registers by the prologue (D <= 4096) */
 
 typedef struct {
   const void *W;
   int rows, cols;
-  /* prologue input: PLAIN/RMS read src[cols]; HEAD reads h = src, o = src2 */
-  const float *src, *src2;
-  const float *nw, *nb;     /* norm weight/bias */
-  int nh, dv, nparts;       /* HEAD: heads, channels per head, partial numerators in src */
-  const float *den;         /* HEAD: [nh] denominators */
+  const float *src;         /* prologue input [cols] */
+  const float *nw, *nb;     /* RMS: norm weight/bias */
   float eps;
   int round;                /* round the input vector to bf16 (--matmul bf16) */
   /* epilogue */
@@ -53,6 +53,13 @@ __device__ float block_sum(float v, float *red) {
   float t = lane < nw ? red[lane] : 0.0f;
   return warp_sum(t);
 }
+
+/* Programmatic dependent launch (sm_90): a kernel lets the next one start early
+ * (launch_dependents) and waits for the previous one's results only where it reads them
+ * (wait). The next kernel's blocks fetch their first weights while this one drains. Without
+ * the launch attribute both instructions do nothing. */
+__device__ __forceinline__ void griddep_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void griddep_launch() { asm volatile("griddepcontrol.launch_dependents;"); }
 
 /* ---- weight loads: 16 bytes -> 8 (bf16, f16) or 4 (f32) floats ---- */
 template <int DT> struct wv;
@@ -84,39 +91,62 @@ template <> struct wv<ST_F32> {
   static __device__ __forceinline__ float one(const void *W, size_t i) { return ((const float *)W)[i]; }
 };
 
-/* ---- prologues: the input vector into shared memory ---- */
+/* ---- prologues: the input vector into shared memory ----
+ * Loads are issued together (float4, unrolled into registers): one memory latency per block
+ * instead of one per loop trip. cols % 4 == 0 takes that path; other widths go scalar. */
+
+__device__ __forceinline__ float4 f4(const float *p, int i) { return reinterpret_cast<const float4 *>(p)[i]; }
 
 __device__ void pro_rms(const mv_args &a, float *xs, float *red) {
+  int n4 = a.cols >> 2, nt = blockDim.x;
   float ss = 0;
-  for (int i = threadIdx.x; i < a.cols; i += blockDim.x) { float v = a.src[i]; ss += v * v; }
+  if ((a.cols & 3) == 0 && n4 <= PRO_REG * nt) {
+    float4 v[PRO_REG];
+#pragma unroll
+    for (int k = 0; k < PRO_REG; k++) {
+      int i = threadIdx.x + k * nt;
+      v[k] = i < n4 ? f4(a.src, i) : make_float4(0, 0, 0, 0);
+      ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    }
+    float r = rsqrtf(block_sum(ss, red) / a.cols + a.eps);
+#pragma unroll
+    for (int k = 0; k < PRO_REG; k++) {
+      int i = threadIdx.x + k * nt;
+      if (i >= n4) break;
+      float4 w = f4(a.nw, i), b = a.nb ? f4(a.nb, i) : make_float4(0, 0, 0, 0);
+      float y[4] = {v[k].x * r * w.x + b.x, v[k].y * r * w.y + b.y, v[k].z * r * w.z + b.z, v[k].w * r * w.w + b.w};
+#pragma unroll
+      for (int e = 0; e < 4; e++) xs[4 * i + e] = a.round ? bf16r(y[e]) : y[e];
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < a.cols; i += nt) { float v = a.src[i]; ss += v * v; }
   float r = rsqrtf(block_sum(ss, red) / a.cols + a.eps);
-  for (int i = threadIdx.x; i < a.cols; i += blockDim.x) {
+  for (int i = threadIdx.x; i < a.cols; i += nt) {
     float v = a.src[i] * r * a.nw[i] + (a.nb ? a.nb[i] : 0.0f);
     xs[i] = a.round ? bf16r(v) : v;
   }
 }
 
-/* The cell's output h~ = (sum of the row tiles' partial numerators) / denominator, then
- * per-head LayerNorm (two passes, biased variance), the channel weight, and the output gate
- * sigmoid(o); one warp per head at a time, h~ staged in xs. */
-__device__ void pro_head(const mv_args &a, float *xs) {
-  int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5, VD = a.nh * a.dv;
-  for (int hd = w; hd < a.nh; hd += nw) {
-    float *h = xs + (size_t)hd * a.dv, inv = 1.0f / a.den[hd], s = 0;
-    for (int i = lane; i < a.dv; i += 32) {
-      float t = 0;
-      for (int r = 0; r < a.nparts; r++) t += a.src[(size_t)r * VD + hd * a.dv + i];
-      h[i] = t * inv;
-      s += h[i];
+__device__ void pro_plain(const mv_args &a, float *xs) {
+  int n4 = a.cols >> 2, nt = blockDim.x;
+  if ((a.cols & 3) == 0) {
+    for (int base = 0; base < n4; base += 4 * nt) {
+      float4 v[4];
+#pragma unroll
+      for (int k = 0; k < 4; k++) { int i = base + threadIdx.x + k * nt; v[k] = i < n4 ? f4(a.src, i) : make_float4(0, 0, 0, 0); }
+#pragma unroll
+      for (int k = 0; k < 4; k++) {
+        int i = base + threadIdx.x + k * nt;
+        if (i < n4) { xs[4 * i] = v[k].x; xs[4 * i + 1] = v[k].y; xs[4 * i + 2] = v[k].z; xs[4 * i + 3] = v[k].w; }
+      }
     }
-    float mu = warp_sum(s) / a.dv, v = 0;
-    for (int i = lane; i < a.dv; i += 32) { float d = h[i] - mu; v += d * d; }
-    float r = rsqrtf(warp_sum(v) / a.dv + a.eps);
-    for (int i = lane; i < a.dv; i += 32) {
-      int c = hd * a.dv + i;
-      float y = ((h[i] - mu) * r * a.nw[c] + (a.nb ? a.nb[c] : 0.0f)) * sigm(a.src2[c]);
-      xs[c] = a.round ? bf16r(y) : y;
-    }
+  } else {
+    for (int i = threadIdx.x; i < a.cols; i += nt) xs[i] = a.src[i];
+  }
+  if (a.round) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < a.cols; i += nt) xs[i] = bf16r(xs[i]);
   }
 }
 
@@ -133,113 +163,156 @@ __device__ __forceinline__ void epi(const mv_args &a, int r, float acc, float ac
   }
 }
 
-/* y = epilogue(W · prologue(src)); MV_ROWS rows per warp. VEC: 16-byte loads (cols * esize a
- * multiple of 16), else one element per lane per step. */
-template <int DT, int PRO, int EPI, bool VEC>
-__global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv_args a) {
-  extern __shared__ float xs[];
-  __shared__ float red[32];
-  if (PRO == PRO_RMS) pro_rms(a, xs, red);
-  else if (PRO == PRO_HEAD) pro_head(a, xs);
-  else for (int i = threadIdx.x; i < a.cols; i += blockDim.x) xs[i] = a.round ? bf16r(a.src[i]) : a.src[i];
-  __syncthreads();
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int r0 = (blockIdx.x * MV_WARPS + warp) * MV_ROWS;
-  if (r0 >= a.rows) return;
+template <int DT>
+__device__ __forceinline__ void mv_fma(const uint4 &u, const float *x, float &acc) {
+  float f[wv<DT>::N];
+  wv<DT>::cvt(u, f);
+#pragma unroll
+  for (int e = 0; e < wv<DT>::N; e++) acc = fmaf(f[e], x[e], acc);
+}
+
+/* One warp's MV_ROWS rows from r0: dot products into acc. pre: u already holds the first
+ * MV_UNROLL vectors of each row. */
+template <int DT, bool VEC>
+__device__ __forceinline__ void mv_rows(const mv_args &a, const float *xs, int r0, int lane, uint4 (&u)[MV_ROWS][MV_UNROLL],
+                                        bool pre, float (&acc)[MV_ROWS]) {
   const int N = wv<DT>::N;
-  float acc[MV_ROWS] = {};
-  const char *base = (const char *)a.W;
   size_t rb = (size_t)a.cols * xlc_esize(DT);
+#pragma unroll
+  for (int k = 0; k < MV_ROWS; k++) acc[k] = 0;
   if (VEC) {
-    int nv = a.cols / N;   /* vectors per row */
+    int nv = a.cols / N;
     const uint4 *wr[MV_ROWS];
 #pragma unroll
-    for (int k = 0; k < MV_ROWS; k++) wr[k] = (const uint4 *)(base + (size_t)(r0 + k < a.rows ? r0 + k : r0) * rb);
+    for (int k = 0; k < MV_ROWS; k++) wr[k] = (const uint4 *)((const char *)a.W + (size_t)min(r0 + k, a.rows - 1) * rb);
     int j = lane;
     for (; j + 32 * (MV_UNROLL - 1) < nv; j += 32 * MV_UNROLL) {
-      uint4 u[MV_ROWS][MV_UNROLL];
+      if (!pre)
 #pragma unroll
-      for (int k = 0; k < MV_ROWS; k++)
+        for (int k = 0; k < MV_ROWS; k++)
 #pragma unroll
-        for (int q = 0; q < MV_UNROLL; q++) u[k][q] = __ldg(wr[k] + j + 32 * q);
+          for (int q = 0; q < MV_UNROLL; q++) u[k][q] = __ldg(wr[k] + j + 32 * q);
+      pre = false;
 #pragma unroll
-      for (int q = 0; q < MV_UNROLL; q++) {
-        const float *x = xs + (size_t)(j + 32 * q) * N;
+      for (int q = 0; q < MV_UNROLL; q++)
 #pragma unroll
-        for (int k = 0; k < MV_ROWS; k++) {
-          float f[N];
-          wv<DT>::cvt(u[k][q], f);
-#pragma unroll
-          for (int e = 0; e < N; e++) acc[k] = fmaf(f[e], x[e], acc[k]);
-        }
-      }
+        for (int k = 0; k < MV_ROWS; k++) mv_fma<DT>(u[k][q], xs + (size_t)(j + 32 * q) * N, acc[k]);
     }
-    for (; j < nv; j += 32) {
-      const float *x = xs + (size_t)j * N;
+    for (; j < nv; j += 32)
 #pragma unroll
-      for (int k = 0; k < MV_ROWS; k++) {
-        float f[N];
-        wv<DT>::cvt(__ldg(wr[k] + j), f);
-#pragma unroll
-        for (int e = 0; e < N; e++) acc[k] = fmaf(f[e], x[e], acc[k]);
-      }
-    }
+      for (int k = 0; k < MV_ROWS; k++) mv_fma<DT>(__ldg(wr[k] + j), xs + (size_t)j * N, acc[k]);
   } else {
 #pragma unroll
     for (int k = 0; k < MV_ROWS; k++) {
-      int r = r0 + k < a.rows ? r0 + k : r0;
+      int r = min(r0 + k, a.rows - 1);
       for (int j = lane; j < a.cols; j += 32) acc[k] = fmaf(wv<DT>::one(a.W, (size_t)r * a.cols + j), xs[j], acc[k]);
     }
   }
 #pragma unroll
   for (int k = 0; k < MV_ROWS; k++) acc[k] = warp_sum(acc[k]);
-  if (lane == 0) {
-    if (EPI == EPI_SILU) epi<EPI>(a, r0, acc[0], acc[1]);   /* rows come in (gate, up) pairs */
-    else
+}
+
+/* y = epilogue(W . prologue(src)). Warps take groups of MV_ROWS rows in turn over the whole
+ * grid. VEC: 16-byte loads (cols * esize a multiple of 16), else one element per lane per
+ * step. A warp's first weights are loaded before waiting for the previous kernel: weights
+ * never depend on it. */
+template <int DT, int PRO, int EPI, bool VEC>
+__global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv_args a) {
+  extern __shared__ float xs[];
+  __shared__ float red[32];
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int groups = (a.rows + MV_ROWS - 1) / MV_ROWS, g = blockIdx.x * MV_WARPS + warp, stride = gridDim.x * MV_WARPS;
+  uint4 u[MV_ROWS][MV_UNROLL];
+  bool pre = VEC && g < groups && lane + 32 * (MV_UNROLL - 1) < a.cols / wv<DT>::N;
+  if (pre) {
+    size_t rb = (size_t)a.cols * xlc_esize(DT);
 #pragma unroll
-      for (int k = 0; k < MV_ROWS; k++)
-        if (r0 + k < a.rows) epi<EPI>(a, r0 + k, acc[k], 0.0f);
+    for (int k = 0; k < MV_ROWS; k++) {
+      const uint4 *w = (const uint4 *)((const char *)a.W + (size_t)min(g * MV_ROWS + k, a.rows - 1) * rb);
+#pragma unroll
+      for (int q = 0; q < MV_UNROLL; q++) u[k][q] = __ldg(w + lane + 32 * q);
+    }
+  }
+  griddep_launch();
+  griddep_wait();
+  if (PRO == PRO_RMS) pro_rms(a, xs, red);
+  else pro_plain(a, xs);
+  __syncthreads();
+  for (; g < groups; g += stride) {
+    int r0 = g * MV_ROWS;
+    float acc[MV_ROWS];
+    mv_rows<DT, VEC>(a, xs, r0, lane, u, pre, acc);
+    pre = false;
+    if (lane == 0) {
+      if (EPI == EPI_SILU) epi<EPI>(a, r0, acc[0], acc[1]);   /* rows come in (gate, up) pairs */
+      else
+#pragma unroll
+        for (int k = 0; k < MV_ROWS; k++)
+          if (r0 + k < a.rows) epi<EPI>(a, r0 + k, acc[k], 0.0f);
+    }
   }
   if (EPI == EPI_CAP && a.flip && blockIdx.x == 0 && threadIdx.x == 0) *a.flip ^= 1;
 }
 
+/* A launch with the programmatic-dependency attribute when pdl is set. */
+template <typename... P, typename... A>
+static cudaError_t launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t st, int pdl, A &&...args) {
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = st;
+  cfg.attrs = at;
+  cfg.numAttrs = pdl ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, k, std::forward<A>(args)...);
+}
+
+static int g_sms = 0;   /* multiprocessors of the device (read at prepare; one device kind per process) */
+
 template <int DT, int PRO, int EPI>
-static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup) {
+static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl) {
   size_t smem = (size_t)a.cols * 4;
   bool vec = (a.cols * xlc_esize(DT)) % 16 == 0 && ((uintptr_t)a.W & 15) == 0;
-  int grid = (a.rows + MV_WARPS * MV_ROWS - 1) / (MV_WARPS * MV_ROWS);
-  if (vec) {
-    if (setup) { CU(cudaFuncSetAttribute(k_matvec<DT, PRO, EPI, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)); return 0; }
-    k_matvec<DT, PRO, EPI, true><<<grid, MV_WARPS * 32, smem, st>>>(a);
-  } else {
-    if (setup) { CU(cudaFuncSetAttribute(k_matvec<DT, PRO, EPI, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)); return 0; }
-    k_matvec<DT, PRO, EPI, false><<<grid, MV_WARPS * 32, smem, st>>>(a);
+  int groups = (a.rows + MV_ROWS - 1) / MV_ROWS, grid = (groups + MV_WARPS - 1) / MV_WARPS;
+  void (*k)(mv_args) = vec ? k_matvec<DT, PRO, EPI, true> : k_matvec<DT, PRO, EPI, false>;
+  if (setup) {
+    CU(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    return 0;
   }
-  KCHECK();
+  /* as many blocks as fit at once: each then loops over row groups */
+  int per_sm = 0;
+  CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, MV_WARPS * 32, smem));
+  int cap = (g_sms > 0 ? g_sms : 132) * (per_sm > 0 ? per_sm : 1);
+  if (grid > cap) grid = cap;
+  CU(launch(k, dim3(grid), dim3(MV_WARPS * 32), smem, st, pdl, a));
   return 0;
 }
 
 /* setup = 1 raises the kernel's shared-memory limit instead of launching (before capture). */
 template <int PRO, int EPI>
-static int mv_launch(const xlc_mat *w, mv_args a, cudaStream_t st, int setup) {
+static int mv_launch(const xlc_mat *w, mv_args a, cudaStream_t st, int setup, int pdl) {
   a.W = w->data;
   a.rows = w->rows;
   a.cols = w->cols;
-  if (w->dtype == ST_BF16) return mv_launch_dt<ST_BF16, PRO, EPI>(a, st, setup);
-  if (w->dtype == ST_F16) return mv_launch_dt<ST_F16, PRO, EPI>(a, st, setup);
-  return mv_launch_dt<ST_F32, PRO, EPI>(a, st, setup);
+  if (w->dtype == ST_BF16) return mv_launch_dt<ST_BF16, PRO, EPI>(a, st, setup, pdl);
+  if (w->dtype == ST_F16) return mv_launch_dt<ST_F16, PRO, EPI>(a, st, setup, pdl);
+  return mv_launch_dt<ST_F32, PRO, EPI>(a, st, setup, pdl);
 }
 
 /* ---- the cell step: one block per (head, 128 value channels, DK/CS_RT key rows) ----
- * C is 512 KB per head: the update is a stream over it, so blocks take float4 columns and
- * several rows each to keep enough bytes in flight. Every block recomputes the head's gates,
- * m and n (a few hundred floats) rather than wait for another; it reads n and m from copy
- * `par`, and block (h, 0, 0) writes the new ones into the other copy and the denominator,
- * so no block reads what another writes. Each row tile leaves a partial h (qs . C' over its
- * rows) in hpart[tile]; the out-projection's prologue adds the tiles and divides. */
+ * C is 512 KB per head: the update is a stream over it, so a thread takes a float4 of
+ * channels on CS_RPT rows, all loaded before any is written back (so the loads are in flight
+ * together). Every block recomputes the head's gates, m and n (a few hundred floats) rather
+ * than wait for another; it reads n and m from copy `par`, and block (h, 0, 0) writes the new
+ * ones into the other copy and the denominator, so no block reads what another writes. Each
+ * row tile leaves a partial numerator (qs . C' over its rows) in hpart[tile]. */
 #define CS_COLS 128   /* value channels per block: 32 lanes x float4 */
-#define CS_GROUPS 8   /* warps, each a set of rows */
-#define CS_RT 4       /* row tiles over DK */
+#define CS_GROUPS 8   /* warps */
+#define CS_RT 8       /* row tiles over DK */
+#define CS_RPT 4      /* rows per thread (DK <= CS_RT * CS_GROUPS * CS_RPT = 256 in one pass) */
 
 typedef struct {
   const float *p;            /* [NIN] projections (biases added) */
@@ -261,6 +334,8 @@ __global__ void __launch_bounds__(32 * CS_GROUPS) k_cell_step(cs_args a) {
   __shared__ float4 part[CS_GROUPS][32];
   int hd = blockIdx.x, tid = threadIdx.x, DK = a.DK, DV = a.DV;
   bool lead = blockIdx.y == 0 && blockIdx.z == 0;
+  griddep_launch();
+  griddep_wait();
   int par = *a.par;
   const float *nold = (par ? a.n1 : a.n0) + (size_t)hd * DK, *mold = par ? a.m1 : a.m0;
   float *nnew = (par ? a.n0 : a.n1) + (size_t)hd * DK, *mnew = par ? a.m0 : a.m1;
@@ -291,13 +366,23 @@ __global__ void __launch_bounds__(32 * CS_GROUPS) k_cell_step(cs_args a) {
   if (d < DV) {
     float4 vd = *(const float4 *)(v + d);
     float *Cp = a.C + (size_t)hd * DK * DV + d;
-#pragma unroll 8
-    for (int j = j0 + grp; j < j1; j += CS_GROUPS) {
-      float4 c = *(float4 *)(Cp + (size_t)j * DV);
-      float kj = ks[j], qj = qs[j];
-      c.x = fa * c.x + kj * vd.x; c.y = fa * c.y + kj * vd.y; c.z = fa * c.z + kj * vd.z; c.w = fa * c.w + kj * vd.w;
-      *(float4 *)(Cp + (size_t)j * DV) = c;
-      acc.x += qj * c.x; acc.y += qj * c.y; acc.z += qj * c.z; acc.w += qj * c.w;
+    for (int jb = j0 + grp; jb < j1; jb += CS_GROUPS * CS_RPT) {
+      float4 c[CS_RPT];
+#pragma unroll
+      for (int r = 0; r < CS_RPT; r++) {
+        int j = jb + r * CS_GROUPS;
+        if (j < j1) c[r] = *(const float4 *)(Cp + (size_t)j * DV);
+      }
+#pragma unroll
+      for (int r = 0; r < CS_RPT; r++) {
+        int j = jb + r * CS_GROUPS;
+        if (j >= j1) break;
+        float kj = ks[j], qj = qs[j];
+        c[r].x = fa * c[r].x + kj * vd.x; c[r].y = fa * c[r].y + kj * vd.y;
+        c[r].z = fa * c[r].z + kj * vd.z; c[r].w = fa * c[r].w + kj * vd.w;
+        *(float4 *)(Cp + (size_t)j * DV) = c[r];
+        acc.x += qj * c[r].x; acc.y += qj * c[r].y; acc.z += qj * c[r].z; acc.w += qj * c[r].w;
+      }
     }
   }
   part[grp][lane] = acc;
@@ -310,9 +395,39 @@ __global__ void __launch_bounds__(32 * CS_GROUPS) k_cell_step(cs_args a) {
   }
 }
 
+/* ---- the cell's output, one block per head: h~ = (sum of the row tiles' partial
+ * numerators) / denominator, LayerNorm over DV (two passes, biased variance), the channel
+ * weight, sigmoid(o); the out-projection's input, rounded in bf16 mode. ---- */
+__global__ void k_head_norm(const float *hpart, const float *den, const float *o, const float *w, const float *b, int DV, int VD,
+                            float eps, int round, float *out) {
+  extern __shared__ float hs[];   /* [DV] */
+  __shared__ float red[32];
+  int hd = blockIdx.x;
+  griddep_launch();
+  griddep_wait();
+  float inv = 1.0f / den[hd], s = 0;
+  for (int i = threadIdx.x; i < DV; i += blockDim.x) {
+    float t = 0;
+#pragma unroll
+    for (int r = 0; r < CS_RT; r++) t += hpart[(size_t)r * VD + hd * DV + i];
+    hs[i] = t * inv;
+    s += hs[i];
+  }
+  float mu = block_sum(s, red) / DV, v = 0;
+  for (int i = threadIdx.x; i < DV; i += blockDim.x) { float e = hs[i] - mu; v += e * e; }
+  float r = rsqrtf(block_sum(v, red) / DV + eps);
+  for (int i = threadIdx.x; i < DV; i += blockDim.x) {
+    int c = hd * DV + i;
+    float y = ((hs[i] - mu) * r * w[c] + (b ? b[c] : 0.0f)) * sigm(o[c]);
+    out[c] = round ? bf16r(y) : y;
+  }
+}
+
 /* ---- embedding row ---- */
 
 __global__ void k_embed_one(const void *E, int dt, int D, int V, const int *tok, float *x) {
+  griddep_launch();
+  griddep_wait();
   int t = *tok;
   if (t < 0 || t >= V) t = 0;   /* the host checks ids; never read outside the table */
   size_t o = (size_t)t * D;
@@ -337,8 +452,8 @@ static int final_logits(xl_cuda_session *s, const float *x, int flip, int setup)
   a.y = s->logits;
   a.cap = m->lcap;
   a.flip = flip ? s->d_par : NULL;
-  if (m->add_out_norm) return mv_launch<PRO_RMS, EPI_CAP>(&m->lmhead, a, s->st, setup);
-  return mv_launch<PRO_PLAIN, EPI_CAP>(&m->lmhead, a, s->st, setup);
+  if (m->add_out_norm) return mv_launch<PRO_RMS, EPI_CAP>(&m->lmhead, a, s->st, setup, s->pdl);
+  return mv_launch<PRO_PLAIN, EPI_CAP>(&m->lmhead, a, s->st, setup, s->pdl);
 }
 
 int xlc_final_logits(xl_cuda_session *s, const float *x) { return final_logits(s, x, 0, 0); }
@@ -347,31 +462,37 @@ static int block_step(xl_cuda_session *s, int l, int setup) {
   const xl_cuda_model *m = s->cm;
   const xlc_block *B = &m->blocks[l];
   cudaStream_t st = s->st;
+  int pdl = s->pdl;
   mv_args a = rms_args(s->x, B->norm1_w, B->norm1_b, m->norm_eps, s->bf16);
   a.y = s->p;
   a.bias = B->b_in;
-  TRY(mv_launch<PRO_RMS, EPI_STORE>(&B->win, a, st, setup));
+  TRY(mv_launch<PRO_RMS, EPI_STORE>(&B->win, a, st, setup, pdl));
   if (!setup) {
+    xlc_mark(s, XLC_PH_D_IN);
     size_t NH = m->NH;
     cs_args c = {s->p, s->C + (size_t)l * NH * m->DK * m->DV, s->nbuf[0] + (size_t)l * NH * m->DK, s->nbuf[1] + (size_t)l * NH * m->DK,
                  s->mbuf[0] + (size_t)l * NH, s->mbuf[1] + (size_t)l * NH, s->d_par, s->h, s->den, m->NH, m->DK, m->DV, m->QK,
                  m->VD, xlc_off_ig(m), xlc_off_fg(m), m->gcap, m->eps};
     dim3 grid(m->NH, (m->DV + CS_COLS - 1) / CS_COLS, CS_RT);
-    k_cell_step<<<grid, 32 * CS_GROUPS, (size_t)2 * m->DK * 4, st>>>(c);
-    KCHECK();
+    CU(launch(k_cell_step, grid, dim3(32 * CS_GROUPS), (size_t)2 * m->DK * 4, st, pdl, c));
+    CU(launch(k_head_norm, dim3(m->NH), dim3(128), (size_t)m->DV * 4, st, pdl, (const float *)s->h, (const float *)s->den,
+              (const float *)(s->p + xlc_off_o(m)), (const float *)B->mh_w, (const float *)B->mh_b, m->DV, m->VD, m->norm_eps,
+              s->bf16, s->xh));
+    xlc_mark(s, XLC_PH_D_CELL);
   }
   mv_args o = {};
-  o.src = s->h; o.src2 = s->p + xlc_off_o(m); o.nw = B->mh_w; o.nb = B->mh_b; o.nh = m->NH; o.dv = m->DV;
-  o.nparts = CS_RT; o.den = s->den;
-  o.eps = m->norm_eps; o.round = s->bf16; o.y = s->x; o.bias = B->out_b;
-  TRY(mv_launch<PRO_HEAD, EPI_RESID>(&B->wout, o, st, setup));
+  o.src = s->xh; o.y = s->x; o.bias = B->out_b;
+  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(&B->wout, o, st, setup, pdl));
+  if (!setup) xlc_mark(s, XLC_PH_D_OUT);
   mv_args u = rms_args(s->x, B->norm2_w, B->norm2_b, m->norm_eps, s->bf16);
   u.y = s->act;
   u.bias = B->b_up;
-  TRY(mv_launch<PRO_RMS, EPI_SILU>(&B->wup, u, st, setup));
+  TRY(mv_launch<PRO_RMS, EPI_SILU>(&B->wup, u, st, setup, pdl));
+  if (!setup) xlc_mark(s, XLC_PH_D_UP);
   mv_args dn = {};
   dn.src = s->act; dn.y = s->x; dn.bias = B->down_b;
-  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(&B->wdown, dn, st, setup));
+  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(&B->wdown, dn, st, setup, pdl));
+  if (!setup) xlc_mark(s, XLC_PH_D_DOWN);
   return 0;
 }
 
@@ -379,18 +500,26 @@ static int block_step(xl_cuda_session *s, int l, int setup) {
 static int step_kernels(xl_cuda_session *s, int setup) {
   const xl_cuda_model *m = s->cm;
   if (!setup) {
-    k_embed_one<<<(m->D + 255) / 256, 256, 0, s->st>>>(m->embed.data, m->embed.dtype, m->D, m->V, s->d_token, s->x);
-    KCHECK();
+    xlc_mark(s, XLC_PH_START);
+    CU(launch(k_embed_one, dim3((m->D + 255) / 256), dim3(256), 0, s->st, s->pdl, (const void *)m->embed.data, m->embed.dtype, m->D,
+              m->V, (const int *)s->d_token, s->x));
+    xlc_mark(s, XLC_PH_EMBED);
   }
   for (int l = 0; l < m->L; l++) TRY(block_step(s, l, setup));
-  return final_logits(s, s->x, 1, setup);
+  TRY(final_logits(s, s->x, 1, setup));
+  if (!setup) xlc_mark(s, XLC_PH_D_LOGITS);
+  return 0;
 }
 
 int xlc_decode_rt(void) { return CS_RT; }
 
 int xlc_decode_prepare(xl_cuda_session *s) {
-  if (s->cm->DK * 8 > 48 * 1024) return xlc_fail("head dimension %d too large for the step kernel", s->cm->DK);
-  if (s->cm->DV % 4) return xlc_fail("the step kernel needs a head value dimension divisible by 4 (it is %d)", s->cm->DV);
+  const xl_cuda_model *m = s->cm;
+  if (m->DK * 8 > 48 * 1024 || m->DV * 4 > 48 * 1024) return xlc_fail("head dimensions %d/%d too large for the step kernels", m->DK, m->DV);
+  if (m->F % 2) return xlc_fail("the FFN kernels need an even FFN width (it is %d)", m->F);
+  if (m->DV % 4 || m->DK % 4) return xlc_fail("the cell kernels need head dimensions divisible by 4 (DK %d, DV %d)", m->DK, m->DV);
+  CU(cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, m->device));
+  s->pdl = 1;
   return step_kernels(s, 1);
 }
 
@@ -414,7 +543,14 @@ static int capture(xl_cuda_session *s) {
 }
 
 int xlc_step_launch(xl_cuda_session *s) {
-  if (!s->gexec) TRY(capture(s));
+  if (s->prof_on) return step_kernels(s, 0);   /* eagerly, timed phase by phase */
+  if (!s->gexec && capture(s)) {
+    /* a driver that cannot capture programmatic launches: plain launches then */
+    xlc_graph_free(s);
+    cudaGetLastError();
+    s->pdl = 0;
+    TRY(capture(s));
+  }
   CU(cudaGraphLaunch(s->gexec, s->st));
   return 0;
 }
@@ -433,6 +569,7 @@ extern "C" int xl_cuda_step(xl_cuda_session *s, int token, float *logits) {
   TRY(xlc_step_launch(s));
   s->par ^= 1;   /* the graph's last kernel flipped the device copy */
   s->tokens++;
+  TRY(xlc_prof_flush(s));
   if (logits) {
     CU(cudaMemcpyAsync(logits, s->logits, (size_t)m->V * 4, cudaMemcpyDeviceToHost, s->st));
     CU(cudaStreamSynchronize(s->st));

@@ -73,6 +73,14 @@ static inline int xlc_off_o(const xl_cuda_model *m) { return 2 * m->QK + m->VD; 
 static inline int xlc_off_ig(const xl_cuda_model *m) { return 2 * m->QK + 2 * m->VD; }
 static inline int xlc_off_fg(const xl_cuda_model *m) { return 2 * m->QK + 2 * m->VD + m->NH; }
 
+/* ---- profiling: device time per phase, from events between the phases' launches ---- */
+enum {
+  XLC_PH_START, XLC_PH_EMBED, XLC_PH_NORM, XLC_PH_GEMM_IN, XLC_PH_GATES, XLC_PH_KWEIGHT, XLC_PH_CLOC, XLC_PH_SCAN, XLC_PH_S,
+  XLC_PH_MASK, XLC_PH_NUM, XLC_PH_HEADOUT, XLC_PH_GEMM_OUT, XLC_PH_GEMM_UP, XLC_PH_SILU, XLC_PH_GEMM_DOWN, XLC_PH_LOGITS,
+  XLC_PH_D_IN, XLC_PH_D_CELL, XLC_PH_D_OUT, XLC_PH_D_UP, XLC_PH_D_DOWN, XLC_PH_D_LOGITS, XLC_NPH
+};
+#define XLC_PROF_EVENTS 1024
+
 /* ---- a session ---- */
 struct xl_cuda_session {
   xl_cuda_model *cm;
@@ -92,7 +100,7 @@ struct xl_cuda_session {
   /* decode */
   int *d_token, *h_token;  /* device token id; two pinned host words the steps send in turn */
   cudaEvent_t tokev[2];    /* the copy out of each word has run */
-  float *x, *p, *act;      /* [D], [NIN], [F] */
+  float *x, *p, *act, *xh; /* [D], [NIN], [F], [VD] (the out-projection's input) */
   float *h, *den;          /* [xlc_decode_rt(), VD] partial cell numerators, [NH] denominators */
   cudaGraph_t graph;
   cudaGraphExec_t gexec;
@@ -118,7 +126,18 @@ struct xl_cuda_session {
   void *sort_tmp;
   size_t sort_tmp_bytes;
   int *d_out, *h_out;      /* sampled token; pinned host copy */
+  int pdl;                 /* decode kernels launched with programmatic dependencies */
+  /* profiling (xl_cuda_profile): events recorded after each phase, summed per phase */
+  int prof_on, prof_n;
+  cudaEvent_t *prof_ev;    /* [XLC_PROF_EVENTS] */
+  int prof_ph[XLC_PROF_EVENTS];
+  double prof_ms[XLC_NPH];
+  long prof_calls[XLC_NPH];
 };
+
+/* upload.cu: marks the end of a phase (no-op unless profiling); flush sums what was marked */
+void xlc_mark(xl_cuda_session *s, int phase);
+int xlc_prof_flush(xl_cuda_session *s);
 
 /* decode.cu */
 int xlc_step_launch(xl_cuda_session *s);                    /* one token (d_token) through the step graph */

@@ -35,41 +35,62 @@ __global__ void k_embed_rows(const void *E, int dt, int D, int V, const int32_t 
   for (int i = threadIdx.x; i < D; i += blockDim.x) X[(size_t)t * D + i] = ldw(E, dt, (size_t)id * D + i);
 }
 
-/* A[t] = RMSNorm(X[t]) * w + b (norm = 0: a plain copy), in the GEMM input type. */
+/* A[t] = RMSNorm(X[t]) * w + b (norm = 0: a plain copy), in the GEMM input type. With
+ * D % 4 == 0 and D <= 16 * blockDim, the row stays in registers (float4): one read of X. */
+#define RN_REG 4
 template <typename OutT>
 __global__ void k_rmsnorm_rows(const float *X, int D, const float *w, const float *b, float eps, int norm, OutT *A) {
   __shared__ float red[32];
   const float *x = X + (size_t)blockIdx.x * D;
   OutT *a = A + (size_t)blockIdx.x * D;
-  float r = 1.0f;
+  int n4 = D >> 2, nt = blockDim.x;
+  float r = 1.0f, ss = 0;
+  if ((D & 3) == 0 && n4 <= RN_REG * nt) {
+    float4 v[RN_REG];
+#pragma unroll
+    for (int k = 0; k < RN_REG; k++) {
+      int i = threadIdx.x + k * nt;
+      v[k] = i < n4 ? ((const float4 *)x)[i] : make_float4(0, 0, 0, 0);
+      ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    }
+    if (norm) r = rsqrtf(blk_sum(ss, red) / D + eps);
+#pragma unroll
+    for (int k = 0; k < RN_REG; k++) {
+      int i = threadIdx.x + k * nt;
+      if (i >= n4) break;
+      float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        int j = 4 * i + q;
+        stv(a + j, norm ? e[q] * r * w[j] + (b ? b[j] : 0.0f) : e[q]);
+      }
+    }
+    return;
+  }
   if (norm) {
-    float ss = 0;
-    for (int i = threadIdx.x; i < D; i += blockDim.x) ss += x[i] * x[i];
+    for (int i = threadIdx.x; i < D; i += nt) ss += x[i] * x[i];
     r = rsqrtf(blk_sum(ss, red) / D + eps);
   }
-  for (int i = threadIdx.x; i < D; i += blockDim.x) stv(a + i, norm ? x[i] * r * w[i] + (b ? b[i] : 0.0f) : x[i]);
+  for (int i = threadIdx.x; i < D; i += nt) stv(a + i, norm ? x[i] * r * w[i] + (b ? b[i] : 0.0f) : x[i]);
 }
 
-/* A[t, i] = silu(P[t, 2i] + b[2i]) * (P[t, 2i+1] + b[2i+1]): the FFN rows are interleaved. */
+/* A[t, i] = silu(P[t, 2i] + b[2i]) * (P[t, 2i+1] + b[2i+1]): the FFN rows are interleaved.
+ * blockIdx.y = t (a 2-D grid: no 64-bit division per element). */
 template <typename OutT>
-__global__ void k_silu_rows(const float *P, long n, int F, const float *b, OutT *A) {
-  for (long e = blockIdx.x * (long)blockDim.x + threadIdx.x; e < n; e += (long)gridDim.x * blockDim.x) {
-    long t = e / F;
-    int i = (int)(e - t * F);
-    float2 gu = *(const float2 *)(P + (size_t)t * 2 * F + 2 * i);
-    if (b) { gu.x += b[2 * i]; gu.y += b[2 * i + 1]; }
-    stv(A + e, gu.x * sigm(gu.x) * gu.y);
+__global__ void k_silu_rows(const float *P, int F, const float *b, OutT *A) {
+  size_t t = blockIdx.y;
+  /* two (gate, up) pairs per float4 (F is even: a multiple of 64) */
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; 2 * i < F; i += gridDim.x * blockDim.x) {
+    float4 gu = *(const float4 *)(P + t * 2 * F + 4 * i);
+    if (b) { gu.x += b[4 * i]; gu.y += b[4 * i + 1]; gu.z += b[4 * i + 2]; gu.w += b[4 * i + 3]; }
+    stv(A + t * F + 2 * i, gu.x * sigm(gu.x) * gu.y);
+    stv(A + t * F + 2 * i + 1, gu.z * sigm(gu.z) * gu.w);
   }
 }
 
-/* Y[t, j] += b[j] for j < n (row stride ld). */
-__global__ void k_bias_rows(float *Y, int ld, long T, int n, const float *b) {
-  long tot = T * n;
-  for (long e = blockIdx.x * (long)blockDim.x + threadIdx.x; e < tot; e += (long)gridDim.x * blockDim.x) {
-    long t = e / n;
-    int j = (int)(e - t * n);
-    Y[(size_t)t * ld + j] += b[j];
-  }
+/* Y[t, j] += b[j] for j < n (row stride ld); blockIdx.y = t. */
+__global__ void k_bias_rows(float *Y, int ld, int n, const float *b) {
+  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) Y[(size_t)blockIdx.y * ld + j] += b[j];
 }
 
 __global__ void k_softcap(float *Y, long n, float cap) {
@@ -126,7 +147,7 @@ static int rmsnorm_rows(xl_cuda_session *s, const float *X, int T, const float *
 
 static int bias_rows(xl_cuda_session *s, float *Y, int ld, int T, int n, const float *b) {
   if (!b) return 0;
-  k_bias_rows<<<grid_for((long)T * n), 256, 0, s->st>>>(Y, ld, T, n, b);
+  k_bias_rows<<<dim3((n + 255) / 256, T), 256, 0, s->st>>>(Y, ld, n, b);
   KCHECK();
   return 0;
 }
@@ -136,21 +157,28 @@ static int block_prefill(xl_cuda_session *s, int l, int T) {
   const xlc_block *B = &m->blocks[l];
   int D = m->D, NIN = m->NIN, F = m->F, Tp = (T + s->ck - 1) / s->ck * s->ck;
   TRY(rmsnorm_rows(s, s->X, T, B->norm1_w, B->norm1_b, 1));
+  xlc_mark(s, XLC_PH_NORM);
   TRY(gemm_w(s, &B->win, s->A, D, s->P, NIN, T, 0.0f));
   if (m->use_bias) TRY(bias_rows(s, s->P, NIN, T, xlc_off_ig(m), B->b_in));   /* the gates' biases: in the cell */
   /* a partial last chunk: its missing rows are zeros (they then add nothing anywhere) */
   if (Tp > T) CU(cudaMemsetAsync(s->P + (size_t)T * NIN, 0, (size_t)(Tp - T) * NIN * 4, s->st));
+  xlc_mark(s, XLC_PH_GEMM_IN);
   TRY(xlc_cell_segment(s, l, T, s->A));
   TRY(gemm_w(s, &B->wout, s->A, m->VD, s->X, D, T, 1.0f));
   TRY(bias_rows(s, s->X, D, T, D, B->out_b));
+  xlc_mark(s, XLC_PH_GEMM_OUT);
   TRY(rmsnorm_rows(s, s->X, T, B->norm2_w, B->norm2_b, 1));
+  xlc_mark(s, XLC_PH_NORM);
   TRY(gemm_w(s, &B->wup, s->A, D, s->P, 2 * F, T, 0.0f));
-  long n = (long)T * F;
-  if (s->bf16) k_silu_rows<<<grid_for(n), 256, 0, s->st>>>(s->P, n, F, B->b_up, (__nv_bfloat16 *)s->A);
-  else k_silu_rows<<<grid_for(n), 256, 0, s->st>>>(s->P, n, F, B->b_up, (float *)s->A);
+  xlc_mark(s, XLC_PH_GEMM_UP);
+  dim3 sg((F / 2 + 255) / 256, T);
+  if (s->bf16) k_silu_rows<<<sg, 256, 0, s->st>>>(s->P, F, B->b_up, (__nv_bfloat16 *)s->A);
+  else k_silu_rows<<<sg, 256, 0, s->st>>>(s->P, F, B->b_up, (float *)s->A);
   KCHECK();
+  xlc_mark(s, XLC_PH_SILU);
   TRY(gemm_w(s, &B->wdown, s->A, F, s->X, D, T, 1.0f));
   TRY(bias_rows(s, s->X, D, T, D, B->down_b));
+  xlc_mark(s, XLC_PH_GEMM_DOWN);
   return 0;
 }
 
@@ -175,12 +203,15 @@ static int all_rows_logits(xl_cuda_session *s, int T, float *host) {
 
 static int segment(xl_cuda_session *s, const int32_t *ids, int T, float *all_logits, int last) {
   const xl_cuda_model *m = s->cm;
+  xlc_mark(s, XLC_PH_START);
   CU(cudaMemcpyAsync(s->d_ids, ids, (size_t)T * 4, cudaMemcpyHostToDevice, s->st));
   k_embed_rows<<<T, 256, 0, s->st>>>(m->embed.data, m->embed.dtype, m->D, m->V, s->d_ids, s->X);
   KCHECK();
+  xlc_mark(s, XLC_PH_EMBED);
   for (int l = 0; l < m->L; l++) TRY(block_prefill(s, l, T));
-  if (all_logits) return all_rows_logits(s, T, all_logits);
-  if (last) return xlc_final_logits(s, s->X + (size_t)(T - 1) * m->D);
+  if (all_logits) TRY(all_rows_logits(s, T, all_logits));
+  else if (last) TRY(xlc_final_logits(s, s->X + (size_t)(T - 1) * m->D));
+  xlc_mark(s, XLC_PH_LOGITS);
   return 0;
 }
 
@@ -212,5 +243,5 @@ extern "C" int xl_cuda_prefill(xl_cuda_session *s, const int32_t *ids, long n, f
   if (last_logits) CU(cudaMemcpyAsync(last_logits, s->logits, (size_t)m->V * 4, cudaMemcpyDeviceToHost, s->st));
   CU(cudaStreamSynchronize(s->st));
   CU(cudaGetLastError());
-  return 0;
+  return xlc_prof_flush(s);
 }

@@ -345,6 +345,7 @@ static int session_alloc(xl_cuda_session *s) {
   TRY(salloc(s, (void **)&s->h, (size_t)xlc_decode_rt() * m->VD * 4));
   TRY(salloc(s, (void **)&s->den, (size_t)m->NH * 4));
   TRY(salloc(s, (void **)&s->act, (size_t)m->F * 4));
+  TRY(salloc(s, (void **)&s->xh, (size_t)m->VD * 4));
   TRY(salloc(s, (void **)&s->d_ids, seg * 4));
   TRY(salloc(s, (void **)&s->X, seg * m->D * 4));
   TRY(salloc(s, &s->A, seg * wide * aes));
@@ -418,9 +419,14 @@ extern "C" void xl_cuda_session_free(xl_cuda_session *s) {
   if (s->st) cudaStreamSynchronize(s->st);
   xlc_graph_free(s);
   void *ps[] = {s->C, s->nbuf[0], s->nbuf[1], s->mbuf[0], s->mbuf[1], s->d_par, s->logits, s->d_token, s->d_out, s->x, s->p,
-                s->h, s->den, s->act, s->d_ids, s->X, s->A, s->P, s->H, s->Qb, s->Kw, s->S, s->Cst, s->Nst, s->tok, s->chk,
+                s->h, s->den, s->act, s->xh, s->d_ids, s->X, s->A, s->P, s->H, s->Qb, s->Kw, s->S, s->Cst, s->Nst, s->tok, s->chk,
                 (void *)s->ptrs, s->wslab, s->lrows, s->sprob, s->sprob2, s->sidx, s->sidx2, s->sort_tmp, s->blas_ws};
   for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) xlc_free(ps[i]);
+  if (s->prof_ev) {
+    for (int i = 0; i < XLC_PROF_EVENTS; i++)
+      if (s->prof_ev[i]) cudaEventDestroy(s->prof_ev[i]);
+    free(s->prof_ev);
+  }
   if (s->h_token) cudaFreeHost(s->h_token);
   for (int i = 0; i < 2; i++)
     if (s->tokev[i]) cudaEventDestroy(s->tokev[i]);
@@ -449,6 +455,64 @@ extern "C" void xl_cuda_session_reset(xl_cuda_session *s) {
 extern "C" long xl_cuda_session_tokens(const xl_cuda_session *s) { return s->tokens; }
 extern "C" size_t xl_cuda_session_bytes(const xl_cuda_session *s) { return s->bytes; }
 extern "C" int xl_cuda_session_segment(const xl_cuda_session *s) { return s->seg; }
+
+/* ---- profiling ---- */
+
+static const char *const ph_names[XLC_NPH] = {
+  "start", "embed", "norm", "gemm_in", "gates", "kweight", "cell_cloc", "cell_scan", "cell_s", "cell_mask", "cell_num", "headout",
+  "gemm_out", "gemm_up", "silu", "gemm_down", "logits", "step_in", "step_cell", "step_out", "step_up", "step_down", "step_logits"};
+
+void xlc_mark(xl_cuda_session *s, int phase) {
+  if (!s->prof_on) return;
+  if (s->prof_n == XLC_PROF_EVENTS && xlc_prof_flush(s)) return;
+  if (s->prof_n == 0 && phase != XLC_PH_START) {   /* every run of marks starts with a reference event */
+    cudaEventRecord(s->prof_ev[0], s->st);
+    s->prof_ph[0] = XLC_PH_START;
+    s->prof_n = 1;
+  }
+  cudaEventRecord(s->prof_ev[s->prof_n], s->st);
+  s->prof_ph[s->prof_n++] = phase;
+}
+
+/* Waits for the marked work and adds each interval to the phase that ended it. */
+int xlc_prof_flush(xl_cuda_session *s) {
+  if (!s->prof_on || s->prof_n == 0) return 0;
+  int n = s->prof_n;
+  s->prof_n = 0;
+  CU(cudaEventSynchronize(s->prof_ev[n - 1]));
+  for (int i = 1; i < n; i++) {
+    float ms = 0;
+    CU(cudaEventElapsedTime(&ms, s->prof_ev[i - 1], s->prof_ev[i]));
+    s->prof_ms[s->prof_ph[i]] += ms;
+    s->prof_calls[s->prof_ph[i]]++;
+  }
+  return 0;
+}
+
+extern "C" int xl_cuda_profile(xl_cuda_session *s, int on) {
+  CU(cudaSetDevice(s->cm->device));
+  if (on && !s->prof_ev) {
+    s->prof_ev = (cudaEvent_t *)calloc(XLC_PROF_EVENTS, sizeof(cudaEvent_t));
+    if (!s->prof_ev) return xlc_fail("out of host memory");
+    for (int i = 0; i < XLC_PROF_EVENTS; i++) CU(cudaEventCreate(&s->prof_ev[i]));
+  }
+  if (s->prof_on) TRY(xlc_prof_flush(s));
+  memset(s->prof_ms, 0, sizeof s->prof_ms);
+  memset(s->prof_calls, 0, sizeof s->prof_calls);
+  s->prof_n = 0;
+  s->prof_on = on;
+  return 0;
+}
+
+extern "C" int xl_cuda_profile_json(xl_cuda_session *s, char *buf, size_t n) {
+  TRY(xlc_prof_flush(s));
+  size_t o = (size_t)snprintf(buf, n, "{");
+  for (int i = 1; i < XLC_NPH && o < n; i++)
+    if (s->prof_calls[i])
+      o += (size_t)snprintf(buf + o, n - o, "%s\"%s\":%.3f", o > 1 ? "," : "", ph_names[i], s->prof_ms[i]);
+  if (o < n) snprintf(buf + o, n - o, "}");
+  return 0;
+}
 
 /* ---- state and logits in host layouts ---- */
 
