@@ -274,19 +274,19 @@ static int g_sms = 0;   /* multiprocessors of the device (read at prepare; one d
 
 template <int DT, int PRO, int EPI>
 static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl) {
+  /* resident blocks per multiprocessor of each variant: read at setup, before any capture */
+  static int per_sm[2];
   size_t smem = (size_t)a.cols * 4;
   bool vec = (a.cols * xlc_esize(DT)) % 16 == 0 && ((uintptr_t)a.W & 15) == 0;
   int groups = (a.rows + MV_ROWS - 1) / MV_ROWS, grid = (groups + MV_WARPS - 1) / MV_WARPS;
   void (*k)(mv_args) = vec ? k_matvec<DT, PRO, EPI, true> : k_matvec<DT, PRO, EPI, false>;
   if (setup) {
     CU(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm[vec], k, MV_WARPS * 32, smem));
     return 0;
   }
   /* as many blocks as fit at once: each then loops over row groups */
-  int per_sm = 0;
-  CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, MV_WARPS * 32, smem));
-  int cap = (g_sms > 0 ? g_sms : 132) * (per_sm > 0 ? per_sm : 1);
-  if (grid > cap) grid = cap;
+  if (per_sm[vec] > 0 && grid > g_sms * per_sm[vec]) grid = g_sms * per_sm[vec];
   CU(launch(k, dim3(grid), dim3(MV_WARPS * 32), smem, st, pdl, a));
   return 0;
 }
