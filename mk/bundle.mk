@@ -1,6 +1,6 @@
 # make bundle: a relocatable tarball, $(DIST)/xltools-<version>-linux-<arch>.tar.gz, and the
 # same tree unpacked in $(DIST)/xltools/, for a Linux x86-64 machine that has none of the
-# Debian packages (a cluster node, a GPU box without root). Layout (docs/bundle.md):
+# Debian packages (a cluster node, a GPU box without root). Layout (docs/cuda.md, "The bundle"):
 #   bin/       every bin/xl-* tool
 #   libexec/   the programs the GPU run and the golden tests need, where built: test_cuda,
 #              bench_cuda, bench_model, bench_limits, test_engine, gpu_limits; and jq (for
