@@ -29,7 +29,7 @@ typedef struct xl_cuda_model xl_cuda_model;       /* weights on one GPU, uploade
 typedef struct xl_cuda_session xl_cuda_session;   /* fp32 recurrent state + scratch on the GPU */
 
 typedef struct {
-  int chunk_size;    /* tokens per chunk of the chunkwise prefill (>= 1; 0 = default 64) */
+  int chunk_size;    /* tokens per chunk of the chunkwise prefill (>= 1; 0 = 256, the fastest measured on an H200) */
   int matmul_bf16;   /* 0: fp32 arithmetic (no TF32); 1: bf16 tensor cores, fp32 accumulate */
   int max_segment;   /* prefill tokens per segment (0 = the largest that fits the budget, <= 16384) */
 } xl_cuda_opts;
