@@ -6,6 +6,7 @@
 #include "io/safetensors.h"
 #include "engine/state.h"
 #include "engine/blasenv.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <stddef.h>
 #include <stdlib.h>
@@ -124,6 +125,10 @@ int main(int argc, char **argv) {
   prefill_args p;
   parse(&p, argc, argv);
   if (p.tokenize) return tokenize_only(&p);
+  /* refused before any work: an output never replaces a file of another kind */
+  if ((p.state_out && xl_kind_check(p.state_out, XK_SAFETENSORS, "xl-state-1")) ||
+      (p.logits_out && xl_kind_check(p.logits_out, XK_SAFETENSORS, "xl-logits-1")))
+    return XL_EXIT_USAGE;
   xl_run r;
   xl_run_open(&r, &p.run, 0);
   int32_t *ids;
