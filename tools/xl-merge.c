@@ -344,22 +344,11 @@ static void set_cell(csvt *m, size_t row, const char *col, const char *v) {
   csvt_set(m, row, (size_t)c, v ? v : "");
 }
 
-/* The 95% interval of column col in row i: col_ci95, else col_sd with col's count (the
- * record's <what>_n, else repeats); NaN bounds when unknown. */
+/* The 95% interval of column col in row i (pareto_ci95); NaN bounds when unknown. */
 static st_interval interval_of(const csvt *m, size_t i, const char *col) {
-  double mean, ci = NAN, sd, n = NAN;
+  double mean;
   if (csvt_num(m, i, csvt_col(m, col), &mean)) return (st_interval){NAN, NAN, NAN};
-  char k[96];
-  snprintf(k, sizeof k, "%s_ci95", col);
-  if (!csvt_num(m, i, csvt_col(m, k), &ci)) return st_interval_of(mean, ci);
-  snprintf(k, sizeof k, "%s_sd", col);
-  if (!csvt_num(m, i, csvt_col(m, k), &sd)) {
-    char nk[96];
-    snprintf(nk, sizeof nk, "%.*s_n", (int)strcspn(col, "_"), col);   /* prefill_tok_s -> prefill_n */
-    if (csvt_num(m, i, csvt_col(m, nk), &n)) csvt_num(m, i, csvt_col(m, "repeats"), &n);
-    if (isfinite(n) && n >= 2) ci = st_t95((int)n - 1) * sd / sqrt(n);
-  }
-  return st_interval_of(mean, ci);
+  return st_interval_of(mean, pareto_ci95(m, i, col));
 }
 
 /* The paired test of quality between rows a and b over their samples (choose.h cmp). */
