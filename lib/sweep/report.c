@@ -230,6 +230,18 @@ static void pm(FILE *f, const csvt *t, size_t i, const char *col, int with_ci) {
   if (isfinite(c)) fprintf(f, " ± %.3g", c);
 }
 
+/* Row i's settings that can change the output ("matmul=bf16"), for grouping rows by output. */
+static void output_setting(const csvt *t, size_t i, char *buf, size_t n) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int kb = 0; kb < XS_COUNT; kb++) {
+    if (!(xl_settings[kb].affects & XS_AFFECTS_OUTPUT)) continue;
+    int w = snprintf(buf + k, k < n ? n - k : 0, "%s=%s;", xl_settings[kb].key, csvt_get(t, i, csvt_col(t, xl_settings[kb].key)));
+    if (w > 0) k += (size_t)w;
+  }
+  snprintf(buf + (k < n ? k : n - 1), k < n ? n - k : 1, "%s", csvt_get(t, i, csvt_col(t, "sampling")));
+}
+
 void rp_front(FILE *f, const char *run_dir) {
   csvt t;
   if (!read_csv(run_dir, "merged.csv", &t)) return;
@@ -238,7 +250,9 @@ void rp_front(FILE *f, const char *run_dir) {
   fprintf(f, "## Pareto front\n\nPer context length, the settings no other beats on one objective without losing on "
              "another, beyond the noise (`pareto.csv`). Each is compared with the recommended setting: *better* or "
              "*worse* only where the difference is significant (95%%), *tie* otherwise. Settings that tie with a "
-             "front setting on every objective are listed as its equivalents in `merged.csv` (`tied_with`).\n\n");
+             "front setting on every objective are listed as its equivalents in `merged.csv` (`tied_with`); an "
+             "output setting (matmul, device, sampling) with no setting on the front is shown by its fastest "
+             "setting, with what keeps it off.\n\n");
   const char *q = pareto_quality_column(&t);
   char qci[96];
   snprintf(qci, sizeof qci, "%s_ci95", q ? q : "");
@@ -250,9 +264,29 @@ void rp_front(FILE *f, const char *run_dir) {
   pareto_group_order(gs, ng, order);
   fprintf(f, "| context | setting | prefill tok/s | decode tok/s | %s | vs recommended | ties with it |\n|---|---|---|---|---|---|---|\n",
           q ? q : "quality");
+  /* the front rows, then the fastest row of each output setting (matmul, device, sampling)
+   * that has none on the front, with what keeps it off */
+  unsigned char *show = xl_calloc(t.nrows ? t.nrows : 1, 1);
+  for (size_t i = 0; i < t.nrows; i++) show[i] = !strcmp(csvt_get(&t, i, cfront), "1");
+  for (size_t i = 0; i < t.nrows; i++) {
+    char li[256], lj[256];
+    double di, dj;
+    if (show[i] || grp[i] < 0 || csvt_num(&t, i, csvt_col(&t, "decode_tok_s"), &di)) continue;
+    output_setting(&t, i, li, sizeof li);
+    int covered = 0, best = 1;
+    for (size_t j = 0; j < t.nrows && (!covered || best); j++) {
+      if (j == i || grp[j] != grp[i]) continue;
+      output_setting(&t, j, lj, sizeof lj);
+      if (strcmp(li, lj)) continue;
+      if (!strcmp(csvt_get(&t, j, cfront), "1")) covered = 1;
+      if (!csvt_num(&t, j, csvt_col(&t, "decode_tok_s"), &dj) && (dj > di || (dj == di && j < i))) best = 0;
+    }
+    if (!covered && best) show[i] = 2;
+  }
   for (size_t oi = 0; oi < ng; oi++)
+    for (int pass = 1; pass <= 2; pass++)
     for (size_t i = 0; i < t.nrows; i++) {
-      if (grp[i] != (int)order[oi] || strcmp(csvt_get(&t, i, cfront), "1")) continue;
+      if (grp[i] != (int)order[oi] || show[i] != pass) continue;
       n_pg++;
       if (isnan(gs[order[oi]].ctx)) fputs("| ? | `", f);
       else fprintf(f, "| %.0f | `", gs[order[oi]].ctx);
@@ -274,6 +308,12 @@ void rp_front(FILE *f, const char *run_dir) {
       if (!strcmp(vs, "recommended")) fputs("**recommended**", f);
       else
         for (const char *p = vs; *p; p++) fputs(*p == ',' ? "; " : *p == ':' ? " " : (char[2]){*p, 0}, f);
+      if (pass == 2) {
+        const char *by = csvt_get(&t, i, csvt_col(&t, "dominated_by")), *tw = csvt_get(&t, i, csvt_col(&t, "tied_with"));
+        fputs(*by ? " (off the front: dominated by `" : *tw ? " (off the front: ties with `" : " (off the front", f);
+        rp_md_cell(f, *by ? by : tw);
+        fputs(*by || *tw ? "`)" : ")", f);
+      }
       fputs(" | ", f);
       size_t nt = 0;
       for (size_t j = 0; j < t.nrows; j++)
@@ -282,6 +322,7 @@ void rp_front(FILE *f, const char *run_dir) {
     }
   if (!n_pg) fputs("| - | (no front: no successful trial has every objective) | | | | | |\n", f);
   fputc('\n', f);
+  free(show);
   free(gs); free(grp); free(order);
   csvt_free(&t);
 }
