@@ -6,6 +6,7 @@
 #include "io/records.h"
 #include "sweep/sweep_search.h"
 #include "sweep/sweep_trial.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -228,7 +229,7 @@ int sw_run_write_summary(sw_rundir *r) {
   qsort(v, n, sizeof *v, cmp_trial);
   char *path = xl_path_join(r->dir, "summary.csv");
   xl_atomic a;
-  int rc = xl_atomic_open(&a, path);
+  int rc = xl_kind_check(path, XK_CSV, sw_record_cols[0]) ? -1 : xl_atomic_open(&a, path);
   if (!rc) {
     rc = rec_csv_header(a.f, sw_record_cols, sw_record_ncols);
     for (i = 0; i < n && !rc; i++) rc = rec_csv_row(a.f, v[i], sw_record_cols, sw_record_ncols);

@@ -3,6 +3,7 @@
 #include "io/records.h"
 #include "sweep/sweep_proc.h"
 #include "sweep/stats.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <errno.h>
 #include <limits.h>
@@ -351,7 +352,7 @@ int sw_probe(const char *bin, const char *prefix, const char *model, char *const
 
 int sw_write_ids(const char *path, const int32_t *ids, long n) {
   xl_atomic a;
-  if (xl_atomic_open(&a, path)) return -1;
+  if (xl_kind_check(path, XK_TEXT, NULL) || xl_atomic_open(&a, path)) return -1;
   for (long i = 0; i < n; i++) fprintf(a.f, i ? ",%d" : "%d", ids[i]);
   fputc('\n', a.f);
   if (ferror(a.f)) {
