@@ -80,6 +80,38 @@ check "prefill only: prefill speeds, null decode, objective prefill" \
 check "prefill only: best.json by prefill, decode null" \
   jqe '.objective == "prefill" and .metrics.decode_tok_s == null and .metrics.prefill_tok_s > 0' "$TMP/pre/best.json"
 
+# ---- 1b. knobs from the settings table: matmul, device, sampling ----
+expect_status "matmul fp32,bf16 is a knob" 0 "$SW" "${FAST[@]}" --repeats 2 --backend chunkwise,recurrent --chunk-size 16 \
+  --workers 1 --heads-per-band 1 --matmul bf16,fp32 -o "$TMP/mm"
+check "matmul: 4 trials, named in the slug (mm=) and the record" \
+  jqe -s 'length == 4 and ([.[] | select(.matmul == "bf16" and (.slug | test("__mm=bf16__")))] | length) == 2' "$TMP/mm/trials.jsonl"
+check "matmul: the tool ran with it" jqe -s 'all(.[]; .status == "ok")' "$TMP/mm/trials.jsonl"
+check "decode shared only between backends (prefill-only), never across matmul" \
+  jqe -s '. as $all | (map(select(.decode_from != null)) | length) == 2 and all(.[]; . as $r | .decode_from == null
+     or ($all | map(select(.slug == $r.decode_from))[0].matmul == $r.matmul))' "$TMP/mm/trials.jsonl"
+check "run_meta.json: the knobs searched and the defaults the tools ran with" \
+  jqe '.knobs == ["backend","chunk_size","heads_per_band","workers","matmul"] and .values.matmul == ["fp32","bf16"]
+     and .defaults.chunk_size == 64 and .defaults.matmul == "fp32" and .noise.repeats == 2' "$TMP/mm/run_meta.json"
+expect_status "--reuse no: every trial measures both speeds" 0 "$SW" "${FAST[@]}" --repeats 2 --backend chunkwise,recurrent \
+  --chunk-size 16 --workers 1 --heads-per-band 1 --reuse no -o "$TMP/noreuse"
+check "... no decode_from" jqe -s 'all(.[]; .decode_from == null and .decode_n == 2)' "$TMP/noreuse/trials.jsonl"
+expect_status "--device with a device this machine lacks: refused" 2 "$SW" "${FAST[@]}" --backend chunkwise --chunk-size 16 \
+  --workers 1 --heads-per-band 1 --device cpu,cuda:7 -o "$TMP/dev"
+stderr_has "... saying which and why, pointing at --skip-unavailable" 'device cuda:7 is not available here \(.*\).*--skip-unavailable'
+check "... before making the run directory" test ! -e "$TMP/dev"
+expect_status "--skip-unavailable sweeps the rest" 0 "$SW" "${FAST[@]}" --backend chunkwise --chunk-size 16 --workers 1 \
+  --heads-per-band 1 --device cpu,cuda:7 --skip-unavailable -o "$TMP/dev2"
+stderr_has "... with a warning" 'cuda:7 is not available here.*skipped'
+check "... measuring cpu only" jqe -s 'length == 1 and .[0].device == "cpu" and (.[0].slug | startswith("dev=cpu__"))' "$TMP/dev2/trials.jsonl"
+expect_status "sampling is an opt-in knob with a recorded seed" 0 "$SW" "${FAST[@]}" --repeats 2 --backend chunkwise \
+  --chunk-size 16 --workers 1 --heads-per-band 1 --sampling greedy,t0.8k40 --sampling-seed 9 -o "$TMP/smp"
+check "... greedy and t0.8k40, the sampled one with its seed; prefill shared (sampling cannot change it)" \
+  jqe -s 'length == 2 and ([.[].sampling] | sort) == ["greedy","t0.8k40"] and (map(select(.sampling == "t0.8k40"))[0]
+     | .sampling_seed == "9" and .prefill_from != null and .decode_from == null)' "$TMP/smp/trials.jsonl"
+expect_status "a bad sampling is a usage error" 2 "$SW" --sampling t0 --print-config
+expect_status "a bad matmul is a usage error" 2 "$SW" --matmul fp16 --print-config
+stderr_has "... naming the flag" 'matmul.*fp16'
+
 # ---- 2. progress on stderr when asked (as on a terminal) ----
 expect_status "progress lines with --progress yes" 0 "$SW" "${FAST[@]}" --backend chunkwise --chunk-size 16 \
   --workers 1 --heads-per-band 1,2 -o "$TMP/prog" --progress yes

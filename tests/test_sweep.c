@@ -122,6 +122,49 @@ static void test_keys(void) {
   sw_spec_free(&sp);
 }
 
+/* Keys of the knobs beyond the classic four, and of what a measurement depends on. */
+static void test_knob_keys(void) {
+  char err[256], key[SW_KEY_MAX];
+  sw_setting s = S("chunkwise", 64, 2, 2);
+  CHECK(sw_setting_set(&s, XS_MATMUL, "bf16", err, sizeof err) == 0 && sw_setting_set(&s, SW_K_SAMPLING, "t0.80k40", err, sizeof err) == 0,
+        "matmul and sampling set from text");
+  sw_key(&s, 64, key, sizeof key);
+  CHECK(!strcmp(key, "b=chunkwise__ck=64__h=2__w=2__mm=bf16__smp=t0.8k40__ctx=64"), "key: searched knobs in table order (%s)", key);
+  sw_measure_key(&s, 64, XS_AFFECTS_DECODE, key, sizeof key);
+  CHECK(!strcmp(key, "h=2__w=2__mm=bf16__smp=t0.8k40__ctx=64"), "decode key: only knobs that can change decode (%s)", key);
+  sw_measure_key(&s, 64, XS_AFFECTS_PREFILL, key, sizeof key);
+  CHECK(!strcmp(key, "b=chunkwise__ck=64__h=2__w=2__mm=bf16__ctx=64"), "prefill key: sampling cannot change it (%s)", key);
+  sw_measure_key(&s, 64, XS_AFFECTS_OUTPUT, key, sizeof key);
+  CHECK(!strcmp(key, "mm=bf16__smp=t0.8k40__ctx=64"), "output key: matmul and sampling (%s)", key);
+  sw_setting t = s;
+  snprintf(t.v[XS_CHUNK_SIZE], SW_VAL_MAX, "16");
+  snprintf(t.v[XS_BACKEND], SW_VAL_MAX, "recurrent");
+  CHECK(!sw_can_differ(&s, &t, XS_AFFECTS_DECODE) && !sw_can_differ(&s, &t, XS_AFFECTS_OUTPUT) &&
+            sw_can_differ(&s, &t, XS_AFFECTS_PREFILL),
+        "backend and chunk size can change prefill only");
+  snprintf(t.v[XS_MATMUL], SW_VAL_MAX, "fp32");
+  CHECK(sw_can_differ(&s, &t, XS_AFFECTS_DECODE) && sw_can_differ(&s, &t, XS_AFFECTS_OUTPUT), "matmul can change decode and output");
+  /* a spec with the new knobs and what it measures survives a round trip */
+  sw_spec sp = {.trial = 3, .s = s, .context = 64, .new_tokens = 8, .repeats = 2, .prompt_file = xl_strdup("p.txt"),
+                .bin = xl_strdup("/x/bin"), .sampling_seed = 11, .measure = XS_AFFECTS_PREFILL,
+                .decode_from = xl_strdup("other")};
+  sw_key(&sp.s, sp.context, sp.key, sizeof sp.key);
+  sw_slug(sp.key, sp.trial, sp.slug, sizeof sp.slug);
+  cJSON *j = sw_spec_to_json(&sp);
+  sw_spec back;
+  CHECK(sw_spec_from_json(j, &back, err, sizeof err) == 0 && sw_setting_eq(&back.s, &s) && back.sampling_seed == 11 &&
+            back.measure == XS_AFFECTS_PREFILL && back.decode_from && !strcmp(back.decode_from, "other") &&
+            !strcmp(back.slug, sp.slug),
+        "spec round trip: matmul, sampling and its seed, what it measures, where decode comes from (%s)", err);
+  sw_spec_free(&back);
+  cJSON_DeleteItemFromObject(j, "measure");
+  CHECK(sw_spec_from_json(j, &back, err, sizeof err) == 0 && back.measure == (XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE),
+        "an older spec without 'measure' measures both");
+  sw_spec_free(&back);
+  cJSON_Delete(j);
+  sw_spec_free(&sp);
+}
+
 static void make_space(sw_space *sp, const char *b, const char *ck, const char *h, const char *w) {
   char err[256];
   memset(sp, 0, sizeof *sp);
@@ -438,6 +481,7 @@ static void test_layers(void) {
 }
 
 int main(void) {
+  test_knob_keys();
   test_lists();
   test_keys();
   test_plans();
