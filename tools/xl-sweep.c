@@ -1,6 +1,8 @@
-/* xl-sweep: finds the fastest runtime settings (backend, chunk size, heads per band,
- * workers) of xl-prefill/xl-decode by measuring them, one process per run, into a
- * resumable run directory (formats.md "Optimizer run directory"). Subcommands:
+/* xl-sweep: finds the fastest runtime settings of xl-prefill/xl-decode (every run setting
+ * of cli/settings.c is a knob: device, backend, chunk size, heads per band, workers,
+ * matmul; and xl-decode's sampling) by measuring them, one process per run, with repeats,
+ * intervals and interleaving against noise, into a resumable run directory (formats.md
+ * "Optimizer run directory"). Subcommands:
  *   xl-sweep [run] ...          measure locally (grid, random, ga, pareto)
  *   xl-sweep plan ...           print the trial specs (NDJSON) for running elsewhere
  *   xl-sweep trial [SPEC|-]     run one spec, print its record
@@ -49,7 +51,10 @@ static void usage(FILE *f) {
           "collect: --objective O picks what best.json means (default: the run's), --profile-out F.\n"
           "\n"
           "Trials are named by slugs like b=chunkwise__ck=64__h=2__w=2__ctx=512__i=7 (settings,\n"
-          "context, trial number); a setting is measured once per run (a GA re-uses results).\n"
+          "context, trial number; knobs beyond the four appear when searched: dev=, mm=, smp=);\n"
+          "a setting is measured once per run (a GA re-uses results). best.json is noise-aware:\n"
+          "the fastest setting, unless a simpler one ties with it within the noise (it says\n"
+          "\"significant\" and lists the \"ties\").\n"
           "Run directory: run_meta.json, trials.jsonl (appended + fsync'd per trial), summary.csv,\n"
           "best.json, best_profile.json (for xl-prefill/xl-decode --profile), ids/ctx<N>.ids.\n"
           "stdout: one NDJSON line with the outcome (run, plan: the specs; trial: the record).\n"

@@ -347,16 +347,18 @@ const char *sw_conf_help(void) {
     const xl_setting *x = sw_knob(kb);
     char head[64], aff[96];
     snprintf(head, sizeof head, "      %s LIST", x->flag);
-    const char *def = kb == XS_WORKERS ? "1-<online CPUs>" : knob_default[kb] ? knob_default[kb] : NULL;
-    ADD("%-26s%s%s%s; changes %s\n", head, x->choices ? x->choices : "", x->choices ? ", " : "",
-        def ? "default " : "not searched unless given", affects_text(x->affects, aff, sizeof aff));
-    if (def) ADD("%26s%s\n", "", def);
+    const char *def = kb == XS_WORKERS ? "1-<online CPUs>" : knob_default[kb];
+    if (strlen(head) >= 26) ADD("%s\n%26s", head, "");
+    else ADD("%-26s", head);
+    if (x->choices) ADD("%s; ", x->choices);
+    if (def) ADD("default %s\n", def);
+    else ADD("not searched unless given\n");
+    ADD("%26schanges %s%s\n", "", affects_text(x->affects, aff, sizeof aff),
+        kb == XS_BACKEND ? " (recurrent ignores the chunk size: chunk_size 1)" : "");
   }
   ADD("      --sampling-seed N   the --seed of sampled runs (default: --seed)\n"
       "      --skip-unavailable  drop --device values this machine or build lacks, with a warning\n"
       "                          (default: refuse the sweep, naming what is missing)\n"
-      "                          (the recurrent backend ignores the chunk size and is recorded\n"
-      "                          with chunk_size 1)\n"
       "Search:\n"
       "      --search MODE       grid (every combination, default), random (--trials N distinct\n"
       "                          settings), ga (genetic), pareto (NSGA-II on prefill and decode)\n"
