@@ -286,6 +286,10 @@ expect_status "sweep-parallel.sh runs the plan with GNU parallel" 0 \
   bash "$ROOT/pipelines/sweep-parallel.sh" -j 2 --xl-sweep "$SW" "$TMP/par" -- "${FAST[@]}" "${PAR[@]}"
 check "parallel: the same trials (slugs) as the local run" \
   test "$(jq -r .slug "$TMP/par/trials.jsonl" | sort)" = "$(jq -r .slug "$TMP/local/trials.jsonl" | sort)"
+check "parallel: every trial has both speeds (shared ones filled in by collect)" \
+  jqe -s 'all(.[]; .status == "ok" and .prefill_tok_s > 0 and .decode_tok_s > 0)' "$TMP/par/trials.jsonl"
+check "parallel: the plan shared decode between chunk sizes and backends" \
+  jqe -s '(map(select(.decode_from != null)) | length) > 0' "$TMP/par/trials.jsonl"
 check "parallel: joblog has one line per trial, all exit 0" \
   test "$(awk 'NR > 1 && $7 == 0' "$TMP/par/joblog" | wc -l)" = 12
 check "parallel: summary.csv rows in trial order" \
