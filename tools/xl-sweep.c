@@ -528,7 +528,7 @@ static int cmd_run(int argc, char **argv, int first) {
   meta_fingerprint(x.s.dir, &run);
   int status;
   if (rc > 0) {
-    xl_warn("interrupted after %ld trials; continue with: xl-sweep --resume %s", d.asked - 1, x.s.dir);
+    xl_warn("interrupted after %ld finished trials; continue with: xl-sweep --resume %s", d.measured + d.reused, x.s.dir);
     status = exit_for_signal();
   } else {
     status = report_run(&d, &run, &x.conf, x.s.dir);
