@@ -262,7 +262,11 @@ int main(int argc, char **argv) {
   xl_run_open(&r, &d.run, 0);
   decode_result res = {0};
   int32_t *ids = feed_prompt(&d, &r, &res);
-  if (tm_start(&d.run.tm, "xl-decode")) return 1;
+  if (tm_start(&d.run.tm, "xl-decode")) {   /* a log it cannot open (or will not replace) */
+    free(ids);
+    xl_run_close(&r);
+    return XL_EXIT_ERROR;
+  }
   if (res.np > 0) {
     tm_set_phase("prefill");
     double t0 = xl_now();

@@ -134,7 +134,11 @@ int main(int argc, char **argv) {
   int32_t *ids;
   long n = xl_run_prompt_ids(&r, &p.run, 1, &ids);
   if (n <= 0) xl_die("empty prompt: nothing to prefill");
-  if (tm_start(&p.run.tm, "xl-prefill")) return 1;
+  if (tm_start(&p.run.tm, "xl-prefill")) {   /* a log it cannot open (or will not replace) */
+    free(ids);
+    xl_run_close(&r);
+    return XL_EXIT_ERROR;
+  }
   float *logits = NULL;
   if (p.logits_out) {
     size_t bytes = (size_t)n * r.model->cfg.vocab * sizeof(float);
