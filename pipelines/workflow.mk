@@ -41,10 +41,11 @@ MATMULS     ?= fp32,bf16
 DEVICES     ?=
 SAMPLING    ?=
 NEW         ?= 32
-# timed runs per trial (mean, sd, 95% interval), interleaved INTERLEAVE trials at a time
+# timed runs per trial (mean, sd, 95% interval), interleaved INTERLEAVE trials at a time;
+# trials of one interleaved batch are compared round by round, so the demo runs all in one
 REPEATS     ?= 5
 WARMUP      ?= 1
-INTERLEAVE  ?= 16
+INTERLEAVE  ?= 64
 SEED        ?= 42
 TRIALS      ?= 8
 SWEEP_FLAGS ?=

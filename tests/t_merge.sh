@@ -159,6 +159,21 @@ stderr_has "... warns that differences cannot be told from noise" "no measured s
 check "... ctx 128: the simplest setting (C: all defaults) stands for the rest" test "$(slugs "$TMP/nospread/pareto.csv" prompt_tokens 128)" = "C"
 check "... and recommended.json says the spread was unknown" test "$(jget "$TMP/nospread/recommended.json" 'd["spread_unknown"]')" = True
 
+# Trials interleaved in one batch of the sweep are compared round by round: the machine
+# slowed down halfway (both intervals overlap), but Q2 was faster in every round.
+mkdir -p "$TMP/rounds"
+cat > "$TMP/rounds/summary.csv" <<'EOF2'
+slug,status,backend,chunk_size,heads_per_band,workers,prompt_tokens,prefill_tok_s,prefill_tok_s_ci95,prefill_batch,prefill_tok_s_runs,decode_tok_s,decode_tok_s_ci95
+Q1,ok,chunkwise,64,1,1,128,750,250,7,"[1000,1010,990,1005,500,510,495,505]",20,0.1
+Q2,ok,chunkwise,16,1,1,128,825,275,7,"[1100,1111,1089,1105.5,550,561,544.5,555.5]",20,0.1
+EOF2
+expect_status "runs of one batch" 0 "$M" "$TMP/rounds"
+check "compared round by round: Q2 faster beyond the noise, alone on the front" test "$(slugs "$TMP/rounds/pareto.csv") $(jget "$TMP/rounds/profile_ctx128.json" 'd["slug"]')" = "Q2 Q2"
+mkdir -p "$TMP/rounds2"
+sed '3s/,7,"/,9,"/' "$TMP/rounds/summary.csv" > "$TMP/rounds2/summary.csv"   # Q2 in another batch
+expect_status "runs of two batches" 0 "$M" "$TMP/rounds2"
+check "not paired across batches: a tie, the default chunk size stands" test "$(slugs "$TMP/rounds2/pareto.csv")" = "Q1"
+
 # Groups are (prompt_tokens, prompt_file): the same length from two prompts is two fronts.
 mkdir -p "$TMP/pf"
 cat > "$TMP/pf/summary.csv" <<'EOF2'

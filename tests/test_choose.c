@@ -51,6 +51,22 @@ static void test_stats(void) {
   CHECK(verdict == 0, "paired: identical scores tie");
 }
 
+/* Runs interleaved in one batch pair up round by round: drift that widens both intervals
+ * cancels in the differences. */
+static void test_rounds(void) {
+  /* the machine slows down halfway through; B is 10% faster in every round */
+  double a[8] = {1000, 1010, 990, 1005, 500, 510, 495, 505}, b[8];
+  for (int k = 0; k < 8; k++) b[k] = a[k] * 1.1;
+  st_summary sa = st_summarize(a, 8), sb = st_summarize(b, 8);
+  CHECK(st_cmp_intervals(st_interval_of(sb.mean, sb.ci95), st_interval_of(sa.mean, sa.ci95)) == 0,
+        "drift: unpaired, the intervals overlap (a tie)");
+  CHECK(st_cmp_rounds(b, 8, 7, a, 8, 7) == 1 && st_cmp_rounds(a, 8, 7, b, 8, 7) == -1,
+        "drift: round by round in one batch, B is faster beyond the noise");
+  CHECK(st_cmp_rounds(b, 8, 7, a, 8, 9) == 2 && st_cmp_rounds(b, 8, 0, a, 8, 0) == 2 && st_cmp_rounds(b, 7, 7, a, 8, 7) == 2,
+        "runs of different batches, or none, or of different counts: not paired");
+  CHECK(st_cmp_rounds(a, 8, 7, a, 8, 7) == 0, "a measurement shared by two trials: a tie");
+}
+
 /* Two settings, two objectives (prefill, decode), intervals given directly. */
 static void test_ties_and_knobs(void) {
   static const int max2[2] = {1, 1};
@@ -244,6 +260,7 @@ static void test_paired_quality(void) {
 
 int main(void) {
   test_stats();
+  test_rounds();
   test_ties_and_knobs();
   test_best();
   test_synthetic_front();

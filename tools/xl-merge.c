@@ -48,7 +48,9 @@ static void usage(FILE *f) {
       "  -h, --help             this help\n"
       "\n"
       "Noise: a speed's 95% interval comes from its _ci95 column (else its _sd and repeats);\n"
-      "two settings whose intervals overlap tie. Quality: a trial's samples (xl-save --samples:\n"
+      "two settings whose intervals overlap tie; two interleaved in one batch of the sweep\n"
+      "(_batch) are compared round by round (a paired test of their runs, _tok_s_runs), so\n"
+      "drift of the machine that hit both alike cancels. Quality: a trial's samples (xl-save --samples:\n"
       "ratings of SLUG and SLUG__s=k) are compared pair by pair (mean difference and its 95%\n"
       "interval); one sample gives no interval. Knobs: a measurement is never used to rank\n"
       "settings that differ only in knobs that cannot change it (the settings table's\n"
@@ -301,6 +303,9 @@ typedef struct {
   long *pick;              /* [ngroups] the recommended row, -1 */
   int spread_unknown;      /* some speed had no interval: its differences are ties */
   int *all_identical;      /* [ngroups] every rated output of the group is the same */
+  double **runs[PARETO_MAX_OBJ];   /* [nobj][n] a speed's timed runs (NULL: none) */
+  size_t *nruns[PARETO_MAX_OBJ];
+  long *batch[PARETO_MAX_OBJ];     /* [nobj][n] the interleaved batch they ran in, 0 none */
   ch_table t;
 } merge_state;
 
@@ -351,9 +356,42 @@ static st_interval interval_of(const csvt *m, size_t i, const char *col) {
   return st_interval_of(mean, pareto_ci95(m, i, col));
 }
 
-/* The paired test of quality between rows a and b over their samples (choose.h cmp). */
+/* Objective j's timed runs and batch, when it is a speed the sweep recorded them for
+ * (<what>_tok_s_runs, <what>_batch). */
+static void read_runs(merge_state *s, size_t j) {
+  const char *name = s->objs[j].name;
+  if (strcmp(name, "prefill_tok_s") && strcmp(name, "decode_tok_s")) return;
+  char rc[96], bc[96];
+  snprintf(rc, sizeof rc, "%s_runs", name);
+  snprintf(bc, sizeof bc, "%.*s_batch", (int)strcspn(name, "_"), name);
+  int cr = csvt_col(&s->m, rc), cb = csvt_col(&s->m, bc);
+  if (cr < 0 || cb < 0) return;
+  s->runs[j] = xl_calloc(s->n ? s->n : 1, sizeof *s->runs[j]);
+  s->nruns[j] = xl_calloc(s->n ? s->n : 1, sizeof *s->nruns[j]);
+  s->batch[j] = xl_calloc(s->n ? s->n : 1, sizeof *s->batch[j]);
+  for (size_t i = 0; i < s->n; i++) {
+    double b;
+    cJSON *arr = cJSON_Parse(csvt_get(&s->m, i, cr));
+    if (cJSON_IsArray(arr) && !csvt_num(&s->m, i, cb, &b) && b > 0) {
+      size_t k = 0, na = (size_t)cJSON_GetArraySize(arr);
+      s->runs[j][i] = xl_malloc((na ? na : 1) * sizeof(double));
+      const cJSON *x;
+      cJSON_ArrayForEach(x, arr) s->runs[j][i][k++] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+      s->nruns[j][i] = k;
+      s->batch[j][i] = (long)b;
+    }
+    cJSON_Delete(arr);
+  }
+}
+
+/* The comparisons that replace the intervals' (choose.h cmp): quality, pair by pair over the
+ * samples; a speed, round by round when both were interleaved in one batch. */
 static int quality_cmp(void *ctx, size_t a, size_t b, size_t j) {
   merge_state *s = ctx;
+  if ((int)j != s->quality_obj && s->runs[j]) {
+    int v = st_cmp_rounds(s->runs[j][a], s->nruns[j][a], s->batch[j][a], s->runs[j][b], s->nruns[j][b], s->batch[j][b]);
+    return v == 2 ? 2 : s->maximize[j] ? v : -v;
+  }
   if ((int)j != s->quality_obj || !s->qs.v) return 2;
   const double *qa = &s->qs.v[a * s->qs.K], *qb = &s->qs.v[b * s->qs.K];
   int v;
@@ -579,6 +617,7 @@ static void compute_front(merge_state *s, const char *run_dir, const outputs_t *
       s->iv[i * k + j] = v;
     }
   }
+  for (size_t j = 0; j < k; j++) read_runs(s, j);
   s->t.v = s->iv;
   s->nfront = ch_front(&s->t, s->front, s->dom, s->tied);
   if (s->spread_unknown)
@@ -999,6 +1038,10 @@ int main(int argc, char **argv) {
   free(s.speed); free(s.qual); free(s.ok); free(s.front); free(s.group); free(s.groups);
   free(s.dom); free(s.tied); free(s.set); free(s.iv); free(s.qs.v); free(s.ref); free(s.pick); free(s.all_identical);
   cJSON_Delete(outs.rows);
+  for (int j = 0; j < s.nobj; j++) {
+    for (size_t i = 0; s.runs[j] && i < s.n; i++) free(s.runs[j][i]);
+    free(s.runs[j]); free(s.nruns[j]); free(s.batch[j]);
+  }
   csvt_free(&s.m);
   for (int k = 0; k < 4; k++) free(o.own[k]);
   xl_finish_stdout();

@@ -60,3 +60,10 @@ st_summary st_paired(const double *a, const double *b, size_t n, int *verdict) {
   if (verdict) *verdict = v;
   return s;
 }
+
+int st_cmp_rounds(const double *a, size_t na, long batch_a, const double *b, size_t nb, long batch_b) {
+  if (batch_a <= 0 || batch_a != batch_b || na != nb || na < 2) return 2;
+  int v;
+  st_paired(a, b, na, &v);
+  return v;
+}

@@ -35,4 +35,9 @@ int st_cmp_intervals(st_interval a, st_interval b);
  * otherwise (all-zero differences: 0 with sd 0). */
 st_summary st_paired(const double *a, const double *b, size_t n, int *verdict);
 
+/* Two measurements interleaved in one batch: their timed runs ran round by round, run k of
+ * each in round k, so machine drift hits both alike. The paired verdict on a[k] - b[k]
+ * (as st_paired), 2 when they cannot be paired (not the same batch, counts differ, < 2 runs). */
+int st_cmp_rounds(const double *a, size_t na, long batch_a, const double *b, size_t nb, long batch_b);
+
 #endif

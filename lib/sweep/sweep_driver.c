@@ -229,6 +229,9 @@ static int run_new(sw_driver *d, sw_spec *sp, size_t n) {
       for (size_t b = a; b > 0 && idx[b] < idx[b - 1]; b--) { size_t t = idx[b]; idx[b] = idx[b - 1]; idx[b - 1] = t; }
     sw_spec *cs = xl_malloc(m * sizeof *cs);
     for (size_t q = 0; q < m; q++) cs[q] = sp[idx[q]];
+    /* a batch id unique in the run, resumed ones included: when it started, in ms */
+    long bid = (long)(xl_wall() * 1000) + (long)d->batches;
+    for (size_t q = 0; q < m; q++) cs[q].batch_id = m > 1 ? bid : 0;
     assign_roles(d, cs, m);
     chunk ch = {.d = d, .sp = cs, .n = m, .held = xl_calloc(m, sizeof(cJSON *)), .fin = xl_calloc(m, 1)};
     double t0 = xl_now();

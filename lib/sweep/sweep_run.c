@@ -3,6 +3,7 @@
 #include "cli/settings.h"
 #include "sweep/choose.h"
 #include "sweep/pareto.h"
+#include "sweep/stats.h"
 #include "io/records.h"
 #include "sweep/sweep_search.h"
 #include "sweep/sweep_trial.h"
@@ -245,6 +246,7 @@ int sw_run_write_summary(sw_rundir *r) {
 /* ---- the best setting ---- */
 typedef struct {
   const cJSON *first;      /* a record of the setting, for its params */
+  const cJSON *last;       /* its last ok record */
   sw_setting set;
   double pre, dec;         /* sums of the means over ok records */
   double pre_v, dec_v;     /* sums of the squared interval half widths (NaN once one is unknown) */
@@ -304,6 +306,7 @@ static size_t aggregate(const cJSON *trials, agg *a) {
       na++;
     }
     if (!is_ok(rec)) { a[k].nfail++; continue; }
+    a[k].last = rec;
     fold(rec, "prefill", &a[k].pre, &a[k].pre_v, &a[k].npre);
     fold(rec, "decode", &a[k].dec, &a[k].dec_v, &a[k].ndec);
     a[k].pre_sd = num_or_nan(rec, "prefill_tok_s_sd");
@@ -316,6 +319,34 @@ static size_t aggregate(const cJSON *trials, agg *a) {
     cJSON_AddItemToArray(a[k].contexts, cJSON_CreateNumber(num_or_nan(rec, "prompt_tokens")));
   }
   return na;
+}
+
+/* The round-by-round comparison of two settings measured once each (one context) in one
+ * interleaved batch; objs maps the table's objectives to "prefill"/"decode". */
+typedef struct {
+  const agg *a;
+  const char *const *objs;
+} runs_ctx;
+
+static size_t runs_of(const cJSON *rec, const char *what, double *v, size_t cap, long *batch) {
+  char k[48];
+  snprintf(k, sizeof k, "%s_batch", what);
+  double b;
+  *batch = rec_num(rec, k, &b) ? 0 : (long)b;
+  snprintf(k, sizeof k, "%s_tok_s_runs", what);
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(rec, k), *x;
+  size_t n = 0;
+  cJSON_ArrayForEach(x, arr) if (n < cap) v[n++] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+  return n;
+}
+
+static int rounds_cmp(void *ctx, size_t i, size_t j, size_t o) {
+  const runs_ctx *c = ctx;
+  if (c->a[i].nok != 1 || c->a[j].nok != 1) return 2;
+  double x[256], y[256];
+  long bx, by;
+  size_t nx = runs_of(c->a[i].last, c->objs[o], x, 256, &bx), ny = runs_of(c->a[j].last, c->objs[o], y, 256, &by);
+  return st_cmp_rounds(x, nx, bx, y, ny, by);
 }
 
 /* A setting's mean over its contexts and the interval of that mean. */
@@ -350,7 +381,10 @@ cJSON *sw_best_ex(const cJSON *trials, int objective, const sw_setting *defaults
   }
   static const int max2[2] = {1, 1};
   static const unsigned aff2[2] = {XS_AFFECTS_PREFILL, XS_AFFECTS_DECODE};
-  ch_table t = {.n = na, .nobj = 2, .set = sets, .v = iv, .maximize = max2, .affects = aff2, .defaults = defaults};
+  static const char *const names2[2] = {"prefill", "decode"};
+  runs_ctx rc2 = {a, names2};
+  ch_table t = {.n = na, .nobj = 2, .set = sets, .v = iv, .maximize = max2, .affects = aff2, .defaults = defaults,
+                .cmp = rounds_cmp, .ctx = &rc2};
   long best = -1;
   ch_pick_info pi = {.row = -1, .runner_up = -1};
   if (objective == SW_OBJ_PARETO) {
@@ -367,8 +401,9 @@ cJSON *sw_best_ex(const cJSON *trials, int objective, const sw_setting *defaults
     size_t o = objective == SW_OBJ_PREFILL ? 0 : 1;
     st_interval *one = xl_malloc(cap * sizeof *one);
     for (size_t k = 0; k < na; k++) one[k] = iv[2 * k + o];
+    runs_ctx rc1 = {a, &names2[o]};
     ch_table t1 = {.n = na, .nobj = 1, .set = sets, .v = one, .maximize = max2, .affects = &aff2[o],
-                   .defaults = defaults};
+                   .defaults = defaults, .cmp = rounds_cmp, .ctx = &rc1};
     best = ch_pick(&t1, elig, 0, 0, -1, &pi);
     free(one);
   }

@@ -20,7 +20,8 @@ const char *const sw_record_cols[] = {
     "decode_tok_s", "prefill_tok_s_sd", "decode_tok_s_sd", "peak_rss_mb", "time", "host", "build",
     "blas_core", "context", "prompt_file", "warmup", "model", "fingerprint", "key",
     "device", "matmul", "sampling", "sampling_seed", "prefill_tok_s_ci95", "decode_tok_s_ci95",
-    "prefill_n", "decode_n", "prefill_from", "decode_from", "load_1m", "load_1m_max", "batch"};
+    "prefill_n", "decode_n", "prefill_from", "decode_from", "load_1m", "load_1m_max", "batch",
+    "prefill_batch", "decode_batch", "prefill_tok_s_runs", "decode_tok_s_runs"};
 const size_t sw_record_ncols = sizeof sw_record_cols / sizeof sw_record_cols[0];
 
 /* ---- specs ---- */
@@ -77,6 +78,7 @@ cJSON *sw_spec_to_json(const sw_spec *sp) {
   cJSON_AddNumberToObject(o, "repeats", sp->repeats);
   cJSON_AddNumberToObject(o, "warmup", sp->warmup);
   cJSON_AddNumberToObject(o, "timeout_s", sp->timeout_s);
+  if (sp->batch_id > 0) cJSON_AddNumberToObject(o, "batch_id", (double)sp->batch_id);
   cJSON *m = cJSON_AddArrayToObject(o, "measure");
   for (unsigned w = XS_AFFECTS_PREFILL; w <= XS_AFFECTS_DECODE; w <<= 1)
     if (sp->measure & w) cJSON_AddItemToArray(m, cJSON_CreateString(measure_name(w)));
@@ -146,6 +148,7 @@ int sw_spec_from_json(const cJSON *j, sw_spec *sp, char *err, size_t n) {
   sp->warmup = (int)wu;
   double t = 0;
   if (!rec_num(j, "timeout_s", &t) && t > 0) sp->timeout_s = t;
+  if (!rec_num(j, "batch_id", &t) && t > 0) sp->batch_id = (long)t;
   const char *seed = rec_str(j, "sampling_seed");
   long sv;
   if (seed && xl_parse_long(seed, 0, LONG_MAX, &sv) == 0) sp->sampling_seed = (unsigned long long)sv;
@@ -492,6 +495,10 @@ static cJSON *make_record(const sw_spec *sp, const sw_hostinfo *h, const measure
   add_measure(o, "decode", &m->dec_s, &m->dec_t, ok && (sp->measure & XS_AFFECTS_DECODE) && sp->new_tokens > 0);
   add_str_or_null(o, "prefill_from", sp->measure & XS_AFFECTS_PREFILL ? NULL : sp->prefill_from);
   add_str_or_null(o, "decode_from", sp->measure & XS_AFFECTS_DECODE ? NULL : sp->decode_from);
+  /* the batch a measurement was interleaved in: runs of one batch pair up round by round */
+  add_num(o, "prefill_batch", ok && sp->batch_id > 0 && (sp->measure & XS_AFFECTS_PREFILL) ? (double)sp->batch_id : NAN);
+  add_num(o, "decode_batch",
+          ok && sp->batch_id > 0 && (sp->measure & XS_AFFECTS_DECODE) && sp->new_tokens > 0 ? (double)sp->batch_id : NAN);
   add_num(o, "peak_rss_mb", m->peak);
   add_num(o, "load_1m", m->load_n ? m->load_sum / m->load_n : NAN);
   add_num(o, "load_1m_max", m->load_n ? m->load_max : NAN);
@@ -667,7 +674,7 @@ cJSON *sw_trial_run(const sw_spec *sp, const sw_hostinfo *h) {
 
 void sw_record_take(cJSON *rec, const cJSON *src, unsigned what) {
   const char *w = measure_name(what);
-  static const char *const sfx[] = {"_s", "_tok_s", "_tok_s_sd", "_tok_s_ci95", "_n", "_tok_s_runs"};
+  static const char *const sfx[] = {"_s", "_tok_s", "_tok_s_sd", "_tok_s_ci95", "_n", "_tok_s_runs", "_batch"};
   char k[64];
   for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
     snprintf(k, sizeof k, "%s%s", w, sfx[i]);

@@ -29,6 +29,8 @@ typedef struct {
   double timeout_s;            /* per tool run; <= 0 none */
   unsigned long long sampling_seed;   /* --seed of a sampled setting */
   unsigned measure;            /* XS_AFFECTS_PREFILL | _DECODE: what this trial measures itself */
+  long batch_id;               /* the interleaved batch it runs in (runs of one batch pair up by
+                                * round); 0: none (run on its own) */
   char *prefill_from;          /* the trial whose prefill measurement this one shares, or NULL */
   char *decode_from;           /* the same for decode */
   char *model;                 /* NULL: the tools' default model */
