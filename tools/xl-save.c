@@ -635,17 +635,25 @@ static void plan_jobs(const save_opts *o, const tr_list *tl, cJSON *old, const c
     }
     free(ppath);
   }
-  /* who runs xl-decode: every job to do, or (--share) the first job of each output key
-   * that has no finished line of its own to copy from */
+  /* who runs xl-decode: every job to do, or (--share) per output key one job: a finished
+   * line to copy from when there is one, else the job of the lowest trial number (not the
+   * first in the file, whose order is the order trials finished: the same trial generates
+   * in every run) */
+  for (size_t i = 0; o->share && i < pl->njobs; i++) {
+    job *jb = &pl->jobs[i];
+    if (!jb->todo) continue;
+    long gen = -1;
+    for (size_t j = 0; j < pl->njobs; j++) {
+      job *other = &pl->jobs[j];
+      if (!other->out_key || strcmp(other->out_key, jb->out_key)) continue;
+      if (!other->todo && other->row) { gen = (long)j; break; }
+      if (other->todo && (gen < 0 || other->t->trial < pl->jobs[gen].t->trial)) gen = (long)j;
+    }
+    if (gen >= 0 && gen != (long)i) jb->source = gen;
+  }
   for (size_t i = 0; i < pl->njobs; i++) {
     job *jb = &pl->jobs[i];
     if (!jb->todo) continue;
-    if (o->share)
-      for (size_t j = 0; j < pl->njobs && jb->source < 0; j++) {
-        job *other = &pl->jobs[j];
-        if (j == i || !other->out_key || strcmp(other->out_key, jb->out_key)) continue;
-        if ((!other->todo && other->row) || (other->todo && other->source < 0 && j < i)) jb->source = (long)j;
-      }
     if (jb->source >= 0) pl->nshared++;
     else pl->todo[pl->ntodo++] = i;
   }

@@ -3,7 +3,11 @@
  * row below, and its case in parse_named/format_named when it has named values.
  * "affects": backend, chunk size, heads per band and workers are exact by design (the same
  * tokens; logits within float rounding), so they never change the output; the device and
- * the matmul precision do. The prefill backend and chunk size do not touch decode. */
+ * the matmul precision do. The prefill backend and chunk size do not touch decode.
+ * Caveat (measured on the default model): with --matmul bf16 the prefill's rounding to bf16
+ * depends on its form, so the backend and chunk size can flip a near-tie greedy token (1 of
+ * 4 prompt windows at 256 tokens); under fp32 they never did. The table keeps "prefill only":
+ * xl-save --share then takes every bf16 trial's output from one trial (the lowest number). */
 #include "cli/settings.h"
 #include "base/util.h"
 #include "cli/flags.h"
