@@ -122,6 +122,9 @@ check "quality.csv: H's mean difference and its interval" \
   python3 -c 'import csv,sys; r=[r for r in csv.DictReader(open(sys.argv[1])) if r["setting"]=="matmul=bf16"][0]; d=float(r["diff"]); sys.exit(not (abs(d + 0.21) < 1e-9 and float(r["diff_hi"]) < 0 and r["samples"] == "3"))' "$R/quality.csv"
 check "profile_ctx128.json picks A (H's quality is not within 0.05 beyond the noise)" test "$(jget "$R/profile_ctx128.json" 'd["slug"], d["context"], d["params"]["backend"], d["params"]["chunk_size"], d["params"]["workers"], d["params"]["matmul"]')" = "('A', 128, 'chunkwise', 64, 2, 'fp32')"
 check "profile_ctx512.json picks E, naming the settings that tie with it" test "$(jget "$R/profile_ctx512.json" 'd["slug"], d["metrics"]["decode_tok_s"], d["metrics"]["avg_logprob"], sorted(d["equivalent"]), d["significant"]')" = "('E', 28, -2.05, ['F', 'I'], False)"
+check "a profile says how it compares with the default setting (C), objective by objective" \
+  test "$(jget "$R/profile_ctx128.json" 'd["vs_default"]["slug"], d["vs_default"]["prefill_tok_s"], d["vs_default"]["avg_logprob"]')" = "('C', 'better', 'tie')"
+stderr_has "... in its reason too" "context 128: recommend A: .*against the default setting \(C\): prefill_tok_s better, decode_tok_s better, avg_logprob tie"
 check "recommended.json lists all three" test "$(jget "$R/recommended.json" '[p["file"] for p in d["profiles"]]')" = "['profile_ctx128.json', 'profile_ctx512.json', 'profile_ctx1024.json']"
 check "front rows say how they compare with the recommendation" test "$(col "$R/merged.csv" H vs_recommended)" = "prefill_tok_s:better,decode_tok_s:better,avg_logprob:worse"
 check "no temp files left" test -z "$(ls "$R" | grep tmp || true)"

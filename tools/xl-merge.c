@@ -653,6 +653,17 @@ static void front_columns(merge_state *s) {
   }
 }
 
+/* The ok row of group g with every knob at its default (the simplest such), or -1. */
+static long default_row(const merge_state *s, int g) {
+  long best = -1;
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->group[i] != g || !s->ok[i] || ch_nondefault(&s->t, i)) continue;
+    if (!strcmp(s->set[i].v[XS_BACKEND], "recurrent")) continue;
+    if (best < 0 || ch_simpler(&s->t, i, (size_t)best) < 0) best = (long)i;
+  }
+  return best;
+}
+
 /* Whether row i's quality is within the tolerance of the best row's: with paired samples,
  * unless the whole 95% interval of the difference lies below -tolerance (a loss beyond the
  * noise); with one sample, by the values themselves. */
@@ -781,8 +792,24 @@ static cJSON *make_profile(merge_state *s, size_t g, const char *profile_dir) {
   }
   k = strlen(reason);
   if (neq)
-    snprintf(reason + k, sizeof reason - k, "; %zu other setting(s) tie with it on every objective within the noise "
-             "(%s%s): it is the simplest", neq, eq, neq > 4 ? ", ..." : "");
+    k += (size_t)snprintf(reason + k, sizeof reason - k, "; %zu other setting(s) tie with it on every objective within the noise "
+                          "(%s%s): it is the simplest", neq, eq, neq > 4 ? ", ..." : "");
+  /* against the default setting: is the change worth making at all? */
+  long def = default_row(s, (int)g);
+  char vsd[512] = "";
+  if (def >= 0 && def != r) {
+    size_t vk = 0;
+    int any = 0;
+    for (int q = 0; q < s->nobj; q++) {
+      int c = ch_cmp(&s->t, (size_t)r, (size_t)def, (size_t)q);
+      any |= c != 0;
+      int w = snprintf(vsd + vk, sizeof vsd - vk, "%s%s %s", q ? ", " : "", s->objs[q].name, cmp_word(c));
+      if (w > 0 && (size_t)w < sizeof vsd - vk) vk += (size_t)w;
+    }
+    if (k < sizeof reason)
+      snprintf(reason + k, sizeof reason - k, "; against the default setting (%s): %s%s", csvt_get(m, (size_t)def, cs), vsd,
+               any ? "" : " - every difference is within the noise, so the default is as good a choice");
+  }
   xl_warn("context %s: recommend %s: %s", where, slug, reason);
 
   cJSON *p = cJSON_CreateObject();
@@ -812,6 +839,12 @@ static cJSON *make_profile(merge_state *s, size_t g, const char *profile_dir) {
   cJSON *jt = cJSON_AddArrayToObject(p, "ties");   /* front settings that tie with it on speed */
   for (size_t q = 0; q < pi.nties && q < 64; q++)
     if (pi.ties[q] != r) cJSON_AddItemToArray(jt, cJSON_CreateString(csvt_get(m, (size_t)pi.ties[q], cs)));
+  if (def >= 0 && def != r) {   /* the default setting, objective by objective */
+    cJSON *vd = cJSON_AddObjectToObject(p, "vs_default");
+    cJSON_AddStringToObject(vd, "slug", csvt_get(m, (size_t)def, cs));
+    for (int q = 0; q < s->nobj; q++)
+      cJSON_AddStringToObject(vd, s->objs[q].name, cmp_word(ch_cmp(&s->t, (size_t)r, (size_t)def, (size_t)q)));
+  }
   cJSON *je = cJSON_AddArrayToObject(p, "equivalent");   /* settings that tie with it on everything */
   for (size_t i = 0; i < s->n; i++)
     if (s->tied[i] == r) cJSON_AddItemToArray(je, cJSON_CreateString(csvt_get(m, i, cs)));
