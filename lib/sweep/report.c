@@ -152,7 +152,8 @@ void rp_profiles(FILE *f, const char *run_dir) {
         if (cJSON_IsNumber(v)) fprintf(f, "%.4g", v->valuedouble); else fputc('-', f);
       }
       const cJSON *sig = cJSON_GetObjectItemCaseSensitive(pr, "significant");
-      fprintf(f, " | %s", cJSON_IsBool(sig) ? (cJSON_IsTrue(sig) ? "yes" : "no (a tie)") : "-");
+      const cJSON *next = cJSON_GetObjectItemCaseSensitive(pr, "vs_next");
+      fprintf(f, " | %s", !cJSON_IsBool(sig) ? "-" : cJSON_IsTrue(sig) ? "yes" : next ? "no (a tie)" : "the only candidate");
       fputs(" | ", f);
       const cJSON *why = cJSON_GetObjectItemCaseSensitive(pr, "reason");
       rp_md_cell(f, cJSON_IsString(why) ? why->valuestring : "");
