@@ -2,10 +2,10 @@
 # recipes over FILE targets, so a re-run redoes only what is out of date:
 #
 #   RUN_DIR/trials.jsonl   xl-sweep     (+ run_meta.json, summary.csv, best.json, ids/)
-#   RUN_DIR/outputs.jsonl  xl-save      (+ outputs/<slug>.txt)
+#   RUN_DIR/outputs.jsonl  xl-save      (+ outputs/<slug>.txt, windows/ctx<N>_s<k>.txt)
 #   RUN_DIR/ratings.csv    xl-judge internal   (+ ratings.jsonl)
 #   RUN_DIR/ratings_ollama.csv  xl-judge ollama  (only when JUDGE_API is set)
-#   RUN_DIR/merged.csv, pareto.csv  xl-merge  (+ recommended.json, profile_ctx<N>.json)
+#   RUN_DIR/merged.csv, pareto.csv  xl-merge  (+ quality.csv, recommended.json, profile_ctx<N>.json)
 #   RUN_DIR/stats.csv, mem.csv  xl-decode under the recommended profile, with telemetry logs
 #   RUN_DIR/report.md      xl-plot      (+ plots/*.png|svg)
 #
@@ -28,21 +28,33 @@ PROMPT      ?= $(ROOT)/prompts/pydocs.txt
 RUNS        ?= $(ROOT)/runs
 RUN         ?= demo
 RUN_DIR     ?= $(RUNS)/$(RUN)
-# sweep (xl-sweep): search mode and space; LIST = 16,64 or a range 1-2
+# sweep (xl-sweep): search mode and space; LIST = 16,64 or a range 1-2. Every knob is a
+# run setting of xl-prefill/xl-decode; MATMULS puts the output-changing bf16 precision
+# against fp32; DEVICES (e.g. cpu,cuda) and SAMPLING (e.g. greedy,t0.8k40) are opt-in.
 MODE        ?= grid
 CONTEXTS    ?= 64,256
 BACKENDS    ?= chunkwise,recurrent
 CHUNK_SIZES ?= 16,64
 HEADS       ?= 1,2
 WORKERS     ?= 1-2
+MATMULS     ?= fp32,bf16
+DEVICES     ?=
+SAMPLING    ?=
 NEW         ?= 32
-REPEATS     ?= 2
+# timed runs per trial (mean, sd, 95% interval), interleaved INTERLEAVE trials at a time;
+# trials of one interleaved batch are compared round by round, so the demo runs all in one
+REPEATS     ?= 5
 WARMUP      ?= 1
+INTERLEAVE  ?= 64
 SEED        ?= 42
 TRIALS      ?= 8
 SWEEP_FLAGS ?=
-# save (xl-save): tokens of greedy continuation per trial, generations at once
+# save (xl-save): tokens per continuation, prompt windows per trial (their quality is
+# compared pair by pair with the fp32 reference), generations at once; SHARE=yes gives
+# settings that differ only in knobs that cannot change the output one generation
 SAVE_NEW    ?= 64
+SAMPLES     ?= 4
+SHARE       ?= yes
 JOBS        ?= 1
 # judges: internal critic = MODEL; external LLM judge only when JUDGE_API is set
 JUDGE_API   ?=
@@ -61,9 +73,10 @@ M_FLAG := $(if $(MODEL),-m $(MODEL))
 
 SWEEP_ARGS := $(M_FLAG) --prompt-file $(PROMPT) --search $(MODE) --context $(CONTEXTS) \
   --backend $(BACKENDS) --chunk-size $(CHUNK_SIZES) --heads-per-band $(HEADS) --workers $(WORKERS) \
-  -n $(NEW) --repeats $(REPEATS) --warmup $(WARMUP) --seed $(SEED) \
+  $(if $(MATMULS),--matmul $(MATMULS)) $(if $(DEVICES),--device $(DEVICES)) $(if $(SAMPLING),--sampling $(SAMPLING)) \
+  -n $(NEW) --repeats $(REPEATS) --warmup $(WARMUP) --interleave $(INTERLEAVE) --seed $(SEED) \
   $(if $(filter random,$(MODE)),--trials $(TRIALS)) $(SWEEP_FLAGS)
-SAVE_ARGS   := $(M_FLAG) -n $(SAVE_NEW)
+SAVE_ARGS   := $(M_FLAG) -n $(SAVE_NEW) --samples $(SAMPLES) $(if $(filter yes,$(SHARE)),--share)
 JUDGE_ARGS  := $(M_FLAG)
 OLLAMA_ARGS := --api $(JUDGE_API) --model $(JUDGE_MODEL) -j $(JUDGE_JOBS) $(JUDGE_FLAGS)
 MERGE_ARGS   = --no-ratings --ratings $(RUN_DIR)/ratings.csv \
@@ -126,13 +139,14 @@ $(TRIALS_F): $(RUN_DIR)/.params.sweep $(PROMPT) $(MODEL_FILES) | $(XL_BIN)/xl-sw
 	  echo "xl-sweep -o $(PART) $(strip $(SWEEP_ARGS))" && \
 	  $(XL_BIN)/xl-sweep -o $(PART) $(SWEEP_ARGS); \
 	fi
-	rm -rf $(RUN_DIR)/outputs $(OUTPUTS_F) $(RUN_DIR)/ids
+	rm -rf $(RUN_DIR)/outputs $(OUTPUTS_F) $(RUN_DIR)/ids $(RUN_DIR)/windows
 	cd $(PART) && for f in *; do [ "$$f" = trials.jsonl ] || mv -f "$$f" ..; done
 	mv -f $(PART)/trials.jsonl $@
 	rm -rf $(PART)
 
-# 2. save: the greedy continuation of each successful trial under its own settings.
-#    New save parameters (e.g. another MODEL) redo every output (--force).
+# 2. save: SAMPLES continuations (prompt windows of the trial's context) of each successful
+#    trial under its own settings. New save parameters (e.g. another MODEL) redo every
+#    output (--force).
 $(OUTPUTS_F): $(TRIALS_F) $(RUN_DIR)/.params.save | $(XL_BIN)/xl-save $(XL_BIN)/xl-decode
 	$(XL_BIN)/xl-save $(RUN_DIR) $(SAVE_ARGS) -j $(JOBS) $(if $(filter $(RUN_DIR)/.params.save,$?),--force)
 
@@ -177,5 +191,7 @@ help:
 	@echo "make -f pipelines/workflow.mk [demo|report|sweep|save|judge|judge-ollama|merge|plot|clean-run] VAR=value..."
 	@echo "  RUN_DIR=$(RUN_DIR)  MODEL=$(MODEL_DIR)  PROMPT=$(PROMPT)"
 	@echo "  MODE=$(MODE) CONTEXTS=$(CONTEXTS) BACKENDS=$(BACKENDS) CHUNK_SIZES=$(CHUNK_SIZES) HEADS=$(HEADS) WORKERS=$(WORKERS)"
-	@echo "  NEW=$(NEW) REPEATS=$(REPEATS) WARMUP=$(WARMUP) SEED=$(SEED) TRIALS=$(TRIALS) SAVE_NEW=$(SAVE_NEW) JOBS=$(JOBS)"
+	@echo "  MATMULS=$(MATMULS) DEVICES=$(DEVICES) SAMPLING=$(SAMPLING)"
+	@echo "  NEW=$(NEW) REPEATS=$(REPEATS) WARMUP=$(WARMUP) INTERLEAVE=$(INTERLEAVE) SEED=$(SEED) TRIALS=$(TRIALS)"
+	@echo "  SAVE_NEW=$(SAVE_NEW) SAMPLES=$(SAMPLES) SHARE=$(SHARE) JOBS=$(JOBS)"
 	@echo "  JUDGE_API=$(JUDGE_API) JUDGE_MODEL=$(JUDGE_MODEL) JUDGE_JOBS=$(JUDGE_JOBS) TELEMETRY_NEW=$(TELEMETRY_NEW) PLOT_FORMAT=$(PLOT_FORMAT)"

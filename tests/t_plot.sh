@@ -8,7 +8,8 @@ export XL_PLOTS_DIR="$ROOT/plots"
 P="$BIN/xl-plot"
 R=$TMP/run
 cp -r "$ROOT/tests/fixtures/run-small" "$R"
-FIGS="decode_by_chunk decode_by_heads decode_by_workers prefill_vs_decode speed_quality decode_steps memory"
+# chunk size cannot change decode speed: its bar chart shows prefill speed
+FIGS="prefill_by_chunk decode_by_heads decode_by_workers prefill_vs_decode speed_quality decode_steps memory"
 
 is_png() {  # real PNG signature and more than a few KB
   [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && [ "$(stat -c %s "$1")" -gt 4000 ]
@@ -41,46 +42,52 @@ check "report has the command line" grep -q '`xl-tune --model models/xlstm-tiny'
 check "report lists recommended profiles from recommended.json" bash -c "grep -c '^| [0-9]* | \[profile_ctx' '$R/report.md' | grep -qx 2"
 check "report lists the failed trial and its error" grep -q 'i=34`: memory watchdog' "$R/report.md"
 
-# The bar chart data: max decode tok/s per chunk size and context, from summary.csv (ok rows).
-check "decode_by_chunk.dat holds the per-context maxima" python3 - "$R" <<'PY'
-import csv, sys, os
+# The bar chart data: max prefill tok/s per chunk size and context, from summary.csv (ok
+# rows), each with the half width of that trial's 95% interval (t, from sd and repeats).
+check "prefill_by_chunk.dat holds the per-context maxima and their intervals" python3 - "$R" <<'PY'
+import csv, sys, os, math
+T95 = {2: 4.3027}   # t(0.975, df) for the fixture's 3 repeats
 d = sys.argv[1]
 best = {}
 for r in csv.DictReader(open(os.path.join(d, "summary.csv"))):
     if r["status"] != "ok" or not r["decode_tok_s"]:
         continue
     k = (float(r["chunk_size"]), r["prompt_tokens"])
-    best[k] = max(best.get(k, 0), float(r["decode_tok_s"]))
-lines = [l for l in open(os.path.join(d, "plots/data/decode_by_chunk.dat")) if not l.startswith("#")]
-assert lines[0].split()[0] == "chunk_size" and '"ctx 128"' in lines[0] and '"ctx 512"' in lines[0], lines[0]
+    v = float(r["prefill_tok_s"])
+    if v > best.get(k, (0, 0))[0]:
+        best[k] = (v, T95[int(r["repeats"]) - 1] * float(r["prefill_tok_s_sd"]) / math.sqrt(int(r["repeats"])))
+lines = [l for l in open(os.path.join(d, "plots/data/prefill_by_chunk.dat")) if not l.startswith("#")]
+assert lines[0].split()[0] == "chunk_size" and '"ctx 128"' in lines[0] and '"ctx 512 err"' in lines[0], lines[0]
 n = 0
 for l in lines[1:]:
-    x, a, b = l.split()
-    for ctx, v in (("128", a), ("512", b)):
-        want = best.get((float(x), ctx))
+    x, a, ae, b, be = l.split()
+    for ctx, v, e in (("128", a, ae), ("512", b, be)):
+        want = best.get((float(x.strip('"')), ctx))
         assert (v == "-") == (want is None), (x, ctx, v, want)
         if want is not None:
-            assert abs(float(v) - want) < 1e-3, (x, ctx, v, want)
+            assert abs(float(v) - want[0]) < 1e-3 and abs(float(e) - want[1]) < 1e-3 * (1 + want[1]), (x, ctx, v, e, want)
             n += 1
 print("# checked", n, "cells")
 sys.exit(0 if n == 10 else 1)
 PY
-# The speed/quality data: the drawn front per context is non-dominated in (quality, decode).
-check "speed_quality.dat fronts are non-dominated" python3 - "$R/plots/data/speed_quality.dat" <<'PY'
-import sys
-blocks = open(sys.argv[1]).read().split("\n\n\n")
-blocks = [[l for l in b.strip().split("\n") if not l.startswith("#")] for b in blocks]
-G = len(blocks) // 3
-assert G == 2 and len(blocks) == 6, len(blocks)
-for g in range(G):
-    pts = [tuple(map(float, l.split())) for l in blocks[g][1:]]
+check "figure settings are gnuplot set commands with quoted strings, loaded by the script" \
+  bash -c "grep -qx \"set title 'Best prefill throughput by chunk size' noenhanced\" '$R/plots/data/prefill_by_chunk.set.gp' && ! grep -q system '$ROOT/plots/max_by_param.gp' '$ROOT/plots/speed_quality.gp' '$ROOT/plots/prefill_decode.gp'"
+# The speed/quality data: every rated trial with error bars; the drawn front per context is
+# pareto.csv's rows (xl-merge's noise-aware front), sorted by quality.
+check "speed_quality.dat: points with intervals, the front = pareto.csv" python3 - "$R" <<'PY'
+import csv, sys, os
+d = sys.argv[1]
+blocks = open(os.path.join(d, "plots/data/speed_quality.dat")).read().split("\n\n\n")
+blocks = [[l for l in b.strip().split("\n") if l and not l.startswith("#")] for b in blocks]
+G = 2
+assert len(blocks) == 3 * G, len(blocks)
+par = list(csv.DictReader(open(os.path.join(d, "pareto.csv"))))
+for g, ctx in enumerate(("128", "512")):
+    pts = [l.split() for l in blocks[g][1:]]
+    assert len(pts) >= 15 and all(len(p) == 4 and float(p[2]) >= 0 and float(p[3]) > 0 for p in pts), pts[:2]
     front = [tuple(map(float, l.split())) for l in blocks[G + g][1:]]
-    assert front and len(pts) >= 15, (len(front), len(pts))
-    for f in front:
-        assert not any(p[0] >= f[0] and p[1] >= f[1] and p != f for p in pts), f
-    for p in pts:
-        if p not in front:
-            assert any(f[0] >= p[0] and f[1] >= p[1] for f in front), p
+    want = sorted((float(r["avg_logprob"]), float(r["decode_tok_s"])) for r in par if r["prompt_tokens"] == ctx)
+    assert sorted(front) == want and front == sorted(front), (front, want)
 sys.exit(0)
 PY
 

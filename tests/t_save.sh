@@ -120,6 +120,28 @@ printf '{"trial":1,"slug":"rep","status":"ok","chunk_size":8,"prompt_file":"prom
 XL_DECODE=$F expect_status "repeated slug" 0 "$S" "$R6" -n 2
 check "repeated slug: one line, the later trial's settings" test "$(jq -r '"\(.trial) \(.chunk_size)"' "$R6/outputs.jsonl")" = "9 24"
 
+# --share and --samples: one generation per output setting (the lowest trial number makes it),
+# K prompt windows per trial; every run setting of the trial reaches xl-decode
+R7=$TMP/run7
+mkdir -p "$R7"
+cp "$R/prompt.txt" "$R7/"
+printf 'The built-in function sorted returns a new list containing every item of an iterable in ascending order.\n' > "$R7/prompt.txt"
+cat > "$R7/trials.jsonl" <<EOF
+{"trial":3,"slug":"X","status":"ok","backend":"chunkwise","chunk_size":16,"heads_per_band":1,"workers":1,"matmul":"fp32","context":8,"prompt_file":"prompt.txt"}
+{"trial":1,"slug":"Y","status":"ok","backend":"chunkwise","chunk_size":32,"heads_per_band":1,"workers":1,"matmul":"fp32","context":8,"prompt_file":"prompt.txt"}
+{"trial":2,"slug":"Z","status":"ok","backend":"chunkwise","chunk_size":16,"heads_per_band":1,"workers":1,"matmul":"bf16","context":8,"prompt_file":"prompt.txt"}
+EOF
+: > "$FAKE_LOG"
+XL_DECODE=$F expect_status "--share --samples 2" 0 "$S" "$R7" -n 2 --samples 2 --share
+check "2 output settings x 2 samples generated, 2 lines shared" test "$(jq -r '"\(.generated) \(.shared)"' "$TMP/out")" = "4 2"
+check "6 lines: each trial's slug and slug__s=1" test "$(jq -r .slug "$R7/outputs.jsonl" | sort | tr '\n' ' ')" = "X X__s=1 Y Y__s=1 Z Z__s=1 "
+check "X shares Y's continuation (the lower trial number generates)" \
+  test "$(field "$R7/outputs.jsonl" X .shared_from) $(field "$R7/outputs.jsonl" X__s=1 .shared_from) $(field "$R7/outputs.jsonl" Y .shared_from)" = "Y Y__s=1 null"
+check "the bf16 trial ran with --matmul bf16, never shared with fp32" \
+  bash -c "grep -q -- '--chunk-size 16 --heads-per-band 1 --workers 1 --matmul bf16' '$FAKE_LOG' && test \"\$(jq -r 'select(.slug==\"Z\") | .shared_from' '$R7/outputs.jsonl')\" = null"
+check "two prompt windows, each line naming its own" \
+  test "$(ls "$R7/windows" | tr '\n' ' ') $(field "$R7/outputs.jsonl" Y__s=1 '.prompt_file | sub(".*/";"")')" = "ctx8_s0.txt ctx8_s1.txt  ctx8_s1.txt"
+
 # a kill in the middle: the lines written so far are whole and unique, each with its .txt
 R4=$TMP/run4
 mkdir -p "$R4"

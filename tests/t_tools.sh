@@ -97,10 +97,40 @@ check "--matmul bf16 is recorded" jq -e '.matmul == "bf16"' "$TMP/rb16"
 check "--matmul bf16 logits stay near the reference (max 0.5)" python3 "$ROOT/tests/st_compare.py" "$TMP/lb16" logits "$G/golden.safetensors" case2.logits 0.5 0.05
 check "--matmul bf16 logits are not the fp32 ones" bash -c "! python3 $ROOT/tests/st_compare.py $TMP/lb16 logits $G/golden.safetensors case2.logits 1e-4 1e-5 >/dev/null"
 
+# --profile has one meaning, a settings profile: a missing file or any other file is refused
+# (exit 2) and left byte-identical; latency lines only through --profile-log
+printf '{"run_dir":"r","profiles":[{"params":{"workers":2}}]}\n' > "$TMP/recommended.json"
+cp "$TMP/recommended.json" "$TMP/recommended.before"
+for tool in xl-prefill xl-decode; do
+  expect_status "$tool --profile on a foreign JSON file: exit 2" 2 "$BIN/$tool" --ids 1,2 --profile "$TMP/recommended.json"
+  stderr_has "... saying it is not a settings profile" 'not a settings profile'
+  check "... the file is byte-identical" cmp -s "$TMP/recommended.json" "$TMP/recommended.before"
+done
+echo '{}' > "$TMP/empty.json"
+expect_status "--profile on {} is refused" 2 "$BIN/xl-prefill" --ids 1 --profile "$TMP/empty.json"
+check "... and {} stays {}" test "$(cat "$TMP/empty.json")" = '{}'
+expect_status "--profile on a missing file is an error" 2 "$BIN/xl-decode" --ids 1 -n 1 --profile "$TMP/nope.json"
+stderr_has "... pointing at --profile-log" 'no such file.*--profile-log'
+check "... and creates nothing" test ! -e "$TMP/nope.json"
+
+# no output replaces a file of another kind (each refused before any work, file untouched)
+expect_status "xl-prefill -o over a JSON file is refused" 2 "$BIN/xl-prefill" --ids 1,2 -o "$TMP/recommended.json"
+stderr_has "... naming what the file is" 'refusing to overwrite it: it is a JSON file'
+"$BIN/xl-prefill" --ids 1,2 -o "$TMP/st.state" > /dev/null
+expect_status "xl-prefill --logits over a state file is refused" 2 "$BIN/xl-prefill" --ids 1,2 --logits "$TMP/st.state"
+expect_status "xl-prefill -o over its own kind is fine" 0 "$BIN/xl-prefill" --ids 1,2,3 -o "$TMP/st.state"
+expect_status "xl-decode -o (text) over a state file is refused" 2 "$BIN/xl-decode" --ids 1,2 -n 2 -o "$TMP/st.state"
+expect_status "xl-decode --state-out over a JSON file is refused" 2 "$BIN/xl-decode" --ids 1,2 -n 2 --state-out "$TMP/recommended.json"
+expect_status "--stats-log over a JSON file is refused" 1 "$BIN/xl-decode" --ids 1,2 -n 2 --stats-log "$TMP/recommended.json"
+expect_status "--profile-log over a JSON file is refused" 1 "$BIN/xl-decode" --ids 1,2 -n 2 --profile-log "$TMP/recommended.json"
+check "... every refusal left the files as they were" cmp -s "$TMP/recommended.json" "$TMP/recommended.before"
+
 # per-phase profile through the real forward pass: one line per decode step, every block's phases
-"$BIN/xl-decode" "def f(x):" -n 5 --ignore-eos --profile "$TMP/prof.jsonl" > /dev/null 2>&1
-check "--profile writes one JSON line per step" test "$(grep -c . "$TMP/prof.jsonl")" -ge 5
-check "--profile lines carry model phases and the six phases of each of the 6 blocks" jq -e -s \
+"$BIN/xl-decode" "def f(x):" -n 5 --ignore-eos --profile-log "$TMP/prof.jsonl" > /dev/null 2>&1
+check "--profile-log writes one JSON line per step" test "$(grep -c . "$TMP/prof.jsonl")" -ge 5
+"$BIN/xl-decode" "def f(x):" -n 5 --ignore-eos --profile-log "$TMP/prof.jsonl" > /dev/null 2>&1
+check "--profile-log replaces its own kind of file" test "$(grep -c . "$TMP/prof.jsonl")" -ge 5
+check "--profile-log lines carry model phases and the six phases of each of the 6 blocks" jq -e -s \
   'map(select(.step > 0)) | last | (.phases | has("embed") and has("lmhead") and has("sample"))
    and (.blocks | length == 6) and (.blocks | all(keys == ["cell","ffn","headnorm","norm","outproj","proj"]))' "$TMP/prof.jsonl"
 

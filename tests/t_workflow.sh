@@ -16,7 +16,7 @@ trap 'kill $MPID 2>/dev/null || true; wait $MPID 2>/dev/null || true; rm -rf "$T
 for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
 
 V=(XL_BIN="$BIN" RUN_DIR="$R" CONTEXTS=16,32 BACKENDS=chunkwise CHUNK_SIZES=16 HEADS=1,2 WORKERS=1
-   NEW=8 REPEATS=1 WARMUP=0 SAVE_NEW=8 PLOT_FORMAT=svg
+   MATMULS= SAMPLES=1 NEW=8 REPEATS=1 WARMUP=0 SAVE_NEW=8 PLOT_FORMAT=svg
    JUDGE_API="http://127.0.0.1:$(cat "$TMP/port")" JUDGE_MODEL=good "JUDGE_FLAGS=--retries 1 --timeout 10")
 wf() { make --no-print-directory -f "$WF" "${V[@]}" "$@"; }
 # snapshot: every file under the run dir with its mtime
@@ -79,7 +79,7 @@ expect_status "make -q: up to date again" 0 wf -q report
 # an interrupted sweep is resumed, not restarted: trials finished before the interrupt are kept
 R2=$TMP/run2
 V2=(XL_BIN="$BIN" RUN_DIR="$R2" CONTEXTS=16,32 BACKENDS=chunkwise CHUNK_SIZES=16,32 HEADS=1,2 WORKERS=1
-    NEW=8 REPEATS=2 WARMUP=0 SAVE_NEW=4 PLOT_FORMAT=svg)
+    MATMULS= NEW=8 REPEATS=2 WARMUP=0 INTERLEAVE=1 SAVE_NEW=4 PLOT_FORMAT=svg)
 setsid make --no-print-directory -f "$WF" "${V2[@]}" "$R2/trials.jsonl" > "$TMP/int.out" 2>&1 &
 MK=$!
 for _ in $(seq 400); do [ -s "$R2/.sweep/trials.jsonl" ] && break; sleep 0.025; done
@@ -89,4 +89,16 @@ check "interrupted: no trials.jsonl in place, the staging dir kept" test ! -e "$
 expect_status "make after the interrupt" 0 make --no-print-directory -f "$WF" "${V2[@]}" "$R2/trials.jsonl"
 check "the sweep was resumed" grep -q "resuming" "$TMP/out"
 check "8 unique trials, some resumed" test "$(jq -r .slug "$R2/trials.jsonl" | sort -u | wc -l) $(grep -c . "$R2/trials.jsonl") $(grep -o '"resumed":[0-9]*' "$TMP/out" | grep -vc ':0$')" = "8 8 1"
+# the default knobs: fp32 against bf16, with quality compared pair by pair over prompt windows
+R3=$TMP/run3
+V3=(XL_BIN="$BIN" RUN_DIR="$R3" CONTEXTS=32 BACKENDS=chunkwise CHUNK_SIZES=16 HEADS=1 WORKERS=1
+    NEW=8 REPEATS=2 WARMUP=0 SAVE_NEW=16 SAMPLES=3 PLOT_FORMAT=svg)
+expect_status "make demo with matmul fp32,bf16 and 3 samples" 0 make --no-print-directory -f "$WF" "${V3[@]}" demo
+check "2 trials (fp32, bf16); 6 outputs, 2 of them generated per sample and window" \
+  test "$(grep -c . "$R3/trials.jsonl") $(grep -c . "$R3/outputs.jsonl") $(ls "$R3/windows" | wc -l)" = "2 6 3"
+check "quality.csv compares bf16 with the fp32 reference" \
+  python3 -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); sys.exit(not ([x["setting"].split()[-1] for x in r] == ["matmul=fp32", "matmul=bf16"] and r[0]["verdict"] == "reference" and r[1]["samples"] == "3"))' "$R3/quality.csv"
+check "report.md: noise, front and quality sections" \
+  bash -c "grep -q '^## Noise' '$R3/report.md' && grep -q '^## Pareto front' '$R3/report.md' && grep -q '^## Quality against the reference' '$R3/report.md' && grep -q 'matmul=bf16' '$R3/report.md'"
+check "the speed-quality figure and the matmul bar chart are drawn" test -s "$R3/plots/speed_quality.svg" -a -s "$R3/plots/decode_by_matmul.svg"
 finish

@@ -14,6 +14,20 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A setting of the four classic knobs (and nothing else searched). */
+static sw_setting S(const char *b, int ck, int h, int w) {
+  sw_setting s;
+  memset(&s, 0, sizeof s);
+  snprintf(s.v[XS_BACKEND], SW_VAL_MAX, "%s", b);
+  snprintf(s.v[XS_CHUNK_SIZE], SW_VAL_MAX, "%d", ck);
+  snprintf(s.v[XS_HEADS_PER_BAND], SW_VAL_MAX, "%d", h);
+  snprintf(s.v[XS_WORKERS], SW_VAL_MAX, "%d", w);
+  sw_setting_normalize(&s);
+  return s;
+}
+static int K(const sw_setting *s, int k) { return atoi(s->v[k]); }
+static int is_rec(const sw_setting *s) { return !strcmp(s->v[XS_BACKEND], "recurrent"); }
+
 static int list_is(const sw_list *l, const long *want, size_t n) {
   if (l->n != n) return 0;
   for (size_t i = 0; i < n; i++)
@@ -52,21 +66,39 @@ static void test_lists(void) {
   }
   CHECK(sw_list_parse("1-100000", 1, 1000000, &l, err, sizeof err) == -1 && strstr(err, "more than"),
         "list: too many values rejected");
-  CHECK(sw_backends_parse("recurrent,chunkwise,recurrent", &l, err, sizeof err) == 0 &&
-            list_is(&l, (long[]){SW_CHUNKWISE, SW_RECURRENT}, 2),
+  sw_vals v;
+  CHECK(sw_vals_parse(XS_BACKEND, "recurrent,chunkwise,recurrent", &v, err, sizeof err) == 0 && v.n == 2 &&
+            !strcmp(v.v[0], "chunkwise") && !strcmp(v.v[1], "recurrent"),
         "backends: both, in a fixed order");
-  sw_list_free(&l);
-  CHECK(sw_backends_parse("chunkwise,gpu", &l, err, sizeof err) == -1 && strstr(err, "gpu"), "backends: unknown rejected");
+  sw_vals_free(&v);
+  CHECK(sw_vals_parse(XS_BACKEND, "chunkwise,gpu", &v, err, sizeof err) == -1 && strstr(err, "gpu"), "backends: unknown rejected");
+  CHECK(sw_vals_parse(XS_MATMUL, "bf16, fp32", &v, err, sizeof err) == 0 && v.n == 2 && !strcmp(v.v[0], "fp32") &&
+            !strcmp(v.v[1], "bf16"),
+        "matmul: a named knob from the settings table, the default first");
+  sw_vals_free(&v);
+  CHECK(sw_vals_parse(XS_DEVICE, "cuda:1,cpu,cuda", &v, err, sizeof err) == 0 && v.n == 3 && !strcmp(v.v[0], "cpu") &&
+            !strcmp(v.v[1], "cuda:0") && !strcmp(v.v[2], "cuda:1"),
+        "device: canonical names (cuda -> cuda:0), cpu first");
+  sw_vals_free(&v);
+  CHECK(sw_vals_parse(XS_MATMUL, "fp16", &v, err, sizeof err) == -1 && strstr(err, "fp16"), "matmul: unknown value rejected (%s)", err);
+  CHECK(sw_vals_parse(SW_K_SAMPLING, "t0.80k40,greedy,t1p0.9", &v, err, sizeof err) == 0 && v.n == 3 &&
+            !strcmp(v.v[0], "greedy") && !strcmp(v.v[1], "t0.8k40") && !strcmp(v.v[2], "t1p0.9"),
+        "sampling: specs made canonical, greedy first");
+  sw_vals_free(&v);
+  CHECK(sw_vals_parse(SW_K_SAMPLING, "t0", &v, err, sizeof err) == -1 && sw_vals_parse(SW_K_SAMPLING, "t1p2", &v, err, sizeof err) == -1,
+        "sampling: temperature 0 and top-p 2 rejected");
+  CHECK(sw_vals_parse(XS_CHUNK_SIZE, "16-64*2", &v, err, sizeof err) == 0 && v.n == 3 && !strcmp(v.v[2], "64"),
+        "integer knob lists as before");
+  sw_vals_free(&v);
 }
 
 static void test_keys(void) {
-  sw_setting s = {SW_CHUNKWISE, 64, 2, 2};
+  sw_setting s = S("chunkwise", 64, 2, 2);
   char key[SW_KEY_MAX], slug[SW_KEY_MAX + 32];
   sw_key(&s, 512, key, sizeof key);
   sw_slug(key, 7, slug, sizeof slug);
   CHECK(!strcmp(slug, "b=chunkwise__ck=64__h=2__w=2__ctx=512__i=7"), "slug: documented form (%s)", slug);
-  sw_setting r = {SW_RECURRENT, 64, 1, 2};
-  sw_setting_normalize(&r);
+  sw_setting r = S("recurrent", 64, 1, 2);
   sw_key(&r, 32, key, sizeof key);
   CHECK(!strcmp(key, "b=recurrent__ck=1__h=1__w=2__ctx=32"), "key: recurrent has chunk size 1 (%s)", key);
   /* Stable: computed twice, from a spec round trip, the same text. */
@@ -78,7 +110,7 @@ static void test_keys(void) {
   sw_spec back;
   char err[256];
   CHECK(sw_spec_from_json(j, &back, err, sizeof err) == 0 && !strcmp(back.slug, slug) && back.repeats == 2 &&
-            back.s.workers == 2 && !strcmp(back.prompt_file, "p.txt") && back.ids_file == NULL,
+            K(&back.s, XS_WORKERS) == 2 && !strcmp(back.prompt_file, "p.txt") && back.ids_file == NULL,
         "spec: JSON round trip keeps slug and settings");
   sw_spec_free(&back);
   cJSON_ReplaceItemInObject(j, "slug", cJSON_CreateString("b=chunkwise__ck=16__h=2__w=2__ctx=512__i=7"));
@@ -90,13 +122,56 @@ static void test_keys(void) {
   sw_spec_free(&sp);
 }
 
+/* Keys of the knobs beyond the classic four, and of what a measurement depends on. */
+static void test_knob_keys(void) {
+  char err[256], key[SW_KEY_MAX];
+  sw_setting s = S("chunkwise", 64, 2, 2);
+  CHECK(sw_setting_set(&s, XS_MATMUL, "bf16", err, sizeof err) == 0 && sw_setting_set(&s, SW_K_SAMPLING, "t0.80k40", err, sizeof err) == 0,
+        "matmul and sampling set from text");
+  sw_key(&s, 64, key, sizeof key);
+  CHECK(!strcmp(key, "b=chunkwise__ck=64__h=2__w=2__mm=bf16__smp=t0.8k40__ctx=64"), "key: searched knobs in table order (%s)", key);
+  sw_measure_key(&s, 64, XS_AFFECTS_DECODE, key, sizeof key);
+  CHECK(!strcmp(key, "h=2__w=2__mm=bf16__smp=t0.8k40__ctx=64"), "decode key: only knobs that can change decode (%s)", key);
+  sw_measure_key(&s, 64, XS_AFFECTS_PREFILL, key, sizeof key);
+  CHECK(!strcmp(key, "b=chunkwise__ck=64__h=2__w=2__mm=bf16__ctx=64"), "prefill key: sampling cannot change it (%s)", key);
+  sw_measure_key(&s, 64, XS_AFFECTS_OUTPUT, key, sizeof key);
+  CHECK(!strcmp(key, "mm=bf16__smp=t0.8k40__ctx=64"), "output key: matmul and sampling (%s)", key);
+  sw_setting t = s;
+  snprintf(t.v[XS_CHUNK_SIZE], SW_VAL_MAX, "16");
+  snprintf(t.v[XS_BACKEND], SW_VAL_MAX, "recurrent");
+  CHECK(!sw_can_differ(&s, &t, XS_AFFECTS_DECODE) && !sw_can_differ(&s, &t, XS_AFFECTS_OUTPUT) &&
+            sw_can_differ(&s, &t, XS_AFFECTS_PREFILL),
+        "backend and chunk size can change prefill only");
+  snprintf(t.v[XS_MATMUL], SW_VAL_MAX, "fp32");
+  CHECK(sw_can_differ(&s, &t, XS_AFFECTS_DECODE) && sw_can_differ(&s, &t, XS_AFFECTS_OUTPUT), "matmul can change decode and output");
+  /* a spec with the new knobs and what it measures survives a round trip */
+  sw_spec sp = {.trial = 3, .s = s, .context = 64, .new_tokens = 8, .repeats = 2, .prompt_file = xl_strdup("p.txt"),
+                .bin = xl_strdup("/x/bin"), .sampling_seed = 11, .measure = XS_AFFECTS_PREFILL,
+                .decode_from = xl_strdup("other")};
+  sw_key(&sp.s, sp.context, sp.key, sizeof sp.key);
+  sw_slug(sp.key, sp.trial, sp.slug, sizeof sp.slug);
+  cJSON *j = sw_spec_to_json(&sp);
+  sw_spec back;
+  CHECK(sw_spec_from_json(j, &back, err, sizeof err) == 0 && sw_setting_eq(&back.s, &s) && back.sampling_seed == 11 &&
+            back.measure == XS_AFFECTS_PREFILL && back.decode_from && !strcmp(back.decode_from, "other") &&
+            !strcmp(back.slug, sp.slug),
+        "spec round trip: matmul, sampling and its seed, what it measures, where decode comes from (%s)", err);
+  sw_spec_free(&back);
+  cJSON_DeleteItemFromObject(j, "measure");
+  CHECK(sw_spec_from_json(j, &back, err, sizeof err) == 0 && back.measure == (XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE),
+        "an older spec without 'measure' measures both");
+  sw_spec_free(&back);
+  cJSON_Delete(j);
+  sw_spec_free(&sp);
+}
+
 static void make_space(sw_space *sp, const char *b, const char *ck, const char *h, const char *w) {
   char err[256];
   memset(sp, 0, sizeof *sp);
-  int rc = sw_backends_parse(b, &sp->gene[SW_G_BACKEND], err, sizeof err) |
-           sw_list_parse(ck, 1, 100000, &sp->gene[SW_G_CHUNK], err, sizeof err) |
-           sw_list_parse(h, 1, 100, &sp->gene[SW_G_HEADS], err, sizeof err) |
-           sw_list_parse(w, 1, 100, &sp->gene[SW_G_WORKERS], err, sizeof err);
+  int rc = sw_vals_parse(XS_BACKEND, b, &sp->knob[XS_BACKEND], err, sizeof err) |
+           sw_vals_parse(XS_CHUNK_SIZE, ck, &sp->knob[XS_CHUNK_SIZE], err, sizeof err) |
+           sw_vals_parse(XS_HEADS_PER_BAND, h, &sp->knob[XS_HEADS_PER_BAND], err, sizeof err) |
+           sw_vals_parse(XS_WORKERS, w, &sp->knob[XS_WORKERS], err, sizeof err);
   if (rc) {
     printf("not ok - space: %s\n", err);
     exit(1);
@@ -127,9 +202,10 @@ static void test_plans(void) {
   size_t n = sw_plan_grid(&sp, &v);
   /* chunkwise: 3*2*2 = 12; recurrent: chunk sizes collapse, 2*2 = 4 */
   CHECK(n == 16, "grid: 12 chunkwise + 4 recurrent settings (%zu)", n);
-  CHECK(v[0].chunk_size == 16 && v[0].heads_per_band == 1 && v[0].workers == 1 && v[1].workers == 2 &&
-            v[2].heads_per_band == 2 && v[4].chunk_size == 32 && v[12].backend == SW_RECURRENT &&
-            v[12].chunk_size == 1 && v[15].workers == 2 && v[15].heads_per_band == 2,
+  CHECK(K(&v[0], XS_CHUNK_SIZE) == 16 && K(&v[0], XS_HEADS_PER_BAND) == 1 && K(&v[0], XS_WORKERS) == 1 &&
+            K(&v[1], XS_WORKERS) == 2 && K(&v[2], XS_HEADS_PER_BAND) == 2 && K(&v[4], XS_CHUNK_SIZE) == 32 &&
+            is_rec(&v[12]) && K(&v[12], XS_CHUNK_SIZE) == 1 && K(&v[15], XS_WORKERS) == 2 &&
+            K(&v[15], XS_HEADS_PER_BAND) == 2,
         "grid: odometer order, workers fastest");
   free(v);
   CHECK(sw_space_size(&sp) == 16, "space size counts distinct settings");
@@ -160,21 +236,23 @@ typedef struct {
 } fake;
 
 static void fake_speed(const sw_setting *s, double *pre, double *dec) {
-  double ck = s->chunk_size;
-  *pre = 3000 - (ck - 64) * (ck - 64) / 4 + 400 * s->workers - 50 * s->heads_per_band;
-  *dec = 200 + 30 * s->workers + 5 * s->heads_per_band + (s->backend == SW_RECURRENT ? 40 : 0);
-  if (s->backend == SW_RECURRENT) *pre /= 6;
+  double ck = K(s, XS_CHUNK_SIZE);
+  *pre = 3000 - (ck - 64) * (ck - 64) / 4 + 400 * K(s, XS_WORKERS) - 50 * K(s, XS_HEADS_PER_BAND);
+  *dec = 200 + 30 * K(s, XS_WORKERS) + 5 * K(s, XS_HEADS_PER_BAND) + (is_rec(s) ? 40 : 0);
+  if (is_rec(s)) *pre /= 6;
 }
 
-static int fake_eval(void *ctx, const sw_setting *s, sw_fit *f) {
+static int fake_eval(void *ctx, const sw_setting *s, size_t n, sw_fit *f) {
   fake *k = ctx;
-  k->calls++;
-  if (k->stop_after && k->calls > k->stop_after) return 1;
-  int known = 0;
-  for (int i = 0; i < k->n; i++) known |= sw_setting_eq(&k->seen[i], s);
-  if (!known && k->n < 512) k->seen[k->n++] = *s;
-  fake_speed(s, &f->prefill, &f->decode);
-  f->ok = 1;
+  for (size_t i = 0; i < n; i++) {
+    k->calls++;
+    if (k->stop_after && k->calls > k->stop_after) return 1;
+    int known = 0;
+    for (int j = 0; j < k->n; j++) known |= sw_setting_eq(&k->seen[j], &s[i]);
+    if (!known && k->n < 512) k->seen[k->n++] = s[i];
+    fake_speed(&s[i], &f[i].prefill, &f[i].decode);
+    f[i].ok = 1;
+  }
   return 0;
 }
 
@@ -202,9 +280,9 @@ static void test_searches(void) {
   int inside = 1;
   for (int i = 0; i < a.n; i++) {
     const sw_setting *s = &a.seen[i];
-    inside &= s->workers >= 1 && s->workers <= 8 && s->heads_per_band >= 1 && s->heads_per_band <= 4 &&
-              (s->backend == SW_RECURRENT ? s->chunk_size == 1 : (s->chunk_size >= 8 && s->chunk_size <= 512 &&
-                                                                   (s->chunk_size & (s->chunk_size - 1)) == 0));
+    int ck = K(s, XS_CHUNK_SIZE);
+    inside &= K(s, XS_WORKERS) >= 1 && K(s, XS_WORKERS) <= 8 && K(s, XS_HEADS_PER_BAND) >= 1 &&
+              K(s, XS_HEADS_PER_BAND) <= 4 && (is_rec(s) ? ck == 1 : (ck >= 8 && ck <= 512 && (ck & (ck - 1)) == 0));
   }
   CHECK(inside, "ga: every setting inside the bounds and on the lists");
   /* Elitism: the best found is at least the best of the random first generation, and
@@ -217,7 +295,7 @@ static void test_searches(void) {
     if (p > best) best = p;
   }
   double opt;
-  sw_setting top = {SW_CHUNKWISE, 64, 1, 8};
+  sw_setting top = S("chunkwise", 64, 1, 8);
   fake_speed(&top, &opt, &d);
   CHECK(best >= best0 && best >= 0.8 * opt, "ga: improves on generation 0 (%.0f -> %.0f, optimum %.0f)", best0, best, opt);
   fake st = {.stop_after = 4};
@@ -280,9 +358,7 @@ static void test_nsga_ranking(void) {
 
 static cJSON *rec(long trial, const char *b, int ck, int w, long ctx, const char *status, double pre, double dec) {
   cJSON *o = cJSON_CreateObject();
-  xl_backend eb = XL_BACKEND_CHUNKWISE;
-  xl_backend_parse(b, &eb);
-  sw_setting s = {(int)eb, ck, 1, w};
+  sw_setting s = S(b, ck, 1, w);
   char key[SW_KEY_MAX], slug[SW_KEY_MAX + 32];
   sw_key(&s, ctx, key, sizeof key);
   sw_slug(key, trial, slug, sizeof slug);
@@ -294,9 +370,11 @@ static cJSON *rec(long trial, const char *b, int ck, int w, long ctx, const char
   cJSON_AddNumberToObject(o, "heads_per_band", 1);
   cJSON_AddNumberToObject(o, "workers", w);
   cJSON_AddNumberToObject(o, "prompt_tokens", (double)ctx);
-  if (!strcmp(status, "ok")) {
+  if (!strcmp(status, "ok")) {   /* measured with a 1% interval: the differences below are real */
     cJSON_AddNumberToObject(o, "prefill_tok_s", pre);
     cJSON_AddNumberToObject(o, "decode_tok_s", dec);
+    cJSON_AddNumberToObject(o, "prefill_tok_s_ci95", pre / 100);
+    cJSON_AddNumberToObject(o, "decode_tok_s_ci95", dec / 100);
   }
   cJSON_AddStringToObject(o, "key", key);
   return o;
@@ -384,7 +462,7 @@ static void test_layers(void) {
         "layers: defaults fill the rest");
   sw_conf c;
   CHECK(sw_conf_build(&l, &c, err, sizeof err) == 0 && c.search == SW_SEARCH_GA && c.repeats == 2 &&
-            c.space.gene[SW_G_CHUNK].n == 2 && c.objective == SW_OBJ_DECODE,
+            c.space.knob[XS_CHUNK_SIZE].n == 2 && c.objective == SW_OBJ_DECODE && c.space.knob[XS_MATMUL].n == 0,
         "conf: typed");
   sw_conf_free(&c);
   sw_layers_set(&l, SW_O_ELITES, "8", SW_SRC_CLI);
@@ -403,6 +481,7 @@ static void test_layers(void) {
 }
 
 int main(void) {
+  test_knob_keys();
   test_lists();
   test_keys();
   test_plans();

@@ -5,6 +5,7 @@
 #include "engine/sampler.h"
 #include "engine/state.h"
 #include "engine/blasenv.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <stddef.h>
 #include <stdlib.h>
@@ -253,11 +254,19 @@ int main(int argc, char **argv) {
   decode_args d;
   xl_sampling sc = parse(&d, argc, argv);
   if (d.detok) return detokenize(&d.run);
+  /* refused before any work: an output never replaces a file of another kind */
+  if ((d.out_file && xl_kind_check(d.out_file, XK_TEXT, NULL)) ||
+      (d.state_out && xl_kind_check(d.state_out, XK_SAFETENSORS, "xl-state-1")))
+    return XL_EXIT_USAGE;
   xl_run r;
   xl_run_open(&r, &d.run, 0);
   decode_result res = {0};
   int32_t *ids = feed_prompt(&d, &r, &res);
-  if (tm_start(&d.run.tm, "xl-decode")) return 1;
+  if (tm_start(&d.run.tm, "xl-decode")) {   /* a log it cannot open (or will not replace) */
+    free(ids);
+    xl_run_close(&r);
+    return XL_EXIT_ERROR;
+  }
   if (res.np > 0) {
     tm_set_phase("prefill");
     double t0 = xl_now();

@@ -17,6 +17,7 @@
 #include "engine/pool.h"
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <cJSON.h>
 #include <dirent.h>
@@ -476,8 +477,21 @@ static void write_text(const char *dir, const char *name, const char *text) {
   free(p);
 }
 
+/* Before anything is written: no file of the checkpoint replaces a file of another kind. */
+static void check_outputs(const char *out) {
+  static const struct { const char *name; xk_format fmt; } files[] = {
+      {"config.json", XK_JSON}, {"generation_config.json", XK_JSON}, {"model.safetensors.index.json", XK_JSON},
+      {"tokenizer.json", XK_JSON}, {"tokenizer_config.json", XK_JSON}, {"model.safetensors", XK_SAFETENSORS}};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    char *p = xl_path_join(out, files[i].name);
+    if (xl_kind_check(p, files[i].fmt, NULL)) exit(XL_EXIT_ERROR);
+    free(p);
+  }
+}
+
 static void write_configs(const char *out, const char *cfg_text, const xl_config *c) {
   if (xl_mkdirs(out)) xl_die("%s: cannot create: %s", out, strerror(errno));
+  check_outputs(out);
   size_t cl = strlen(cfg_text);
   char *t = xl_malloc(cl + 2);
   memcpy(t, cfg_text, cl);

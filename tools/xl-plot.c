@@ -12,6 +12,8 @@
 #include "io/records.h"
 #include "sweep/pareto.h"
 #include "sweep/report.h"
+#include "sweep/sweep_space.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <cJSON.h>
 #include <errno.h>
@@ -126,20 +128,22 @@ static void load_runtab(runtab *r, const char *run_dir, char **paths) {
 
 /* One figure: its script, what it shows, and why it was skipped or failed. */
 typedef struct {
-  const char *name;     /* output base name, e.g. "decode_by_chunk" */
+  char name[64];        /* output base name, e.g. "decode_by_workers" */
   const char *script;   /* plots/<script>.gp */
-  const char *title;
+  char title[160];
   char skipped[256];    /* non-empty: reason it was not drawn */
   int failed;           /* gnuplot failed */
   int made_png, made_svg;
+  int has_settings;     /* data/<name>.set.gp holds its gnuplot settings */
 } figure;
 
 static FILE *open_data(xl_atomic *a, const char *data_dir, const char *name) {
   char fname[128];
   snprintf(fname, sizeof fname, "%s.dat", name);
   char *p = xl_path_join(data_dir, fname);
-  if (xl_atomic_open(a, p)) xl_die("%s: %s", p, strerror(errno));
+  if (xl_kind_check(p, XK_DATA, NULL) || xl_atomic_open(a, p)) xl_die("%s: %s", p, strerror(errno));
   free(p);
+  fprintf(a->f, "# %s: data of a figure, written by xl-plot\n", name);
   return a->f;
 }
 static void close_data(xl_atomic *a) {
@@ -148,57 +152,120 @@ static void close_data(xl_atomic *a) {
   free(p);
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
+/* Text as a gnuplot single-quoted string: no escapes are processed inside one, a quote is
+ * doubled, and line breaks (which would end the command) become spaces. */
+static void gp_quote(FILE *f, const char *s) {
+  fputc('\'', f);
+  for (; *s; s++) {
+    if (*s == '\'') fputs("''", f);
+    else if (*s == '\n' || *s == '\r') fputc(' ', f);
+    else fputc(*s, f);
+  }
+  fputc('\'', f);
 }
 
-/* Max decode tok/s per value of column `param` (numeric) and context group. */
-static void data_max_by(const runtab *r, figure *fig, const char *param, const char *xlabel, const char *data_dir) {
-  int pc = csvt_col(&r->t, param);
-  if (pc < 0 || r->decode < 0) {
-    snprintf(fig->skipped, sizeof fig->skipped, "%s has no '%s' column", r->path, pc < 0 ? param : "decode_tok_s");
+/* A figure's gnuplot settings file, data/<name>.set.gp: `set` commands with quoted strings
+ * that the script loads (no path or text ever goes through a shell). lines: pairs of
+ * (command prefix, text), then raw lines with a NULL text (numbers only). */
+static void write_settings(figure *fig, const char *data_dir, const char *const *cmd, const char *const *text, size_t n) {
+  char fname[128];
+  snprintf(fname, sizeof fname, "%s.set.gp", fig->name);
+  char *p = xl_path_join(data_dir, fname);
+  xl_atomic a;
+  if (xl_kind_check(p, XK_TEXT, NULL) || xl_atomic_open(&a, p)) xl_die("%s: %s", p, strerror(errno));
+  fprintf(a.f, "# gnuplot settings of %s, written by xl-plot\n", fig->name);
+  for (size_t i = 0; i < n; i++) {
+    if (text[i]) {   /* "set label 1|at graph ..." puts the text between the two parts */
+      const char *bar = strchr(cmd[i], '|');
+      fprintf(a.f, "%.*s ", bar ? (int)(bar - cmd[i]) : (int)strlen(cmd[i]), cmd[i]);
+      gp_quote(a.f, text[i]);
+      fprintf(a.f, "%s%s noenhanced", bar ? " " : "", bar ? bar + 1 : "");
+      fputc('\n', a.f);
+      continue;
+    }
+    fprintf(a.f, "%s\n", cmd[i]);
+  }
+  if (xl_atomic_commit(&a)) xl_die("%s: %s", p, strerror(errno));
+  free(p);
+  fig->has_settings = 1;
+}
+
+/* The half width of a row's interval for a speed column; 0 when unknown (no bar). */
+static double err_of(const runtab *r, size_t i, const char *col) {
+  double c = pareto_ci95(&r->t, i, col);
+  return isfinite(c) ? c : 0;
+}
+
+/* The best `measure` (tok/s) per value of column `param` and context group, with the
+ * 95% interval of that best trial. Values sort numerically when they are numbers, else in
+ * order of appearance. */
+static void data_max_by(const runtab *r, figure *fig, const char *param, const char *measure, const char *xlabel,
+                        const char *data_dir) {
+  int pc = csvt_col(&r->t, param), mc = csvt_col(&r->t, measure);
+  if (pc < 0 || mc < 0) {
+    snprintf(fig->skipped, sizeof fig->skipped, "%s has no '%s' column", r->path, pc < 0 ? param : measure);
     return;
   }
   size_t n = r->t.nrows, nv = 0;
-  double *vals = xl_malloc((n ? n : 1) * sizeof *vals);
+  const char **vals = xl_malloc((n ? n : 1) * sizeof *vals);
   double x, d;
-  for (size_t i = 0; i < n; i++)
-    if (r->group[i] >= 0 && !csvt_num(&r->t, i, pc, &x) && !csvt_num(&r->t, i, r->decode, &d)) vals[nv++] = x;
+  int numeric = 1;
+  for (size_t i = 0; i < n; i++) {
+    const char *v = csvt_get(&r->t, i, pc);
+    if (r->group[i] < 0 || !*v || csvt_num(&r->t, i, mc, &d)) continue;
+    size_t u = 0;
+    while (u < nv && strcmp(vals[u], v)) u++;
+    if (u == nv) vals[nv++] = v;
+    numeric &= !csvt_num(&r->t, i, pc, &x);
+  }
   if (!nv) {
-    snprintf(fig->skipped, sizeof fig->skipped, "no successful trial with both %s and decode_tok_s in %s", param, r->path);
+    snprintf(fig->skipped, sizeof fig->skipped, "no successful trial with both %s and %s in %s", param, measure, r->path);
     free(vals);
     return;
   }
-  qsort(vals, nv, sizeof *vals, cmp_double);
-  size_t nu = 0;
-  for (size_t i = 0; i < nv; i++)
-    if (!nu || vals[i] != vals[nu - 1]) vals[nu++] = vals[i];
-  double *best = xl_malloc(nu * r->ngroups * sizeof *best);
-  for (size_t k = 0; k < nu * r->ngroups; k++) best[k] = NAN;
+  if (numeric) {   /* numbers in numeric order */
+    double *num = xl_malloc(nv * sizeof *num);
+    for (size_t u = 0; u < nv; u++) num[u] = atof(vals[u]);
+    for (size_t a1 = 1; a1 < nv; a1++)
+      for (size_t b = a1; b > 0 && num[b] < num[b - 1]; b--) {
+        double t = num[b]; num[b] = num[b - 1]; num[b - 1] = t;
+        const char *ts = vals[b]; vals[b] = vals[b - 1]; vals[b - 1] = ts;
+      }
+    free(num);
+  }
+  long *best = xl_malloc(nv * r->ngroups * sizeof *best);
+  for (size_t k = 0; k < nv * r->ngroups; k++) best[k] = -1;
   for (size_t i = 0; i < n; i++) {
-    if (r->group[i] < 0 || csvt_num(&r->t, i, pc, &x) || csvt_num(&r->t, i, r->decode, &d)) continue;
+    if (r->group[i] < 0 || csvt_num(&r->t, i, mc, &d)) continue;
+    const char *v = csvt_get(&r->t, i, pc);
     size_t u = 0;
-    while (vals[u] != x) u++;
-    double *b = &best[u * r->ngroups + (size_t)r->group[i]];
-    if (isnan(*b) || d > *b) *b = d;
+    while (u < nv && strcmp(vals[u], v)) u++;
+    if (u == nv) continue;
+    long *b = &best[u * r->ngroups + (size_t)r->group[i]];
+    double bd;
+    if (*b < 0 || (!csvt_num(&r->t, (size_t)*b, mc, &bd) && d > bd)) *b = (long)i;
   }
   xl_atomic a;
   FILE *f = open_data(&a, data_dir, fig->name);
-  fprintf(f, "# title: %s\n# xlabel: %s\n# ylabel: best decode throughput (tokens/s)\n", fig->title, xlabel);
   fprintf(f, "%s", param);
-  for (size_t g = 0; g < r->ngroups; g++) fprintf(f, " \"%s\"", r->labels[g]);
+  for (size_t g = 0; g < r->ngroups; g++) fprintf(f, " \"%s\" \"%s err\"", r->labels[g], r->labels[g]);
   fputc('\n', f);
-  for (size_t u = 0; u < nu; u++) {
-    fprintf(f, "%.10g", vals[u]);
+  for (size_t u = 0; u < nv; u++) {
+    fputc('"', f);
+    for (const char *c = vals[u]; *c; c++) fputc(*c == '"' || *c == '\\' ? '_' : *c, f);
+    fputc('"', f);
     for (size_t g = 0; g < r->ngroups; g++) {
-      double b = best[u * r->ngroups + g];
-      if (isnan(b)) fprintf(f, " -");
-      else fprintf(f, " %.6g", b);
+      long b = best[u * r->ngroups + g];
+      if (b < 0) fprintf(f, " - -");
+      else fprintf(f, " %.6g %.6g", atof(csvt_get(&r->t, (size_t)b, mc)), err_of(r, (size_t)b, measure));
     }
     fputc('\n', f);
   }
   close_data(&a);
+  char ylabel[160];
+  snprintf(ylabel, sizeof ylabel, "best %s throughput (tokens/s), 95%% interval", !strcmp(measure, "prefill_tok_s") ? "prefill" : "decode");
+  const char *cmd[] = {"set title", "set xlabel", "set ylabel"}, *text[] = {fig->title, xlabel, ylabel};
+  write_settings(fig, data_dir, cmd, text, 3);
   free(best);
   free(vals);
 }
@@ -217,7 +284,7 @@ static void data_prefill_decode(const runtab *r, figure *fig, const char *data_d
     for (size_t i = 0; i < r->t.nrows; i++) {
       double p, d;
       if (r->group[i] != (int)g || csvt_num(&r->t, i, r->prefill, &p) || csvt_num(&r->t, i, r->decode, &d)) continue;
-      fprintf(f, "%.6g %.6g\n", p, d);
+      fprintf(f, "%.6g %.6g %.6g %.6g\n", p, d, err_of(r, i, "prefill_tok_s"), err_of(r, i, "decode_tok_s"));
       npts++;
     }
   }
@@ -227,6 +294,8 @@ static void data_prefill_decode(const runtab *r, figure *fig, const char *data_d
     return;
   }
   close_data(&a);
+  const char *cmd[] = {"set title"}, *text[] = {fig->title};
+  write_settings(fig, data_dir, cmd, text, 1);
 }
 
 /* Marks inpar[i] for the rows of the trial table that RUN_DIR/pareto.csv lists (the
@@ -252,9 +321,29 @@ static int mark_pareto_rows(const runtab *r, const char *run_dir, unsigned char 
   return have;
 }
 
-/* Speed vs quality: every rated trial, the 2-D front (decode, quality) per context,
- * and the rows listed in pareto.csv. */
-static void data_speed_quality(const runtab *r, figure *fig, const char *run_dir, const char *data_dir) {
+static size_t distinct_values(const runtab *r, const char *key);
+
+/* The output-relevant settings of row i that vary in the table as a label ("matmul=bf16");
+ * "" when none varies. */
+static void output_label(const runtab *r, size_t i, char *buf, size_t n) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int kb = 0; kb < SW_NKNOBS; kb++) {
+    if (!(sw_knob(kb)->affects & XS_AFFECTS_OUTPUT) || distinct_values(r, sw_knob(kb)->key) < 2) continue;
+    const char *v = csvt_get(&r->t, i, csvt_col(&r->t, sw_knob(kb)->key));
+    if (!*v) continue;
+    int w = snprintf(buf + k, k < n ? n - k : 0, "%s%s=%s", k ? " " : "", sw_knob(kb)->key, v);
+    if (w > 0) k += (size_t)w;
+  }
+  for (char *p = buf; *p; p++)
+    if (*p == '"' || *p == '\\') *p = '_';
+}
+
+/* Speed vs quality: every rated trial with its intervals, the rows of pareto.csv as the
+ * front line per context, and one label per output setting and context. Says in the figure
+ * when every setting gave the same output (*identical). */
+static void data_speed_quality(const runtab *r, figure *fig, const char *run_dir, const char *data_dir, int *identical) {
+  *identical = 0;
   if (!r->merged) {
     snprintf(fig->skipped, sizeof fig->skipped, "no merged.csv in the run directory (run xl-merge first)");
     return;
@@ -265,52 +354,102 @@ static void data_speed_quality(const runtab *r, figure *fig, const char *run_dir
   }
   size_t n = r->t.nrows;
   double *v = xl_malloc((n ? n : 1) * 2 * sizeof *v);
-  unsigned char *ok = xl_malloc(n ? n : 1), *front = xl_malloc(n ? n : 1), *inpar = xl_calloc(n ? n : 1, 1);
+  unsigned char *inpar = xl_calloc(n ? n : 1, 1);
   size_t nrated = 0;
+  double qmin = INFINITY, qmax = -INFINITY;
   for (size_t i = 0; i < n; i++) {
-    ok[i] = r->group[i] >= 0;
     if (csvt_num(&r->t, i, r->decode, &v[2 * i])) v[2 * i] = NAN;
     if (csvt_num(&r->t, i, r->qcol, &v[2 * i + 1])) v[2 * i + 1] = NAN;
-    if (ok[i] && !isnan(v[2 * i]) && !isnan(v[2 * i + 1])) nrated++;
+    if (r->group[i] >= 0 && !isnan(v[2 * i]) && !isnan(v[2 * i + 1])) {
+      nrated++;
+      if (v[2 * i + 1] < qmin) qmin = v[2 * i + 1];
+      if (v[2 * i + 1] > qmax) qmax = v[2 * i + 1];
+    }
   }
   if (!nrated) {
     snprintf(fig->skipped, sizeof fig->skipped, "no successful trial has both decode_tok_s and %s", r->quality);
-    free(v); free(ok); free(front); free(inpar);
+    free(v); free(inpar);
     return;
   }
-  int maxmax[2] = {1, 1};
-  pareto_front(v, n, 2, maxmax, r->group, ok, front);
-  int have_par = mark_pareto_rows(r, run_dir, inpar);
+  mark_pareto_rows(r, run_dir, inpar);
   int is_lp = !strcmp(r->quality, "avg_logprob");
+  char qci[96];
+  snprintf(qci, sizeof qci, "%s_ci95", r->quality);
+  int cqci = csvt_col(&r->t, qci), cid = csvt_col(&r->t, "identical_outputs"), cn = csvt_col(&r->t, "quality_diff_n");
+  /* every rated output the same as the reference's (or, without outputs, every score the same) */
+  int same = 1;
+  for (size_t i = 0; i < n; i++) {
+    if (r->group[i] < 0 || isnan(v[2 * i + 1])) continue;
+    double a, b;
+    if (cid >= 0 && !csvt_num(&r->t, i, cid, &a) && !csvt_num(&r->t, i, cn, &b)) same &= a == b;
+    else same &= v[2 * i + 1] == qmin;
+  }
+  same &= qmin == qmax;
+  *identical = same;
   xl_atomic a;
   FILE *f = open_data(&a, data_dir, fig->name);
-  fprintf(f, "# title: %s\n# xlabel: %s\n", fig->title,
-          is_lp ? "quality: mean log-probability per generated token (higher is better)"
-                : "quality: external judge overall score, 1-10 (higher is better)");
   size_t *idx = xl_malloc((n ? n : 1) * sizeof *idx);
   int first = 1;
   for (int part = 0; part < 3; part++)
     for (size_t g = 0; g < r->ngroups; g++) {
-      const char *what = part == 0 ? "" : part == 1 ? " front" : " on pareto.csv";
-      /* Only one legend entry for the circled pareto.csv rows. */
-      if (part == 2 && g > 0) fprintf(f, "\n\n\"\"\n");
-      else fprintf(f, "%s\"%s%s\"\n", first ? "" : "\n\n", part == 2 ? "all objectives" : r->labels[g], what);
+      if (part < 2) fprintf(f, "%s\"%s%s\"\n", first ? "" : "\n\n", r->labels[g], part == 1 ? " front" : "");
+      else fprintf(f, "\n\n# labels of %s\n", r->labels[g]);
       first = 0;
       size_t k = 0;
       for (size_t i = 0; i < n; i++) {
         if (r->group[i] != (int)g || isnan(v[2 * i]) || isnan(v[2 * i + 1])) continue;
-        if ((part == 1 && !front[i]) || (part == 2 && (!have_par || !inpar[i]))) continue;
+        if (part == 1 && !inpar[i]) continue;
         idx[k++] = i;
       }
-      /* The front line runs along quality. */
+      /* the front line runs along quality */
       for (size_t a1 = 1; part == 1 && a1 < k; a1++)
         for (size_t b = a1; b > 0 && v[2 * idx[b] + 1] < v[2 * idx[b - 1] + 1]; b--) {
           size_t t = idx[b]; idx[b] = idx[b - 1]; idx[b - 1] = t;
         }
-      for (size_t q = 0; q < k; q++) fprintf(f, "%.6g %.6g\n", v[2 * idx[q] + 1], v[2 * idx[q]]);
+      char seen[64][128];
+      size_t nseen = 0;
+      for (size_t q = 0; q < k; q++) {
+        size_t i = idx[q];
+        if (part == 0) {
+          double qe;
+          if (csvt_num(&r->t, i, cqci, &qe)) qe = 0;
+          fprintf(f, "%.6g %.6g %.6g %.6g\n", v[2 * i + 1], v[2 * i], qe, err_of(r, i, "decode_tok_s"));
+        } else if (part == 1) {
+          fprintf(f, "%.6g %.6g\n", v[2 * i + 1], v[2 * i]);
+        } else {   /* one label per output setting: the fastest point of it */
+          char lab[128];
+          output_label(r, i, lab, sizeof lab);
+          if (!lab[0]) continue;
+          size_t u = 0;
+          while (u < nseen && strcmp(seen[u], lab)) u++;
+          if (u < nseen || nseen == 64) continue;
+          long best = -1;
+          for (size_t q2 = 0; q2 < k; q2++) {
+            char l2[128];
+            output_label(r, idx[q2], l2, sizeof l2);
+            if (!strcmp(l2, lab) && (best < 0 || v[2 * idx[q2]] > v[2 * best])) best = (long)idx[q2];
+          }
+          snprintf(seen[nseen++], sizeof seen[0], "%s", lab);
+          fprintf(f, "%.6g %.6g \"%s\"\n", v[2 * best + 1], v[2 * best], lab);
+        }
+      }
     }
   close_data(&a);
-  free(idx); free(v); free(ok); free(front); free(inpar);
+  char g_line[32], xr[96];
+  snprintf(g_line, sizeof g_line, "G = %zu", r->ngroups);
+  const char *xl = is_lp ? "quality: mean log-probability per generated token (higher is better), 95% interval"
+                         : "quality: external judge overall score, 1-10 (higher is better)";
+  const char *cmd[6] = {"set title", "set xlabel", g_line};
+  const char *text[6] = {fig->title, xl, NULL};
+  size_t nc = 3;
+  if (same) {   /* one quality for all: say so, and give the axis some width */
+    snprintf(xr, sizeof xr, "set xrange [%.6g:%.6g]", qmin - 0.05 * (fabs(qmin) + 1), qmax + 0.05 * (fabs(qmax) + 1));
+    cmd[nc] = xr, text[nc++] = NULL;
+    cmd[nc] = "set label 1|at graph 0.5, graph 0.92 center front tc rgb \"#c0392b\" font \",13\"", text[nc++] =
+        "every setting gave the same output: quality cannot tell them apart";
+  }
+  write_settings(fig, data_dir, cmd, text, nc);
+  free(idx); free(v); free(inpar);
 }
 
 /* A telemetry log (telemetry.h: the stats or the memory CSV) drawn over time: columns
@@ -377,10 +516,13 @@ static char *find_plots_dir(void) {
  * temp name renamed on success, or the path itself when it is a device or FIFO), so a
  * failed render never leaves a half-drawn figure. gnuplot's messages go to log_fd.
  * Returns 0 ok. */
-static int render(const char *gnuplot, const char *script, const char *data, const char *out, const char *term, int log_fd) {
+static int render(const char *gnuplot, const char *script, const char *data, const char *settings, const char *out,
+                  const char *term, int log_fd) {
   xl_atomic a;
-  if (xl_atomic_open_flags(&a, out, XL_ATOMIC_NO_STREAM)) { xl_warn("%s: %s", out, strerror(errno)); return -1; }
-  char *argv[] = {(char *)gnuplot, "-c", (char *)script, (char *)data, (char *)xl_atomic_target(&a), (char *)term, NULL};
+  if (xl_kind_check(out, !strcmp(term, "svg") ? XK_SVG : XK_PNG, NULL) ||
+      xl_atomic_open_flags(&a, out, XL_ATOMIC_NO_STREAM)) { xl_warn("%s: %s", out, strerror(errno)); return -1; }
+  char *argv[] = {(char *)gnuplot, "-c", (char *)script, (char *)data, (char *)xl_atomic_target(&a), (char *)term,
+                  (char *)settings, NULL};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
@@ -533,6 +675,7 @@ static void render_all(figure *figs, size_t nfig, const plot_opts *o, const char
   char *plots_dir = find_plots_dir();
   const char *gnuplot = getenv("XL_GNUPLOT");
   if (!gnuplot || !*gnuplot) gnuplot = "gnuplot";
+  if (xl_kind_check(log_path, XK_TEXT, NULL)) xl_die("%s: %s", log_path, strerror(errno));
   int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (log_fd < 0) xl_die("%s: %s", log_path, strerror(errno));
   for (size_t k = 0; k < nfig; k++) {
@@ -542,21 +685,24 @@ static void render_all(figure *figs, size_t nfig, const plot_opts *o, const char
       counts[2]++;
       continue;
     }
-    char sname[128], dname[128], oname[128];
+    char sname[128], dname[128], oname[128], gname[128];
     snprintf(sname, sizeof sname, "%s.gp", g->script);
     snprintf(dname, sizeof dname, "%s.dat", g->name);
+    snprintf(gname, sizeof gname, "%s.set.gp", g->name);
     char *script = xl_path_join(plots_dir, sname), *data = xl_path_join(data_dir, dname);
+    char *settings = g->has_settings ? xl_path_join(data_dir, gname) : NULL;
     if (!xl_exists(script)) xl_die("%s: no such plot script (set XL_PLOTS_DIR to the plots/ directory)", script);
     for (int fmt = 0; fmt < 2; fmt++) {
       if ((fmt == 0 && !o->want_png) || (fmt == 1 && !o->want_svg)) continue;
       snprintf(oname, sizeof oname, "%s.%s", g->name, fmt ? "svg" : "png");
       char *out = xl_path_join(fig_dir, oname);
-      if (render(gnuplot, script, data, out, fmt ? "svg" : "png", log_fd)) g->failed = 1;
+      if (render(gnuplot, script, data, settings, out, fmt ? "svg" : "png", log_fd)) g->failed = 1;
       else if (fmt) g->made_svg = 1;
       else g->made_png = 1;
       free(out);
     }
     counts[g->failed ? 1 : 0]++;
+    free(settings);
     free(script);
     free(data);
   }
@@ -565,11 +711,12 @@ static void render_all(figure *figs, size_t nfig, const plot_opts *o, const char
 }
 
 /* Writes RUN_DIR/report.md; returns its path (malloc'd). */
-static char *write_report(const char *run_dir, const runtab *r, const figure *figs, size_t nfig, const char *fig_dir) {
+static char *write_report(const char *run_dir, const runtab *r, const figure *figs, size_t nfig, const char *fig_dir,
+                          int identical) {
   char *rel = relative_to(run_dir, fig_dir);
   char *report = xl_path_join(run_dir, "report.md");
   xl_atomic a;
-  if (xl_atomic_open(&a, report)) xl_die("%s: %s", report, strerror(errno));
+  if (xl_kind_check(report, XK_TEXT, NULL) || xl_atomic_open(&a, report)) xl_die("%s: %s", report, strerror(errno));
   const char *base = strrchr(run_dir, '/');
   base = base && base[1] ? base + 1 : run_dir;
   fprintf(a.f, "# Run report: %s\n\n", base);
@@ -578,11 +725,30 @@ static char *write_report(const char *run_dir, const runtab *r, const figure *fi
   fprintf(a.f, "Generated by xl-plot on %s from `%s`.\n\n", now, r->merged ? "merged.csv" : "summary.csv");
   rp_provenance(a.f, run_dir);
   report_results(a.f, r);
+  rp_noise(a.f, run_dir, r->merged ? "merged.csv" : "summary.csv");
   rp_profiles(a.f, run_dir);
+  rp_front(a.f, run_dir);
+  rp_quality(a.f, run_dir, identical);
   report_figures(a.f, figs, nfig, rel);
   if (xl_atomic_commit(&a)) xl_die("%s: %s", report, strerror(errno));
   free(rel);
   return report;
+}
+
+/* How many distinct values column key takes among the successful rows (0: no column). */
+static size_t distinct_values(const runtab *r, const char *key) {
+  int c = csvt_col(&r->t, key);
+  if (c < 0) return 0;
+  const char *seen[8];
+  size_t n = 0;
+  for (size_t i = 0; i < r->t.nrows && n < 8; i++) {
+    const char *v = csvt_get(&r->t, i, c);
+    if (r->group[i] < 0 || !*v) continue;
+    size_t u = 0;
+    while (u < n && strcmp(seen[u], v)) u++;
+    if (u == n) seen[n++] = v;
+  }
+  return n;
 }
 
 int main(int argc, char **argv) {
@@ -599,28 +765,52 @@ int main(int argc, char **argv) {
   runtab r;
   char *tab_paths[2];
   load_runtab(&r, o.run_dir, tab_paths);
-  figure figs[] = {
-      {.name = "decode_by_chunk", .script = "max_by_param", .title = "Best decode throughput by chunk size"},
-      {.name = "decode_by_heads", .script = "max_by_param", .title = "Best decode throughput by heads per band"},
-      {.name = "decode_by_workers", .script = "max_by_param", .title = "Best decode throughput by worker threads"},
-      {.name = "prefill_vs_decode", .script = "prefill_decode", .title = "Prefill vs decode throughput per trial"},
-      {.name = "speed_quality", .script = "speed_quality", .title = "Decode speed vs quality with the Pareto front"},
-      {.name = "decode_steps", .script = "decode_steps", .title = "Decode throughput per step"},
-      {.name = "memory", .script = "memory", .title = "Memory timeline"},
+  /* one bar chart per searched knob, of the speed it can change (chunk size: prefill);
+   * the three classic ones always (skipped when absent), the others when they vary */
+  static const struct { const char *key, *name, *title, *xlabel; int always; } bars[] = {
+      {"chunk_size", "prefill_by_chunk", "Best prefill throughput by chunk size", "chunk size (tokens per prefill chunk)", 1},
+      {"heads_per_band", "decode_by_heads", "Best decode throughput by heads per band", "heads per band", 1},
+      {"workers", "decode_by_workers", "Best decode throughput by worker threads", "worker threads", 1},
+      {"matmul", "decode_by_matmul", "Best decode throughput by matmul precision", "matrix product precision", 0},
+      {"device", "decode_by_device", "Best decode throughput by device", "device", 0},
+      {"sampling", "decode_by_sampling", "Best decode throughput by sampling", "sampling", 0},
   };
-  size_t nfig = sizeof figs / sizeof *figs;
-  data_max_by(&r, &figs[0], "chunk_size", "chunk size (tokens per prefill chunk)", data_dir);
-  data_max_by(&r, &figs[1], "heads_per_band", "heads per band", data_dir);
-  data_max_by(&r, &figs[2], "workers", "worker threads", data_dir);
-  data_prefill_decode(&r, &figs[3], data_dir);
-  data_speed_quality(&r, &figs[4], o.run_dir, data_dir);
-  data_log(&figs[5], &steps_log, stats_log, data_dir);
-  data_log(&figs[6], &memory_log, mem_log, data_dir);
+  figure figs[16];
+  size_t nfig = 0;
+  memset(figs, 0, sizeof figs);
+  for (size_t b = 0; b < sizeof bars / sizeof *bars; b++) {
+    if (!bars[b].always && distinct_values(&r, bars[b].key) < 2) continue;
+    figure *fg = &figs[nfig++];
+    snprintf(fg->name, sizeof fg->name, "%s", bars[b].name);
+    snprintf(fg->title, sizeof fg->title, "%s", bars[b].title);
+    fg->script = "max_by_param";
+    int k = sw_knob_find(bars[b].key);
+    const char *measure = k >= 0 && !(sw_knob(k)->affects & XS_AFFECTS_DECODE) ? "prefill_tok_s" : "decode_tok_s";
+    data_max_by(&r, fg, bars[b].key, measure, bars[b].xlabel, data_dir);
+  }
+  static const struct { const char *name, *script, *title; } rest[] = {
+      {"prefill_vs_decode", "prefill_decode", "Prefill vs decode throughput per trial"},
+      {"speed_quality", "speed_quality", "Decode speed vs quality with the Pareto front"},
+      {"decode_steps", "decode_steps", "Decode throughput per step"},
+      {"memory", "memory", "Memory timeline"},
+  };
+  size_t first_rest = nfig;
+  for (size_t q = 0; q < 4; q++) {
+    figure *fg = &figs[nfig++];
+    snprintf(fg->name, sizeof fg->name, "%s", rest[q].name);
+    snprintf(fg->title, sizeof fg->title, "%s", rest[q].title);
+    fg->script = rest[q].script;
+  }
+  int identical = 0;
+  data_prefill_decode(&r, &figs[first_rest], data_dir);
+  data_speed_quality(&r, &figs[first_rest + 1], o.run_dir, data_dir, &identical);
+  data_log(&figs[first_rest + 2], &steps_log, stats_log, data_dir);
+  data_log(&figs[first_rest + 3], &memory_log, mem_log, data_dir);
 
   char *log_path = xl_path_join(data_dir, "gnuplot.log");
   size_t counts[3] = {0, 0, 0};   /* made, failed, skipped */
   render_all(figs, nfig, &o, fig_dir, data_dir, log_path, counts);
-  char *report = write_report(o.run_dir, &r, figs, nfig, fig_dir);
+  char *report = write_report(o.run_dir, &r, figs, nfig, fig_dir, identical);
 
   cJSON *sum = cJSON_CreateObject();
   cJSON_AddStringToObject(sum, "report", report);

@@ -6,6 +6,7 @@
 #include "io/safetensors.h"
 #include "engine/state.h"
 #include "engine/blasenv.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <stddef.h>
 #include <stdlib.h>
@@ -124,12 +125,20 @@ int main(int argc, char **argv) {
   prefill_args p;
   parse(&p, argc, argv);
   if (p.tokenize) return tokenize_only(&p);
+  /* refused before any work: an output never replaces a file of another kind */
+  if ((p.state_out && xl_kind_check(p.state_out, XK_SAFETENSORS, "xl-state-1")) ||
+      (p.logits_out && xl_kind_check(p.logits_out, XK_SAFETENSORS, "xl-logits-1")))
+    return XL_EXIT_USAGE;
   xl_run r;
   xl_run_open(&r, &p.run, 0);
   int32_t *ids;
   long n = xl_run_prompt_ids(&r, &p.run, 1, &ids);
   if (n <= 0) xl_die("empty prompt: nothing to prefill");
-  if (tm_start(&p.run.tm, "xl-prefill")) return 1;
+  if (tm_start(&p.run.tm, "xl-prefill")) {   /* a log it cannot open (or will not replace) */
+    free(ids);
+    xl_run_close(&r);
+    return XL_EXIT_ERROR;
+  }
   float *logits = NULL;
   if (p.logits_out) {
     size_t bytes = (size_t)n * r.model->cfg.vocab * sizeof(float);

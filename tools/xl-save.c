@@ -1,14 +1,21 @@
-/* xl-save: saves, for every successful trial of an optimizer run, the greedy continuation
- * its settings produce, so a judge can rate quality per setting. Each trial's generation is
- * a real run of bin/xl-decode (beside this executable) with that trial's backend,
- * chunk_size, heads_per_band and workers, so every setting runs exactly as configured.
+/* xl-save: saves, for every successful trial of an optimizer run, the continuation its
+ * settings produce (greedy, or the trial's sampling with its recorded seed), so a judge can
+ * rate quality per setting. Each generation is a real run of bin/xl-decode (beside this
+ * executable) with that trial's run settings (every one the trial names: device, backend,
+ * chunk_size, heads_per_band, workers, matmul), so every setting runs exactly as
+ * configured; with --share, trials whose settings differ only in knobs that cannot change
+ * the output (the settings table's "affects") share one generation. With --samples K each
+ * trial gets K continuations of K prompt windows of its context length, so a judge's
+ * scores can be compared pair by pair between settings.
  * Writes RUN_DIR/outputs/<slug>.txt (the continuation only) and RUN_DIR/outputs.jsonl (one
  * line per slug), both atomically; finished outputs are kept across runs.
  * Not for: timing (xl-sweep) or rating (xl-judge). Trials are read by lib/sweep/trials.c. */
 #define _GNU_SOURCE
 #include "io/records.h"
+#include "sweep/sweep_trial.h"
 #include "sweep/trials.h"
 #include "base/fanout.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +48,16 @@ static void usage(void) {
         "                      model, $XL_MODEL or models/xlstm-tiny-pydocs)\n"
         "  -j, --jobs N        generations run at once (default 1; each one uses its trial's\n"
         "                      own worker count, so keep N * workers within the cores)\n"
+        "  --samples K         K continuations per trial (default 1): sample k continues a window\n"
+        "                      of the trial's context length (in tokens, about) cut from the prompt\n"
+        "                      at k/K of its length, written to RUN_DIR/windows/ctx<N>_s<k>.txt;\n"
+        "                      the same windows for every trial, so their scores pair up. Sample 0\n"
+        "                      has the trial's slug, sample k the slug + \"__s=k\". With K = 1 the\n"
+        "                      prompt file is used as is (see Context below)\n"
+        "  --share             one generation per output-relevant setting: trials that differ only\n"
+        "                      in knobs that cannot change the output (backend, chunk size, heads\n"
+        "                      per band, workers) share the continuation of the first of them\n"
+        "                      (shared_from names it); device, matmul and sampling still differ\n"
         "  --force             generate again even where an output exists\n"
         "  -h, --help          this help\n\n"
         "Outputs (atomic; a kill never leaves a torn or duplicated line):\n"
@@ -48,15 +65,19 @@ static void usage(void) {
         "  RUN_DIR/outputs.jsonl        one line per slug: slug, trial, prompt_file, new_tokens,\n"
         "                               token_ids, text, backend, chunk_size, heads_per_band,\n"
         "                               workers, context, prompt_tokens, requested_new_tokens,\n"
-        "                               stop, model, fingerprint, decode_tok_s, saved_at\n"
+        "                               stop, model, fingerprint, decode_tok_s, saved_at, and\n"
+        "                               device, matmul, sampling, sampling_seed (as run),\n"
+        "                               trial_slug, sample, samples, shared_from\n"
         "  It is rewritten after every finished trial; lines of slugs not being saved are kept.\n"
         "  A trial whose .txt file and outputs.jsonl line both exist, made with the same -n,\n"
         "  prompt file name and settings, is skipped unless --force.\n"
         "Trials with a status other than \"ok\" are skipped.\n"
-        "Context: the prompt file is used as is. A trial's context (or prompt_tokens) is copied\n"
-        "  into its line as a label; the prompt is not cut or padded to that length, so trials\n"
-        "  that differ only in context produce the same greedy text (prompt_tokens tells the\n"
-        "  length actually used).\n"
+        "Context: with --samples 1 the prompt file is used as is. A trial's context (or\n"
+        "  prompt_tokens) is copied into its line as a label; the prompt is not cut or padded to\n"
+        "  that length, so trials that differ only in context produce the same greedy text\n"
+        "  (prompt_tokens tells the length actually used). With --samples K > 1 the windows\n"
+        "  have the trial's context length.\n"
+        "A file of another kind at outputs.jsonl or an outputs/<slug>.txt is never replaced.\n"
         "stdout: one NDJSON summary line. Progress and errors go to stderr.\n"
         "Environment: XL_DECODE overrides the xl-decode executable.\n"
         "Exit status: 0 ok, 1 some trial failed to generate (the others are saved) or bad input,\n"
@@ -66,14 +87,15 @@ static void usage(void) {
 
 typedef struct {
   const char *run_dir, *trials_path, *prompt_file, *model_dir;
-  long new_tokens, jobs;
-  int force;
+  long new_tokens, jobs, samples;
+  int force, share;
 } save_opts;
 
 static void parse_args(int argc, char **argv, save_opts *o) {
   memset(o, 0, sizeof *o);
   o->new_tokens = 64;
   o->jobs = 1;
+  o->samples = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
 #define VALUE() (i + 1 < argc ? argv[++i] : (xl_usage_error("%s needs a value", a), ""))
@@ -85,6 +107,8 @@ static void parse_args(int argc, char **argv, save_opts *o) {
     else if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) o->jobs = xl_flag_long(a, VALUE(), 1, 256);
     else if (!strncmp(a, "-j", 2) && a[2]) o->jobs = xl_flag_long("-j", a + 2, 1, 256);
     else if (!strcmp(a, "--force")) o->force = 1;
+    else if (!strcmp(a, "--share")) o->share = 1;
+    else if (!strcmp(a, "--samples")) o->samples = xl_flag_long(a, VALUE(), 1, 1000);
     else if (a[0] == '-' && a[1]) xl_usage_error("unknown option '%s'", a);
     else if (!o->run_dir) o->run_dir = a;
     else xl_usage_error("unexpected argument '%s'", a);
@@ -167,17 +191,17 @@ static cJSON *take_row(cJSON *rows, const char *slug) {
 }
 
 /* 1 if an earlier line was made the way this run would make it: same token budget, same
- * prompt name and the trial's knobs (those it names). */
-static int row_matches(const cJSON *row, const tr_trial *t, long new_tokens, const char *prompt_name) {
+ * prompt name, sample and every setting the trial names. */
+static int row_matches(const cJSON *row, const tr_trial *t, long new_tokens, const char *prompt_name, long sample) {
   double d;
   if (rec_num(row, "requested_new_tokens", &d) || (long)d != new_tokens) return 0;
   const char *p = rec_str(row, "prompt_file");
   if (!p || !prompt_name || strcmp(p, prompt_name)) return 0;
-  const char *b = rec_str(row, "backend");
-  if (t->backend >= 0 && (!b || strcmp(b, t->backend ? "recurrent" : "chunkwise"))) return 0;
-  const int knobs[3] = {t->chunk_size, t->heads_per_band, t->workers};
-  for (int k = 0; k < 3; k++)
-    if (knobs[k] > 0 && (rec_num(row, tr_param_names[k + 1], &d) || (long)d != knobs[k])) return 0;
+  if (!rec_num(row, "sample", &d) ? (long)d != sample : sample != 0) return 0;
+  sw_setting rs;
+  if (sw_setting_from_record(row, &rs)) return 0;
+  for (int k = 0; k < SW_NKNOBS; k++)
+    if (t->s.v[k][0] && strcmp(t->s.v[k], rs.v[k])) return 0;
   return 1;
 }
 
@@ -185,9 +209,13 @@ static int row_matches(const cJSON *row, const tr_trial *t, long new_tokens, con
 
 typedef struct {
   const tr_trial *t;
+  long sample;           /* 0 .. samples-1 */
+  char *slug;            /* the trial's slug, + "__s=<k>" for sample k > 0 (owned) */
   char *prompt_name;     /* as recorded (owned) */
   char *prompt_path;     /* as opened (owned) */
   char *txt_path;        /* RUN_DIR/outputs/<slug>.txt (owned) */
+  char *out_key;         /* what the output can depend on (--share groups by it; owned) */
+  long source;           /* --share: the job whose output this one copies, -1: its own run */
   cJSON *row;            /* outputs.jsonl line: kept from before or made here (owned) */
   int todo, failed;
 } job;
@@ -245,29 +273,39 @@ static char *last_line(char *s) {
   return nl ? nl + 1 : s;
 }
 
-/* Builds the argument vector of xl-decode for a job. Strings live in store. */
-static void build_argv(const save_opts *o, const char *decode, const job *jb, char *argv[32], char store[4][24]) {
+/* Builds the argument vector of xl-decode for a job: every run setting the trial names,
+ * and its sampling (a sampled trial's seed + the sample number). Strings live in store. */
+static void build_argv(const save_opts *o, const char *decode, const job *jb, char *argv[48], char store[8][32]) {
   int n = 0;
   argv[n++] = (char *)decode;
   argv[n++] = "-q";
   argv[n++] = "--format";
   argv[n++] = "ndjson";
-  argv[n++] = "--greedy";
+  const tr_trial *t = jb->t;
+  xl_sampling smp = {0};
+  char e[256];
+  if (!t->s.v[SW_K_SAMPLING][0] || xl_sampling_parse(t->s.v[SW_K_SAMPLING], &smp, e, sizeof e) || smp.greedy) {
+    argv[n++] = "--greedy";
+  } else {
+    long seed = 0;
+    if (t->sampling_seed) xl_parse_long(t->sampling_seed, 0, LONG_MAX / 2, &seed);
+    snprintf(store[4], 32, "%.6g", smp.temperature);
+    snprintf(store[5], 32, "%d", smp.top_k);
+    snprintf(store[6], 32, "%.6g", smp.top_p);
+    snprintf(store[7], 32, "%ld", seed + jb->sample);
+    argv[n++] = "--temperature", argv[n++] = store[4];
+    argv[n++] = "--top-k", argv[n++] = store[5];
+    argv[n++] = "--top-p", argv[n++] = store[6];
+    argv[n++] = "--seed", argv[n++] = store[7];
+  }
   argv[n++] = "-n";
-  snprintf(store[0], 24, "%ld", o->new_tokens);
+  snprintf(store[0], 32, "%ld", o->new_tokens);
   argv[n++] = store[0];
   argv[n++] = "--prompt-file";
   argv[n++] = jb->prompt_path;
   if (o->model_dir) { argv[n++] = "-m"; argv[n++] = (char *)o->model_dir; }
-  const tr_trial *t = jb->t;
-  if (t->backend >= 0) { argv[n++] = "--backend"; argv[n++] = t->backend ? "recurrent" : "chunkwise"; }
-  if (t->chunk_size > 0) { snprintf(store[1], 24, "%d", t->chunk_size); argv[n++] = "--chunk-size"; argv[n++] = store[1]; }
-  if (t->heads_per_band > 0) {
-    snprintf(store[2], 24, "%d", t->heads_per_band);
-    argv[n++] = "--heads-per-band";
-    argv[n++] = store[2];
-  }
-  if (t->workers > 0) { snprintf(store[3], 24, "%d", t->workers); argv[n++] = "--workers"; argv[n++] = store[3]; }
+  for (int k = 0; k < XS_COUNT; k++)
+    if (t->s.v[k][0]) argv[n++] = (char *)xl_settings[k].flag, argv[n++] = (char *)t->s.v[k];
   argv[n] = NULL;
 }
 
@@ -288,7 +326,7 @@ static cJSON *make_row(const save_opts *o, const job *jb, const cJSON *rec, char
     }
   const tr_trial *t = jb->t;
   cJSON *row = cJSON_CreateObject();
-  cJSON_AddStringToObject(row, "slug", t->slug);
+  cJSON_AddStringToObject(row, "slug", jb->slug);
   if (t->trial >= 0) cJSON_AddNumberToObject(row, "trial", (double)t->trial);
   else cJSON_AddNullToObject(row, "trial");
   cJSON_AddStringToObject(row, "prompt_file", jb->prompt_name);
@@ -296,12 +334,27 @@ static cJSON *make_row(const save_opts *o, const job *jb, const cJSON *rec, char
   cJSON_AddItemToObject(row, "token_ids", cJSON_Duplicate(ids, 1));
   cJSON_AddStringToObject(row, "text", text);
   tr_add_params(t, row);
+  tr_add_knobs(t, row);
   /* what actually ran: the record's settings fill any the trial left out */
-  for (int k = 0; k < 4; k++) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, tr_param_names[k]);
-    if (v && cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, tr_param_names[k])))
-      cJSON_ReplaceItemInObjectCaseSensitive(row, tr_param_names[k], cJSON_Duplicate(v, 1));
+  for (int k = 0; k < XS_COUNT; k++) {
+    const char *key = xl_settings[k].key;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key), *mine = cJSON_GetObjectItemCaseSensitive(row, key);
+    if (!v) continue;
+    if (!mine) cJSON_AddItemToObject(row, key, cJSON_Duplicate(v, 1));
+    else if (cJSON_IsNull(mine)) cJSON_ReplaceItemInObjectCaseSensitive(row, key, cJSON_Duplicate(v, 1));
   }
+  const cJSON *smp = cJSON_GetObjectItemCaseSensitive(rec, "sampling");   /* xl-decode's own account */
+  if (!cJSON_HasObjectItem(row, "sampling")) cJSON_AddStringToObject(row, "sampling", "greedy");
+  const cJSON *seed = cJSON_GetObjectItemCaseSensitive(smp, "seed");
+  if (cJSON_IsString(seed)) {
+    if (cJSON_HasObjectItem(row, "sampling_seed"))
+      cJSON_ReplaceItemInObjectCaseSensitive(row, "sampling_seed", cJSON_CreateString(seed->valuestring));
+    else cJSON_AddStringToObject(row, "sampling_seed", seed->valuestring);
+  }
+  cJSON_AddStringToObject(row, "trial_slug", t->slug);
+  cJSON_AddNumberToObject(row, "sample", (double)jb->sample);
+  cJSON_AddNumberToObject(row, "samples", (double)o->samples);
+  cJSON_AddNullToObject(row, "shared_from");
   static const char *const copy[] = {"prompt_tokens", "stop", "model", "fingerprint", "decode_tok_s"};
   /* the prompt is used as is (see --help): prompt_tokens records the length that ran,
    * which may differ from the trial's context label */
@@ -344,7 +397,7 @@ static int write_jsonl(save_ctx *x) {
 }
 
 static void run_job(save_ctx *x, job *jb) {
-  char *argv[32], store[4][24], err[512];
+  char *argv[48], store[8][32], err[512];
   build_argv(x->o, x->decode, jb, argv, store);
   char *out, *errs;
   double t0 = xl_now();
@@ -371,7 +424,7 @@ static void run_job(save_ctx *x, job *jb) {
   if (row) {
     const char *text = rec_str(row, "text");
     /* the .txt first, then the line that vouches for it: a kill in between only costs a redo */
-    if (xl_write_file_atomic(jb->txt_path, text, strlen(text))) {
+    if (xl_kind_check(jb->txt_path, XK_TEXT, NULL) || xl_write_file_atomic(jb->txt_path, text, strlen(text))) {
       snprintf(err, sizeof err, "cannot write %s: %s", jb->txt_path, strerror(errno));
       cJSON_Delete(row);
       row = NULL;
@@ -381,12 +434,12 @@ static void run_job(save_ctx *x, job *jb) {
       if (write_jsonl(x)) { xl_warn("cannot write %s: %s", x->jsonl, strerror(errno)); x->write_failed = 1; }
       double n;
       rec_num(row, "new_tokens", &n);
-      fprintf(stderr, "%s: [%zu/%zu] %s: %.0f tokens in %.2f s\n", xl_progname(), x->ndone, x->ntodo, jb->t->slug, n, secs);
+      fprintf(stderr, "%s: [%zu/%zu] %s: %.0f tokens in %.2f s\n", xl_progname(), x->ndone, x->ntodo, jb->slug, n, secs);
     }
   }
   if (!row) {
     jb->failed = 1;
-    xl_warn("[%zu/%zu] %s: %s", x->ndone, x->ntodo, jb->t->slug, err);
+    xl_warn("[%zu/%zu] %s: %s", x->ndone, x->ntodo, jb->slug, err);
   }
   pthread_mutex_unlock(&x->mu);
 }
@@ -411,59 +464,235 @@ static char *trials_path(const save_opts *o) {
   return p;
 }
 
-/* What the trials ask for: a job per successful trial, kept when an earlier line made
- * the same way is there, else to do (with its prompt found), else an input error. */
+/* ------------------------------------------------------------------ prompt windows */
+
+/* The token count of a prompt file, by `xl-prefill --tokenize` beside this executable
+ * (XL_PREFILL overrides it). -1 on failure. */
+static long prompt_tokens(const save_opts *o, const char *path) {
+  const char *env = getenv("XL_PREFILL");
+  char *exe;
+  if (env && *env) exe = xl_strdup(env);
+  else {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return -1;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = 0;
+    exe = xl_path_join(self, "xl-prefill");
+  }
+  char *argv[] = {exe, "--tokenize", "--prompt-file", (char *)path, o->model_dir ? "-m" : NULL, (char *)o->model_dir, NULL};
+  char *out, *errs;
+  int st = run_capture(argv, &out, &errs);
+  long n = -1;
+  if (st >= 0 && WIFEXITED(st) && !WEXITSTATUS(st)) {
+    cJSON *j = cJSON_Parse(last_line(out));
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids");
+    if (cJSON_IsArray(ids)) n = cJSON_GetArraySize(ids);
+    cJSON_Delete(j);
+  } else {
+    xl_warn("%s --tokenize %s: %s", exe, path, last_line(errs));
+  }
+  free(out);
+  free(errs);
+  free(exe);
+  return n;
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Window k of K of text, about want bytes long: from k/K of the text, moved on to the start
+ * of a word, going round to the start when the text ends (the way the sweep repeats a
+ * short prompt), and cut back to the end of a word. malloc'd. */
+static char *window_text(const char *text, size_t len, long k, long K, size_t want) {
+  size_t start = (size_t)((double)len * (double)k / (double)K);
+  while (start < len && !is_space(text[start]) && start > 0 && !is_space(text[start - 1])) start++;
+  while (start < len && is_space(text[start])) start++;
+  if (start >= len) start = 0;
+  char *w = xl_malloc(want + 2);
+  size_t n = 0, at = start;
+  while (n < want) {
+    if (at >= len) {   /* round to the start, a space between the copies */
+      at = 0;
+      if (n && !is_space(w[n - 1])) w[n++] = ' ';
+      continue;
+    }
+    w[n++] = text[at++];
+  }
+  while (n > 1 && !is_space(w[n - 1]) && at < len && !is_space(text[at])) n--, at--;   /* whole words only */
+  while (n > 1 && is_space(w[n - 1])) n--;
+  w[n] = 0;
+  return w;
+}
+
+/* The window files of one context length: RUN_DIR/windows/ctx<N>_s<k>.txt, written when
+ * missing or different. Returns the path of window k (malloc'd), NULL after a warning. */
+static char *window_file(const save_opts *o, const char *prompt_path, long ctx, long k, long *ntok_cache) {
+  size_t len;
+  char *text = xl_read_file(prompt_path, &len);
+  if (!text) { xl_warn("%s: %s", prompt_path, strerror(errno)); return NULL; }
+  if (*ntok_cache <= 0) *ntok_cache = prompt_tokens(o, prompt_path);
+  if (*ntok_cache <= 0) { free(text); return NULL; }
+  size_t want = ctx > 0 ? (size_t)((double)ctx * (double)len / (double)*ntok_cache + 0.5) : len;
+  if (want < 1) want = 1;
+  char *w = window_text(text, len, k, o->samples, want);
+  free(text);
+  char *dir = xl_path_join(o->run_dir, "windows"), name[96];
+  snprintf(name, sizeof name, "ctx%ld_s%ld.txt", ctx > 0 ? ctx : 0, k);
+  char *path = xl_path_join(dir, name);
+  size_t have_len;
+  char *have = xl_read_file(path, &have_len);
+  int same = have && have_len == strlen(w) && !memcmp(have, w, have_len);
+  free(have);
+  if (!same && (xl_mkdirs(dir) || xl_kind_check(path, XK_TEXT, NULL) || xl_write_file_atomic(path, w, strlen(w)))) {
+    xl_warn("%s: cannot write: %s", path, strerror(errno));
+    free(path);
+    path = NULL;
+  }
+  free(w);
+  free(dir);
+  if (!path) return NULL;
+  char abs[PATH_MAX];
+  if (realpath(path, abs)) { free(path); path = xl_strdup(abs); }
+  return path;
+}
+
+/* ------------------------------------------------------------------ the plan */
+
+/* What the trials ask for: a job per (successful trial, sample), kept when an earlier line
+ * made the same way is there, else to do (with its prompt found), else an input error. */
 typedef struct {
   job *jobs;
   size_t njobs;
-  size_t *todo, ntodo;
-  size_t nfailed_trials, nkept;
+  size_t *todo, ntodo;     /* jobs that run xl-decode */
+  size_t nfailed_trials, nkept, nshared;
   int bad_input;
 } plan;
+
+/* The key of what a job's output can depend on: the settings that can change the output,
+ * the sampling seed, the prompt and the sample. malloc'd. */
+static char *output_key(const job *jb, long ctx) {
+  char k[SW_KEY_MAX];
+  sw_measure_key(&jb->t->s, ctx, XS_AFFECTS_OUTPUT, k, sizeof k);
+  size_t n = strlen(k) + strlen(jb->prompt_name ? jb->prompt_name : "") + 96;
+  char *out = xl_malloc(n);
+  snprintf(out, n, "%s__seed=%s__s=%ld__p=%s", k, jb->t->sampling_seed ? jb->t->sampling_seed : "", jb->sample,
+           jb->prompt_name ? jb->prompt_name : "");
+  return out;
+}
 
 static void plan_jobs(const save_opts *o, const tr_list *tl, cJSON *old, const char *outdir, plan *pl) {
   char *meta_prompt = meta_prompt_file(o->run_dir);
   memset(pl, 0, sizeof *pl);
-  pl->jobs = xl_calloc(tl->n ? tl->n : 1, sizeof *pl->jobs);
-  pl->todo = xl_calloc(tl->n ? tl->n : 1, sizeof *pl->todo);
+  size_t cap = tl->n * (size_t)o->samples + 1;
+  pl->jobs = xl_calloc(cap, sizeof *pl->jobs);
+  pl->todo = xl_calloc(cap, sizeof *pl->todo);
+  long ntok = 0;
   for (size_t i = 0; i < tl->n; i++) {
     const tr_trial *t = &tl->v[i];
     if (!t->ok) { pl->nfailed_trials++; continue; }
-    job *jb = &pl->jobs[pl->njobs++];
-    jb->t = t;
-    char *name = xl_malloc(strlen(t->slug) + 8);
-    sprintf(name, "%s.txt", t->slug);
-    jb->txt_path = xl_path_join(outdir, name);
-    free(name);
-    jb->row = take_row(old, t->slug);
     const char *pname = o->prompt_file ? o->prompt_file : t->prompt_file ? t->prompt_file : meta_prompt;
-    if (jb->row && !o->force && xl_exists(jb->txt_path) && row_matches(jb->row, t, o->new_tokens, pname)) {
-      pl->nkept++;
-      continue;
+    char *ppath = pname ? tr_run_file(o->run_dir, pname) : NULL;
+    for (long k = 0; k < o->samples; k++) {
+      job *jb = &pl->jobs[pl->njobs++];
+      jb->t = t;
+      jb->sample = k;
+      jb->source = -1;
+      size_t sl = strlen(t->slug) + 32;
+      jb->slug = xl_malloc(sl);
+      if (k) snprintf(jb->slug, sl, "%s__s=%ld", t->slug, k);
+      else snprintf(jb->slug, sl, "%s", t->slug);
+      char *name = xl_malloc(strlen(jb->slug) + 8);
+      sprintf(name, "%s.txt", jb->slug);
+      jb->txt_path = xl_path_join(outdir, name);
+      free(name);
+      jb->row = take_row(old, jb->slug);
+      if (!pname) {
+        xl_warn("%s: no prompt file (the trial and run_meta.json name none); pass --prompt-file", t->slug);
+        pl->bad_input = 1;
+        break;
+      }
+      if (!ppath) {
+        xl_warn("%s: prompt file '%s' not found (as given, nor inside %s); pass --prompt-file", t->slug, pname, o->run_dir);
+        pl->bad_input = 1;
+        break;
+      }
+      if (o->samples > 1) {   /* a window of the trial's context length */
+        char *w = window_file(o, ppath, t->context, k, &ntok);
+        if (!w) { pl->bad_input = 1; break; }
+        jb->prompt_name = xl_strdup(w);
+        jb->prompt_path = w;
+      } else {
+        jb->prompt_name = xl_strdup(pname);
+        jb->prompt_path = xl_strdup(ppath);
+      }
+      jb->out_key = output_key(jb, o->samples > 1 ? t->context : 0);
+      if (jb->row && !o->force && xl_exists(jb->txt_path) && row_matches(jb->row, t, o->new_tokens, jb->prompt_name, k)) {
+        pl->nkept++;
+        continue;
+      }
+      jb->todo = 1;
     }
-    if (!pname) {
-      xl_warn("%s: no prompt file (the trial and run_meta.json name none); pass --prompt-file", t->slug);
-      pl->bad_input = 1;
-      continue;
+    free(ppath);
+  }
+  /* who runs xl-decode: every job to do, or (--share) per output key one job: a finished
+   * line to copy from when there is one, else the job of the lowest trial number (not the
+   * first in the file, whose order is the order trials finished: the same trial generates
+   * in every run) */
+  for (size_t i = 0; o->share && i < pl->njobs; i++) {
+    job *jb = &pl->jobs[i];
+    if (!jb->todo) continue;
+    long gen = -1;
+    for (size_t j = 0; j < pl->njobs; j++) {
+      job *other = &pl->jobs[j];
+      if (!other->out_key || strcmp(other->out_key, jb->out_key)) continue;
+      if (!other->todo && other->row) { gen = (long)j; break; }
+      if (other->todo && (gen < 0 || other->t->trial < pl->jobs[gen].t->trial)) gen = (long)j;
     }
-    jb->prompt_name = xl_strdup(pname);
-    jb->prompt_path = tr_run_file(o->run_dir, pname);
-    if (!jb->prompt_path) {
-      xl_warn("%s: prompt file '%s' not found (as given, nor inside %s); pass --prompt-file", t->slug, pname, o->run_dir);
-      pl->bad_input = 1;
-      continue;
-    }
-    jb->todo = 1;
-    pl->todo[pl->ntodo++] = pl->njobs - 1;
+    if (gen >= 0 && gen != (long)i) jb->source = gen;
+  }
+  for (size_t i = 0; i < pl->njobs; i++) {
+    job *jb = &pl->jobs[i];
+    if (!jb->todo) continue;
+    if (jb->source >= 0) pl->nshared++;
+    else pl->todo[pl->ntodo++] = i;
   }
   free(meta_prompt);
 }
 
+/* --share: a job's line from its source's: the same continuation, under its own slug and
+ * trial settings. */
+static cJSON *shared_row(const save_opts *o, const job *jb, const job *src) {
+  cJSON *row = cJSON_Duplicate(src->row, 1);
+  static const char *const own[] = {"slug", "trial", "trial_slug", "shared_from", "context"};
+  for (size_t k = 0; k < sizeof own / sizeof *own; k++) cJSON_DeleteItemFromObjectCaseSensitive(row, own[k]);
+  for (int k = 0; k < 5; k++) cJSON_DeleteItemFromObjectCaseSensitive(row, tr_param_names[k]);
+  cJSON *fresh = cJSON_CreateObject();
+  cJSON_AddStringToObject(fresh, "slug", jb->slug);
+  if (jb->t->trial >= 0) cJSON_AddNumberToObject(fresh, "trial", (double)jb->t->trial);
+  else cJSON_AddNullToObject(fresh, "trial");
+  tr_add_params(jb->t, fresh);
+  cJSON_AddStringToObject(fresh, "trial_slug", jb->t->slug);
+  const char *from = rec_str(src->row, "shared_from");
+  cJSON_AddStringToObject(fresh, "shared_from", from ? from : src->slug);
+  cJSON *it;
+  while ((it = row->child)) {   /* then everything else of the source's line */
+    cJSON_DetachItemViaPointer(row, it);
+    if (cJSON_HasObjectItem(fresh, it->string)) cJSON_Delete(it);
+    else cJSON_AddItemToObject(fresh, it->string, it);
+  }
+  cJSON_Delete(row);
+  (void)o;
+  return fresh;
+}
+
 static void free_plan(plan *pl) {
   for (size_t i = 0; i < pl->njobs; i++) {
+    free(pl->jobs[i].slug);
     free(pl->jobs[i].prompt_name);
     free(pl->jobs[i].prompt_path);
     free(pl->jobs[i].txt_path);
+    free(pl->jobs[i].out_key);
     cJSON_Delete(pl->jobs[i].row);
   }
   free(pl->jobs);
@@ -474,7 +703,7 @@ static void free_plan(plan *pl) {
 static size_t print_summary(const plan *pl, const char *jsonl, size_t ntrials) {
   size_t ngen = 0, nerr = 0;
   for (size_t i = 0; i < pl->njobs; i++) {
-    if (pl->jobs[i].todo && !pl->jobs[i].failed) ngen++;
+    if (pl->jobs[i].todo && pl->jobs[i].source < 0 && !pl->jobs[i].failed) ngen++;
     if (pl->jobs[i].failed) nerr++;
   }
   cJSON *sum = cJSON_CreateObject();
@@ -482,6 +711,7 @@ static size_t print_summary(const plan *pl, const char *jsonl, size_t ntrials) {
   cJSON_AddStringToObject(sum, "outputs", jsonl);
   cJSON_AddNumberToObject(sum, "trials", (double)ntrials);
   cJSON_AddNumberToObject(sum, "generated", (double)ngen);
+  cJSON_AddNumberToObject(sum, "shared", (double)pl->nshared);
   cJSON_AddNumberToObject(sum, "kept", (double)pl->nkept);
   cJSON_AddNumberToObject(sum, "skipped_failed_trials", (double)pl->nfailed_trials);
   cJSON_AddNumberToObject(sum, "errors", (double)(nerr + (size_t)pl->bad_input));
@@ -503,6 +733,7 @@ int main(int argc, char **argv) {
   char *outdir = xl_path_join(o.run_dir, "outputs");
   if (xl_mkdirs(outdir)) xl_die("%s: cannot create: %s", outdir, strerror(errno));
   char *jsonl = xl_path_join(o.run_dir, "outputs.jsonl");
+  if (xl_kind_check(jsonl, XK_NDJSON, "slug")) xl_die("%s: not an outputs file of xl-save: left alone", jsonl);
   cJSON *old = read_old_outputs(jsonl);
   plan pl;
   plan_jobs(&o, &tl, old, outdir, &pl);
@@ -516,6 +747,22 @@ int main(int argc, char **argv) {
     /* a write to a closed stdout must become an error (xl_finish_stdout), not a kill */
     signal(SIGPIPE, SIG_IGN);
     xl_fanout(pl.ntodo, (size_t)o.jobs, save_job, &x);
+  }
+  /* --share: the other jobs take their source's continuation */
+  for (size_t i = 0; i < pl.njobs; i++) {
+    job *jb = &pl.jobs[i], *src = jb->source >= 0 ? &pl.jobs[jb->source] : NULL;
+    if (!jb->todo || !src) continue;
+    if (!src->row || src->failed) { jb->failed = 1; continue; }
+    cJSON *row = shared_row(&o, jb, src);
+    const char *text = rec_str(row, "text");
+    if (xl_kind_check(jb->txt_path, XK_TEXT, NULL) || xl_write_file_atomic(jb->txt_path, text ? text : "", text ? strlen(text) : 0)) {
+      xl_warn("cannot write %s: %s", jb->txt_path, strerror(errno));
+      cJSON_Delete(row);
+      jb->failed = 1;
+      continue;
+    }
+    cJSON_Delete(jb->row);
+    jb->row = row;
   }
   /* always rewritten, also when nothing was generated: the file is then deduplicated and
    * newer than the trials it was made from (make relies on that) */

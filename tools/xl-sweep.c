@@ -1,6 +1,8 @@
-/* xl-sweep: finds the fastest runtime settings (backend, chunk size, heads per band,
- * workers) of xl-prefill/xl-decode by measuring them, one process per run, into a
- * resumable run directory (formats.md "Optimizer run directory"). Subcommands:
+/* xl-sweep: finds the fastest runtime settings of xl-prefill/xl-decode (every run setting
+ * of cli/settings.c is a knob: device, backend, chunk size, heads per band, workers,
+ * matmul; and xl-decode's sampling) by measuring them, one process per run, with repeats,
+ * intervals and interleaving against noise, into a resumable run directory (formats.md
+ * "Optimizer run directory"). Subcommands:
  *   xl-sweep [run] ...          measure locally (grid, random, ga, pareto)
  *   xl-sweep plan ...           print the trial specs (NDJSON) for running elsewhere
  *   xl-sweep trial [SPEC|-]     run one spec, print its record
@@ -14,6 +16,7 @@
 #include "sweep/sweep_run.h"
 #include "sweep/sweep_search.h"
 #include "sweep/sweep_trial.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <errno.h>
 #include <limits.h>
@@ -48,7 +51,10 @@ static void usage(FILE *f) {
           "collect: --objective O picks what best.json means (default: the run's), --profile-out F.\n"
           "\n"
           "Trials are named by slugs like b=chunkwise__ck=64__h=2__w=2__ctx=512__i=7 (settings,\n"
-          "context, trial number); a setting is measured once per run (a GA re-uses results).\n"
+          "context, trial number; knobs beyond the four appear when searched: dev=, mm=, smp=);\n"
+          "a setting is measured once per run (a GA re-uses results). best.json is noise-aware:\n"
+          "the fastest setting, unless a simpler one ties with it within the noise (it says\n"
+          "\"significant\" and lists the \"ties\").\n"
           "Run directory: run_meta.json, trials.jsonl (appended + fsync'd per trial), summary.csv,\n"
           "best.json, best_profile.json (for xl-prefill/xl-decode --profile), ids/ctx<N>.ids.\n"
           "stdout: one NDJSON line with the outcome (run, plan: the specs; trial: the record).\n"
@@ -144,6 +150,7 @@ static void parse_cli(cli *c, int argc, char **argv, int first) {
     int o = sw_opt_find(name);
     int is_config = !strcmp(name, "config"), is_resume = !strcmp(name, "resume");
     if (o < 0 && !is_config && !is_resume) xl_usage_error("unknown option '%s'", a);
+    if (o >= 0 && sw_opt_is_switch(o) && !val) val = "yes";   /* --skip-unavailable */
     if (!val) {
       if (i + 1 >= argc) xl_usage_error("%s needs a value", a);
       val = argv[++i];
@@ -227,27 +234,41 @@ static cJSON *meta_json(const cli *c, const sw_conf *conf, const sw_hostinfo *h,
   cJSON_AddStringToObject(m, "search", sw_search_name(conf->search));
   cJSON_AddStringToObject(m, "objective", sw_objective_name(conf->objective));
   cJSON *b = cJSON_AddObjectToObject(m, "bounds");
-  cJSON *bk = cJSON_AddArrayToObject(b, "backend");
-  for (size_t i = 0; i < conf->space.gene[SW_G_BACKEND].n; i++)
-    cJSON_AddItemToArray(bk, cJSON_CreateString(xl_backend_name((xl_backend)(int)conf->space.gene[SW_G_BACKEND].v[i])));
-  static const struct { int g; const char *name; } g[] = {
-      {SW_G_CHUNK, "chunk_size"}, {SW_G_HEADS, "heads_per_band"}, {SW_G_WORKERS, "workers"}};
   cJSON *vals = cJSON_CreateObject();
-  for (int i = 0; i < 3; i++) {
-    const sw_list *l = &conf->space.gene[g[i].g];
-    cJSON *mm = cJSON_AddArrayToObject(b, g[i].name);
-    cJSON_AddItemToArray(mm, cJSON_CreateNumber((double)l->v[0]));
-    cJSON_AddItemToArray(mm, cJSON_CreateNumber((double)l->v[l->n - 1]));
-    cJSON *all = cJSON_AddArrayToObject(vals, g[i].name);
-    for (size_t k = 0; k < l->n; k++) cJSON_AddItemToArray(all, cJSON_CreateNumber((double)l->v[k]));
+  cJSON *knobs = cJSON_CreateArray();
+  for (int k = 0; k < SW_NKNOBS; k++) {
+    const sw_vals *l = &conf->space.knob[k];
+    if (!l->n) continue;
+    const char *key = sw_knob(k)->key;
+    cJSON_AddItemToArray(knobs, cJSON_CreateString(key));
+    cJSON *all = cJSON_AddArrayToObject(vals, key);
+    if (sw_knob_is_int(k)) {
+      cJSON *mm = cJSON_AddArrayToObject(b, key);
+      cJSON_AddItemToArray(mm, cJSON_CreateNumber(atof(l->v[0])));
+      cJSON_AddItemToArray(mm, cJSON_CreateNumber(atof(l->v[l->n - 1])));
+      for (size_t i = 0; i < l->n; i++) cJSON_AddItemToArray(all, cJSON_CreateNumber(atof(l->v[i])));
+    } else {
+      cJSON *bk = cJSON_AddArrayToObject(b, key);
+      for (size_t i = 0; i < l->n; i++) {
+        cJSON_AddItemToArray(bk, cJSON_CreateString(l->v[i]));
+        cJSON_AddItemToArray(all, cJSON_CreateString(l->v[i]));
+      }
+    }
   }
   cJSON_AddItemToObject(m, "values", vals);
+  cJSON_AddItemToObject(m, "knobs", knobs);
   cJSON *cx = cJSON_AddArrayToObject(m, "contexts");
   for (size_t i = 0; i < conf->contexts.n; i++) cJSON_AddItemToArray(cx, cJSON_CreateNumber((double)conf->contexts.v[i]));
   cJSON_AddNumberToObject(m, "new_tokens", (double)conf->new_tokens);
   cJSON_AddNumberToObject(m, "repeats", conf->repeats);
   cJSON_AddNumberToObject(m, "warmup", conf->warmup);
   cJSON_AddNumberToObject(m, "seed", (double)conf->seed);
+  cJSON *nz = cJSON_AddObjectToObject(m, "noise");   /* how the measurements fight noise */
+  cJSON_AddNumberToObject(nz, "repeats", conf->repeats);
+  cJSON_AddNumberToObject(nz, "warmup", conf->warmup);
+  cJSON_AddNumberToObject(nz, "interleave", conf->interleave);
+  cJSON_AddBoolToObject(nz, "reuse", conf->reuse);
+  cJSON_AddStringToObject(nz, "interval", "95% Student t of the mean of the timed runs");
   cJSON_AddBoolToObject(m, "distributed", distributed);
   cJSON *cmd = cJSON_AddArrayToObject(m, "command");
   for (int i = 0; i < c->argc; i++) cJSON_AddItemToArray(cmd, cJSON_CreateString(c->argv[i]));
@@ -275,6 +296,20 @@ static void meta_fingerprint(const char *dir, const sw_rundir *run) {
       if (rec_json_save(mp, m)) xl_warn("%s: %s", mp, strerror(errno));
       break;
     }
+  }
+  cJSON_Delete(m);
+  free(mp);
+}
+
+/* Records the tools' defaults (what "simplest" means) in run_meta.json. */
+static void meta_defaults(const char *dir, const cJSON *defaults) {
+  if (!defaults) return;
+  char *mp = xl_path_join(dir, "run_meta.json");
+  cJSON *m = xl_exists(mp) ? read_json_file(mp) : NULL;
+  if (m) {
+    cJSON_DeleteItemFromObject(m, "defaults");
+    cJSON_AddItemToObject(m, "defaults", cJSON_Duplicate(defaults, 1));
+    if (rec_json_save(mp, m)) xl_warn("%s: %s", mp, strerror(errno));
   }
   cJSON_Delete(m);
   free(mp);
@@ -403,7 +438,7 @@ static int report_run(const sw_driver *d, const sw_rundir *run, const sw_conf *c
   cJSON_AddNumberToObject(out, "measured", (double)d->measured);
   cJSON_AddNumberToObject(out, "resumed", (double)d->reused);
   cJSON_AddNumberToObject(out, "failed", (double)d->failed);
-  cJSON *b = sw_best(run->trials, conf->objective);
+  cJSON *b = sw_best_ex(run->trials, conf->objective, &run->defaults);
   if (b) cJSON_AddItemToObject(out, "best", cJSON_Duplicate(cJSON_GetObjectItem(b, "params"), 1));
   else cJSON_AddNullToObject(out, "best");
   cJSON_Delete(b);
@@ -417,6 +452,49 @@ static int report_run(const sw_driver *d, const sw_rundir *run, const sw_conf *c
 }
 
 /* ---- run ---- */
+/* What this machine runs: the tools' defaults (the model's chunk size among them: the
+ * "simplest" setting of the choice), and every --device value checked to exist here; an
+ * unavailable one refuses the sweep (exit 2), or is dropped with --skip-unavailable. */
+static void probe_machine(sweep_cmd *x, sw_setting *defaults, cJSON **defaults_json) {
+  char *bin = x->conf.bin ? absolute(x->conf.bin) : xl_strdup(x->s.self), *model = absolute(x->conf.model);
+  char err[2048];
+  cJSON *rec = NULL;
+  sw_setting_defaults(defaults, 0);
+  *defaults_json = NULL;
+  if (sw_probe(bin, x->conf.tool_prefix, model, NULL, &rec, err, sizeof err) == 0 && rec) {
+    *defaults_json = cJSON_CreateObject();
+    for (int k = 0; k < XS_COUNT; k++) {
+      const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, xl_settings[k].key);
+      char text[64], e[256];
+      if (cJSON_IsNumber(v)) snprintf(text, sizeof text, "%.0f", v->valuedouble);
+      else if (cJSON_IsString(v)) snprintf(text, sizeof text, "%s", v->valuestring);
+      else continue;
+      if (sw_setting_set(defaults, k, text, e, sizeof e)) continue;
+      cJSON_AddItemToObject(*defaults_json, xl_settings[k].key, cJSON_Duplicate(v, 1));
+    }
+    cJSON_AddStringToObject(*defaults_json, "sampling", "greedy");
+  }
+  cJSON_Delete(rec);
+  sw_vals *dv = &x->conf.space.knob[XS_DEVICE];
+  for (size_t i = 0; i < dv->n;) {
+    if (!strcmp(dv->v[i], "cpu")) { i++; continue; }
+    char *flags[] = {"--device", dv->v[i], NULL};
+    if (sw_probe(bin, x->conf.tool_prefix, model, flags, &rec, err, sizeof err) == 0) {
+      cJSON_Delete(rec);
+      i++;
+      continue;
+    }
+    if (!x->conf.skip_unavailable)
+      xl_usage_error("--device %s is not available here (%s); leave it out of --device, or pass "
+                     "--skip-unavailable to sweep the rest", dv->v[i], err);
+    xl_warn("--device %s is not available here (%s): skipped", dv->v[i], err);
+    sw_vals_remove(dv, i);
+  }
+  if (x->c.L.val[SW_O_KNOB(XS_DEVICE)] && !dv->n) xl_usage_error("--device: no device of the list is available here");
+  free(bin);
+  free(model);
+}
+
 static int cmd_run(int argc, char **argv, int first) {
   sweep_cmd x;
   open_cmd(&x, argc, argv, first, NULL);
@@ -425,10 +503,16 @@ static int cmd_run(int argc, char **argv, int first) {
     return close_cmd(&x, 0);
   }
   refuse_foreign_trials(&x.c, &x.conf);
+  sw_setting defaults;
+  cJSON *defaults_json;
+  probe_machine(&x, &defaults, &defaults_json);
   setup_run(&x.s, &x.c, &x.conf, !x.c.resume, 0);
+  meta_defaults(x.s.dir, defaults_json);
+  cJSON_Delete(defaults_json);
   char err[1024];
   sw_rundir run;
   if (sw_run_open(&run, x.s.dir, x.conf.objective, err, sizeof err)) xl_die("%s", err);
+  run.defaults = defaults;
   if (run.torn_bytes) xl_warn("%s/trials.jsonl: dropped a torn last line (%zu bytes) left by a kill", x.s.dir, run.torn_bytes);
   install_signals();
   sw_driver d = {.conf = &x.conf, .run = &run, .host = &x.s.host, .bin = x.s.bin, .ids_files = x.s.ids,
@@ -444,7 +528,7 @@ static int cmd_run(int argc, char **argv, int first) {
   meta_fingerprint(x.s.dir, &run);
   int status;
   if (rc > 0) {
-    xl_warn("interrupted after %ld trials; continue with: xl-sweep --resume %s", d.asked - 1, x.s.dir);
+    xl_warn("interrupted after %ld finished trials; continue with: xl-sweep --resume %s", d.measured + d.reused, x.s.dir);
     status = exit_for_signal();
   } else {
     status = report_run(&d, &run, &x.conf, x.s.dir);
@@ -471,19 +555,26 @@ static int cmd_plan(int argc, char **argv) {
     char *absdir = absolute(x.s.dir);
     char *pp = xl_path_join(x.s.dir, "plan.jsonl");
     xl_atomic a;
-    if (xl_atomic_open(&a, pp)) xl_die("%s: %s", pp, strerror(errno));
-    long trial = 0;
+    if (xl_kind_check(pp, XK_NDJSON, "trial") || xl_atomic_open(&a, pp)) xl_die("%s: %s", pp, strerror(errno));
+    size_t ns = n * x.conf.contexts.n, q = 0;
+    sw_spec *specs = xl_calloc(ns ? ns : 1, sizeof *specs);
     for (size_t i = 0; i < n; i++)
-      for (size_t ci = 0; ci < x.conf.contexts.n; ci++) {
-        sw_spec sp;
-        sw_driver_spec(&d, &v[i], ci, ++trial, &sp);
-        cJSON *j = sw_spec_to_json(&sp);
-        cJSON_AddStringToObject(j, "run_dir", absdir);
-        rec_ndjson_write(stdout, j);
-        rec_ndjson_write(a.f, j);
-        cJSON_Delete(j);
-        sw_spec_free(&sp);
-      }
+      for (size_t ci = 0; ci < x.conf.contexts.n; ci++, q++) sw_driver_spec(&d, &v[i], ci, (long)q + 1, &specs[q]);
+    /* a measurement a trial's knobs cannot change comes from the first trial that makes it */
+    sw_rundir none = {0};
+    none.trials = cJSON_CreateArray();
+    d.run = &none;
+    sw_driver_roles(&d, specs, ns);
+    cJSON_Delete(none.trials);
+    for (q = 0; q < ns; q++) {
+      cJSON *j = sw_spec_to_json(&specs[q]);
+      cJSON_AddStringToObject(j, "run_dir", absdir);
+      rec_ndjson_write(stdout, j);
+      rec_ndjson_write(a.f, j);
+      cJSON_Delete(j);
+      sw_spec_free(&specs[q]);
+    }
+    free(specs);
     if (ferror(a.f) || xl_atomic_commit(&a)) xl_die("%s: %s", pp, strerror(errno));
     free(pp);
     free(absdir);

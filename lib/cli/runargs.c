@@ -4,6 +4,7 @@
 #include "engine/blasenv.h"
 #include "engine/checkpoint.h"
 #include "obs/procmem.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <cblas.h>
 #include <errno.h>
@@ -31,9 +32,9 @@ const char *xl_runargs_help(void) {
              "                          force_bos_token_insert or the tokenizer asks for it)\n"
              "Run settings (flags > --profile > XL_* environment > the model's defaults):\n",
              xl_settings_help(),
-             "      --profile FILE      if FILE holds a JSON settings profile ({\"params\":{...}}, as xl-sweep\n"
-             "                          and xl-merge write), apply it; otherwise write per-phase latency\n"
-             "                          JSON lines to FILE (same as --profile-log FILE)\n");
+             "      --profile FILE      apply a JSON settings profile ({\"params\":{...}}, as xl-sweep and\n"
+             "                          xl-merge write); a missing file or any other file is refused\n"
+             "                          (exit 2, the file untouched). Latency logs: --profile-log FILE\n");
   return buf;
 }
 
@@ -52,9 +53,17 @@ int xl_runargs_parse(xl_runargs *a, int argc, char **argv, int *i) {
   if (tm_options_parse(&a->tm, argc, argv, i)) return 1;
   if (xl_settings_parse_flag(&a->settings, argc, argv, i)) return 1;
   if (xl_flags_parse(run_flags, sizeof run_flags / sizeof *run_flags, a, NULL, argc, argv, i)) {
-    if (a->profile_arg) {   /* --profile FILE: settings when FILE holds them, else the latency log */
-      if (xl_settings_is_profile(a->profile_arg)) a->settings.profile = a->profile_arg;
-      else a->tm.profile_log = a->profile_arg;
+    if (a->profile_arg) {   /* --profile FILE: a settings profile to apply, nothing else */
+      const char *f = a->profile_arg;
+      char what[320];
+      if (!xl_exists(f))
+        xl_usage_error("--profile %s: no such file (--profile applies a settings profile; per-phase "
+                       "latency lines go to --profile-log FILE)", f);
+      if (!xl_settings_is_profile(f))
+        xl_usage_error("--profile %s: not a settings profile ({\"params\":{...}} as xl-sweep and xl-merge "
+                       "write): it is %s; left untouched (per-phase latency lines go to --profile-log FILE)",
+                       f, xk_describe(f, what, sizeof what));
+      a->settings.profile = f;
       a->profile_arg = NULL;
     }
     return 1;

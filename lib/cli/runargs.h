@@ -19,7 +19,7 @@ typedef struct {
   const char *prompt_file;      /* --prompt-file */
   const char *ids_arg;          /* --ids 5,7,9 */
   const char *ids_file;         /* --ids-file */
-  const char *profile_arg;      /* --profile FILE: a settings profile, or (deprecated) a latency log */
+  const char *profile_arg;      /* --profile FILE: a settings profile (refused otherwise) */
   int bos;                      /* --bos: -1 auto, 0 no, 1 yes */
   xl_settings_given settings;   /* --device, --backend, --chunk-size, ... and the profile */
   xl_progress_fn progress;      /* the tool's prefill progress hook (NULL: none) */

@@ -3,7 +3,11 @@
  * row below, and its case in parse_named/format_named when it has named values.
  * "affects": backend, chunk size, heads per band and workers are exact by design (the same
  * tokens; logits within float rounding), so they never change the output; the device and
- * the matmul precision do. The prefill backend and chunk size do not touch decode. */
+ * the matmul precision do. The prefill backend and chunk size do not touch decode.
+ * Caveat (measured on the default model): with --matmul bf16 the prefill's rounding to bf16
+ * depends on its form, so the backend and chunk size can flip a near-tie greedy token (1 of
+ * 4 prompt windows at 256 tokens); under fp32 they never did. The table keeps "prefill only":
+ * xl-save --share then takes every bf16 trial's output from one trial (the lowest number). */
 #include "cli/settings.h"
 #include "base/util.h"
 #include "cli/flags.h"
@@ -17,29 +21,71 @@ const xl_setting xl_settings[XS_COUNT] = {
     [XS_DEVICE] = {"device", "--device", "XL_DEVICE", "D", 0, 0, "cpu|cuda|cuda:N",
                    "where the model runs: cpu (default) or cuda[:N], an NVIDIA GPU (the 7B\n"
                    "family; the weights are uploaded once in their stored dtype)",
-        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE | XS_AFFECTS_OUTPUT},
+        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE | XS_AFFECTS_OUTPUT, "dev"},
     [XS_BACKEND] = {"backend", "--backend", "XL_BACKEND", "B", 0, 0, "chunkwise|recurrent",
                     "prefill backend: chunkwise (GEMMs, default) or recurrent (token\n"
                     "steps, the reference path); decode always steps",
-        XS_AFFECTS_PREFILL},
+        XS_AFFECTS_PREFILL, "b"},
     [XS_CHUNK_SIZE] = {"chunk_size", "--chunk-size", "XL_CHUNK_SIZE", "N", 1, XL_CHUNK_MAX, NULL,
                        "tokens per chunk of the chunkwise prefill (default: the model's\n"
                        "chunk_size)",
-        XS_AFFECTS_PREFILL},
+        XS_AFFECTS_PREFILL, "ck"},
     [XS_HEADS_PER_BAND] = {"heads_per_band", "--heads-per-band", "XL_HEADS_PER_BAND", "H", 1, 1 << 16, NULL,
                            "heads per parallel task in the CPU cell (default 1)",
-        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE},
+        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE, "h"},
     [XS_WORKERS] = {"workers", "--workers", "XL_WORKERS", "N", 1, 1024, NULL,
                     "CPU threads: N runs our head bands and matvec row bands, and OpenBLAS\n"
                     "gets the same N for the projection GEMMs but one thread inside head\n"
                     "tasks, so no more than N threads are ever busy; use at most the\n"
                     "number of cores (default 1)",
-        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE},
+        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE, "w"},
     [XS_MATMUL] = {"matmul", "--matmul", "XL_MATMUL", "fp32|bf16", 0, 0, "fp32|bf16",
                    "fp32 (default; exact) or bf16: activations rounded to bf16 before\n"
                    "each matrix product (a speed/quality trade; tensor cores on a GPU)",
-        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE | XS_AFFECTS_OUTPUT},
+        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE | XS_AFFECTS_OUTPUT, "mm"},
 };
+
+const xl_setting xl_sampling_setting = {
+    "sampling", "--sampling", NULL, "S", 0, 0, "greedy|t<T>[k<K>][p<P>]",
+    "xl-decode's token choice as one sweep setting: greedy (default) or temperature T\n"
+    "with optional top-k K and top-p P, e.g. t0.8k40p0.95 (--temperature 0.8\n"
+    "--top-k 40 --top-p 0.95); sampled runs get a recorded --seed",
+    XS_AFFECTS_DECODE | XS_AFFECTS_OUTPUT, "smp"};
+
+/* A number at *p (no sign), advancing *p; 0 ok. */
+static int take_number(const char **p, double *out) {
+  char *end;
+  if (!(**p >= '0' && **p <= '9') && **p != '.') return -1;
+  *out = strtod(*p, &end);
+  if (end == *p) return -1;
+  *p = end;
+  return 0;
+}
+
+int xl_sampling_parse(const char *spec, xl_sampling *out, char *err, size_t errlen) {
+  xl_sampling s = {.greedy = 1, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = out->seed};
+  if (!spec || !strcmp(spec, "greedy")) { *out = s; return 0; }
+  const char *p = spec;
+  double t, k = 0, pp = 1;
+  if (*p++ != 't' || take_number(&p, &t) || !(t > 0 && t <= 1e6)) goto bad;
+  if (*p == 'k' && (p++, take_number(&p, &k) || k != (double)(int)k || k < 0 || k > 1 << 30)) goto bad;
+  if (*p == 'p' && (p++, take_number(&p, &pp) || !(pp > 0 && pp <= 1))) goto bad;
+  if (*p) goto bad;
+  s.greedy = 0, s.temperature = (float)t, s.top_k = (int)k, s.top_p = (float)pp;
+  *out = s;
+  return 0;
+bad:
+  return xl_errf(err, errlen, "'%s' is not a sampling: greedy, or t<T>[k<K>][p<P>] (T > 0, K >= 0, 0 < P <= 1), "
+                 "e.g. t0.8k40p0.95", spec ? spec : "");
+}
+
+const char *xl_sampling_format(const xl_sampling *s, char *buf, size_t n) {
+  if (s->greedy) { snprintf(buf, n, "greedy"); return buf; }
+  int k = snprintf(buf, n, "t%.6g", s->temperature);
+  if (s->top_k > 0 && k >= 0 && (size_t)k < n) k += snprintf(buf + k, n - k, "k%d", s->top_k);
+  if (s->top_p < 1.0f && k >= 0 && (size_t)k < n) snprintf(buf + k, n - k, "p%.6g", s->top_p);
+  return buf;
+}
 
 const xl_setting *xl_setting_by_key(const char *key) {
   for (int i = 0; i < XS_COUNT; i++)
@@ -105,6 +151,20 @@ int xl_setting_parse_json(xl_setting_id id, const cJSON *v, xl_runopts *o, const
   }
   if (!cJSON_IsString(v) || parse_named(id, v->valuestring, o))
     return xl_errf(err, errlen, "%s must be one of \"%s\" (as a string)", where, s->choices);
+  return 0;
+}
+
+const char *xl_setting_text(xl_setting_id id, const xl_runopts *o, char *buf, size_t n) {
+  if (is_int(id)) snprintf(buf, n, "%d", *int_field(id, (xl_runopts *)o));
+  else format_named(id, o, buf, n);
+  return buf;
+}
+
+int xl_setting_canon(xl_setting_id id, const char *text, char *buf, size_t n, char *err, size_t errlen) {
+  xl_runopts o;
+  xl_runopts_default(&o, NULL);
+  if (xl_setting_parse(id, text, &o, xl_settings[id].flag, err, errlen)) return -1;
+  xl_setting_text(id, &o, buf, n);
   return 0;
 }
 

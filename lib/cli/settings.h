@@ -27,9 +27,26 @@ typedef struct {
   const char *choices;   /* named values, for messages: "chunkwise|recurrent" */
   const char *help;      /* one or more lines, without the flag column */
   unsigned affects;      /* XS_AFFECTS_* */
+  const char *abbrev;    /* its part of a sweep trial's slug: "ck" in "ck=64" */
 } xl_setting;
 
 extern const xl_setting xl_settings[XS_COUNT];
+
+/* The sampling of xl-decode as one setting for sweeps ("sampling": "greedy", "t0.8",
+ * "t0.8k40", "t1p0.9", "t0.7k40p0.95"): not an engine setting (xl_runopts has no field for
+ * it; xl-decode takes --temperature/--top-k/--top-p/--seed), but described like one so a
+ * sweep can search it. It changes decode speed (the sampler's work) and the output. */
+extern const xl_setting xl_sampling_setting;
+/* "greedy" or t<T>[k<K>][p<P>] (T > 0, K >= 0, 0 < P <= 1) into *out (seed untouched).
+ * 0 ok; -1 with err. */
+int xl_sampling_parse(const char *spec, xl_sampling *out, char *err, size_t errlen);
+/* The canonical spec text of a sampling ("greedy", "t0.8k40"). */
+const char *xl_sampling_format(const xl_sampling *s, char *buf, size_t n);
+
+/* o's value of a setting as canonical text ("64", "chunkwise", "cuda:0", "bf16"). */
+const char *xl_setting_text(xl_setting_id id, const xl_runopts *o, char *buf, size_t n);
+/* text (as a flag would take it) as canonical text ("cuda" -> "cuda:0"). 0 ok; -1 with err. */
+int xl_setting_canon(xl_setting_id id, const char *text, char *buf, size_t n, char *err, size_t errlen);
 
 /* The setting with this key (profile name) or flag; NULL if none. */
 const xl_setting *xl_setting_by_key(const char *key);

@@ -1,6 +1,7 @@
 /* csvtable: CSV read into a string table (via libcsv) and quoted CSV write. See csvtable.h. */
 #include "io/csvtable.h"
 #include "io/records.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <csv.h>
 #include <errno.h>
@@ -213,7 +214,7 @@ int csvt_write_stream(const csvt *t, FILE *f) { return write_rows(t, f, NULL); }
 
 int csvt_write_rows(const csvt *t, const char *path, const unsigned char *keep) {
   xl_atomic a;
-  if (xl_atomic_open(&a, path)) return -1;
+  if (xl_kind_check(path, XK_CSV, t->ncols ? t->header[0] : NULL) || xl_atomic_open(&a, path)) return -1;
   if (write_rows(t, a.f, keep)) {
     int e = errno ? errno : EIO;
     xl_atomic_abort(&a);

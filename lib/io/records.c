@@ -1,5 +1,6 @@
 /* records: NDJSON reading/writing and CSV writing over cJSON objects. See records.h. */
 #include "io/records.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <errno.h>
 #include <math.h>
@@ -80,9 +81,14 @@ int rec_ndjson_write(FILE *f, const cJSON *obj) {
   return rc;
 }
 
+/* The first key of an object: the signature of the kind of file it is written to. */
+static const char *first_key(const cJSON *o) {
+  return cJSON_IsObject(o) && o->child ? o->child->string : NULL;
+}
+
 int rec_ndjson_save(const char *path, const cJSON *rows) {
   xl_atomic a;
-  if (xl_atomic_open(&a, path)) return -1;
+  if (xl_kind_check(path, XK_NDJSON, first_key(cJSON_GetArrayItem(rows, 0))) || xl_atomic_open(&a, path)) return -1;
   const cJSON *r;
   cJSON_ArrayForEach(r, rows)
     if (rec_ndjson_write(a.f, r)) {
@@ -155,7 +161,7 @@ int rec_csv_write_all(FILE *f, const cJSON *rows, const char *const *cols, size_
 
 int rec_csv_save(const char *path, const cJSON *rows, const char *const *cols, size_t ncols) {
   xl_atomic a;
-  if (xl_atomic_open(&a, path)) return -1;
+  if (xl_kind_check(path, XK_CSV, ncols ? cols[0] : NULL) || xl_atomic_open(&a, path)) return -1;
   if (rec_csv_write_all(a.f, rows, cols, ncols)) {
     if (!errno) errno = EIO;
     xl_atomic_abort(&a);
@@ -177,6 +183,7 @@ int rec_num(const cJSON *obj, const char *key, double *out) {
 }
 
 int rec_json_save(const char *path, const cJSON *j) {
+  if (xl_kind_check(path, XK_JSON, first_key(j))) return -1;
   char *s = cJSON_Print(j);
   if (!s) return errno = ENOMEM, -1;
   size_t n = strlen(s);

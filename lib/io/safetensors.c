@@ -2,6 +2,7 @@
  * Layout: u64 little-endian header length N, N bytes of JSON header, then the data area;
  * each tensor's data_offsets [a, b) are relative to the data area. */
 #include "io/safetensors.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <cJSON.h>
 #include <errno.h>
@@ -307,7 +308,11 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen) {
   size_t jl = strlen(js), padded = (jl + 7) & ~(size_t)7;   /* keep the data area 8-aligned */
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+  const char *fmt = NULL;   /* what the file says it is: replaces only a file of its format */
+  for (int i = 0; i < w->nm; i++)
+    if (!strcmp(w->mk[i], "format")) fmt = w->mv[i];
   xl_atomic a;
+  if (xl_kind_check_msg(path, XK_SAFETENSORS, fmt, err, errlen)) { free(js); return -1; }
   if (xl_atomic_open(&a, path)) { free(js); return xl_errf(err, errlen, "%s: cannot create: %s", path, strerror(errno)); }
   int bad = fwrite(len8, 1, 8, a.f) != 8 || fwrite(js, 1, jl, a.f) != jl;
   for (size_t i = jl; i < padded && !bad; i++) bad = fputc(' ', a.f) == EOF;

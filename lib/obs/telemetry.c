@@ -7,6 +7,7 @@
 #include "obs/telemetry.h"
 #include "obs/tm_internal.h"
 #include "obs/procmem.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <errno.h>
 #include <limits.h>
@@ -462,6 +463,12 @@ static void close_outputs(void) {
 /* Opens the logs named in o and picks the status file's path. 0, or -1 after a warning
  * (the caller closes whatever did open). */
 static int open_outputs(const tm_options *o) {
+  /* a log never replaces a file of another kind (a mistyped name, a run's JSON files) */
+  if ((o->stats_log && xl_kind_check(o->stats_log, XK_CSV, "step")) ||
+      (o->mem_log && xl_kind_check(o->mem_log, XK_CSV, "ts")) ||
+      (o->profile_log && xl_kind_check(o->profile_log, XK_NDJSON, "step")) ||
+      (o->metrics_file && xl_kind_check(o->metrics_file, XK_DATA, NULL)))
+    return -1;
   if (o->stats_log) {
     if (!(S.stats = fopen(o->stats_log, "w"))) {
       xl_warn("cannot open stats log %s: %s", o->stats_log, strerror(errno));

@@ -1,5 +1,6 @@
 /* pareto: multi-objective front per group and the recommended pick. See pareto.h. */
 #include "sweep/pareto.h"
+#include "sweep/stats.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -163,4 +164,16 @@ void pareto_group_order(const pareto_group *groups, size_t ng, size_t *order) {
       order[b] = order[b - 1];
       order[b - 1] = x;
     }
+}
+
+double pareto_ci95(const csvt *t, size_t row, const char *col) {
+  double ci, sd, n = NAN;
+  char k[96];
+  snprintf(k, sizeof k, "%s_ci95", col);
+  if (!csvt_num(t, row, csvt_col(t, k), &ci)) return ci;
+  snprintf(k, sizeof k, "%s_sd", col);
+  if (csvt_num(t, row, csvt_col(t, k), &sd)) return NAN;
+  snprintf(k, sizeof k, "%.*s_n", (int)strcspn(col, "_"), col);   /* prefill_tok_s -> prefill_n */
+  if (csvt_num(t, row, csvt_col(t, k), &n)) csvt_num(t, row, csvt_col(t, "repeats"), &n);
+  return isfinite(n) && n >= 2 ? st_t95((int)n - 1) * sd / sqrt(n) : NAN;
 }

@@ -73,6 +73,11 @@ size_t pareto_group_table(const csvt *t, const unsigned char *eligible, int *gro
  * external judge's), else NULL. */
 const char *pareto_quality_column(const csvt *t);
 
+/* The half width of the 95% interval of column col (a speed) in row i of a trial table:
+ * its col_ci95 cell, else col_sd with the count (<what>_n, else repeats) by Student's t;
+ * NaN when unknown (a single run, or an older table). */
+double pareto_ci95(const csvt *t, size_t row, const char *col);
+
 /* order[0..ng) gets the group indices in report order: by context length (missing
  * last), then prompt file, then first row. */
 void pareto_group_order(const pareto_group *groups, size_t ng, size_t *order);

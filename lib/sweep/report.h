@@ -16,5 +16,14 @@ cJSON *rp_read_json(const char *path);
 void rp_provenance(FILE *f, const char *run_dir);
 /* "## Recommended profiles": recommended.json's profiles, one row per context length. */
 void rp_profiles(FILE *f, const char *run_dir);
+/* "## Noise": how the speeds were measured (repeats, interleaving, shared measurements),
+ * the machine's load while they ran, and the rule that tells a difference from noise. */
+void rp_noise(FILE *f, const char *run_dir, const char *table);
+/* "## Pareto front": merged.csv's front rows per context with their 95% intervals and, for
+ * each, which differences from the recommended setting are significant. */
+void rp_front(FILE *f, const char *run_dir);
+/* "## Quality against the reference": quality.csv's paired comparisons; identical: every
+ * setting gave the same output (said in so many words). */
+void rp_quality(FILE *f, const char *run_dir, int identical);
 
 #endif

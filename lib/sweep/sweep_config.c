@@ -21,13 +21,10 @@ static const optdef opts[SW_NOPTS] = {
     [SW_O_PROMPT_FILE] = {"prompt-file", 's', 1, NULL},   /* default under the root */
     [SW_O_SEARCH] = {"search", 's', 1, "grid"},
     [SW_O_OBJECTIVE] = {"objective", 's', 1, NULL},       /* default follows search */
-    [SW_O_BACKEND] = {"backend", 'l', 1, "chunkwise,recurrent"},
-    [SW_O_CHUNK] = {"chunk-size", 'l', 1, "16,32,64,128"},
-    [SW_O_HEADS] = {"heads-per-band", 'l', 1, "1,2"},
-    [SW_O_WORKERS] = {"workers", 'l', 1, NULL},           /* default: 1-<online CPUs> */
+    /* the knobs: named by the settings table (knob_opt) */
     [SW_O_CONTEXT] = {"context", 'l', 1, "512"},
     [SW_O_NEW] = {"new", 'i', 1, "32"},
-    [SW_O_REPEATS] = {"repeats", 'i', 1, "3"},
+    [SW_O_REPEATS] = {"repeats", 'i', 1, "5"},
     [SW_O_WARMUP] = {"warmup", 'i', 1, "1"},
     [SW_O_SEED] = {"seed", 'i', 1, "42"},
     [SW_O_TRIALS] = {"trials", 'i', 1, "16"},
@@ -35,6 +32,10 @@ static const optdef opts[SW_NOPTS] = {
     [SW_O_ELITES] = {"elites", 'i', 1, "2"},
     [SW_O_GENERATIONS] = {"generations", 'i', 1, "4"},
     [SW_O_MUTATION] = {"mutation", 'd', 1, "0.25"},
+    [SW_O_SAMPLING_SEED] = {"sampling-seed", 'i', 1, NULL},   /* default: --seed */
+    [SW_O_REUSE] = {"reuse", 's', 1, "yes"},
+    [SW_O_INTERLEAVE] = {"interleave", 'i', 0, "16"},
+    [SW_O_SKIP_UNAVAILABLE] = {"skip-unavailable", 'b', 0, "no"},
     [SW_O_TIMEOUT] = {"trial-timeout", 'd', 0, "600"},
     [SW_O_TOOL_PREFIX] = {"tool-prefix", 's', 0, NULL},
     [SW_O_BIN] = {"bin", 's', 0, NULL},
@@ -44,12 +45,29 @@ static const optdef opts[SW_NOPTS] = {
     [SW_O_OUTPUT] = {"output", 's', 0, NULL},
 };
 
-const char *sw_opt_name(int i) { return opts[i].name; }
-int sw_opt_is_plan(int i) { return opts[i].plan; }
+/* The default value list of each knob: the four classic ones are always searched; the
+ * others only when given. */
+static const char *const knob_default[SW_NKNOBS] = {
+    [XS_BACKEND] = "chunkwise,recurrent", [XS_CHUNK_SIZE] = "16,32,64,128", [XS_HEADS_PER_BAND] = "1,2",
+    /* workers: 1-<online CPUs> (sw_layers_defaults) */
+};
+
+/* Option i as a row of the table: the knobs' rows are made from the settings table. */
+static optdef opt(int i) {
+  if (i >= SW_O_KNOBS && i < SW_O_KNOBS + SW_NKNOBS) {
+    int k = i - SW_O_KNOBS;
+    return (optdef){sw_knob(k)->flag + 2, 'l', 1, knob_default[k]};
+  }
+  return opts[i];
+}
+
+const char *sw_opt_name(int i) { return opt(i).name; }
+int sw_opt_is_plan(int i) { return opt(i).plan; }
+int sw_opt_is_switch(int i) { return opt(i).kind == 'b'; }
 
 int sw_opt_find(const char *name) {
   for (int i = 0; i < SW_NOPTS; i++) {
-    const char *a = opts[i].name, *b = name;
+    const char *a = opt(i).name, *b = name;
     while (*a && (*a == *b || (*a == '-' && *b == '_'))) a++, b++;
     if (!*a && !*b) return i;
   }
@@ -70,6 +88,7 @@ void sw_layers_free(sw_layers *l) {
 
 /* A JSON value as the text a flag would carry; arrays become comma lists. */
 static int json_text(const cJSON *v, char *buf, size_t n) {
+  if (cJSON_IsBool(v)) return snprintf(buf, n, "%s", cJSON_IsTrue(v) ? "yes" : "no") >= (int)n ? -1 : 0;
   if (cJSON_IsString(v)) return snprintf(buf, n, "%s", v->valuestring) >= (int)n ? -1 : 0;
   if (cJSON_IsNumber(v)) {
     double d = v->valuedouble;
@@ -111,7 +130,7 @@ int sw_layers_merge_json(sw_layers *l, const cJSON *obj, int src, char *err, siz
 
 void sw_layers_defaults(sw_layers *l, const char *root) {
   for (int i = 0; i < SW_NOPTS; i++)
-    if (!l->val[i] && opts[i].def) sw_layers_set(l, i, opts[i].def, SW_SRC_DEFAULT);
+    if (!l->val[i] && opt(i).def) sw_layers_set(l, i, opt(i).def, SW_SRC_DEFAULT);
   if (!l->val[SW_O_PROMPT_FILE]) {
     char *p = xl_path_join(root, "prompts/pydocs.txt");
     sw_layers_set(l, SW_O_PROMPT_FILE, p, SW_SRC_DEFAULT);
@@ -138,7 +157,7 @@ const char *sw_search_name(int s) {
 
 static int get_long(const sw_layers *l, int o, long lo, long hi, long *out, char *err, size_t n) {
   if (xl_parse_long(l->val[o], lo, hi, out)) {
-    snprintf(err, n, "--%s: '%s' is not an integer in [%ld, %ld]", opts[o].name, l->val[o], lo, hi);
+    snprintf(err, n, "--%s: '%s' is not an integer in [%ld, %ld]", opt(o).name, l->val[o], lo, hi);
     return -1;
   }
   return 0;
@@ -165,23 +184,22 @@ int sw_conf_build(const sw_layers *l, sw_conf *c, char *err, size_t n) {
     return snprintf(err, n, "--search ga optimizes one objective; use --search pareto for both"), -1;
   if (c->search == SW_SEARCH_PARETO && c->objective != SW_OBJ_PARETO)
     return snprintf(err, n, "--search pareto needs --objective pareto"), -1;
-  static const struct { int o; int g; long lo, hi; } lists[] = {
-      {SW_O_CHUNK, SW_G_CHUNK, 1, XL_CHUNK_MAX},
-      {SW_O_HEADS, SW_G_HEADS, 1, 4096},
-      {SW_O_WORKERS, SW_G_WORKERS, 1, 4096},
-  };
-  if (sw_backends_parse(l->val[SW_O_BACKEND], &c->space.gene[SW_G_BACKEND], e, sizeof e)) {
-    snprintf(err, n, "--backend: %s", e);
-    goto fail;
+  for (int k = 0; k < SW_NKNOBS; k++) {
+    const char *v = l->val[SW_O_KNOB(k)];
+    if (!v || !*v) continue;   /* not searched: the tools' default runs */
+    if (sw_vals_parse(k, v, &c->space.knob[k], e, sizeof e)) {
+      snprintf(err, n, "%s: %s", sw_knob(k)->flag, e);
+      goto fail;
+    }
   }
-  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
-    if (sw_list_parse(l->val[lists[i].o], lists[i].lo, lists[i].hi, &c->space.gene[lists[i].g], e, sizeof e)) {
-      snprintf(err, n, "--%s: %s", opts[lists[i].o].name, e);
+  for (int k = 0; k < SW_NKNOBS; k++)
+    if (SW_CLASSIC(k) && !c->space.knob[k].n) {
+      snprintf(err, n, "%s: an empty value list", sw_knob(k)->flag);
       goto fail;
     }
   /* Guard the grid against a list product no machine could sweep. */
   double prod = 1;
-  for (int g = 0; g < SW_NGENES; g++) prod *= (double)c->space.gene[g].n;
+  for (int k = 0; k < SW_NKNOBS; k++) prod *= c->space.knob[k].n ? (double)c->space.knob[k].n : 1;
   if (prod > 1e6) {
     snprintf(err, n, "the search space holds %.0f settings (more than a million): shorten the lists", prod);
     goto fail;
@@ -210,6 +228,26 @@ int sw_conf_build(const sw_layers *l, sw_conf *c, char *err, size_t n) {
   c->generations = (int)v;
   if (xl_parse_double(l->val[SW_O_MUTATION], 0, 1, &c->mutation)) {
     snprintf(err, n, "--mutation: '%s' is not a probability in [0, 1]", l->val[SW_O_MUTATION]);
+    goto fail;
+  }
+  if (l->val[SW_O_SAMPLING_SEED] && *l->val[SW_O_SAMPLING_SEED]) {
+    if (get_long(l, SW_O_SAMPLING_SEED, 0, LONG_MAX, &v, err, n)) goto fail;
+    c->sampling_seed = (unsigned long long)v;
+  } else {
+    c->sampling_seed = c->seed;
+  }
+  const char *ru = l->val[SW_O_REUSE];
+  c->reuse = !strcmp(ru, "yes") ? 1 : !strcmp(ru, "no") ? 0 : -1;
+  if (c->reuse < 0) {
+    snprintf(err, n, "--reuse: '%s' is not yes or no", ru);
+    goto fail;
+  }
+  if (get_long(l, SW_O_INTERLEAVE, 1, 100000, &v, err, n)) goto fail;
+  c->interleave = (int)v;
+  const char *su = l->val[SW_O_SKIP_UNAVAILABLE];
+  c->skip_unavailable = !strcmp(su, "yes") ? 1 : !strcmp(su, "no") ? 0 : -1;
+  if (c->skip_unavailable < 0) {
+    snprintf(err, n, "--skip-unavailable: '%s' is not yes or no", su);
     goto fail;
   }
   if (xl_parse_double(l->val[SW_O_TIMEOUT], 0, 1e7, &c->timeout_s)) {
@@ -243,13 +281,13 @@ cJSON *sw_layers_json(const sw_layers *l, int with_sources) {
   cJSON *o = cJSON_CreateObject();
   for (int i = 0; i < SW_NOPTS; i++) {
     char key[64];
-    snprintf(key, sizeof key, "%s", opts[i].name);
+    snprintf(key, sizeof key, "%s", opt(i).name);
     for (char *k = key; *k; k++)
       if (*k == '-') *k = '_';
     const char *v = l->val[i];
     double d;
     if (!v) cJSON_AddNullToObject(o, key);
-    else if ((opts[i].kind == 'i' || opts[i].kind == 'd') && !xl_parse_double(v, -1e300, 1e300, &d))
+    else if ((opt(i).kind == 'i' || opt(i).kind == 'd') && !xl_parse_double(v, -1e300, 1e300, &d))
       cJSON_AddNumberToObject(o, key, d);
     else cJSON_AddStringToObject(o, key, v);
   }
@@ -258,7 +296,7 @@ cJSON *sw_layers_json(const sw_layers *l, int with_sources) {
     for (int i = 0; i < SW_NOPTS; i++) {
       if (!l->val[i]) continue;
       char key[64];
-      snprintf(key, sizeof key, "%s", opts[i].name);
+      snprintf(key, sizeof key, "%s", opt(i).name);
       for (char *k = key; *k; k++)
         if (*k == '-') *k = '_';
       cJSON_AddStringToObject(s, key, src_name[l->src[i]]);
@@ -267,42 +305,81 @@ cJSON *sw_layers_json(const sw_layers *l, int with_sources) {
   return o;
 }
 
+/* What a knob can change, for its help line. */
+static const char *affects_text(unsigned a, char *buf, size_t n) {
+  snprintf(buf, n, "%s%s%s%s%s", a & XS_AFFECTS_PREFILL ? "prefill speed" : "",
+           (a & XS_AFFECTS_PREFILL) && (a & (XS_AFFECTS_DECODE | XS_AFFECTS_OUTPUT)) ? ", " : "",
+           a & XS_AFFECTS_DECODE ? "decode speed" : "", (a & XS_AFFECTS_DECODE) && (a & XS_AFFECTS_OUTPUT) ? ", " : "",
+           a & XS_AFFECTS_OUTPUT ? "the output" : "");
+  return buf;
+}
+
 const char *sw_conf_help(void) {
-  return "Model and measurement:\n"
-         "  -m, --model DIR         checkpoint directory (default: the tools' default model)\n"
-         "      --prompt-file F     prompt text (default: prompts/pydocs.txt of the source tree)\n"
-         "      --context LIST      prompt lengths in tokens: the prompt's tokens repeated or cut\n"
-         "                          to exactly each length; one trial per (setting, context)\n"
-         "                          (default 512)\n"
-         "  -n, --new N             tokens to generate per run (default 32; 0 = prefill only)\n"
-         "      --repeats N         timed runs per trial (default 3)\n"
-         "      --warmup N          untimed runs before them (default 1)\n"
-         "      --trial-timeout S   kill a tool run after S seconds; the trial fails (default 600,\n"
-         "                          0 = none)\n"
-         "Search space (LIST: 16,32,64 or a range 1-4, 16-256*2, 8-64+8):\n"
-         "      --backend LIST      chunkwise,recurrent (default both; recurrent ignores the chunk\n"
-         "                          size and is recorded with chunk_size 1)\n"
-         "      --chunk-size LIST   default 16,32,64,128\n"
-         "      --heads-per-band LIST  default 1,2\n"
-         "      --workers LIST      default 1-<online CPUs>\n"
-         "Search:\n"
-         "      --search MODE       grid (every combination, default), random (--trials N distinct\n"
-         "                          settings), ga (genetic), pareto (NSGA-II on prefill and decode)\n"
-         "      --objective O       decode (default), prefill (default with --new 0), or pareto\n"
-         "                          (default with --search pareto)\n"
-         "      --seed N            random, ga and pareto are reproducible from it (default 42)\n"
-         "      --trials N          random: how many settings (default 16)\n"
-         "      --population N      ga/pareto: individuals per generation (default 8)\n"
-         "      --elites N          ga: best kept unchanged (default 2)\n"
-         "      --generations N     ga/pareto: generations, the random first one included (default 4)\n"
-         "      --mutation P        ga/pareto: per-gene mutation probability (default 0.25)\n"
-         "Output:\n"
-         "      --run NAME          run directory runs/NAME (default runs/sweep-<time>)\n"
-         "  -o, --output DIR        run directory DIR\n"
-         "      --profile-out F     also write the best settings as a --profile file to F\n"
-         "      --progress auto|yes|no  progress lines on stderr (auto: when it is a terminal)\n"
-         "Running the tools:\n"
-         "      --bin DIR           where xl-prefill and xl-decode are (default: beside xl-sweep)\n"
-         "      --tool-prefix CMD   words put before every tool run, e.g. 'taskset -c 0' or\n"
-         "                          'numactl -N 0' (split on blanks, no quoting)\n";
+  static char buf[8192];
+  if (buf[0]) return buf;
+  size_t k = 0;
+#define ADD(...) (k += (size_t)snprintf(buf + k, k < sizeof buf ? sizeof buf - k : 0, __VA_ARGS__))
+  ADD("Model and measurement:\n"
+      "  -m, --model DIR         checkpoint directory (default: the tools' default model)\n"
+      "      --prompt-file F     prompt text (default: prompts/pydocs.txt of the source tree)\n"
+      "      --context LIST      prompt lengths in tokens: the prompt's tokens repeated or cut\n"
+      "                          to exactly each length; one trial per (setting, context)\n"
+      "                          (default 512)\n"
+      "  -n, --new N             tokens to generate per run (default 32; 0 = prefill only)\n"
+      "      --repeats N         timed runs per trial (default 5): each trial records the mean,\n"
+      "                          standard deviation and 95%% interval (Student's t) of its speeds\n"
+      "      --warmup N          untimed runs before them (default 1)\n"
+      "      --trial-timeout S   kill a tool run after S seconds; the trial fails (default 600,\n"
+      "                          0 = none)\n"
+      "      --interleave N      run the repeats of N trials at a time interleaved, in a shuffled\n"
+      "                          order per round (grid/random: trials are assigned to batches at\n"
+      "                          random; ga/pareto: one generation is one batch), so machine\n"
+      "                          drift does not favour a setting (default 16); the machine's\n"
+      "                          load (/proc/loadavg) is recorded with each trial\n"
+      "      --reuse yes|no      a trial does not re-measure what its knobs cannot change: when\n"
+      "                          another trial differs only in knobs that cannot affect decode\n"
+      "                          speed (backend, chunk size), its decode measurement is taken\n"
+      "                          (decode_from names it), and likewise for prefill (default yes)\n"
+      "Search space (LIST: 16,32,64 or a range 1-4, 16-256*2, 8-64+8; names: a,b). The knobs\n"
+      "are the run settings of xl-prefill/xl-decode (and xl-decode's sampling); each says what\n"
+      "it can change, and nothing is ranked by a measurement its knobs cannot change:\n");
+  for (int kb = 0; kb < SW_NKNOBS; kb++) {
+    const xl_setting *x = sw_knob(kb);
+    char head[64], aff[96];
+    snprintf(head, sizeof head, "      %s LIST", x->flag);
+    const char *def = kb == XS_WORKERS ? "1-<online CPUs>" : knob_default[kb];
+    if (strlen(head) >= 26) ADD("%s\n%26s", head, "");
+    else ADD("%-26s", head);
+    if (x->choices) ADD("%s; ", x->choices);
+    if (def) ADD("default %s\n", def);
+    else ADD("not searched unless given\n");
+    ADD("%26schanges %s%s\n", "", affects_text(x->affects, aff, sizeof aff),
+        kb == XS_BACKEND ? " (recurrent ignores the chunk size: chunk_size 1)" : "");
+  }
+  ADD("      --sampling-seed N   the --seed of sampled runs (default: --seed)\n"
+      "      --skip-unavailable  drop --device values this machine or build lacks, with a warning\n"
+      "                          (default: refuse the sweep, naming what is missing)\n"
+      "Search:\n"
+      "      --search MODE       grid (every combination, default), random (--trials N distinct\n"
+      "                          settings), ga (genetic), pareto (NSGA-II on prefill and decode)\n"
+      "      --objective O       decode (default), prefill (default with --new 0), or pareto\n"
+      "                          (default with --search pareto)\n"
+      "      --seed N            random, ga and pareto are reproducible from it; it also shuffles\n"
+      "                          the interleaved order (default 42)\n"
+      "      --trials N          random: how many settings (default 16)\n"
+      "      --population N      ga/pareto: individuals per generation (default 8)\n"
+      "      --elites N          ga: best kept unchanged (default 2)\n"
+      "      --generations N     ga/pareto: generations, the random first one included (default 4)\n"
+      "      --mutation P        ga/pareto: per-gene mutation probability (default 0.25)\n"
+      "Output:\n"
+      "      --run NAME          run directory runs/NAME (default runs/sweep-<time>)\n"
+      "  -o, --output DIR        run directory DIR\n"
+      "      --profile-out F     also write the best settings as a --profile file to F\n"
+      "      --progress auto|yes|no  progress lines on stderr (auto: when it is a terminal)\n"
+      "Running the tools:\n"
+      "      --bin DIR           where xl-prefill and xl-decode are (default: beside xl-sweep)\n"
+      "      --tool-prefix CMD   words put before every tool run, e.g. 'taskset -c 0' or\n"
+      "                          'numactl -N 0' (split on blanks, no quoting)\n");
+#undef ADD
+  return buf;
 }

@@ -10,11 +10,19 @@
 #include <cJSON.h>
 
 enum {
-  SW_O_MODEL, SW_O_PROMPT_FILE, SW_O_SEARCH, SW_O_OBJECTIVE, SW_O_BACKEND, SW_O_CHUNK,
-  SW_O_HEADS, SW_O_WORKERS, SW_O_CONTEXT, SW_O_NEW, SW_O_REPEATS, SW_O_WARMUP, SW_O_SEED,
+  SW_O_MODEL, SW_O_PROMPT_FILE, SW_O_SEARCH, SW_O_OBJECTIVE,
+  SW_O_KNOBS,   /* one value list per knob of sweep_space.h, in its order (--device ... --sampling) */
+  SW_O_CONTEXT = SW_O_KNOBS + SW_NKNOBS, SW_O_NEW, SW_O_REPEATS, SW_O_WARMUP, SW_O_SEED,
   SW_O_TRIALS, SW_O_POPULATION, SW_O_ELITES, SW_O_GENERATIONS, SW_O_MUTATION,
+  SW_O_SAMPLING_SEED, SW_O_REUSE, SW_O_INTERLEAVE, SW_O_SKIP_UNAVAILABLE,
   SW_O_TIMEOUT, SW_O_TOOL_PREFIX, SW_O_BIN, SW_O_PROFILE_OUT, SW_O_PROGRESS, SW_O_RUN,
   SW_O_OUTPUT, SW_NOPTS
+};
+/* The option of knob k's value list (its flag is the settings table's). */
+#define SW_O_KNOB(k) (SW_O_KNOBS + (k))
+enum {
+  SW_O_BACKEND = SW_O_KNOB(XS_BACKEND), SW_O_CHUNK = SW_O_KNOB(XS_CHUNK_SIZE),
+  SW_O_HEADS = SW_O_KNOB(XS_HEADS_PER_BAND), SW_O_WORKERS = SW_O_KNOB(XS_WORKERS),
 };
 
 enum { SW_SRC_DEFAULT = 0, SW_SRC_CONFIG, SW_SRC_RESUME, SW_SRC_CLI };
@@ -37,6 +45,10 @@ typedef struct {
   long new_tokens;
   int repeats, warmup;
   unsigned long long seed;
+  unsigned long long sampling_seed;   /* --seed of sampled runs (default: --seed) */
+  int reuse;                /* 1: a measurement a trial's knobs cannot change is taken from the trial that made it */
+  int interleave;           /* trials whose runs are interleaved in one shuffled batch (grid/random) */
+  int skip_unavailable;     /* 1: drop device values this machine lacks (else refuse the sweep) */
   long trials;
   int population, elites, generations;
   double mutation;
@@ -50,9 +62,10 @@ typedef struct {
 } sw_conf;
 
 /* Option name (flag without "--"), by index, and whether it shapes the plan (so a
- * resumed run must keep it). */
+ * resumed run must keep it). Whether it is a switch (no value on the command line). */
 const char *sw_opt_name(int i);
 int sw_opt_is_plan(int i);
+int sw_opt_is_switch(int i);
 /* The index of a flag or config key ("chunk-size", "chunk_size"), or -1. */
 int sw_opt_find(const char *name);
 

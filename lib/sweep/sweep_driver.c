@@ -22,6 +22,8 @@ void sw_driver_spec(const sw_driver *d, const sw_setting *s, size_t ci, long tri
   sp->repeats = c->repeats;
   sp->warmup = c->warmup;
   sp->timeout_s = c->timeout_s;
+  sp->sampling_seed = c->sampling_seed;
+  sp->measure = XS_AFFECTS_PREFILL | (c->new_tokens > 0 ? XS_AFFECTS_DECODE : 0);
   sp->model = d->model ? xl_strdup(d->model) : NULL;
   sp->prompt_file = d->prompt_file ? xl_strdup(d->prompt_file) : NULL;
   sp->ids_file = d->ids_files ? xl_strdup(d->ids_files[ci]) : NULL;
@@ -56,7 +58,7 @@ static void progress_line(sw_driver *d, const cJSON *rec, int reused) {
     snprintf(what, sizeof what, "FAILED: %.200s", e ? e : "?");
   }
   char best[256] = "";
-  cJSON *b = sw_best(d->run->trials, d->conf->objective);
+  cJSON *b = sw_best_ex(d->run->trials, d->conf->objective, &d->run->defaults);
   if (b) {
     const cJSON *m = cJSON_GetObjectItem(b, "metrics"), *sl = cJSON_GetObjectItem(b, "slugs");
     double v = NAN;
@@ -69,10 +71,11 @@ static void progress_line(sw_driver *d, const cJSON *rec, int reused) {
   }
   char eta[32] = "?";
   if (d->measured > 0) {
-    double left = d->total > d->asked ? (double)(d->total - d->asked) : 0;
+    long done = d->measured + d->reused;
+    double left = d->total > done ? (double)(d->total - done) : 0;
     fmt_dur(eta, sizeof eta, left * d->seconds / (double)d->measured);
   }
-  fprintf(stderr, "%s: [%ld/%ld] %s%s: %s%s | ETA %s%s\n", xl_progname(), d->asked, d->total,
+  fprintf(stderr, "%s: [%ld/%ld] %s%s: %s%s | ETA %s%s\n", xl_progname(), d->measured + d->reused, d->total,
           slug ? slug : "?", reused ? " (already done)" : "", what, best, eta,
           d->conf->search >= SW_SEARCH_GA ? " (at most)" : "");
 }
@@ -88,54 +91,230 @@ static int seen_before(sw_driver *d, const char *key) {
   return 0;
 }
 
-/* The search callback: every context of the setting, measured once per run. */
-static int eval_setting(void *ctx, const sw_setting *s, sw_fit *fit) {
+static const char *from_key(unsigned w) { return w == XS_AFFECTS_PREFILL ? "prefill_from" : "decode_from"; }
+static const char *speed_key(unsigned w) { return w == XS_AFFECTS_PREFILL ? "prefill_tok_s" : "decode_tok_s"; }
+
+/* A recorded trial that measured `what` itself, with a setting that has the same
+ * measurement key as s at this context; NULL if none. */
+static const cJSON *measured_in_run(const sw_rundir *run, const sw_setting *s, long ctx, unsigned what) {
+  char want[SW_KEY_MAX], got[SW_KEY_MAX];
+  sw_measure_key(s, ctx, what, want, sizeof want);
+  const cJSON *it;
+  cJSON_ArrayForEach(it, run->trials) {
+    const char *st = rec_str(it, "status");
+    double c, v;
+    sw_setting o;
+    if (!st || strcmp(st, "ok") || rec_str(it, from_key(what)) || rec_num(it, speed_key(what), &v)) continue;
+    if (rec_num(it, "prompt_tokens", &c) || (long)c != ctx || sw_setting_from_record(it, &o)) continue;
+    /* the record names every knob; compare on the knobs this sweep searches */
+    for (int k = 0; k < SW_NKNOBS; k++)
+      if (!s->v[k][0]) o.v[k][0] = 0;
+    sw_setting_normalize(&o);
+    sw_measure_key(&o, ctx, what, got, sizeof got);
+    if (!strcmp(want, got)) return it;
+  }
+  return NULL;
+}
+
+/* What each new trial of a chunk measures itself, and where the rest comes from: a trial
+ * already recorded, or the first trial of the chunk with the same measurement key. */
+static void assign_roles(const sw_driver *d, sw_spec *sp, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    sp[i].measure = XS_AFFECTS_PREFILL | (d->conf->new_tokens > 0 ? XS_AFFECTS_DECODE : 0);
+    if (!d->conf->reuse) continue;
+    for (unsigned w = XS_AFFECTS_PREFILL; w <= XS_AFFECTS_DECODE; w <<= 1) {
+      if (!(sp[i].measure & w)) continue;
+      char **from = w == XS_AFFECTS_PREFILL ? &sp[i].prefill_from : &sp[i].decode_from;
+      const cJSON *rec = measured_in_run(d->run, &sp[i].s, sp[i].context, w);
+      if (rec) {
+        *from = xl_strdup(rec_str(rec, "slug"));
+        sp[i].measure &= ~w;
+        continue;
+      }
+      char want[SW_KEY_MAX], got[SW_KEY_MAX];
+      sw_measure_key(&sp[i].s, sp[i].context, w, want, sizeof want);
+      for (size_t j = 0; j < i; j++) {
+        sw_measure_key(&sp[j].s, sp[j].context, w, got, sizeof got);
+        if ((sp[j].measure & w) && !strcmp(want, got)) {
+          *from = xl_strdup(sp[j].slug);
+          sp[i].measure &= ~w;
+          break;
+        }
+      }
+    }
+  }
+}
+
+/* A chunk being run: its specs and the records that wait for a shared measurement. */
+typedef struct {
+  sw_driver *d;
+  sw_spec *sp;
+  size_t n;
+  cJSON **held;         /* [n] finished, waiting for a source */
+  unsigned char *fin;   /* [n] finished */
+  int write_error;
+} chunk;
+
+static const cJSON *find_slug(const sw_rundir *run, const char *slug) {
+  const cJSON *it;
+  cJSON_ArrayForEach(it, run->trials) {
+    const char *s = rec_str(it, "slug");
+    if (s && !strcmp(s, slug)) return it;
+  }
+  return NULL;
+}
+
+/* 1 when rec can be written now: its sources are recorded (then their measurements are
+ * copied in; a failed source fails it), 0 when one is still running. */
+static int resolve(chunk *c, cJSON *rec, const sw_spec *sp) {
+  for (unsigned w = XS_AFFECTS_PREFILL; w <= XS_AFFECTS_DECODE; w <<= 1) {
+    const char *from = w == XS_AFFECTS_PREFILL ? sp->prefill_from : sp->decode_from;
+    if ((sp->measure & w) || !from) continue;
+    const cJSON *src = find_slug(c->d->run, from);
+    if (!src) return 0;
+    const char *st = rec_str(src, "status");
+    const char *mine = rec_str(rec, "status");
+    if (mine && strcmp(mine, "ok")) {   /* a failed trial keeps no speed, only where it was to come from */
+      continue;
+    } else if (st && !strcmp(st, "ok")) {
+      sw_record_take(rec, src, w);
+    } else {
+      char e[512];
+      snprintf(e, sizeof e, "its %s speed was to come from %s, which failed", w == XS_AFFECTS_PREFILL ? "prefill" : "decode", from);
+      cJSON_ReplaceItemInObjectCaseSensitive(rec, "status", cJSON_CreateString("failed"));
+      cJSON_ReplaceItemInObjectCaseSensitive(rec, "error", cJSON_CreateString(e));
+    }
+  }
+  return 1;
+}
+
+static void flush_held(chunk *c) {
+  for (int again = 1; again;) {
+    again = 0;
+    for (size_t i = 0; i < c->n; i++) {
+      if (!c->held[i] || !resolve(c, c->held[i], &c->sp[i])) continue;
+      cJSON *rec = c->held[i];
+      c->held[i] = NULL;
+      c->d->measured++;
+      if (sw_run_add(c->d->run, rec, c->d->conf->profile_out)) c->write_error = 1;
+      progress_line(c->d, rec, 0);
+      again = 1;
+    }
+  }
+}
+
+static void on_done(void *ctx, size_t i, cJSON *rec) {
+  chunk *c = ctx;
+  c->fin[i] = 1;
+  c->held[i] = rec;
+  flush_held(c);
+}
+
+/* Runs new trials: in chunks of --interleave, each chunk's runs interleaved. */
+static int run_new(sw_driver *d, sw_spec *sp, size_t n) {
+  const sw_conf *c = d->conf;
+  size_t *order = xl_malloc((n ? n : 1) * sizeof *order);
+  for (size_t i = 0; i < n; i++) order[i] = i;
+  sw_rng rng;
+  sw_rng_seed(&rng, c->seed ^ 0x5eedULL ^ (uint64_t)d->batches * 0x9e3779b97f4a7c15ULL);
+  sw_rng_shuffle(&rng, order, n);   /* which trials share a chunk: at random */
+  size_t per = c->interleave > 0 ? (size_t)c->interleave : n;
+  int rc = 0;
+  for (size_t at = 0; at < n && !rc; at += per) {
+    size_t m = n - at < per ? n - at : per;
+    /* the chunk's specs in trial order, so a measurement's source is the earliest trial */
+    size_t *idx = xl_malloc(m * sizeof *idx);
+    for (size_t q = 0; q < m; q++) idx[q] = order[at + q];
+    for (size_t a = 1; a < m; a++)
+      for (size_t b = a; b > 0 && idx[b] < idx[b - 1]; b--) { size_t t = idx[b]; idx[b] = idx[b - 1]; idx[b - 1] = t; }
+    sw_spec *cs = xl_malloc(m * sizeof *cs);
+    for (size_t q = 0; q < m; q++) cs[q] = sp[idx[q]];
+    /* a batch id unique in the run, resumed ones included: when it started, in ms */
+    long bid = (long)(xl_wall() * 1000) + (long)d->batches;
+    for (size_t q = 0; q < m; q++) cs[q].batch_id = m > 1 ? bid : 0;
+    assign_roles(d, cs, m);
+    chunk ch = {.d = d, .sp = cs, .n = m, .held = xl_calloc(m, sizeof(cJSON *)), .fin = xl_calloc(m, 1)};
+    double t0 = xl_now();
+    int irc = sw_trials_run(cs, m, d->host, sw_rng_next(&rng), on_done, &ch);
+    d->seconds += xl_now() - t0;
+    d->batches++;
+    flush_held(&ch);
+    for (size_t q = 0; q < m; q++) {
+      cJSON_Delete(ch.held[q]);   /* a source that never finished (interrupted): not recorded */
+      sp[idx[q]].prefill_from = cs[q].prefill_from;   /* hand the strings back for freeing */
+      sp[idx[q]].decode_from = cs[q].decode_from;
+    }
+    free(ch.held);
+    free(ch.fin);
+    free(cs);
+    free(idx);
+    if (ch.write_error) rc = -1;
+    else if (irc || sw_proc_stop) rc = 1;
+  }
+  free(order);
+  return rc;
+}
+
+/* The search callback: every context of each setting, measured once per run; the new
+ * trials of the batch run interleaved. */
+static int eval_batch(void *ctx, const sw_setting *s, size_t n, sw_fit *fit) {
   sw_driver *d = ctx;
   const sw_conf *c = d->conf;
-  double pre = 0, dec = 0;
-  int ok = 1;
-  for (size_t ci = 0; ci < c->contexts.n; ci++) {
-    char key[SW_KEY_MAX];
-    sw_key(s, c->contexts.v[ci], key, sizeof key);
-    int again = seen_before(d, key);
-    if (!again) d->asked++;
-    const cJSON *rec = sw_run_find_key(d->run, key);
-    if (!rec) {
-      /* New: the trial number is its place in the order trials are first asked for,
-       * which the seed and the recorded results fix, so a resumed run agrees. */
-      sw_spec sp;
-      sw_driver_spec(d, s, ci, d->asked, &sp);
-      double t0 = xl_now();
-      cJSON *r = sw_trial_run(&sp, d->host);
-      sw_spec_free(&sp);
-      if (!r) return 1;   /* interrupted: record nothing */
-      d->seconds += xl_now() - t0;
-      d->measured++;
-      if (sw_run_add(d->run, r, c->profile_out)) return -1;
-      rec = r;
-      progress_line(d, rec, 0);
-    } else if (!again) {
+  size_t nctx = c->contexts.n;
+  sw_spec *todo = xl_calloc(n * nctx + 1, sizeof *todo);
+  size_t ntodo = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t ci = 0; ci < nctx; ci++) {
+      char key[SW_KEY_MAX];
+      sw_key(&s[i], c->contexts.v[ci], key, sizeof key);
+      if (seen_before(d, key)) continue;
+      d->asked++;
+      const cJSON *rec = sw_run_find_key(d->run, key);
+      if (!rec) {
+        /* New: the trial number is its place in the order trials are first asked for,
+         * which the seed and the recorded results fix, so a resumed run agrees. */
+        sw_driver_spec(d, &s[i], ci, d->asked, &todo[ntodo++]);
+        continue;
+      }
       d->reused++;
       double t = 0;
       if (!rec_num(rec, "trial", &t) && (long)t != d->asked)
         xl_warn("%s: recorded as trial %ld, but this run numbers it %ld (was the run made with other settings?)",
                 key, (long)t, d->asked);
+      const char *st = rec_str(rec, "status");
+      if (!st || strcmp(st, "ok")) d->failed++;
       progress_line(d, rec, 1);
     }
-    const char *st = rec_str(rec, "status");
-    int rok = st && !strcmp(st, "ok");
-    if (!rok && !again) d->failed++;
-    double p = 0, q = 0;
-    if (rok) {
-      rec_num(rec, "prefill_tok_s", &p);
-      if (rec_num(rec, "decode_tok_s", &q)) q = 0;
-    }
-    ok &= rok;
-    pre += p, dec += q;
+  int rc = run_new(d, todo, ntodo);
+  for (size_t i = 0; i < ntodo; i++) {
+    const char *st;
+    const cJSON *rec = sw_run_find_key(d->run, todo[i].key);
+    if (rec && (!(st = rec_str(rec, "status")) || strcmp(st, "ok"))) d->failed++;
+    sw_spec_free(&todo[i]);
   }
-  fit->ok = ok;
-  fit->prefill = pre / (double)c->contexts.n;
-  fit->decode = dec / (double)c->contexts.n;
+  free(todo);
+  if (rc) return rc;
+  for (size_t i = 0; i < n; i++) {
+    double pre = 0, dec = 0;
+    int ok = 1;
+    for (size_t ci = 0; ci < nctx; ci++) {
+      char key[SW_KEY_MAX];
+      sw_key(&s[i], c->contexts.v[ci], key, sizeof key);
+      const cJSON *rec = sw_run_find_key(d->run, key);
+      const char *st = rec ? rec_str(rec, "status") : NULL;
+      int rok = st && !strcmp(st, "ok");
+      double p = 0, q = 0;
+      if (rok) {
+        rec_num(rec, "prefill_tok_s", &p);
+        if (rec_num(rec, "decode_tok_s", &q)) q = 0;
+      }
+      ok &= rok;
+      pre += p, dec += q;
+    }
+    fit[i].ok = ok;
+    fit[i].prefill = pre / (double)nctx;
+    fit[i].decode = dec / (double)nctx;
+  }
   return sw_proc_stop ? 1 : 0;
 }
 
@@ -148,10 +327,9 @@ int sw_drive(sw_driver *d) {
     sw_setting *v;
     size_t n = sw_driver_plan(c, &v);
     d->total = (long)(n * nctx);
-    for (size_t i = 0; i < n && !rc; i++) {
-      sw_fit f;
-      rc = eval_setting(d, &v[i], &f);
-    }
+    sw_fit *f = xl_calloc(n ? n : 1, sizeof *f);
+    rc = eval_batch(d, v, n, f);
+    free(f);
     free(v);
   } else {
     size_t space = sw_space_size(&c->space);
@@ -159,11 +337,14 @@ int sw_drive(sw_driver *d) {
     d->total = (long)((most < space ? most : space) * nctx);
     sw_search_opts o = {.population = c->population, .elites = c->elites, .generations = c->generations,
                         .mutation = c->mutation, .seed = c->seed, .objective = c->objective};
-    rc = c->search == SW_SEARCH_GA ? sw_search_ga(&c->space, &o, eval_setting, d)
-                                   : sw_search_nsga2(&c->space, &o, eval_setting, d);
+    rc = c->search == SW_SEARCH_GA ? sw_search_ga(&c->space, &o, eval_batch, d)
+                                   : sw_search_nsga2(&c->space, &o, eval_batch, d);
   }
   return rc;
 }
+
+/* Plans made for running elsewhere share measurements the same way (sw_driver_plan_roles). */
+void sw_driver_roles(const sw_driver *d, sw_spec *sp, size_t n) { assign_roles(d, sp, n); }
 
 void sw_driver_free(sw_driver *d) {
   for (size_t i = 0; i < d->nseen; i++) free(d->seen[i]);

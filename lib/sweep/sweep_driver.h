@@ -2,7 +2,9 @@
  * NSGA-II), turns each setting into one trial per context length, numbers the trials in
  * the order they are first asked for, skips every trial whose record the run directory
  * already holds (that is how --resume works, and how the GA re-uses a result), runs the
- * others and records them as they finish, and reports progress on stderr.
+ * others (in chunks of --interleave trials drawn at random, each chunk's runs interleaved;
+ * a measurement a trial's knobs cannot change is taken from the trial that made it) and
+ * records them as they finish, and reports progress on stderr.
  * Also makes the trial specs of a plan (for running elsewhere).
  * Not for: parsing settings (sweep_config.h) or file formats (sweep_run.h). */
 #ifndef XL_SWEEP_DRIVER_H
@@ -27,6 +29,7 @@ typedef struct {
   long failed;                /* failed trials among all asked */
   double seconds;             /* time spent measuring */
   long total;                 /* planned trial count (an upper bound for ga/pareto) */
+  long batches;               /* interleaved chunks run so far */
   char **seen;                /* keys asked for so far (owned) */
   size_t nseen, capseen;
 } sw_driver;
@@ -39,6 +42,11 @@ void sw_driver_free(sw_driver *d);
 /* Fills a spec for a setting at context index ci with trial number `trial`
  * (strings copied; sw_spec_free). */
 void sw_driver_spec(const sw_driver *d, const sw_setting *s, size_t ci, long trial, sw_spec *sp);
+
+/* Sets what each of n specs (in trial order) measures itself and which trial the rest
+ * comes from (decode_from, prefill_from): a trial recorded in d->run (when there is one),
+ * else the first spec with the same measurement key (sw_measure_key). */
+void sw_driver_roles(const sw_driver *d, sw_spec *sp, size_t n);
 
 /* The settings of a non-adaptive plan (grid/random); malloc'd. */
 size_t sw_driver_plan(const sw_conf *c, sw_setting **out);

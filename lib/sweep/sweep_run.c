@@ -1,10 +1,13 @@
 /* sweep_run: the files of a run directory (see sweep_run.h). */
 #include "sweep/sweep_run.h"
 #include "cli/settings.h"
+#include "sweep/choose.h"
 #include "sweep/pareto.h"
+#include "sweep/stats.h"
 #include "io/records.h"
 #include "sweep/sweep_search.h"
 #include "sweep/sweep_trial.h"
+#include "base/filekind.h"
 #include "base/util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +50,7 @@ int sw_run_open(sw_rundir *r, const char *dir, int objective, char *err, size_t 
   memset(r, 0, sizeof *r);
   r->fd = -1;
   r->objective = objective;
+  sw_setting_defaults(&r->defaults, 0);
   if (xl_mkdirs(dir)) {
     snprintf(err, errlen, "%s: %s", dir, strerror(errno));
     return -1;
@@ -133,6 +137,7 @@ static int is_ok(const cJSON *rec) {
 
 int sw_run_collect(sw_rundir *r, const cJSON *records, const char *profile_out, size_t *added,
                    size_t *replaced, size_t *skipped, char *err, size_t errlen) {
+  /* (shared measurements are filled in below, once both records are here) */
   *added = *replaced = *skipped = 0;
   const cJSON *rec;
   int rewrite = 0;
@@ -165,6 +170,23 @@ int sw_run_collect(sw_rundir *r, const cJSON *records, const char *profile_out, 
     } else {
       cJSON_Delete(copy);
       (*skipped)++;
+    }
+  }
+  /* Shared measurements (decode_from / prefill_from) whose source has arrived by now. */
+  cJSON *it2;
+  cJSON_ArrayForEach(it2, r->trials) {
+    for (unsigned w = XS_AFFECTS_PREFILL; w <= XS_AFFECTS_DECODE; w <<= 1) {
+      const char *from = rec_str(it2, w == XS_AFFECTS_PREFILL ? "prefill_from" : "decode_from");
+      double have;
+      if (!from || !rec_num(it2, w == XS_AFFECTS_PREFILL ? "prefill_tok_s" : "decode_tok_s", &have)) continue;
+      const cJSON *src = NULL, *c2;
+      cJSON_ArrayForEach(c2, r->trials) {
+        const char *sl = rec_str(c2, "slug");
+        if (sl && !strcmp(sl, from) && is_ok(c2)) src = c2;
+      }
+      if (!src) continue;
+      sw_record_take(it2, src, w);
+      rewrite = 1;
     }
   }
   if (rewrite) {
@@ -208,7 +230,7 @@ int sw_run_write_summary(sw_rundir *r) {
   qsort(v, n, sizeof *v, cmp_trial);
   char *path = xl_path_join(r->dir, "summary.csv");
   xl_atomic a;
-  int rc = xl_atomic_open(&a, path);
+  int rc = xl_kind_check(path, XK_CSV, sw_record_cols[0]) ? -1 : xl_atomic_open(&a, path);
   if (!rc) {
     rc = rec_csv_header(a.f, sw_record_cols, sw_record_ncols);
     for (i = 0; i < n && !rc; i++) rc = rec_csv_row(a.f, v[i], sw_record_cols, sw_record_ncols);
@@ -224,7 +246,10 @@ int sw_run_write_summary(sw_rundir *r) {
 /* ---- the best setting ---- */
 typedef struct {
   const cJSON *first;      /* a record of the setting, for its params */
-  double pre, dec;         /* sums over ok records */
+  const cJSON *last;       /* its last ok record */
+  sw_setting set;
+  double pre, dec;         /* sums of the means over ok records */
+  double pre_v, dec_v;     /* sums of the squared interval half widths (NaN once one is unknown) */
   double pre_sd, dec_sd;   /* of the single record, when there is one */
   double rss;              /* max */
   int nok, nfail;
@@ -233,22 +258,14 @@ typedef struct {
   cJSON *contexts;
 } agg;
 
-static int same_setting(const cJSON *a, const cJSON *b) {
-  static const char *const k[] = {"chunk_size", "heads_per_band", "workers"};
-  const char *ba = rec_str(a, "backend"), *bb = rec_str(b, "backend");
-  if (!ba || !bb || strcmp(ba, bb)) return 0;
-  for (int i = 0; i < 3; i++)
-    if (num_or_nan(a, k[i]) != num_or_nan(b, k[i])) return 0;
-  return 1;
-}
-
 static cJSON *params_of(const cJSON *rec) {
   cJSON *p = cJSON_CreateObject();
-  const char *b = rec_str(rec, "backend");
-  cJSON_AddStringToObject(p, "backend", b ? b : "chunkwise");
-  cJSON_AddNumberToObject(p, "chunk_size", num_or_nan(rec, "chunk_size"));
-  cJSON_AddNumberToObject(p, "heads_per_band", num_or_nan(rec, "heads_per_band"));
-  cJSON_AddNumberToObject(p, "workers", num_or_nan(rec, "workers"));
+  for (int k = 0; k < XS_COUNT; k++) {   /* every run setting the record names: what ran */
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, xl_settings[k].key);
+    if (v && (cJSON_IsNumber(v) || (cJSON_IsString(v) && *v->valuestring)))
+      cJSON_AddItemToObject(p, xl_settings[k].key, cJSON_Duplicate(v, 1));
+  }
+  if (!cJSON_GetObjectItemCaseSensitive(p, "backend")) cJSON_AddStringToObject(p, "backend", "chunkwise");
   return p;
 }
 
@@ -257,28 +274,41 @@ static void add_num(cJSON *o, const char *k, double v) {
   else cJSON_AddNullToObject(o, k);
 }
 
+/* Adds one record's mean and interval into a running sum of means and of squared half widths. */
+static void fold(const cJSON *rec, const char *what, double *sum, double *var, int *n) {
+  char k[48];
+  snprintf(k, sizeof k, "%s_tok_s", what);
+  double m = num_or_nan(rec, k);
+  if (!isfinite(m)) return;
+  snprintf(k, sizeof k, "%s_tok_s_ci95", what);
+  double c = num_or_nan(rec, k);
+  *sum += m;
+  *var += isfinite(c) ? c * c : NAN;
+  (*n)++;
+}
+
 /* Folds the records into one aggregate per setting (a needs room for every record);
  * returns how many settings. */
 static size_t aggregate(const cJSON *trials, agg *a) {
   size_t na = 0;
   const cJSON *rec;
   cJSON_ArrayForEach(rec, trials) {
-    if (!rec_str(rec, "backend")) continue;
+    sw_setting s;
+    if (!rec_str(rec, "backend") || sw_setting_from_record(rec, &s)) continue;
     size_t k = 0;
-    while (k < na && !same_setting(a[k].first, rec)) k++;
+    while (k < na && !sw_setting_eq(&a[k].set, &s)) k++;
     if (k == na) {
       a[na].first = rec;
+      a[na].set = s;
       a[na].slugs = cJSON_CreateArray();
       a[na].contexts = cJSON_CreateArray();
       a[na].rss = NAN;
       na++;
     }
     if (!is_ok(rec)) { a[k].nfail++; continue; }
-    double p = num_or_nan(rec, "prefill_tok_s"), d = num_or_nan(rec, "decode_tok_s");
-    a[k].pre += isfinite(p) ? p : 0;
-    a[k].dec += isfinite(d) ? d : 0;
-    a[k].npre += isfinite(p) != 0;
-    a[k].ndec += isfinite(d) != 0;
+    a[k].last = rec;
+    fold(rec, "prefill", &a[k].pre, &a[k].pre_v, &a[k].npre);
+    fold(rec, "decode", &a[k].dec, &a[k].dec_v, &a[k].ndec);
     a[k].pre_sd = num_or_nan(rec, "prefill_tok_s_sd");
     a[k].dec_sd = num_or_nan(rec, "decode_tok_s_sd");
     double rss = num_or_nan(rec, "peak_rss_mb");
@@ -291,49 +321,104 @@ static size_t aggregate(const cJSON *trials, agg *a) {
   return na;
 }
 
-cJSON *sw_best(const cJSON *trials, int objective) {
+/* The round-by-round comparison of two settings measured once each (one context) in one
+ * interleaved batch; objs maps the table's objectives to "prefill"/"decode". */
+typedef struct {
+  const agg *a;
+  const char *const *objs;
+} runs_ctx;
+
+static size_t runs_of(const cJSON *rec, const char *what, double *v, size_t cap, long *batch) {
+  char k[48];
+  snprintf(k, sizeof k, "%s_batch", what);
+  double b;
+  *batch = rec_num(rec, k, &b) ? 0 : (long)b;
+  snprintf(k, sizeof k, "%s_tok_s_runs", what);
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(rec, k), *x;
+  size_t n = 0;
+  cJSON_ArrayForEach(x, arr) if (n < cap) v[n++] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+  return n;
+}
+
+static int rounds_cmp(void *ctx, size_t i, size_t j, size_t o) {
+  const runs_ctx *c = ctx;
+  if (c->a[i].nok != 1 || c->a[j].nok != 1) return 2;
+  double x[256], y[256];
+  long bx, by;
+  size_t nx = runs_of(c->a[i].last, c->objs[o], x, 256, &bx), ny = runs_of(c->a[j].last, c->objs[o], y, 256, &by);
+  return st_cmp_rounds(x, nx, bx, y, ny, by);
+}
+
+/* A setting's mean over its contexts and the interval of that mean. */
+static st_interval mean_of(double sum, double var, int n) {
+  if (n <= 0) return (st_interval){NAN, NAN, NAN};
+  return st_interval_of(sum / n, isfinite(var) ? sqrt(var) / n : NAN);
+}
+
+cJSON *sw_best(const cJSON *trials, int objective) { return sw_best_ex(trials, objective, NULL); }
+
+cJSON *sw_best_ex(const cJSON *trials, int objective, const sw_setting *defaults) {
   size_t n = (size_t)cJSON_GetArraySize(trials);
   agg *a = xl_calloc(n ? n : 1, sizeof *a);
   size_t na = aggregate(trials, a);
   int most = 0;
   for (size_t k = 0; k < na; k++)
     if (!a[k].nfail && a[k].nok > most) most = a[k].nok;
-  /* Candidates: complete settings. vals = (prefill, decode) means. */
-  double *vals = xl_malloc(2 * (na ? na : 1) * sizeof *vals);
-  unsigned char *elig = xl_calloc(na ? na : 1, 1), *front = xl_calloc(na ? na : 1, 1);
+  size_t cap = na ? na : 1;
+  st_interval *iv = xl_malloc(2 * cap * sizeof *iv);
+  sw_setting *sets = xl_malloc(cap * sizeof *sets);
+  unsigned char *elig = xl_calloc(cap, 1), *front = xl_calloc(cap, 1);
   double maxp = 0, maxd = 0;
   for (size_t k = 0; k < na; k++) {
+    sets[k] = a[k].set;
     elig[k] = most > 0 && !a[k].nfail && a[k].nok == most;
-    vals[2 * k] = a[k].nok ? a[k].pre / a[k].nok : NAN;
-    vals[2 * k + 1] = a[k].nok ? a[k].dec / a[k].nok : NAN;
+    iv[2 * k] = mean_of(a[k].pre, a[k].pre_v, a[k].npre);
+    iv[2 * k + 1] = mean_of(a[k].dec, a[k].dec_v, a[k].ndec);
     if (elig[k]) {
-      if (vals[2 * k] > maxp) maxp = vals[2 * k];
-      if (vals[2 * k + 1] > maxd) maxd = vals[2 * k + 1];
+      if (iv[2 * k].mean > maxp) maxp = iv[2 * k].mean;
+      if (iv[2 * k + 1].mean > maxd) maxd = iv[2 * k + 1].mean;
     }
   }
+  static const int max2[2] = {1, 1};
+  static const unsigned aff2[2] = {XS_AFFECTS_PREFILL, XS_AFFECTS_DECODE};
+  static const char *const names2[2] = {"prefill", "decode"};
+  runs_ctx rc2 = {a, names2};
+  ch_table t = {.n = na, .nobj = 2, .set = sets, .v = iv, .maximize = max2, .affects = aff2, .defaults = defaults,
+                .cmp = rounds_cmp, .ctx = &rc2};
   long best = -1;
-  double bs = -INFINITY;
+  ch_pick_info pi = {.row = -1, .runner_up = -1};
   if (objective == SW_OBJ_PARETO) {
-    static const int max2[2] = {1, 1};
-    pareto_front(vals, na, 2, max2, NULL, elig, front);
+    t.eligible = elig;
+    ch_front(&t, front, NULL, NULL);
+    double bs = -INFINITY;
     for (size_t k = 0; k < na; k++) {
       if (!front[k]) continue;
-      double s = (maxp > 0 ? vals[2 * k] / maxp : 0) * (maxd > 0 ? vals[2 * k + 1] / maxd : 0);
+      double s = (maxp > 0 ? iv[2 * k].mean / maxp : 0) * (maxd > 0 ? iv[2 * k + 1].mean / maxd : 0);
       if (s > bs) bs = s, best = (long)k;
     }
   } else {
-    int o = objective == SW_OBJ_PREFILL ? 0 : 1;
-    for (size_t k = 0; k < na; k++)
-      if (elig[k] && vals[2 * k + o] > bs) bs = vals[2 * k + o], best = (long)k;
+    /* one speed: the fastest, or the simplest setting its difference from is within the noise */
+    size_t o = objective == SW_OBJ_PREFILL ? 0 : 1;
+    st_interval *one = xl_malloc(cap * sizeof *one);
+    for (size_t k = 0; k < na; k++) one[k] = iv[2 * k + o];
+    runs_ctx rc1 = {a, &names2[o]};
+    ch_table t1 = {.n = na, .nobj = 1, .set = sets, .v = one, .maximize = max2, .affects = &aff2[o],
+                   .defaults = defaults, .cmp = rounds_cmp, .ctx = &rc1};
+    best = ch_pick(&t1, elig, 0, 0, -1, &pi);
+    free(one);
   }
   cJSON *out = NULL;
   if (best >= 0) {
     agg *b = &a[best];
     out = cJSON_CreateObject();
     cJSON_AddItemToObject(out, "params", params_of(b->first));
+    const char *smp = rec_str(b->first, "sampling");
+    if (smp) cJSON_AddStringToObject(out, "sampling", smp);
     cJSON *m = cJSON_AddObjectToObject(out, "metrics");
-    add_num(m, "prefill_tok_s", b->npre ? vals[2 * best] : NAN);
-    add_num(m, "decode_tok_s", b->ndec ? vals[2 * best + 1] : NAN);
+    add_num(m, "prefill_tok_s", b->npre ? iv[2 * best].mean : NAN);
+    add_num(m, "decode_tok_s", b->ndec ? iv[2 * best + 1].mean : NAN);
+    add_num(m, "prefill_tok_s_ci95", b->npre ? (iv[2 * best].hi - iv[2 * best].lo) / 2 : NAN);
+    add_num(m, "decode_tok_s_ci95", b->ndec ? (iv[2 * best + 1].hi - iv[2 * best + 1].lo) / 2 : NAN);
     if (b->nok == 1) {
       add_num(m, "prefill_tok_s_sd", b->pre_sd);
       add_num(m, "decode_tok_s_sd", b->dec_sd);
@@ -344,14 +429,23 @@ cJSON *sw_best(const cJSON *trials, int objective) {
     cJSON_AddItemToObject(m, "contexts", cJSON_Duplicate(b->contexts, 1));
     cJSON_AddStringToObject(out, "objective", sw_objective_name(objective));
     cJSON_AddItemToObject(out, "slugs", cJSON_Duplicate(b->slugs, 1));
+    if (objective != SW_OBJ_PARETO) {
+      /* which differences are real: the settings that tie with it, and whether it beats every other */
+      cJSON_AddBoolToObject(out, "significant", pi.significant);
+      cJSON *ties = cJSON_AddArrayToObject(out, "ties");
+      for (size_t q = 0; q < pi.nties && q < 64; q++)
+        if (pi.ties[q] != best) cJSON_AddItemToArray(ties, params_of(a[pi.ties[q]].first));
+      if (pi.fastest >= 0 && pi.fastest != best)
+        cJSON_AddStringToObject(out, "note", "the fastest mean is within the noise of this simpler setting");
+    }
     if (objective == SW_OBJ_PARETO) {
       cJSON *f = cJSON_AddArrayToObject(out, "front");
       for (size_t k = 0; k < na; k++) {
         if (!front[k]) continue;
         cJSON *e = cJSON_CreateObject();
         cJSON_AddItemToObject(e, "params", params_of(a[k].first));
-        add_num(e, "prefill_tok_s", vals[2 * k]);
-        add_num(e, "decode_tok_s", vals[2 * k + 1]);
+        add_num(e, "prefill_tok_s", iv[2 * k].mean);
+        add_num(e, "decode_tok_s", iv[2 * k + 1].mean);
         cJSON_AddItemToObject(e, "slugs", cJSON_Duplicate(a[k].slugs, 1));
         cJSON_AddItemToArray(f, e);
       }
@@ -362,7 +456,8 @@ cJSON *sw_best(const cJSON *trials, int objective) {
     cJSON_Delete(a[k].contexts);
   }
   free(a);
-  free(vals);
+  free(iv);
+  free(sets);
   free(elig);
   free(front);
   return out;
@@ -370,16 +465,19 @@ cJSON *sw_best(const cJSON *trials, int objective) {
 
 int sw_run_write_best(sw_rundir *r, const char *profile_out, int *changed) {
   if (changed) *changed = 0;
-  cJSON *b = sw_best(r->trials, r->objective);
+  cJSON *b = sw_best_ex(r->trials, r->objective, &r->defaults);
   if (!b) return 0;
   char *text = cJSON_PrintUnformatted(b);
   int rc = 0;
   if (!r->last_best || strcmp(r->last_best, text)) {
     char *p1 = xl_path_join(r->dir, "best.json"), *p2 = xl_path_join(r->dir, "best_profile.json");
-    /* The profile is what xl-prefill/xl-decode --profile read: params + metrics only. */
+    /* The profile is what xl-prefill/xl-decode --profile read: params + metrics (and the
+     * sampling, which xl-decode takes as flags, for the reader). */
     cJSON *extra = cJSON_CreateObject();
     const cJSON *params = cJSON_GetObjectItem(b, "params");
     cJSON_AddItemToObject(extra, "metrics", cJSON_Duplicate(cJSON_GetObjectItem(b, "metrics"), 1));
+    const cJSON *smp = cJSON_GetObjectItem(b, "sampling");
+    if (smp) cJSON_AddItemToObject(extra, "sampling", cJSON_Duplicate(smp, 1));
     char perr[512];
     rc = rec_json_save(p1, b) || xl_settings_write_profile(p2, params, extra, perr, sizeof perr) ||
          (profile_out && xl_settings_write_profile(profile_out, params, extra, perr, sizeof perr));

@@ -8,6 +8,7 @@
  * Ownership: a sw_rundir owns its trials array; records handed to it are taken. */
 #ifndef XL_SWEEP_RUN_H
 #define XL_SWEEP_RUN_H
+#include "sweep/sweep_space.h"
 #include <cJSON.h>
 #include <stddef.h>
 
@@ -18,6 +19,7 @@ typedef struct {
   size_t torn_bytes;  /* bytes of a torn last line dropped when opening */
   int objective;      /* SW_OBJ_*: what "best" means */
   char *last_best;    /* the best.json text last written, to rewrite only on change */
+  sw_setting defaults;   /* the tools' default setting, for "simplest" (sw_setting_defaults) */
 } sw_rundir;
 
 /* Creates dir if needed and loads trials.jsonl (repairing a torn tail).
@@ -38,8 +40,10 @@ const cJSON *sw_run_find_key(const sw_rundir *r, const char *key);
 int sw_run_add(sw_rundir *r, cJSON *rec, const char *profile_out);
 
 /* Folds records (an array; its items are copied) into the run: a slug already there is
- * skipped unless the old record failed and the new one is ok (then replaced). Then
- * rewrites summary.csv and the best files. 0 ok, -1 with a message. */
+ * skipped unless the old record failed and the new one is ok (then replaced). A record
+ * that shares a measurement (decode_from, prefill_from) gets it copied once its source is
+ * in the run (sw_record_take). Then rewrites summary.csv and the best files. 0 ok, -1
+ * with a message. */
 int sw_run_collect(sw_rundir *r, const cJSON *records, const char *profile_out, size_t *added,
                    size_t *replaced, size_t *skipped, char *err, size_t errlen);
 
@@ -50,13 +54,19 @@ int sw_run_write_summary(sw_rundir *r);
 int sw_run_write_best(sw_rundir *r, const char *profile_out, int *changed);
 
 /* The best setting over the ok records of trials for the objective, as
- * {"params":{backend,chunk_size,heads_per_band,workers},"metrics":{...},"objective":..,
+ * {"params":{every run setting the records name},"metrics":{...},"objective":..,
  *  "slugs":[...]} (+ "front" for pareto), or NULL when nothing qualifies.
  * A setting qualifies when none of its records failed and it was measured at as many
- * context lengths as any setting; its speed is the mean over those. Pareto: of the
- * settings no other beats on both prefill and decode tok/s, the one with the largest
- * product of the two, each divided by its best value. */
+ * context lengths as any setting; its speed is the mean over those, with an interval from
+ * the trials' intervals. Noise-aware (choose.h): decode/prefill: the fastest, unless a
+ * simpler setting ties with it (within the noise, or differing only in knobs that cannot
+ * change that speed), then the simplest such; "significant" says whether it beats every
+ * other setting beyond the noise and "ties" lists the settings it ties with. Pareto: of
+ * the front (no setting significantly better on one speed and not worse on the other;
+ * ties collapsed to the simplest), the one with the largest product of the two speeds,
+ * each divided by its best value. defaults: the default setting (NULL: the table's). */
 cJSON *sw_best(const cJSON *trials, int objective);
+cJSON *sw_best_ex(const cJSON *trials, int objective, const sw_setting *defaults);
 
 
 #endif

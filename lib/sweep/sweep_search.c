@@ -21,13 +21,13 @@ int sw_objective_parse(const char *s) {
 }
 
 typedef struct {
-  int idx[SW_NGENES];
+  int idx[SW_NKNOBS];
   sw_setting s;
   sw_fit fit;
 } indiv;
 
 static void random_indiv(const sw_space *sp, sw_rng *r, indiv *x) {
-  for (int g = 0; g < SW_NGENES; g++) x->idx[g] = (int)sw_rng_below(r, sp->gene[g].n);
+  for (int g = 0; g < SW_NKNOBS; g++) x->idx[g] = sp->knob[g].n ? (int)sw_rng_below(r, sp->knob[g].n) : 0;
   x->s = sw_space_pick(sp, x->idx);
 }
 
@@ -50,31 +50,40 @@ static void init_pop(const sw_space *sp, sw_rng *r, indiv *pop, size_t n) {
  * clamped to its list. */
 static void make_child(const sw_space *sp, sw_rng *r, const indiv *a, const indiv *b, double pm,
                        indiv *c) {
-  for (int g = 0; g < SW_NGENES; g++) c->idx[g] = (sw_rng_next(r) >> 63) ? a->idx[g] : b->idx[g];
-  for (int g = 0; g < SW_NGENES; g++) {
+  for (int g = 0; g < SW_NKNOBS; g++) {
+    if (!sp->knob[g].n) { c->idx[g] = 0; continue; }
+    c->idx[g] = (sw_rng_next(r) >> 63) ? a->idx[g] : b->idx[g];
+  }
+  for (int g = 0; g < SW_NKNOBS; g++) {
+    if (!sp->knob[g].n) continue;
     if (sw_rng_unit(r) >= pm) continue;
     int step = 1 + (int)sw_rng_below(r, 2);
     int v = c->idx[g] + ((sw_rng_next(r) >> 63) ? step : -step);
-    int hi = (int)sp->gene[g].n - 1;
+    int hi = (int)sp->knob[g].n - 1;
     c->idx[g] = v < 0 ? 0 : v > hi ? hi : v;
   }
   c->s = sw_space_pick(sp, c->idx);
 }
 
+/* One batch: the whole population is measured together (interleaved by the driver). */
 static int eval_all(indiv *pop, size_t n, sw_eval_fn eval, void *ctx) {
-  for (size_t i = 0; i < n; i++) {
-    memset(&pop[i].fit, 0, sizeof pop[i].fit);
-    int rc = eval(ctx, &pop[i].s, &pop[i].fit);
-    if (rc) return rc;
+  sw_setting *s = xl_malloc((n ? n : 1) * sizeof *s);
+  sw_fit *f = xl_calloc(n ? n : 1, sizeof *f);
+  for (size_t i = 0; i < n; i++) s[i] = pop[i].s;
+  int rc = eval(ctx, s, n, f);
+  for (size_t i = 0; !rc && i < n; i++) {
+    pop[i].fit = f[i];
     if (!pop[i].fit.ok || !isfinite(pop[i].fit.prefill)) pop[i].fit.prefill = 0;
     if (!pop[i].fit.ok || !isfinite(pop[i].fit.decode)) pop[i].fit.decode = 0;
   }
-  return 0;
+  free(s);
+  free(f);
+  return rc;
 }
 
 static void check_opts(const sw_space *sp, const sw_search_opts *o) {
-  for (int g = 0; g < SW_NGENES; g++)
-    if (!sp->gene[g].n) xl_die("sweep: an empty value list");
+  for (int g = 0; g < SW_NKNOBS; g++)
+    if (SW_CLASSIC(g) && !sp->knob[g].n) xl_die("sweep: an empty value list");
   if (o->population < 2 || o->generations < 1) xl_die("sweep: population must be >= 2, generations >= 1");
 }
 

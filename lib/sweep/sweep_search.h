@@ -23,9 +23,10 @@ typedef struct {
   int ok;
 } sw_fit;
 
-/* Measures (or looks up) a setting. Returns 0, or non-zero to stop the search
- * (interrupted), which the search then returns. */
-typedef int (*sw_eval_fn)(void *ctx, const sw_setting *s, sw_fit *out);
+/* Measures (or looks up) n settings, one batch: a generation's population (so the
+ * driver can interleave their runs). Fills out[0..n). Returns 0, or non-zero to stop the
+ * search (interrupted), which the search then returns. */
+typedef int (*sw_eval_fn)(void *ctx, const sw_setting *s, size_t n, sw_fit *out);
 
 typedef struct {
   int population;     /* individuals per generation (>= 2) */

@@ -98,6 +98,19 @@ static int trial_from_obj(tr_trial *t, cJSON *obj, const char *where, char *err,
     if (cJSON_IsString(bx) && !xl_backend_parse(bx->valuestring, &b)) t->backend = (int)b;
     else if (t->ok) { snprintf(err, errlen, "%s: backend is not \"chunkwise\" or \"recurrent\"", where); return -1; }
   }
+  /* every knob (the settings table's and the sampling), checked and made canonical */
+  for (int k = 0; k < SW_NKNOBS; k++) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(obj, sw_knob(k)->key);
+    char text[64], e[256];
+    if (cJSON_IsNumber(x)) snprintf(text, sizeof text, "%.17g", x->valuedouble);
+    else if (cJSON_IsString(x) && *x->valuestring) snprintf(text, sizeof text, "%s", x->valuestring);
+    else continue;
+    if (sw_setting_set(&t->s, k, text, e, sizeof e) && t->ok) {
+      snprintf(err, errlen, "%s: %s: %s", where, sw_knob(k)->key, e);
+      return -1;
+    }
+  }
+  t->sampling_seed = get_str(obj, "sampling_seed");
   t->context = -1;
   int rc = get_long(obj, "context", 0, 1L << 40, &v);
   if (rc == 1) rc = get_long(obj, "prompt_tokens", 0, 1L << 40, &v);
@@ -162,7 +175,9 @@ static int tr_parse_ndjson(tr_list *l, const char *buf, size_t len, const char *
 
 /* Columns whose cells stay text even when they look like numbers. */
 static int text_column(const char *name) {
-  static const char *const names[] = {"slug", "status", "error", "backend", "prompt_file", "time", "host", "build", "model"};
+  static const char *const names[] = {"slug", "status", "error", "backend", "prompt_file", "time", "host", "build",
+                                      "model", "device", "matmul", "sampling", "sampling_seed", "prefill_from",
+                                      "decode_from", "fingerprint", "key", "blas_core"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++)
     if (!strcmp(name, names[i])) return 1;
   return 0;
@@ -222,4 +237,12 @@ void tr_add_params(const tr_trial *t, cJSON *obj) {
     else cJSON_AddNullToObject(obj, tr_param_names[k + 1]);
   if (t->context >= 0) cJSON_AddNumberToObject(obj, "context", (double)t->context);
   else cJSON_AddNullToObject(obj, "context");
+}
+
+void tr_add_knobs(const tr_trial *t, cJSON *obj) {
+  for (int k = 0; k < SW_NKNOBS; k++) {
+    if (SW_CLASSIC(k) || !t->s.v[k][0]) continue;
+    cJSON_AddStringToObject(obj, sw_knob(k)->key, t->s.v[k]);
+  }
+  if (t->sampling_seed) cJSON_AddStringToObject(obj, "sampling_seed", t->sampling_seed);
 }

@@ -1,6 +1,7 @@
 /* trials: reads the trials an optimizer run finished (docs/formats.md: runs/<run>/trials.jsonl,
  * its flat twin summary.csv, or the same NDJSON on a pipe) into the settings each trial ran
- * with: slug, trial number, status, backend, chunk_size, heads_per_band, workers, context
+ * with: slug, trial number, status, every run setting it names (backend, chunk_size,
+ * heads_per_band, workers, and device, matmul, sampling when it names them), context
  * length and prompt file. Used by xl-save (to re-run each setting) and the judges (to copy
  * a trial's parameters next to its scores).
  * Not for: speed numbers or any other trial metric (the reader keeps the whole record in
@@ -10,6 +11,7 @@
  * its `obj` and live until tr_free. */
 #ifndef XL_TRIALS_H
 #define XL_TRIALS_H
+#include "sweep/sweep_space.h"
 #include <cJSON.h>
 #include <stddef.h>
 
@@ -24,6 +26,8 @@ typedef struct {
   int workers;              /* -1 when missing */
   long context;             /* `context`, else `prompt_tokens`; -1 when missing */
   const char *prompt_file;  /* NULL when missing */
+  sw_setting s;             /* every run setting the record names (and its sampling), "" when not */
+  const char *sampling_seed;   /* the seed of a sampled trial, NULL when none */
 } tr_trial;
 
 typedef struct {
@@ -48,6 +52,9 @@ void tr_add_params(const tr_trial *t, cJSON *obj);
 
 /* The parameter names tr_add_params writes, in that order (for CSV headers). */
 extern const char *const tr_param_names[5];
+
+/* Adds every other setting the trial names (device, matmul, sampling, sampling_seed). */
+void tr_add_knobs(const tr_trial *t, cJSON *obj);
 
 /* A file a run names relative to itself (a prompt_file, say): name as given when it is
  * readable, else RUN_DIR/name for a relative name. A malloc'd path, or NULL (errno from
