@@ -29,6 +29,10 @@ const xl_setting xl_settings[XS_COUNT] = {
     [XS_MATMUL] = {"matmul", "--matmul", "XL_MATMUL", "fp32|bf16", 0, 0, "fp32|bf16",
                    "fp32 (default; exact) or bf16: activations rounded to bf16 before\n"
                    "each matrix product (a speed/quality trade; tensor cores on a GPU)"},
+    [XS_KERNELS] = {"kernels", "--kernels", "XL_KERNELS", "K", 0, 0, "auto|avx512|avx2|scalar",
+                    "CPU matvec/conversion kernels: auto (default: the best this CPU has),\n"
+                    "or force avx512, avx2 (AVX2+FMA) or scalar (plain C), e.g. to test\n"
+                    "them; one this CPU lacks is an error"},
 };
 
 const xl_setting *xl_setting_by_key(const char *key) {
@@ -64,6 +68,7 @@ static int parse_named(xl_setting_id id, const char *s, xl_runopts *o) {
     else if (!strcmp(s, "bf16")) o->matmul_bf16 = 1;
     else return -1;
     return 0;
+  case XS_KERNELS: return xl_kernels_parse(s, &o->kernels);
   default: return -1;
   }
 }
@@ -73,6 +78,7 @@ static const char *format_named(xl_setting_id id, const xl_runopts *o, char *buf
   case XS_DEVICE: return xl_device_label(o->device, o->device_index, buf, n);
   case XS_BACKEND: snprintf(buf, n, "%s", xl_backend_name(o->backend)); return buf;
   case XS_MATMUL: snprintf(buf, n, "%s", o->matmul_bf16 ? "bf16" : "fp32"); return buf;
+  case XS_KERNELS: snprintf(buf, n, "%s", xl_kernels_name(o->kernels)); return buf;
   default: snprintf(buf, n, "?"); return buf;
   }
 }

@@ -1,7 +1,11 @@
 /* kernels: dtype conversion, matvec and tiled GEMM over stored-dtype weights. See kernels.h.
- * The AVX-512 paths are chosen at run time (cpuid), so one binary runs on any x86-64. */
+ * The AVX-512 (here) and AVX2 (kernels_avx2.c) paths are chosen at run time (cpuid, or the
+ * `kernels` setting), so one binary runs on any x86-64. */
 #include "engine/kernels.h"
 #include "base/util.h"
+#include "engine/blasenv.h"
+#include "engine/kernels_x86.h"
+#include <stdio.h>
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
@@ -43,11 +47,57 @@ uint16_t xl_f32_to_f16(float f) {
   return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
 }
 
-static int have_avx512 = -1;
-static inline int use_avx512(void) {
-  if (have_avx512 < 0) have_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
-  return have_avx512;
+/* ---- variants ---- */
+
+static const char *const kernel_names[XL_KERNELS_COUNT] = {"auto", "avx512", "avx2", "scalar"};
+
+const char *xl_kernels_name(xl_kernels k) { return (unsigned)k < XL_KERNELS_COUNT ? kernel_names[k] : "?"; }
+
+int xl_kernels_parse(const char *s, xl_kernels *k) {
+  for (int i = 0; i < XL_KERNELS_COUNT; i++)
+    if (!strcmp(s, kernel_names[i])) { *k = (xl_kernels)i; return 0; }
+  return -1;
 }
+
+int xl_kernels_supported(xl_kernels k) {
+  switch (k) {
+  case XL_KERNELS_AVX512: return __builtin_cpu_supports("avx512f");
+  case XL_KERNELS_AVX2: {
+    xl_cpu_feats f;   /* cpuid + the OS's saved YMM state; F16C comes with every AVX2 CPU */
+    xl_cpu_features(&f);
+    return f.avx2 && f.fma && __builtin_cpu_supports("f16c");
+  }
+  default: return 1;
+  }
+}
+
+xl_kernels xl_kernels_best(void) {
+  if (xl_kernels_supported(XL_KERNELS_AVX512)) return XL_KERNELS_AVX512;
+  if (xl_kernels_supported(XL_KERNELS_AVX2)) return XL_KERNELS_AVX2;
+  return XL_KERNELS_SCALAR;
+}
+
+static int active = -1;   /* xl_kernels, resolved on first use */
+
+static inline xl_kernels kset(void) {
+  if (active < 0) active = (int)xl_kernels_best();
+  return (xl_kernels)active;
+}
+
+int xl_kernels_select(xl_kernels k, char *err, size_t errlen) {
+  if (k == XL_KERNELS_AUTO) k = xl_kernels_best();
+  if (!xl_kernels_supported(k)) {
+    snprintf(err, errlen, "--kernels %s: this CPU lacks the %s instructions (best here: %s)", xl_kernels_name(k),
+             k == XL_KERNELS_AVX512 ? "AVX-512" : "AVX2/FMA/F16C", xl_kernels_name(xl_kernels_best()));
+    return -1;
+  }
+  active = (int)k;
+  return 0;
+}
+
+xl_kernels xl_kernels_active(void) { return kset(); }
+
+static inline int use_avx512(void) { return kset() == XL_KERNELS_AVX512; }
 
 /* Widening 16 at a time (the GEMM tiles convert millions of weights per segment). */
 __attribute__((target("avx512f"))) static void to_f32_avx512(st_dtype t, const uint16_t *s, float *dst, size_t n) {
@@ -63,6 +113,7 @@ __attribute__((target("avx512f"))) static void to_f32_avx512(st_dtype t, const u
 void xl_to_f32(st_dtype t, const void *src, float *dst, size_t n) {
   if (t == ST_F32) { memcpy(dst, src, n * sizeof(float)); return; }
   if (use_avx512()) { to_f32_avx512(t, src, dst, n); return; }
+  if (kset() == XL_KERNELS_AVX2) { xl_to_f32_avx2(t, src, dst, n); return; }
   const uint16_t *s = src;
   if (t == ST_BF16) for (size_t i = 0; i < n; i++) dst[i] = xl_bf16_to_f32(s[i]);
   else for (size_t i = 0; i < n; i++) dst[i] = xl_f16_to_f32(s[i]);
@@ -268,6 +319,12 @@ void xl_matvec_rows(const xl_mat *w, const float *x, float *y, int r0, int r1) {
     if (w->dtype == ST_F32) matvec_f32_avx512(w->data, n, x, y, r0, r1);
     else if (w->dtype == ST_BF16) matvec_bf16_avx512(w->data, n, x, y, r0, r1);
     else matvec_f16_avx512(w->data, n, x, y, r0, r1);
+    return;
+  }
+  if (kset() == XL_KERNELS_AVX2) {
+    if (w->dtype == ST_F32) xl_matvec_f32_avx2(w->data, n, x, y, r0, r1);
+    else if (w->dtype == ST_BF16) xl_matvec_bf16_avx2(w->data, n, x, y, r0, r1);
+    else xl_matvec_f16_avx2(w->data, n, x, y, r0, r1);
     return;
   }
   if (w->dtype == ST_F32) {

@@ -1,6 +1,8 @@
 /* kernels: the numeric building blocks of the forward pass: weight matrices kept in their
  * stored dtype (F32, BF16, F16) with matrix-vector (decode) and matrix-matrix (prefill,
  * OpenBLAS SGEMM over fp32 tiles converted on the fly) products; norms; activations.
+ * The matvec and conversion kernels come in variants (AVX-512, AVX2+FMA, plain C) chosen
+ * by cpuid, or forced by the `kernels` run setting (xl_kernels_select, process-wide).
  * Not for: model structure (model.c) or scheduling (pool.c). */
 #ifndef XL_KERNELS_H
 #define XL_KERNELS_H
@@ -15,6 +17,18 @@ typedef struct {
   int rows, cols;
   const void *data;
 } xl_mat;
+
+/* The kernel variants. AUTO: the best this CPU (and its OS) runs. */
+typedef enum { XL_KERNELS_AUTO = 0, XL_KERNELS_AVX512, XL_KERNELS_AVX2, XL_KERNELS_SCALAR } xl_kernels;
+#define XL_KERNELS_COUNT 4
+const char *xl_kernels_name(xl_kernels k);           /* "auto", "avx512", "avx2", "scalar" */
+int xl_kernels_parse(const char *s, xl_kernels *k);  /* 0 ok */
+int xl_kernels_supported(xl_kernels k);              /* this CPU runs it (AUTO, SCALAR: always) */
+xl_kernels xl_kernels_best(void);                    /* what AUTO picks here */
+/* Makes k the variant every later kernel call runs (process-wide; AUTO: the best). 0 ok;
+ * -1 with a message when this CPU lacks the variant's instructions. */
+int xl_kernels_select(xl_kernels k, char *err, size_t errlen);
+xl_kernels xl_kernels_active(void);                  /* never AUTO */
 
 static inline float xl_bf16_to_f32(uint16_t h) {
   union { uint32_t u; float f; } v = {(uint32_t)h << 16};
