@@ -30,6 +30,7 @@ typedef struct {
   int seg;
   float *X, *U, *Q, *K, *V, *O, *IG, *FG, *H, *G, *UP;
   float *tile;       /* fp32 tile for BF16/F16 GEMMs */
+  int tile_scale;    /* tiles of tile_scale x the kernels' tile rows (more workers: bigger tiles) */
   float *wscr;       /* per-worker chunk scratch */
   size_t wscr_floats;
 } xlstm_cpu;
@@ -145,7 +146,10 @@ static int init(xl_session *s, char *err, size_t errlen) {
     for (size_t j = 0; j < sizeof all / sizeof *all; j++)
       if (xl_gemm_tile_floats(all[j]) > tile) tile = xl_gemm_tile_floats(all[j]);
   }
-  xc->tile = scratch(s, tile);
+  /* 1 up to 3 workers (the kernels' 4 MB tiles), then workers/2: an SGEMM over 16 threads
+   * needs more rows than one 4 MB tile has to keep them all busy */
+  xc->tile_scale = opt->workers > 3 ? opt->workers / 2 : 1;
+  xc->tile = scratch(s, tile * (size_t)xc->tile_scale);
   xc->wscr_floats = xl_cell_chunk_floats(&xc->cell, ck);
   xc->wscr = scratch(s, xc->wscr_floats * (size_t)opt->workers);
   (void)err; (void)errlen;
@@ -297,6 +301,122 @@ static void small_gemm_task(void *vctx, int t, int worker) {
   xl_gemm_rows(c->w, c->X, c->T, c->ldx, c->Y, c->ldy, r0, r1, NULL);
 }
 
+/* ---- token-parallel loops of prefill ----
+ * The norms, gates, activations and residual adds between the GEMMs work on each token
+ * (row) alone, so they run in bands of tokens on the pool; each element gets exactly the
+ * operations it got on one thread, so the results are the same bits. */
+
+typedef struct seg_ctx seg_ctx;
+typedef void (*rows_fn)(const seg_ctx *c, int t0, int t1);
+struct seg_ctx {
+  xl_session *s;
+  const xl_block *B;
+  int T;
+  float *rows;          /* logits rows (EW_LOGITS) */
+  const xl_mat *w;      /* conversion: the matrix, its first row, rows per task */
+  int r0, rows_per;
+  const float *bias; float *Y; int ldy, nb;   /* bias adds */
+  rows_fn fn;
+  int ntasks;
+};
+
+static void rows_task(void *vctx, int t, int worker) {
+  const seg_ctx *c = vctx;
+  int t0 = (int)((long)c->T * t / c->ntasks), t1 = (int)((long)c->T * (t + 1) / c->ntasks);
+  if (t0 < t1) c->fn(c, t0, t1);
+}
+
+/* fn over tokens [0, T), in bands on the pool when it has workers and the work pays for a
+ * dispatch (cost: elements per token, roughly) */
+static void par_rows(seg_ctx *c, rows_fn fn, long cost) {
+  xlstm_cpu *xc = c->s->impl;
+  int nw = xl_pool_size(xc->pool);
+  c->fn = fn;
+  long total = cost * c->T;
+  c->ntasks = nw > 1 && total >= 16384 ? (c->T < 4 * nw ? c->T : 4 * nw) : 1;
+  if (c->ntasks <= 1) fn(c, 0, c->T);
+  else xl_pool_run(xc->pool, c->ntasks, rows_task, c);
+}
+
+static void ew_norm_mlstm(const seg_ctx *c, int t0, int t1) {
+  const xl_config *cf = &c->s->m->cfg;
+  xlstm_cpu *xc = c->s->impl;
+  int D = cf->D;
+  for (int t = t0; t < t1; t++) {
+    rmsnorm(xc->X + (size_t)t * D, xc->U + (size_t)t * D, c->B->norm_mlstm_w, c->B->norm_mlstm_b, D, (float)cf->norm_eps);
+    if (c->s->opt.matmul_bf16) round_bf16(xc->U + (size_t)t * D, D);
+  }
+}
+static void ew_norm_ffn(const seg_ctx *c, int t0, int t1) {
+  const xl_config *cf = &c->s->m->cfg;
+  xlstm_cpu *xc = c->s->impl;
+  int D = cf->D;
+  for (int t = t0; t < t1; t++) {
+    rmsnorm(xc->X + (size_t)t * D, xc->U + (size_t)t * D, c->B->norm_ffn_w, c->B->norm_ffn_b, D, (float)cf->norm_eps);
+    if (c->s->opt.matmul_bf16) round_bf16(xc->U + (size_t)t * D, D);
+  }
+}
+static void ew_gates(const seg_ctx *c, int t0, int t1) {
+  xlstm_cpu *xc = c->s->impl;
+  int NH = c->s->m->cfg.n_heads;
+  float gcap = (float)c->s->m->cfg.gate_soft_cap;
+  for (size_t i = (size_t)t0 * NH; i < (size_t)t1 * NH; i++) { xc->IG[i] = soft_cap(xc->IG[i], gcap); xc->FG[i] = soft_cap(xc->FG[i], gcap); }
+}
+static void ew_outgate(const seg_ctx *c, int t0, int t1) {
+  xlstm_cpu *xc = c->s->impl;
+  size_t VD = (size_t)c->s->m->cfg.v_dim;
+  for (size_t i = t0 * VD; i < t1 * VD; i++) xc->H[i] *= sigmoidf(xc->O[i]);
+  if (c->s->opt.matmul_bf16) round_bf16(xc->H + t0 * VD, (size_t)(t1 - t0) * VD);
+}
+static void ew_residual(const seg_ctx *c, int t0, int t1) {
+  xlstm_cpu *xc = c->s->impl;
+  size_t D = (size_t)c->s->m->cfg.D;
+  for (size_t i = t0 * D; i < t1 * D; i++) xc->X[i] += xc->U[i];
+}
+static void ew_swiglu(const seg_ctx *c, int t0, int t1) {
+  xlstm_cpu *xc = c->s->impl;
+  size_t F = (size_t)c->s->m->cfg.ffn;
+  for (size_t i = t0 * F; i < t1 * F; i++) { float z = xc->G[i]; xc->G[i] = z * sigmoidf(z) * xc->UP[i]; }
+  if (c->s->opt.matmul_bf16) round_bf16(xc->G + t0 * F, (size_t)(t1 - t0) * F);
+}
+static void ew_out_norm(const seg_ctx *c, int t0, int t1) {
+  const xl_config *cf = &c->s->m->cfg;
+  const xl_xlstm_weights *W = xl_xlstm_of(c->s->m);
+  xlstm_cpu *xc = c->s->impl;
+  int D = cf->D;
+  for (int t = t0; t < t1; t++) {
+    float *xt = xc->X + (size_t)t * D, *ut = xc->U + (size_t)t * D;
+    if (cf->add_out_norm) rmsnorm(xt, ut, W->out_norm_w, W->out_norm_b, D, (float)cf->norm_eps);
+    else memcpy(ut, xt, sizeof(float) * D);
+    if (c->s->opt.matmul_bf16) round_bf16(ut, D);
+  }
+}
+static void ew_logit_cap(const seg_ctx *c, int t0, int t1) {
+  size_t V = (size_t)c->s->m->cfg.vocab;
+  float cap = (float)c->s->m->cfg.logit_soft_cap;
+  for (size_t i = t0 * V; i < t1 * V; i++) c->rows[i] = soft_cap(c->rows[i], cap);
+}
+static void ew_bias(const seg_ctx *c, int t0, int t1) {
+  for (int t = t0; t < t1; t++) add_bias(c->Y + (size_t)t * c->ldy, c->bias, c->nb);
+}
+static void ew_embed(const seg_ctx *c, int t0, int t1) {
+  xlstm_cpu *xc = c->s->impl;
+  int D = c->s->m->cfg.D;
+  const int32_t *ids = (const int32_t *)c->rows;
+  for (int t = t0; t < t1; t++) xl_mat_row(&c->s->m->embed, ids[t], xc->X + (size_t)t * D);
+}
+
+/* conversion of a weight tile: rows [r0 + task*rows_per, ...) of c->w into xc->tile */
+static void convert_task(void *vctx, int t, int worker) {
+  const seg_ctx *c = vctx;
+  xlstm_cpu *xc = c->s->impl;
+  int a = c->r0 + t * c->rows_per, b = a + c->rows_per, end = c->r0 + c->T;
+  if (b > end) b = end;
+  if (a >= b) return;
+  size_t cols = (size_t)c->w->cols, es = st_dtype_size(c->w->dtype);
+  xl_to_f32(c->w->dtype, (const char *)c->w->data + (size_t)a * cols * es, xc->tile + (size_t)(a - c->r0) * cols, (size_t)(b - a) * cols);
+}
+
 static void gemm(xl_session *s, const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy, const float *bias) {
   xlstm_cpu *xc = s->impl;
   int nw = xl_pool_size(xc->pool);
@@ -304,11 +424,28 @@ static void gemm(xl_session *s, const xl_mat *w, const float *X, int T, int ldx,
     /* a short prompt over stored-dtype weights: matvec row bands on our workers (see kernels.h) */
     small_gemm_ctx c = {w, X, Y, T, ldx, ldy, 4 * nw};
     xl_pool_run(xc->pool, c.ntasks, small_gemm_task, &c);
+  } else if (w->dtype != ST_F32 && T > XL_SMALL_T && nw > 1) {
+    /* BF16/F16 weights over a long segment: each fp32 tile is converted by all workers (in
+     * row bands), then one SGEMM on `workers` OpenBLAS threads; tiles grow with the workers
+     * (xc->tile_scale) so that each SGEMM has enough rows to share out. The product is the
+     * same as xl_gemm_rows's: SGEMM splits rows and tokens over its threads, never the sum. */
+    int tr = xl_gemm_tile_rows(w) * xc->tile_scale;
+    if (tr > w->rows) tr = w->rows;
+    for (int a = 0; a < w->rows; a += tr) {
+      int b = a + tr < w->rows ? a + tr : w->rows;
+      seg_ctx c = {.s = s, .w = w, .r0 = a, .T = b - a};
+      c.ntasks = nw;
+      c.rows_per = (b - a + nw - 1) / nw;
+      xl_pool_run(xc->pool, nw, convert_task, &c);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, b - a, w->cols, 1.0f, X, ldx, xc->tile, w->cols, 0.0f, Y + a, ldy);
+    }
   } else {
     xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, xc->tile);
   }
-  if (bias)
-    for (int t = 0; t < T; t++) add_bias(Y + (size_t)t * ldy, bias, w->rows);
+  if (bias) {
+    seg_ctx c = {.s = s, .T = T, .bias = bias, .Y = Y, .ldy = ldy, .nb = w->rows};
+    par_rows(&c, ew_bias, w->rows);
+  }
 }
 
 /* One segment of T <= seg tokens through every block, chunkwise. */
@@ -318,15 +455,15 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
   xlstm_cpu *xc = s->impl;
   const xl_xlstm_weights *W = xl_xlstm_of(m);
   int D = c->D, NH = c->n_heads, QK = c->qk_dim, VD = c->v_dim, F = c->ffn;
-  float eps = (float)c->norm_eps, gcap = (float)c->gate_soft_cap;
   int prof = tm_profiling();
   double pt = prof ? xl_now() : 0;
-  for (int t = 0; t < T; t++) xl_mat_row(&m->embed, ids[t], xc->X + (size_t)t * D);
+  seg_ctx sc = {.s = s, .T = T, .rows = (float *)ids};
+  par_rows(&sc, ew_embed, D);
   prof_mark(prof, -1, TM_EMBED, &pt);
   for (int l = 0; l < c->n_blocks; l++) {
     const xl_block *B = &W->blocks[l];
-    for (int t = 0; t < T; t++) rmsnorm(xc->X + (size_t)t * D, xc->U + (size_t)t * D, B->norm_mlstm_w, B->norm_mlstm_b, D, eps);
-    if (s->opt.matmul_bf16) round_bf16(xc->U, (size_t)T * D);
+    sc.B = B;
+    par_rows(&sc, ew_norm_mlstm, 2 * D);
     prof_mark(prof, l, TM_NORM, &pt);
     gemm(s, &B->q, xc->U, T, D, xc->Q, QK, B->q_b);
     gemm(s, &B->k, xc->U, T, D, xc->K, QK, B->k_b);
@@ -334,7 +471,7 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
     gemm(s, &B->o, xc->U, T, D, xc->O, VD, B->o_b);
     gemm(s, &B->ig, xc->U, T, D, xc->IG, NH, B->ig_b);
     gemm(s, &B->fg, xc->U, T, D, xc->FG, NH, B->fg_b);
-    for (size_t i = 0; i < (size_t)T * NH; i++) { xc->IG[i] = soft_cap(xc->IG[i], gcap); xc->FG[i] = soft_cap(xc->FG[i], gcap); }
+    par_rows(&sc, ew_gates, 64 * NH);
     prof_mark(prof, l, TM_PROJ, &pt);
     chunk_ctx cc = {s, l, T};
     int hpb = s->opt.heads_per_band, ntasks = (NH + hpb - 1) / hpb;
@@ -342,31 +479,23 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
     xl_pool_run(xc->pool, ntasks, chunk_heads_task, &cc);
     if (ntasks > 1 && s->opt.workers > 1) openblas_set_num_threads(s->opt.workers);
     prof_mark(prof, l, TM_CELL, &pt);   /* includes the head norm, done inside the head tasks */
-    for (size_t i = 0; i < (size_t)T * VD; i++) xc->H[i] *= sigmoidf(xc->O[i]);
-    if (s->opt.matmul_bf16) round_bf16(xc->H, (size_t)T * VD);
+    par_rows(&sc, ew_outgate, 8 * VD);
     gemm(s, &B->out, xc->H, T, VD, xc->U, D, B->out_b);
-    for (size_t i = 0; i < (size_t)T * D; i++) xc->X[i] += xc->U[i];
+    par_rows(&sc, ew_residual, D);
     prof_mark(prof, l, TM_OUTPROJ, &pt);
-    for (int t = 0; t < T; t++) rmsnorm(xc->X + (size_t)t * D, xc->U + (size_t)t * D, B->norm_ffn_w, B->norm_ffn_b, D, eps);
-    if (s->opt.matmul_bf16) round_bf16(xc->U, (size_t)T * D);
+    par_rows(&sc, ew_norm_ffn, 2 * D);
     gemm(s, &B->up_gate, xc->U, T, D, xc->G, F, B->up_gate_b);
     gemm(s, &B->up, xc->U, T, D, xc->UP, F, B->up_b);
-    for (size_t i = 0; i < (size_t)T * F; i++) { float z = xc->G[i]; xc->G[i] = z * sigmoidf(z) * xc->UP[i]; }
-    if (s->opt.matmul_bf16) round_bf16(xc->G, (size_t)T * F);
+    par_rows(&sc, ew_swiglu, 8 * F);
     gemm(s, &B->down, xc->G, T, F, xc->U, D, B->down_b);
-    for (size_t i = 0; i < (size_t)T * D; i++) xc->X[i] += xc->U[i];
+    par_rows(&sc, ew_residual, D);
     prof_mark(prof, l, TM_FFN, &pt);
   }
   if (logits_rows) {
-    for (int t = 0; t < T; t++) {
-      float *xt = xc->X + (size_t)t * D;
-      if (c->add_out_norm) rmsnorm(xt, xc->U + (size_t)t * D, W->out_norm_w, W->out_norm_b, D, eps);
-      else memcpy(xc->U + (size_t)t * D, xt, sizeof(float) * D);
-    }
-    if (s->opt.matmul_bf16) round_bf16(xc->U, (size_t)T * D);
+    par_rows(&sc, ew_out_norm, 2 * D);
     gemm(s, &m->lm_head, xc->U, T, D, logits_rows, c->vocab, NULL);
-    float cap = (float)c->logit_soft_cap;
-    for (size_t i = 0; i < (size_t)T * c->vocab; i++) logits_rows[i] = soft_cap(logits_rows[i], cap);
+    sc.rows = logits_rows;
+    par_rows(&sc, ew_logit_cap, 8 * c->vocab);
     memcpy(s->logits, logits_rows + (size_t)(T - 1) * c->vocab, sizeof(float) * c->vocab);
     prof_mark(prof, -1, TM_LMHEAD, &pt);
   } else {
