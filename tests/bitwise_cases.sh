@@ -30,6 +30,8 @@ run() {   # name, xl-prefill args...
 }
 run default.chunk64 --prompt-file "$prompt"
 run default.chunk7.w2.hpb2 --prompt-file "$prompt" --chunk-size 7 --workers 2 --heads-per-band 2
+# 6 workers: the cell split over chunks and the parallel prefill loops (same bits as chunk64)
+run default.chunk64.w6 --prompt-file "$prompt" --workers 6
 run default.recurrent --prompt-file "$prompt" --backend recurrent
 run default.bf16 --prompt-file "$prompt" --matmul bf16
 ids=5,17,30,2,9,44,100,123,77,31,8,60,150,3,19,40,12,90,7,190,1,66

@@ -25,5 +25,13 @@ void xl_cell_step(const xl_cell *cs, const float *q, const float *k, const float
 void xl_cell_chunk(const xl_cell *cs, const float *q, const float *k, const float *v, int ldq, int ldv, int ldh,
                    const float *ig, const float *fg, int gstride, int L, float *C, float *n, float *m, float *h, float *scr);
 size_t xl_cell_chunk_floats(const xl_cell *cs, int L);
+/* xl_cell_chunk in two halves, for running chunks of one head in parallel (the same
+ * operations, so the same bits): the chunk's outputs h from the state entering it
+ * (C, n, m, unchanged), and the state carried across the chunk (no outputs). scr as above. */
+void xl_cell_chunk_out(const xl_cell *cs, const float *q, const float *k, const float *v, int ldq, int ldv, int ldh,
+                       const float *ig, const float *fg, int gstride, int L, const float *C, const float *n, float m,
+                       float *h, float *scr);
+void xl_cell_chunk_state(const xl_cell *cs, const float *k, const float *v, int ldq, int ldv, const float *ig, const float *fg,
+                         int gstride, int L, float *C, float *n, float *m, float *scr);
 
 #endif

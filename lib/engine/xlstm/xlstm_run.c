@@ -11,6 +11,7 @@
 #include "obs/telemetry.h"
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,12 @@ typedef struct {
   int tile_scale;    /* tiles of tile_scale x the kernels' tile rows (more workers: bigger tiles) */
   float *wscr;       /* per-worker chunk scratch */
   size_t wscr_floats;
+  /* the cell split over chunks (more workers than head tasks): the state entering every
+   * chunk of the segment, per head: C [nck, NH, DK, DV], n [nck, NH, DK], m [nck, NH]; and
+   * per worker a copy of one chunk's entering state (C, n, m) */
+  int split;
+  float *chC, *chn, *chm;
+  atomic_int *progress;   /* [NH]: chunks whose entering state is saved */
 } xlstm_cpu;
 
 /* Per-phase profiling (--profile-log): adds the time since *t to a phase and restarts *t.
@@ -152,6 +159,16 @@ static int init(xl_session *s, char *err, size_t errlen) {
   xc->tile = scratch(s, tile * (size_t)xc->tile_scale);
   xc->wscr_floats = xl_cell_chunk_floats(&xc->cell, ck);
   xc->wscr = scratch(s, xc->wscr_floats * (size_t)opt->workers);
+  int hpb = opt->heads_per_band, head_tasks = (NH + hpb - 1) / hpb;
+  xc->split = opt->workers > head_tasks && xc->seg > ck;
+  if (xc->split) {
+    size_t nck = (size_t)(xc->seg / ck);
+    xc->chC = scratch(s, nck * NH * DK * DV);
+    xc->chn = scratch(s, nck * NH * DK);
+    xc->chm = scratch(s, nck * NH);
+
+    xc->progress = xl_calloc((size_t)NH, sizeof *xc->progress);
+  }
   (void)err; (void)errlen;
   return 0;
 }
@@ -161,8 +178,10 @@ static void release(xl_session *s) {
   if (!xc) return;
   xl_pool_free(xc->pool);
   float *bufs[] = {xc->C, xc->n, xc->mst, s->logits, xc->x, xc->u, xc->q, xc->k, xc->v, xc->o, xc->h, xc->ig, xc->fg, xc->g, xc->up,
-                   xc->X, xc->U, xc->Q, xc->K, xc->V, xc->O, xc->H, xc->IG, xc->FG, xc->G, xc->UP, xc->tile, xc->wscr};
+                   xc->X, xc->U, xc->Q, xc->K, xc->V, xc->O, xc->H, xc->IG, xc->FG, xc->G, xc->UP, xc->tile, xc->wscr,
+                   xc->chC, xc->chn, xc->chm};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+  free(xc->progress);
   free(xc);
   s->impl = NULL;
   s->logits = NULL;
@@ -290,6 +309,57 @@ static void chunk_heads_task(void *vctx, int t, int worker) {
       headnorm(xc->H + (size_t)t2 * VD + (size_t)h * DV, B->mh_w + (size_t)h * DV, B->mh_b ? B->mh_b + (size_t)h * DV : NULL, DV,
                (float)c->norm_eps);
   }
+}
+
+/* ---- the cell split over chunks ----
+ * With more workers than head tasks (a 4-head model on 16 cores), the cell runs as one
+ * pool step of NH + NH x (chunks in the segment) tasks: the first NH carry each head's state
+ * across the chunks one after another (xl_cell_chunk_state), saving the state entering each
+ * chunk and publishing how far they got; the others compute one chunk's outputs of one head
+ * (xl_cell_chunk_out) from the saved state as soon as its chain has reached that chunk
+ * (chunk-major order, so they rarely wait). Tasks are claimed in index order, so every chain
+ * is running before any output task waits on it. The two halves are xl_cell_chunk's own
+ * operations, so the logits and state are the same bits as with fewer workers. */
+
+typedef struct { xl_session *s; int layer, T, nck; atomic_int *progress; } split_ctx;
+
+static void split_task(void *vctx, int task, int worker) {
+  const split_ctx *sc = vctx;
+  xl_session *s = sc->s;
+  const xl_config *c = &s->m->cfg;
+  xlstm_cpu *xc = s->impl;
+  int NH = c->n_heads, DK = c->dk, DV = c->dv, QK = c->qk_dim, VD = c->v_dim, ck = s->opt.chunk_size;
+  float *scr = xc->wscr + xc->wscr_floats * (size_t)worker;
+  if (task < NH) {   /* the chain of head h */
+    int h = task;
+    size_t sh = (size_t)sc->layer * NH + h;
+    float *C = xc->C + sh * DK * DV, *n = xc->n + sh * DK, *m = xc->mst + sh;
+    for (int k = 0; k < sc->nck; k++) {
+      int t0 = k * ck, L = sc->T - t0 < ck ? sc->T - t0 : ck;
+      size_t kh = (size_t)k * NH + h;
+      memcpy(xc->chC + kh * DK * DV, C, sizeof(float) * DK * DV);
+      memcpy(xc->chn + kh * DK, n, sizeof(float) * DK);
+      xc->chm[kh] = *m;
+      atomic_store_explicit(&sc->progress[h], k + 1, memory_order_release);
+      xl_cell_chunk_state(&xc->cell, xc->K + (size_t)t0 * QK + (size_t)h * DK, xc->V + (size_t)t0 * VD + (size_t)h * DV, QK, VD,
+                          xc->IG + (size_t)t0 * NH + h, xc->FG + (size_t)t0 * NH + h, NH, L, C, n, m, scr);
+    }
+    return;
+  }
+  int k = (task - NH) / NH, h = (task - NH) % NH, t0 = k * ck, L = sc->T - t0 < ck ? sc->T - t0 : ck;
+  size_t kh = (size_t)k * NH + h;
+  while (atomic_load_explicit(&sc->progress[h], memory_order_acquire) <= k) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  xl_cell_chunk_out(&xc->cell, xc->Q + (size_t)t0 * QK + (size_t)h * DK, xc->K + (size_t)t0 * QK + (size_t)h * DK,
+                    xc->V + (size_t)t0 * VD + (size_t)h * DV, QK, VD, VD, xc->IG + (size_t)t0 * NH + h, xc->FG + (size_t)t0 * NH + h, NH,
+                    L, xc->chC + kh * DK * DV, xc->chn + kh * DK, xc->chm[kh], xc->H + (size_t)t0 * VD + (size_t)h * DV, scr);
+  const xl_block *B = &xl_xlstm_of(s->m)->blocks[sc->layer];
+  for (int t2 = t0; t2 < t0 + L; t2++)
+    headnorm(xc->H + (size_t)t2 * VD + (size_t)h * DV, B->mh_w + (size_t)h * DV, B->mh_b ? B->mh_b + (size_t)h * DV : NULL, DV,
+             (float)c->norm_eps);
 }
 
 typedef struct { const xl_mat *w; const float *X; float *Y; int T, ldx, ldy, ntasks; } small_gemm_ctx;
@@ -475,9 +545,18 @@ static void prefill_segment(xl_session *s, const int32_t *ids, int T, float *log
     prof_mark(prof, l, TM_PROJ, &pt);
     chunk_ctx cc = {s, l, T};
     int hpb = s->opt.heads_per_band, ntasks = (NH + hpb - 1) / hpb;
-    if (ntasks > 1 && s->opt.workers > 1) openblas_set_num_threads(1);
-    xl_pool_run(xc->pool, ntasks, chunk_heads_task, &cc);
-    if (ntasks > 1 && s->opt.workers > 1) openblas_set_num_threads(s->opt.workers);
+    int nck = (T + s->opt.chunk_size - 1) / s->opt.chunk_size;
+    if (xc->split && nck > 1) {
+      split_ctx sp = {s, l, T, nck, xc->progress};
+      for (int h = 0; h < NH; h++) atomic_store(&xc->progress[h], 0);
+      openblas_set_num_threads(1);
+      xl_pool_run(xc->pool, NH + nck * NH, split_task, &sp);
+      openblas_set_num_threads(s->opt.workers);
+    } else {
+      if (ntasks > 1 && s->opt.workers > 1) openblas_set_num_threads(1);
+      xl_pool_run(xc->pool, ntasks, chunk_heads_task, &cc);
+      if (ntasks > 1 && s->opt.workers > 1) openblas_set_num_threads(s->opt.workers);
+    }
     prof_mark(prof, l, TM_CELL, &pt);   /* includes the head norm, done inside the head tasks */
     par_rows(&sc, ew_outgate, 8 * VD);
     gemm(s, &B->out, xc->H, T, VD, xc->U, D, B->out_b);
