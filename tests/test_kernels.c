@@ -13,6 +13,7 @@
  *     golden tolerances (max |diff| <= 2e-3, mean <= 2e-4; docs/xlstm-math.md).
  * A variant this CPU lacks is reported as skipped. */
 #include "engine/engine.h"
+#include "engine/bf16gemm.h"
 #include "engine/kernels.h"
 #include "io/safetensors.h"
 #include "goldenlib.h"
@@ -20,7 +21,7 @@
 #include "base/util.h"
 #include <math.h>
 
-static const xl_kernels variants[] = {XL_KERNELS_SCALAR, XL_KERNELS_AVX2, XL_KERNELS_AVX512};
+static const xl_kernels variants[] = {XL_KERNELS_SCALAR, XL_KERNELS_AVX2, XL_KERNELS_AVX512, XL_KERNELS_AVX512BF16};
 enum { NVAR = sizeof variants / sizeof *variants };
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -68,6 +69,31 @@ static void test_convert(xl_kernels k) {
   }
   free(src);
   free(got);
+}
+
+/* rounding to bf16: every variant gives xl_f32_to_bf16's bits, for random values of every
+ * magnitude and the special ones (ties, denormals, infinities, NaNs, overflow to inf) */
+static void test_round(xl_kernels k) {
+  enum { N = 200003 };
+  float *x = xl_malloc(sizeof(float) * N), *y = xl_malloc(sizeof(float) * N);
+  for (int i = 0; i < N; i++) {
+    uint32_t u = rnd() << 16 ^ rnd();
+    if (i % 7 == 0) u = (u & 0xffff0000u) | 0x8000u;   /* exact ties */
+    if (i % 11 == 0) u &= 0x807fffffu;                /* denormals */
+    memcpy(&x[i], &u, 4);
+  }
+  const uint32_t special[] = {0x7f800000u, 0xff800000u, 0x7fc00001u, 0x7f800001u, 0xffffffffu, 0x7f7fffffu, 0xff7fffffu, 0, 0x80000000u, 0x00008000u, 0x3f808000u, 0x3f818000u};
+  for (size_t i = 0; i < sizeof special / sizeof *special; i++) memcpy(&x[i * 13 + 1], &special[i], 4);
+  memcpy(y, x, sizeof(float) * N);
+  xl_round_bf16(y, N);
+  int bad = 0;
+  for (int i = 0; i < N; i++) {
+    float r = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
+    if (memcmp(&r, &y[i], 4)) bad++;
+  }
+  CHECK(!bad, "%s: xl_round_bf16 of %d values (ties, denormals, inf, NaN, overflow) bit-identical to xl_f32_to_bf16 (%d differ)",
+        xl_kernels_name(k), N, bad);
+  free(x), free(y);
 }
 
 /* ---- matvec / GEMM ---- */
@@ -249,6 +275,80 @@ static void golden_model(const char *name, const char *model_dir, const char *gd
   xl_model_free(m);
 }
 
+/* --matmul bf16 against fp32 on the golden cases: the logit difference and how often the
+ * greedy (argmax) token agrees, for the emulated path (fp32 SGEMM on bf16 values) and, on a
+ * CPU with BF16 units and oneDNN, the units' path. The two bf16 paths differ in fp32
+ * summation order only, but each activation is rounded to bf16 before the next product, so
+ * a last-bit difference can move a rounding by a bf16 step (2^-8): the units' path is held
+ * to the emulated path's distance from fp32 (mean |diff| within 1.5x) and greedy agreement
+ * (>= 90%), not to fp32 rounding. */
+static float *prefill_logits(xl_model *m, const gcase *gc, int bf16, xl_kernels k) {
+  char err[256];
+  xl_runopts o;
+  xl_runopts_default(&o, m);
+  o.matmul_bf16 = bf16, o.kernels = k, o.workers = 2;
+  xl_session *s = xl_session_new(m, &o, err, sizeof err);
+  if (!s) return NULL;
+  float *lg = xl_malloc(sizeof(float) * (size_t)gc->n * m->cfg.vocab);
+  xl_prefill(s, gc->ids, gc->n, lg);
+  xl_session_free(s);
+  return lg;
+}
+
+static int argmax(const float *x, int n) {
+  int b = 0;
+  for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
+  return b;
+}
+
+static void test_bf16_report(const char *name, const char *model_dir, const char *gdir) {
+  char err[512], path[4096];
+  xl_model *m = xl_model_load(model_dir, err, sizeof err);
+  if (!m) { CHECK(0, "%s loads (%s)", name, err); return; }
+  snprintf(path, sizeof path, "%s/golden.json", gdir);
+  gcase cases[16];
+  int nc = load_cases(path, cases, 16), V = m->cfg.vocab, units = xl_kernels_supported(XL_KERNELS_AVX512BF16) && xl_bf16gemm_available(NULL, 0);
+  xl_kernels emu = xl_kernels_supported(XL_KERNELS_AVX512) ? XL_KERNELS_AVX512 : xl_kernels_best();
+  double e_mean = 0, e_max = 0, u_mean = 0, u_max = 0, ue_max = 0, ue_mean = 0;
+  long agree_e = 0, agree_u = 0, rows = 0;
+  for (int ci = 0; ci < nc; ci++) {
+    int T = cases[ci].n;
+    float *f = prefill_logits(m, &cases[ci], 0, emu), *e = prefill_logits(m, &cases[ci], 1, emu);
+    float *u = units ? prefill_logits(m, &cases[ci], 1, XL_KERNELS_AVX512BF16) : NULL;
+    double mx, mean;
+    diff(e, f, (size_t)T * V, &mx, &mean);
+    e_max = fmax(e_max, mx), e_mean += mean * T;
+    if (u) {
+      diff(u, f, (size_t)T * V, &mx, &mean);
+      u_max = fmax(u_max, mx), u_mean += mean * T;
+      diff(u, e, (size_t)T * V, &mx, &mean);
+      ue_max = fmax(ue_max, mx), ue_mean = fmax(ue_mean, mean);
+    }
+    for (int t = 0; t < T; t++) {
+      int g = argmax(f + (size_t)t * V, V);
+      agree_e += argmax(e + (size_t)t * V, V) == g;
+      if (u) agree_u += argmax(u + (size_t)t * V, V) == g;
+    }
+    rows += T;
+    free(f), free(e), free(u);
+  }
+  printf("# bf16 vs fp32 %s: emulated (SGEMM on bf16 values): mean |diff| %.3e, max %.3e, greedy agreement %.4f (%ld positions)\n", name,
+         e_mean / rows, e_max, (double)agree_e / rows, rows);
+  if (units)
+    printf("# bf16 vs fp32 %s: BF16 units (%s): mean |diff| %.3e, max %.3e, greedy agreement %.4f\n", name, xl_bf16gemm_impl(),
+           u_mean / rows, u_max, (double)agree_u / rows);
+  CHECK(rows > 0 && (double)agree_e / rows >= 0.9, "%s: --matmul bf16 (emulated) picks the fp32 greedy token at %.1f%% of %ld positions (>= 90%%)",
+        name, 100.0 * agree_e / rows, rows);
+  if (units)
+    CHECK(u_mean <= 1.5 * e_mean && (double)agree_u / rows >= 0.9,
+          "%s: --matmul bf16 on the BF16 units (%s): mean |diff| from fp32 %.3e <= 1.5 x the emulated path's %.3e, greedy agreement %.1f%% >= 90%% (units vs emulated: max %.2e, mean %.2e)",
+          name, xl_bf16gemm_impl(), u_mean / rows, e_mean / rows, 100.0 * agree_u / rows, ue_max, ue_mean);
+  else
+    printf("ok - %s: --matmul bf16 on BF16 units # SKIP no BF16 units or no oneDNN here\n", name);
+  for (int ci = 0; ci < nc; ci++) free(cases[ci].ids);
+  xl_model_free(m);
+}
+
 static void test_golden(xl_kernels k) {
   char md[4096], gd[4096];
   const char *fx[] = {"fixtures/m128-f32", "fixtures/m128-bias-bf16-sharded", "fixtures/m256-fused", "fixtures-v1/v1-m-only",
@@ -282,9 +382,19 @@ int main(void) {
     }
     select_or_die(v);
     test_convert(v);
+    test_round(v);
     test_matvec(v);
     test_gemm(v);
     test_golden(v);
+  }
+  {
+    char md[4096], gd[4096];
+    snprintf(md, sizeof md, "%s/fixtures/m128-bias-bf16-sharded", tl_golden_dir());
+    test_bf16_report("fixtures/m128-bias-bf16-sharded", md, md);
+    const char *root = getenv("XL_ROOT");
+    snprintf(md, sizeof md, "%s/models/xlstm-tiny-pydocs", root ? root : ".");
+    snprintf(gd, sizeof gd, "%s/xlstm-tiny-pydocs", tl_golden_dir());
+    test_bf16_report("xlstm-tiny-pydocs", md, gd);
   }
   return tl_done();
 }

@@ -29,9 +29,10 @@ const xl_setting xl_settings[XS_COUNT] = {
     [XS_MATMUL] = {"matmul", "--matmul", "XL_MATMUL", "fp32|bf16", 0, 0, "fp32|bf16",
                    "fp32 (default; exact) or bf16: activations rounded to bf16 before\n"
                    "each matrix product (a speed/quality trade; tensor cores on a GPU)"},
-    [XS_KERNELS] = {"kernels", "--kernels", "XL_KERNELS", "K", 0, 0, "auto|avx512|avx2|scalar",
-                    "CPU matvec/conversion kernels: auto (default: the best this CPU has),\n"
-                    "or force avx512, avx2 (AVX2+FMA) or scalar (plain C), e.g. to test\n"
+    [XS_KERNELS] = {"kernels", "--kernels", "XL_KERNELS", "K", 0, 0, "auto|avx512bf16|avx512|avx2|scalar",
+                    "CPU kernels: auto (default: the best this CPU has), or force\n"
+                    "avx512bf16 (AVX-512, and --matmul bf16 GEMMs on the BF16 units via\n"
+                    "oneDNN), avx512, avx2 (AVX2+FMA) or scalar (plain C), e.g. to test\n"
                     "them; one this CPU lacks is an error"},
 };
 

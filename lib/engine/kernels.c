@@ -49,7 +49,7 @@ uint16_t xl_f32_to_f16(float f) {
 
 /* ---- variants ---- */
 
-static const char *const kernel_names[XL_KERNELS_COUNT] = {"auto", "avx512", "avx2", "scalar"};
+static const char *const kernel_names[XL_KERNELS_COUNT] = {"auto", "avx512", "avx2", "scalar", "avx512bf16"};
 
 const char *xl_kernels_name(xl_kernels k) { return (unsigned)k < XL_KERNELS_COUNT ? kernel_names[k] : "?"; }
 
@@ -62,6 +62,11 @@ int xl_kernels_parse(const char *s, xl_kernels *k) {
 int xl_kernels_supported(xl_kernels k) {
   switch (k) {
   case XL_KERNELS_AVX512: return __builtin_cpu_supports("avx512f");
+  case XL_KERNELS_AVX512BF16: {
+    xl_cpu_feats f;
+    xl_cpu_features(&f);
+    return f.avx512bf16;
+  }
   case XL_KERNELS_AVX2: {
     xl_cpu_feats f;   /* cpuid + the OS's saved YMM state; F16C comes with every AVX2 CPU */
     xl_cpu_features(&f);
@@ -72,6 +77,7 @@ int xl_kernels_supported(xl_kernels k) {
 }
 
 xl_kernels xl_kernels_best(void) {
+  if (xl_kernels_supported(XL_KERNELS_AVX512BF16)) return XL_KERNELS_AVX512BF16;
   if (xl_kernels_supported(XL_KERNELS_AVX512)) return XL_KERNELS_AVX512;
   if (xl_kernels_supported(XL_KERNELS_AVX2)) return XL_KERNELS_AVX2;
   return XL_KERNELS_SCALAR;
@@ -88,7 +94,8 @@ int xl_kernels_select(xl_kernels k, char *err, size_t errlen) {
   if (k == XL_KERNELS_AUTO) k = xl_kernels_best();
   if (!xl_kernels_supported(k)) {
     snprintf(err, errlen, "--kernels %s: this CPU lacks the %s instructions (best here: %s)", xl_kernels_name(k),
-             k == XL_KERNELS_AVX512 ? "AVX-512" : "AVX2/FMA/F16C", xl_kernels_name(xl_kernels_best()));
+             k == XL_KERNELS_AVX512 ? "AVX-512" : k == XL_KERNELS_AVX512BF16 ? "AVX512-BF16" : "AVX2/FMA/F16C",
+             xl_kernels_name(xl_kernels_best()));
     return -1;
   }
   active = (int)k;
@@ -97,7 +104,7 @@ int xl_kernels_select(xl_kernels k, char *err, size_t errlen) {
 
 xl_kernels xl_kernels_active(void) { return kset(); }
 
-static inline int use_avx512(void) { return kset() == XL_KERNELS_AVX512; }
+static inline int use_avx512(void) { return kset() == XL_KERNELS_AVX512 || kset() == XL_KERNELS_AVX512BF16; }
 
 /* Widening 16 at a time (the GEMM tiles convert millions of weights per segment). */
 __attribute__((target("avx512f"))) static void to_f32_avx512(st_dtype t, const uint16_t *s, float *dst, size_t n) {
@@ -378,6 +385,26 @@ void xl_gemm_rows(const xl_mat *w, const float *X, int T, int ldx, float *Y, int
     xl_to_f32(w->dtype, (const char *)w->data + (size_t)a * w->cols * es, tile, (size_t)(b - a) * w->cols);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, b - a, w->cols, 1.0f, X, ldx, tile, w->cols, 0.0f, Y + a, ldy);
   }
+}
+
+__attribute__((target("avx512f"))) static void round_bf16_avx512(float *x, size_t n) {
+  const __m512i lsb = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff), hi = _mm512_set1_epi32((int)0xffff0000u),
+                abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000), quiet = _mm512_set1_epi32(0x400000);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512i u = _mm512_castps_si512(_mm512_loadu_ps(x + i));
+    __m512i r = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, half), _mm512_and_si512(_mm512_srli_epi32(u, 16), lsb)), hi);
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs), inf);
+    r = _mm512_mask_or_epi32(r, nan, _mm512_and_si512(u, hi), quiet);
+    _mm512_storeu_ps(x + i, _mm512_castsi512_ps(r));
+  }
+  for (; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
+}
+
+void xl_round_bf16(float *x, size_t n) {
+  if (use_avx512()) { round_bf16_avx512(x, n); return; }
+  if (kset() == XL_KERNELS_AVX2) { xl_round_bf16_avx2(x, n); return; }
+  for (size_t i = 0; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
 }
 
 void xl_mean_rstd(const float *x, int n, float eps, float *mu, float *rstd) {

@@ -18,10 +18,12 @@ typedef struct {
   const void *data;
 } xl_mat;
 
-/* The kernel variants. AUTO: the best this CPU (and its OS) runs. */
-typedef enum { XL_KERNELS_AUTO = 0, XL_KERNELS_AVX512, XL_KERNELS_AVX2, XL_KERNELS_SCALAR } xl_kernels;
-#define XL_KERNELS_COUNT 4
-const char *xl_kernels_name(xl_kernels k);           /* "auto", "avx512", "avx2", "scalar" */
+/* The kernel variants. AUTO: the best this CPU (and its OS) runs. AVX512BF16: the AVX-512
+ * kernels, and --matmul bf16's GEMMs over BF16 weights on the CPU's BF16 units
+ * (AVX512-BF16, AMX-BF16; engine/bf16gemm.h) instead of fp32 SGEMM on bf16 values. */
+typedef enum { XL_KERNELS_AUTO = 0, XL_KERNELS_AVX512, XL_KERNELS_AVX2, XL_KERNELS_SCALAR, XL_KERNELS_AVX512BF16 } xl_kernels;
+#define XL_KERNELS_COUNT 5
+const char *xl_kernels_name(xl_kernels k);           /* "auto", "avx512", "avx2", "scalar", "avx512bf16" */
 int xl_kernels_parse(const char *s, xl_kernels *k);  /* 0 ok */
 int xl_kernels_supported(xl_kernels k);              /* this CPU runs it (AUTO, SCALAR: always) */
 xl_kernels xl_kernels_best(void);                    /* what AUTO picks here */
@@ -38,6 +40,10 @@ float xl_f16_to_f32(uint16_t h);
 /* Round-to-nearest-even fp32 -> bf16 / f16 (for writing checkpoints and --matmul bf16). */
 uint16_t xl_f32_to_bf16(float f);
 uint16_t xl_f32_to_f16(float f);
+
+/* x[i] = the bf16 value nearest x[i] (ties to even), as fp32: the same bits as
+ * xl_bf16_to_f32(xl_f32_to_bf16(x[i])) for every input (--matmul bf16's activations). */
+void xl_round_bf16(float *x, size_t n);
 
 /* Mean and 1/sqrt(biased variance + eps) of x [n], accumulated in double (the LayerNorms
  * of both architectures). */

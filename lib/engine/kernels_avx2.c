@@ -192,3 +192,19 @@ AVX2 void xl_matvec_f16_avx2(const uint16_t *W, int n, const float *x, float *y,
   }
   for (; r < r1; r++) y[r] = dot_f16(W + (size_t)r * n, x, n);
 }
+
+/* ---- rounding to bf16 (the operations of xl_f32_to_bf16, 8 at a time) ---- */
+
+AVX2 void xl_round_bf16_avx2(float *x, size_t n) {
+  const __m256i lsb = _mm256_set1_epi32(1), half = _mm256_set1_epi32(0x7fff), hi = _mm256_set1_epi32((int)0xffff0000u),
+                abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000), quiet = _mm256_set1_epi32(0x400000);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+    __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, half), _mm256_and_si256(_mm256_srli_epi32(u, 16), lsb)), hi);
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+    __m256i q = _mm256_or_si256(_mm256_and_si256(u, hi), quiet);
+    _mm256_storeu_ps(x + i, _mm256_castsi256_ps(_mm256_blendv_epi8(r, q, nan)));
+  }
+  for (; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
+}

@@ -11,6 +11,7 @@
 void xl_to_f32_avx2(st_dtype t, const uint16_t *s, float *dst, size_t n);
 void xl_matvec_f32_avx2(const float *W, int n, const float *x, float *y, int r0, int r1);
 void xl_matvec_bf16_avx2(const uint16_t *W, int n, const float *x, float *y, int r0, int r1);
+void xl_round_bf16_avx2(float *x, size_t n);
 void xl_matvec_f16_avx2(const uint16_t *W, int n, const float *x, float *y, int r0, int r1);
 
 #endif

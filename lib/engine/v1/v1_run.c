@@ -60,9 +60,7 @@ static void layernorm(const float *x, float *y, const float *w, int n) {
   for (int i = 0; i < n; i++) y[i] = (x[i] - mu) * r * (w ? 1.0f + w[i] : 1.0f);
 }
 
-static void round_bf16(float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
-}
+static inline void round_bf16(float *x, size_t n) { xl_round_bf16(x, n); }
 
 static int max3(int a, int b, int c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
 

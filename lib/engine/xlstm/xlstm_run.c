@@ -6,6 +6,7 @@
  * never runs more than `workers` busy threads. */
 #include "engine/xlstm/xlstm.h"
 #include "base/util.h"
+#include "engine/bf16gemm.h"
 #include "engine/cell.h"
 #include "engine/pool.h"
 #include "obs/telemetry.h"
@@ -37,6 +38,12 @@ typedef struct {
   /* the cell split over chunks (more workers than head tasks): the state entering every
    * chunk of the segment, per head: C [nck, NH, DK, DV], n [nck, NH, DK], m [nck, NH]; and
    * per worker a copy of one chunk's entering state (C, n, m) */
+  /* --matmul bf16 over BF16 weights on a CPU with BF16 arithmetic: products through
+   * bf16gemm on bf16 copies of the activations (Xb, converted once per input) */
+  int bf16gemm;
+  uint16_t *Xb;
+  const float *xb_src;  /* the activations Xb holds (NULL: none) */
+  int xb_T, xb_cols;
   int split;
   float *chC, *chn, *chm;
   atomic_int *progress;   /* [NH]: chunks whose entering state is saved */
@@ -75,9 +82,7 @@ static void add_bias(float *y, const float *b, int n) {
   if (b) for (int i = 0; i < n; i++) y[i] += b[i];
 }
 
-static void round_bf16(float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
-}
+static inline void round_bf16(float *x, size_t n) { xl_round_bf16(x, n); }
 
 /* ---- parallel matvec over several matrices sharing one input ---- */
 
@@ -157,6 +162,14 @@ static int init(xl_session *s, char *err, size_t errlen) {
    * needs more rows than one 4 MB tile has to keep them all busy */
   xc->tile_scale = opt->workers > 3 ? opt->workers / 2 : 1;
   xc->tile = scratch(s, tile * (size_t)xc->tile_scale);
+  if (opt->matmul_bf16 && xl_kernels_active() == XL_KERNELS_AVX512BF16 && L > 0 && W->blocks[0].up.dtype == ST_BF16 &&
+      xl_bf16gemm_available(NULL, 0)) {
+    size_t wide = (size_t)(D > c->v_dim ? D : c->v_dim);
+    if ((size_t)F > wide) wide = (size_t)F;
+    xc->bf16gemm = 1;
+    xc->Xb = xl_calloc(S * wide, sizeof(uint16_t));
+    s->scratch_bytes += S * wide * sizeof(uint16_t);
+  }
   xc->wscr_floats = xl_cell_chunk_floats(&xc->cell, ck);
   xc->wscr = scratch(s, xc->wscr_floats * (size_t)opt->workers);
   int hpb = opt->heads_per_band, head_tasks = (NH + hpb - 1) / hpb;
@@ -182,6 +195,7 @@ static void release(xl_session *s) {
                    xc->chC, xc->chn, xc->chm};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
   free(xc->progress);
+  free(xc->Xb);
   free(xc);
   s->impl = NULL;
   s->logits = NULL;
@@ -378,6 +392,8 @@ static void small_gemm_task(void *vctx, int t, int worker) {
 
 typedef struct seg_ctx seg_ctx;
 typedef void (*rows_fn)(const seg_ctx *c, int t0, int t1);
+static void ew_bias(const seg_ctx *c, int t0, int t1);
+static const rows_fn ew_bias_fn = ew_bias;
 struct seg_ctx {
   xl_session *s;
   const xl_block *B;
@@ -406,6 +422,7 @@ static void par_rows(seg_ctx *c, rows_fn fn, long cost) {
   c->ntasks = nw > 1 && total >= 16384 ? (c->T < 4 * nw ? c->T : 4 * nw) : 1;
   if (c->ntasks <= 1) fn(c, 0, c->T);
   else xl_pool_run(xc->pool, c->ntasks, rows_task, c);
+  if (fn != ew_bias_fn) xc->xb_src = NULL;   /* the loops rewrite the GEMM inputs */
 }
 
 static void ew_norm_mlstm(const seg_ctx *c, int t0, int t1) {
@@ -487,10 +504,30 @@ static void convert_task(void *vctx, int t, int worker) {
   xl_to_f32(c->w->dtype, (const char *)c->w->data + (size_t)a * cols * es, xc->tile + (size_t)(a - c->r0) * cols, (size_t)(b - a) * cols);
 }
 
+static void ew_to_bf16(const seg_ctx *c, int t0, int t1) {
+  xlstm_cpu *xc = c->s->impl;
+  for (int t = t0; t < t1; t++)
+    xl_bf16_high_halves(xc->xb_src + (size_t)t * c->ldy, xc->Xb + (size_t)t * c->nb, (size_t)c->nb);
+}
+
+/* Y = X W^T through bf16gemm (X already rounded to bf16 values); 0 ok, -1: use fp32 */
+static int gemm_bf16(xl_session *s, const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy) {
+  xlstm_cpu *xc = s->impl;
+  if (xc->xb_src != X || xc->xb_T != T || xc->xb_cols != w->cols) {
+    xc->xb_src = X, xc->xb_T = T, xc->xb_cols = w->cols;
+    seg_ctx c = {.s = s, .T = T, .ldy = ldx, .nb = w->cols};
+    par_rows(&c, ew_to_bf16, w->cols);
+    xc->xb_src = X;   /* par_rows forgot it */
+  }
+  return xl_bf16gemm(w, xc->Xb, T, w->cols, Y, ldy, s->opt.workers);
+}
+
 static void gemm(xl_session *s, const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy, const float *bias) {
   xlstm_cpu *xc = s->impl;
   int nw = xl_pool_size(xc->pool);
-  if (w->dtype != ST_F32 && T <= XL_SMALL_T && nw > 1 && w->rows >= 64 * nw) {
+  if (xc->bf16gemm && w->dtype == ST_BF16 && T > XL_SMALL_T && gemm_bf16(s, w, X, T, ldx, Y, ldy) == 0) {
+    /* done on the CPU's BF16 units */
+  } else if (w->dtype != ST_F32 && T <= XL_SMALL_T && nw > 1 && w->rows >= 64 * nw) {
     /* a short prompt over stored-dtype weights: matvec row bands on our workers (see kernels.h) */
     small_gemm_ctx c = {w, X, Y, T, ldx, ldy, 4 * nw};
     xl_pool_run(xc->pool, c.ntasks, small_gemm_task, &c);
@@ -512,6 +549,7 @@ static void gemm(xl_session *s, const xl_mat *w, const float *X, int T, int ldx,
   } else {
     xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, xc->tile);
   }
+  if (Y == xc->xb_src) xc->xb_src = NULL;
   if (bias) {
     seg_ctx c = {.s = s, .T = T, .bias = bias, .Y = Y, .ldy = ldy, .nb = w->rows};
     par_rows(&c, ew_bias, w->rows);
