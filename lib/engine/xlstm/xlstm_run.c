@@ -8,6 +8,7 @@
 #include "base/util.h"
 #include "engine/bf16gemm.h"
 #include "engine/cell.h"
+#include "engine/pgemm.h"
 #include "engine/pool.h"
 #include "obs/telemetry.h"
 #include <cblas.h>
@@ -31,19 +32,12 @@ typedef struct {
   /* prefill scratch for a segment of `seg` tokens */
   int seg;
   float *X, *U, *Q, *K, *V, *O, *IG, *FG, *H, *G, *UP;
-  float *tile;       /* fp32 tile for BF16/F16 GEMMs */
-  int tile_scale;    /* tiles of tile_scale x the kernels' tile rows (more workers: bigger tiles) */
+  xl_pgemm pg;       /* the projection GEMMs of prefill */
   float *wscr;       /* per-worker chunk scratch */
   size_t wscr_floats;
   /* the cell split over chunks (more workers than head tasks): the state entering every
    * chunk of the segment, per head: C [nck, NH, DK, DV], n [nck, NH, DK], m [nck, NH]; and
    * per worker a copy of one chunk's entering state (C, n, m) */
-  /* --matmul bf16 over BF16 weights on a CPU with BF16 arithmetic: products through
-   * bf16gemm on bf16 copies of the activations (Xb, converted once per input) */
-  int bf16gemm;
-  uint16_t *Xb;
-  const float *xb_src;  /* the activations Xb holds (NULL: none) */
-  int xb_T, xb_cols;
   int split;
   float *chC, *chn, *chm;
   atomic_int *progress;   /* [NH]: chunks whose entering state is saved */
@@ -158,18 +152,13 @@ static int init(xl_session *s, char *err, size_t errlen) {
     for (size_t j = 0; j < sizeof all / sizeof *all; j++)
       if (xl_gemm_tile_floats(all[j]) > tile) tile = xl_gemm_tile_floats(all[j]);
   }
-  /* 1 up to 3 workers (the kernels' 4 MB tiles), then workers/2: an SGEMM over 16 threads
-   * needs more rows than one 4 MB tile has to keep them all busy */
-  xc->tile_scale = opt->workers > 3 ? opt->workers / 2 : 1;
-  xc->tile = scratch(s, tile * (size_t)xc->tile_scale);
-  if (opt->matmul_bf16 && xl_kernels_active() == XL_KERNELS_AVX512BF16 && L > 0 && W->blocks[0].up.dtype == ST_BF16 &&
-      xl_bf16gemm_available(NULL, 0)) {
-    size_t wide = (size_t)(D > c->v_dim ? D : c->v_dim);
-    if ((size_t)F > wide) wide = (size_t)F;
-    xc->bf16gemm = 1;
-    xc->Xb = xl_calloc(S * wide, sizeof(uint16_t));
-    s->scratch_bytes += S * wide * sizeof(uint16_t);
-  }
+  /* --matmul bf16 over BF16 weights on a CPU with BF16 units: products there */
+  int bf16 = opt->matmul_bf16 && xl_kernels_active() == XL_KERNELS_AVX512BF16 && L > 0 && W->blocks[0].up.dtype == ST_BF16 &&
+             xl_bf16gemm_available(NULL, 0);
+  size_t wide = (size_t)(D > c->v_dim ? D : c->v_dim);
+  if ((size_t)F > wide) wide = (size_t)F;
+  xl_pgemm_init(&xc->pg, xc->pool, opt->workers, tile, bf16, S * wide);
+  s->scratch_bytes += xc->pg.bytes;
   xc->wscr_floats = xl_cell_chunk_floats(&xc->cell, ck);
   xc->wscr = scratch(s, xc->wscr_floats * (size_t)opt->workers);
   int hpb = opt->heads_per_band, head_tasks = (NH + hpb - 1) / hpb;
@@ -191,11 +180,11 @@ static void release(xl_session *s) {
   if (!xc) return;
   xl_pool_free(xc->pool);
   float *bufs[] = {xc->C, xc->n, xc->mst, s->logits, xc->x, xc->u, xc->q, xc->k, xc->v, xc->o, xc->h, xc->ig, xc->fg, xc->g, xc->up,
-                   xc->X, xc->U, xc->Q, xc->K, xc->V, xc->O, xc->H, xc->IG, xc->FG, xc->G, xc->UP, xc->tile, xc->wscr,
+                   xc->X, xc->U, xc->Q, xc->K, xc->V, xc->O, xc->H, xc->IG, xc->FG, xc->G, xc->UP, xc->wscr,
                    xc->chC, xc->chn, xc->chm};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
   free(xc->progress);
-  free(xc->Xb);
+  xl_pgemm_free(&xc->pg);
   free(xc);
   s->impl = NULL;
   s->logits = NULL;
@@ -422,7 +411,7 @@ static void par_rows(seg_ctx *c, rows_fn fn, long cost) {
   c->ntasks = nw > 1 && total >= 16384 ? (c->T < 4 * nw ? c->T : 4 * nw) : 1;
   if (c->ntasks <= 1) fn(c, 0, c->T);
   else xl_pool_run(xc->pool, c->ntasks, rows_task, c);
-  if (fn != ew_bias_fn) xc->xb_src = NULL;   /* the loops rewrite the GEMM inputs */
+  if (fn != ew_bias_fn) xl_pgemm_forget(&xc->pg);   /* the loops rewrite the GEMM inputs */
 }
 
 static void ew_norm_mlstm(const seg_ctx *c, int t0, int t1) {
@@ -493,63 +482,17 @@ static void ew_embed(const seg_ctx *c, int t0, int t1) {
   for (int t = t0; t < t1; t++) xl_mat_row(&c->s->m->embed, ids[t], xc->X + (size_t)t * D);
 }
 
-/* conversion of a weight tile: rows [r0 + task*rows_per, ...) of c->w into xc->tile */
-static void convert_task(void *vctx, int t, int worker) {
-  const seg_ctx *c = vctx;
-  xlstm_cpu *xc = c->s->impl;
-  int a = c->r0 + t * c->rows_per, b = a + c->rows_per, end = c->r0 + c->T;
-  if (b > end) b = end;
-  if (a >= b) return;
-  size_t cols = (size_t)c->w->cols, es = st_dtype_size(c->w->dtype);
-  xl_to_f32(c->w->dtype, (const char *)c->w->data + (size_t)a * cols * es, xc->tile + (size_t)(a - c->r0) * cols, (size_t)(b - a) * cols);
-}
-
-static void ew_to_bf16(const seg_ctx *c, int t0, int t1) {
-  xlstm_cpu *xc = c->s->impl;
-  for (int t = t0; t < t1; t++)
-    xl_bf16_high_halves(xc->xb_src + (size_t)t * c->ldy, xc->Xb + (size_t)t * c->nb, (size_t)c->nb);
-}
-
-/* Y = X W^T through bf16gemm (X already rounded to bf16 values); 0 ok, -1: use fp32 */
-static int gemm_bf16(xl_session *s, const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy) {
-  xlstm_cpu *xc = s->impl;
-  if (xc->xb_src != X || xc->xb_T != T || xc->xb_cols != w->cols) {
-    xc->xb_src = X, xc->xb_T = T, xc->xb_cols = w->cols;
-    seg_ctx c = {.s = s, .T = T, .ldy = ldx, .nb = w->cols};
-    par_rows(&c, ew_to_bf16, w->cols);
-    xc->xb_src = X;   /* par_rows forgot it */
-  }
-  return xl_bf16gemm(w, xc->Xb, T, w->cols, Y, ldy, s->opt.workers);
-}
-
 static void gemm(xl_session *s, const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy, const float *bias) {
   xlstm_cpu *xc = s->impl;
   int nw = xl_pool_size(xc->pool);
-  if (xc->bf16gemm && w->dtype == ST_BF16 && T > XL_SMALL_T && gemm_bf16(s, w, X, T, ldx, Y, ldy) == 0) {
-    /* done on the CPU's BF16 units */
-  } else if (w->dtype != ST_F32 && T <= XL_SMALL_T && nw > 1 && w->rows >= 64 * nw) {
+  if (w->dtype != ST_F32 && T <= XL_SMALL_T && nw > 1 && w->rows >= 64 * nw) {
     /* a short prompt over stored-dtype weights: matvec row bands on our workers (see kernels.h) */
     small_gemm_ctx c = {w, X, Y, T, ldx, ldy, 4 * nw};
     xl_pool_run(xc->pool, c.ntasks, small_gemm_task, &c);
-  } else if (w->dtype != ST_F32 && T > XL_SMALL_T && nw > 1) {
-    /* BF16/F16 weights over a long segment: each fp32 tile is converted by all workers (in
-     * row bands), then one SGEMM on `workers` OpenBLAS threads; tiles grow with the workers
-     * (xc->tile_scale) so that each SGEMM has enough rows to share out. The product is the
-     * same as xl_gemm_rows's: SGEMM splits rows and tokens over its threads, never the sum. */
-    int tr = xl_gemm_tile_rows(w) * xc->tile_scale;
-    if (tr > w->rows) tr = w->rows;
-    for (int a = 0; a < w->rows; a += tr) {
-      int b = a + tr < w->rows ? a + tr : w->rows;
-      seg_ctx c = {.s = s, .w = w, .r0 = a, .T = b - a};
-      c.ntasks = nw;
-      c.rows_per = (b - a + nw - 1) / nw;
-      xl_pool_run(xc->pool, nw, convert_task, &c);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, b - a, w->cols, 1.0f, X, ldx, xc->tile, w->cols, 0.0f, Y + a, ldy);
-    }
+    if (Y == xc->pg.xb_src) xl_pgemm_forget(&xc->pg);
   } else {
-    xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, xc->tile);
+    xl_pgemm_run(&xc->pg, w, X, T, ldx, Y, ldy);
   }
-  if (Y == xc->xb_src) xc->xb_src = NULL;
   if (bias) {
     seg_ctx c = {.s = s, .T = T, .bias = bias, .Y = Y, .ldy = ldy, .nb = w->rows};
     par_rows(&c, ew_bias, w->rows);
