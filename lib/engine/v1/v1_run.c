@@ -95,17 +95,27 @@ static void proj(xl_session *s, const xl_mat *w, float *X, int T, int ldx, float
   }
 }
 
-/* The hot loops : vectorised for the CPU at hand (run-time dispatch). */
-#define V1_VECTORISE __attribute__((optimize("tree-vectorize"), target_clones("avx512f", "avx2", "default")))
+/* The hot loops, vectorised for each kernel variant (engine/kernels.h): the same C compiled
+ * for AVX-512, AVX2 and the baseline, picked by the session's kernels setting. */
+#define V1_VARIANTS(name, params, ...)                                                                          \
+  __attribute__((optimize("tree-vectorize"), target("avx512f"))) static void name##_avx512 params __VA_ARGS__     \
+  __attribute__((optimize("tree-vectorize"), target("avx2"))) static void name##_avx2 params __VA_ARGS__          \
+  __attribute__((optimize("tree-vectorize"))) static void name##_base params __VA_ARGS__
 
 /* 4x4 blocks (the mLSTM's default qkv_proj_blocksize): one row, unrolled. */
-V1_VECTORISE
-static void headwise4(const float *restrict x, const float *restrict W, int P, float *restrict y) {
+V1_VARIANTS(headwise4_k, (const float *restrict x, const float *restrict W, int P, float *restrict y), {
   for (int p = 0; p < P; p++) {
     const float *xp = x + 4 * (size_t)p, *Wp = W + 16 * (size_t)p;
     float *yp = y + 4 * (size_t)p;
     for (int o = 0; o < 4; o++) yp[o] = Wp[4 * o] * xp[0] + Wp[4 * o + 1] * xp[1] + Wp[4 * o + 2] * xp[2] + Wp[4 * o + 3] * xp[3];
   }
+})
+
+static void headwise4(const float *restrict x, const float *restrict W, int P, float *restrict y) {
+  xl_kernels k = xl_kernels_active();
+  if (k == XL_KERNELS_AVX512 || k == XL_KERNELS_AVX512BF16) headwise4_k_avx512(x, W, P, y);
+  else if (k == XL_KERNELS_AVX2) headwise4_k_avx2(x, W, P, y);
+  else headwise4_k_base(x, W, P, y);
 }
 
 /* Block-diagonal projection: W [P, O, Q]; y[p*O+o] = sum_d x[p*Q+d] W[p,o,d], T rows. */
@@ -139,9 +149,15 @@ static void headwise(const float *X, int T, int ldx, const float *W, int P, int 
 
 /* Causal depthwise conv over T rows of X (ld ldx) into Y [T, C], continuing from the window
  * st [K-1, C]; then silu, and the window moves on to the last K-1 inputs. */
-V1_VECTORISE
-static void conv_taps(float *restrict y, const float *restrict w, const float *restrict x, int C) {
+V1_VARIANTS(conv_taps_k, (float *restrict y, const float *restrict w, const float *restrict x, int C), {
   for (int c = 0; c < C; c++) y[c] += w[c] * x[c];
+})
+
+static void conv_taps(float *restrict y, const float *restrict w, const float *restrict x, int C) {
+  xl_kernels k = xl_kernels_active();
+  if (k == XL_KERNELS_AVX512 || k == XL_KERNELS_AVX512BF16) conv_taps_k_avx512(y, w, x, C);
+  else if (k == XL_KERNELS_AVX2) conv_taps_k_avx2(y, w, x, C);
+  else conv_taps_k_base(y, w, x, C);
 }
 
 static void conv_silu(const xl_v1_block *B, float *st, const float *X, int T, int ldx, float *Y) {
