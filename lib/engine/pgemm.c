@@ -3,9 +3,28 @@
 #include "base/util.h"
 #include "engine/bf16gemm.h"
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 
+/* OpenBLAS's idle threads yield-spin for 2^28 cycles (about 0.1 s) after each GEMM before
+ * they sleep. Between the GEMMs of a prefill our pool runs the cell and the loops on the same
+ * cores, and those threads take CPU from it in sched_yield calls (a third of the default
+ * model's 2-worker prefill time went to sched_yield). OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles:
+ * sleep at once; the next GEMM wakes them) is read when OpenBLAS starts its threads, so it is
+ * set (unless the user set it) and the threads are restarted once per process. Weak symbols:
+ * an OpenBLAS without them (another threading build) is left alone. */
+extern void openblas_read_env(void) __attribute__((weak));
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+static pthread_once_t blas_quiet_once = PTHREAD_ONCE_INIT;
+static void blas_quiet(void) {
+  if (!openblas_read_env || !blas_thread_shutdown_) return;
+  setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
+  openblas_read_env();
+  blas_thread_shutdown_();   /* the next GEMM starts them again, with the timeout */
+}
+
 void xl_pgemm_init(xl_pgemm *g, xl_pool *pool, int workers, size_t tile_floats, int bf16, size_t xb_elems) {
+  pthread_once(&blas_quiet_once, blas_quiet);
   *g = (xl_pgemm){.pool = pool, .workers = workers};
   /* 1 up to 3 workers (the kernels' 4 MB tiles), then workers/2: an SGEMM over 16 threads
    * needs more rows than one 4 MB tile has to keep them all busy */
