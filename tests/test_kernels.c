@@ -96,6 +96,40 @@ static void test_round(xl_kernels k) {
   free(x), free(y);
 }
 
+/* the cell step's state update over column ranges: the scalar variant's bits, for odd sizes
+ * and column ranges, C and h both */
+static void test_cell_cols(xl_kernels k) {
+  const int dims[][2] = {{1, 1}, {3, 17}, {32, 64}, {7, 33}, {64, 100}, {256, 512}};
+  int bad = 0, outside = 0;
+  for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+    int DK = dims[di][0], DV = dims[di][1];
+    float *q = xl_malloc(sizeof(float) * DK), *kk = xl_malloc(sizeof(float) * DK), *v = xl_malloc(sizeof(float) * DV);
+    float *C0 = xl_malloc(sizeof(float) * DK * DV), *C1 = xl_malloc(sizeof(float) * DK * DV), *C2 = xl_malloc(sizeof(float) * DK * DV);
+    float *h1 = xl_malloc(sizeof(float) * DV), *h2 = xl_malloc(sizeof(float) * DV);
+    for (int j = 0; j < DK; j++) q[j] = urand(), kk[j] = urand();
+    for (int d = 0; d < DV; d++) v[d] = urand();
+    for (int i = 0; i < DK * DV; i++) C0[i] = urand();
+    const int ranges[][2] = {{0, DV}, {1, DV}, {DV / 3, DV - DV / 5}, {DV - 1, DV}};
+    for (int r = 0; r < 4; r++) {
+      int d0 = ranges[r][0], d1 = ranges[r][1];
+      if (d0 < 0 || d0 > d1) continue;
+      memcpy(C1, C0, sizeof(float) * DK * DV), memcpy(C2, C0, sizeof(float) * DK * DV);
+      for (int d = 0; d < DV; d++) h1[d] = h2[d] = 555.0f;
+      select_or_die(XL_KERNELS_SCALAR);
+      xl_cell_state_cols(DK, DV, 0.93f, 0.37f, 0.125f, q, kk, v, C1, h1, d0, d1);
+      select_or_die(k);
+      xl_cell_state_cols(DK, DV, 0.93f, 0.37f, 0.125f, q, kk, v, C2, h2, d0, d1);
+      bad += memcmp(C1, C2, sizeof(float) * DK * DV) != 0 || memcmp(h1, h2, sizeof(float) * DV) != 0;
+      for (int d = 0; d < DV; d++) if ((d < d0 || d >= d1) && h2[d] != 555.0f) outside++;
+      for (int j = 0; j < DK; j++)
+        for (int d = 0; d < DV; d++) if ((d < d0 || d >= d1) && C2[(size_t)j * DV + d] != C0[(size_t)j * DV + d]) outside++;
+    }
+    free(q), free(kk), free(v), free(C0), free(C1), free(C2), free(h1), free(h2);
+  }
+  CHECK(!bad && !outside, "%s: cell state update over column ranges (6 shapes x 4 ranges) bit-identical to the scalar code (%d differ, %d written outside)",
+        xl_kernels_name(k), bad, outside);
+}
+
 /* ---- matvec / GEMM ---- */
 
 typedef struct {
@@ -383,6 +417,7 @@ int main(void) {
     select_or_die(v);
     test_convert(v);
     test_round(v);
+    test_cell_cols(v);
     test_matvec(v);
     test_gemm(v);
     test_golden(v);

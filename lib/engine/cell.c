@@ -2,15 +2,15 @@
  * The scale factors are applied as multiplications by exactly 1.0f on the side that does
  * not carry 1/sqrt(DK), so each family gets the same bits as a cell written for it alone. */
 #include "engine/cell.h"
+#include "engine/kernels.h"
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 static inline float logsigmoidf(float x) { return x >= 0 ? -log1pf(expf(-x)) : x - log1pf(expf(x)); }
 
-void xl_cell_step(const xl_cell *cs, const float *q, const float *k, const float *v, float ig, float fg, float *C, float *n,
-                  float *m, float *h) {
-  int DK = cs->DK, DV = cs->DV;
+void xl_cell_step_gates(const xl_cell *cs, const float *q, const float *k, float ig, float fg, float *n, float *m, xl_cell_gates *g) {
+  int DK = cs->DK;
   float scale = 1.0f / sqrtf((float)DK);
   float qscale = cs->key_scaled ? 1.0f : scale, kdiv = cs->key_scaled ? sqrtf((float)DK) : 1.0f;
   float a = logsigmoidf(fg), mnew = fmaxf(a + *m, ig);
@@ -19,17 +19,22 @@ void xl_cell_step(const xl_cell *cs, const float *q, const float *k, const float
     n[j] = fa * n[j] + ia * k[j];
     qn += q[j] * qscale * n[j];
   }
-  memset(h, 0, sizeof(float) * DV);
-  for (int j = 0; j < DK; j++) {
-    float kj = ia * k[j], qj = q[j] * qscale, *Cj = C + (size_t)j * DV;
-    for (int d = 0; d < DV; d++) {
-      Cj[d] = fa * Cj[d] + kj * v[d];
-      h[d] += qj * Cj[d];
-    }
-  }
-  float den = fmaxf(fabsf(qn), expf(-mnew)) + cs->eps;
-  for (int d = 0; d < DV; d++) h[d] /= den;
+  g->fa = fa, g->ia = ia, g->qscale = qscale;
+  g->den = fmaxf(fabsf(qn), expf(-mnew)) + cs->eps;
   *m = mnew;
+}
+
+void xl_cell_step_cols(const xl_cell *cs, const xl_cell_gates *g, const float *q, const float *k, const float *v, float *C, float *h,
+                       int d0, int d1) {
+  xl_cell_state_cols(cs->DK, cs->DV, g->fa, g->ia, g->qscale, q, k, v, C, h, d0, d1);
+  for (int d = d0; d < d1; d++) h[d] /= g->den;
+}
+
+void xl_cell_step(const xl_cell *cs, const float *q, const float *k, const float *v, float ig, float fg, float *C, float *n,
+                  float *m, float *h) {
+  xl_cell_gates g;
+  xl_cell_step_gates(cs, q, k, ig, fg, n, m, &g);
+  xl_cell_step_cols(cs, &g, q, k, v, C, h, 0, cs->DV);
 }
 
 size_t xl_cell_chunk_floats(const xl_cell *cs, int L) { return (size_t)2 * L + (size_t)L * L + (size_t)2 * L * cs->DK; }

@@ -407,6 +407,62 @@ void xl_round_bf16(float *x, size_t n) {
   for (size_t i = 0; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
 }
 
+/* ---- the cell step's state update (see kernels.h) ---- */
+
+static void cell_cols_scalar(int DK, int DV, float fa, float ia, float qscale, const float *q, const float *k, const float *v, float *C,
+                             float *h, int d0, int d1) {
+  memset(h + d0, 0, sizeof(float) * (size_t)(d1 - d0));
+  for (int j = 0; j < DK; j++) {
+    float kj = ia * k[j], qj = q[j] * qscale, *Cj = C + (size_t)j * DV;
+    for (int d = d0; d < d1; d++) {
+      Cj[d] = fa * Cj[d] + kj * v[d];
+      h[d] += qj * Cj[d];
+    }
+  }
+}
+
+/* 16 columns at a time, h in registers across the j loop; _mm512_mul/add (not fmadd): the
+ * scalar code's roundings */
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) static void cell_cols_avx512(int DK, int DV, float fa, float ia, float qscale, const float *q,
+                                                               const float *k, const float *v, float *C, float *h, int d0, int d1) {
+  int d = d0;
+  __m512 vfa = _mm512_set1_ps(fa);
+  for (; d + 32 <= d1; d += 32) {
+    __m512 h0 = _mm512_setzero_ps(), h1 = h0, v0 = _mm512_loadu_ps(v + d), v1 = _mm512_loadu_ps(v + d + 16);
+    for (int j = 0; j < DK; j++) {
+      float *Cj = C + (size_t)j * DV + d;
+      __m512 kj = _mm512_set1_ps(ia * k[j]), qj = _mm512_set1_ps(q[j] * qscale);
+      __m512 c0 = _mm512_add_ps(_mm512_mul_ps(vfa, _mm512_loadu_ps(Cj)), _mm512_mul_ps(kj, v0));
+      __m512 c1 = _mm512_add_ps(_mm512_mul_ps(vfa, _mm512_loadu_ps(Cj + 16)), _mm512_mul_ps(kj, v1));
+      _mm512_storeu_ps(Cj, c0);
+      _mm512_storeu_ps(Cj + 16, c1);
+      h0 = _mm512_add_ps(h0, _mm512_mul_ps(qj, c0));
+      h1 = _mm512_add_ps(h1, _mm512_mul_ps(qj, c1));
+    }
+    _mm512_storeu_ps(h + d, h0);
+    _mm512_storeu_ps(h + d + 16, h1);
+  }
+  for (; d + 16 <= d1; d += 16) {
+    __m512 h0 = _mm512_setzero_ps(), v0 = _mm512_loadu_ps(v + d);
+    for (int j = 0; j < DK; j++) {
+      float *Cj = C + (size_t)j * DV + d;
+      __m512 c0 = _mm512_add_ps(_mm512_mul_ps(vfa, _mm512_loadu_ps(Cj)), _mm512_mul_ps(_mm512_set1_ps(ia * k[j]), v0));
+      _mm512_storeu_ps(Cj, c0);
+      h0 = _mm512_add_ps(h0, _mm512_mul_ps(_mm512_set1_ps(q[j] * qscale), c0));
+    }
+    _mm512_storeu_ps(h + d, h0);
+  }
+  if (d < d1) cell_cols_scalar(DK, DV, fa, ia, qscale, q, k, v, C, h, d, d1);
+}
+
+void xl_cell_state_cols(int DK, int DV, float fa, float ia, float qscale, const float *q, const float *k, const float *v, float *C,
+                        float *h, int d0, int d1) {
+  if (d1 <= d0) return;
+  if (use_avx512()) cell_cols_avx512(DK, DV, fa, ia, qscale, q, k, v, C, h, d0, d1);
+  else if (kset() == XL_KERNELS_AVX2) xl_cell_cols_avx2(DK, DV, fa, ia, qscale, q, k, v, C, h, d0, d1);
+  else cell_cols_scalar(DK, DV, fa, ia, qscale, q, k, v, C, h, d0, d1);
+}
+
 void xl_mean_rstd(const float *x, int n, float eps, float *mu, float *rstd) {
   double mean = 0, var = 0;
   for (int i = 0; i < n; i++) mean += x[i];

@@ -45,6 +45,13 @@ uint16_t xl_f32_to_f16(float f);
  * xl_bf16_to_f32(xl_f32_to_bf16(x[i])) for every input (--matmul bf16's activations). */
 void xl_round_bf16(float *x, size_t n);
 
+/* The mLSTM cell step's state update over columns [d0, d1) of C [DK, DV] (engine/cell.c):
+ * for j in order: C[j][d] = fa * C[j][d] + (ia * k[j]) * v[d]; h[d] = sum_j (q[j] * qscale) * C[j][d]
+ * (h[d0..d1) overwritten). Multiplies and adds rounded apart (no FMA), so every variant gives
+ * the plain C's bits. */
+void xl_cell_state_cols(int DK, int DV, float fa, float ia, float qscale, const float *q, const float *k, const float *v, float *C,
+                        float *h, int d0, int d1);
+
 /* Mean and 1/sqrt(biased variance + eps) of x [n], accumulated in double (the LayerNorms
  * of both architectures). */
 void xl_mean_rstd(const float *x, int n, float eps, float *mu, float *rstd);

@@ -12,6 +12,8 @@ void xl_to_f32_avx2(st_dtype t, const uint16_t *s, float *dst, size_t n);
 void xl_matvec_f32_avx2(const float *W, int n, const float *x, float *y, int r0, int r1);
 void xl_matvec_bf16_avx2(const uint16_t *W, int n, const float *x, float *y, int r0, int r1);
 void xl_round_bf16_avx2(float *x, size_t n);
+void xl_cell_cols_avx2(int DK, int DV, float fa, float ia, float qscale, const float *q, const float *k, const float *v, float *C,
+                       float *h, int d0, int d1);
 void xl_matvec_f16_avx2(const uint16_t *W, int n, const float *x, float *y, int r0, int r1);
 
 #endif

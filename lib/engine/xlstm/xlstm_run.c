@@ -27,6 +27,7 @@ typedef struct {
   float *C;          /* [n_blocks, NH, DK, DV] */
   float *n;          /* [n_blocks, NH, DK] */
   float *mst;        /* [n_blocks, NH] */
+  xl_cell_gates *gates;   /* [NH]: decode's cell split over columns */
   /* single-token scratch */
   float *x, *u, *q, *k, *v, *o, *ig, *fg, *h, *g, *up;
   /* prefill scratch for a segment of `seg` tokens */
@@ -133,6 +134,7 @@ static int init(xl_session *s, char *err, size_t errlen) {
   xc->q = scratch(s, c->qk_dim); xc->k = scratch(s, c->qk_dim);
   xc->v = scratch(s, c->v_dim); xc->o = scratch(s, c->v_dim); xc->h = scratch(s, c->v_dim);
   xc->ig = scratch(s, NH); xc->fg = scratch(s, NH);
+  xc->gates = xl_calloc((size_t)NH, sizeof *xc->gates);
   xc->g = scratch(s, F); xc->up = scratch(s, F);
   /* A prefill segment: a whole number of chunks, about 1024 tokens. Long segments make the
    * projection GEMMs efficient and amortise the conversion of BF16/F16 weight tiles, which
@@ -184,6 +186,7 @@ static void release(xl_session *s) {
                    xc->chC, xc->chn, xc->chm};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
   free(xc->progress);
+  free(xc->gates);
   xl_pgemm_free(&xc->pg);
   free(xc);
   s->impl = NULL;
@@ -213,6 +216,43 @@ static void step_heads_task(void *vctx, int t, int worker) {
     xl_cell_step(&xc->cell, xc->q + (size_t)h * DK, xc->k + (size_t)h * DK, xc->v + (size_t)h * DV, xc->ig[h], xc->fg[h],
                  xc->C + sh * DK * DV, xc->n + sh * DK, xc->mst + sh, xc->h + (size_t)h * DV);
   }
+}
+
+/* With more workers than head tasks, decode's cell runs as the gates of every head (on the
+ * caller: DK work each) and then NH x bands tasks over column bands of C (DK x DV work):
+ * xl_cell_step in its two parts, so the same bits. */
+typedef struct { xl_session *s; int layer, bands; } cols_ctx;
+
+static void step_cols_task(void *vctx, int t, int worker) {
+  const cols_ctx *cc = vctx;
+  xl_session *s = cc->s;
+  const xl_config *c = &s->m->cfg;
+  xlstm_cpu *xc = s->impl;
+  int NH = c->n_heads, DK = c->dk, DV = c->dv, h = t / cc->bands, b = t % cc->bands;
+  int d0 = (int)((long)DV * b / cc->bands) & ~15, d1 = b + 1 == cc->bands ? DV : (int)((long)DV * (b + 1) / cc->bands) & ~15;
+  size_t sh = (size_t)cc->layer * NH + h;
+  xl_cell_step_cols(&xc->cell, &xc->gates[h], xc->q + (size_t)h * DK, xc->k + (size_t)h * DK, xc->v + (size_t)h * DV,
+                    xc->C + sh * DK * DV, xc->h + (size_t)h * DV, d0, d1);
+}
+
+static void step_cell(xl_session *s, int l) {
+  const xl_config *c = &s->m->cfg;
+  xlstm_cpu *xc = s->impl;
+  int NH = c->n_heads, DK = c->dk, DV = c->dv, hpb = s->opt.heads_per_band, htasks = (NH + hpb - 1) / hpb;
+  int nw = xl_pool_size(xc->pool), bands = (2 * nw + NH - 1) / NH;
+  if (bands > DV / 32) bands = DV / 32;
+  if (nw <= htasks || bands < 2) {
+    head_ctx hc = {s, l};
+    xl_pool_run(xc->pool, htasks, step_heads_task, &hc);
+    return;
+  }
+  for (int h = 0; h < NH; h++) {
+    size_t sh = (size_t)l * NH + h;
+    xl_cell_step_gates(&xc->cell, xc->q + (size_t)h * DK, xc->k + (size_t)h * DK, xc->ig[h], xc->fg[h], xc->n + sh * DK, xc->mst + sh,
+                       &xc->gates[h]);
+  }
+  cols_ctx cc = {s, l, bands};
+  xl_pool_run(xc->pool, NH * bands, step_cols_task, &cc);
 }
 
 static void final_logits_one(xl_session *s, const float *x) {
@@ -258,9 +298,7 @@ static int step(xl_session *s, int token) {
       xc->fg[h] = soft_cap(xc->fg[h] + B->fg_b[h], gcap);
     }
     prof_mark(prof, l, TM_PROJ, &pt);
-    head_ctx hc = {s, l};
-    int hpb = s->opt.heads_per_band;
-    xl_pool_run(xc->pool, (NH + hpb - 1) / hpb, step_heads_task, &hc);
+    step_cell(s, l);
     prof_mark(prof, l, TM_CELL, &pt);
     for (int h = 0; h < NH; h++)
       headnorm(xc->h + (size_t)h * DV, B->mh_w + (size_t)h * DV, B->mh_b ? B->mh_b + (size_t)h * DV : NULL, DV, eps);
