@@ -108,9 +108,10 @@ int main(int argc, char **argv) {
   const char *dir = NULL, *label = "model";
   long short_ctx = 128, steps = 32, workers = 2;
   int prefill_only = 0;
-  tm_options tmo;
+  tm_options tmo;   /* telemetry only for --profile-log: no watchdog, status file or sampler otherwise */
   tm_options_init(&tmo);
   tmo.status_file = 0;
+  tmo.watchdog = 0;
   double bw = 0, gflops = 0;
   g_nmarks = 3; g_marks[0] = 512; g_marks[1] = 2048; g_marks[2] = 8192;
   for (int i = 1; i < argc; i++) {
@@ -132,7 +133,7 @@ int main(int argc, char **argv) {
     else xl_usage_error("unknown argument '%s'", a);
   }
   if (!dir) xl_usage_error("a model directory is required");
-  if (tm_start(&tmo, "bench_model")) return 1;
+  if (tmo.profile_log && tm_start(&tmo, "bench_model")) return 1;
   char err[1024];
   xl_model *m = xl_model_load(dir, err, sizeof err);
   if (!m) xl_die("%s", err);
