@@ -3,8 +3,9 @@
  * sized once, one token through the recurrent form (decode), and prompt segments where
  * every projection is one GEMM over the segment, the mLSTM cell runs chunkwise-parallel
  * per head and only the sLSTM recurrence steps token by token.
- * Threading as in forward.c: pool tasks over matvec row bands and head bands; OpenBLAS
- * is held to one thread while pool tasks call it.
+ * Threading as in engine/xlstm: pool tasks over matvec row bands, head bands and token
+ * bands (norms, gating), the projection GEMMs through engine/pgemm.h; OpenBLAS is held to
+ * one thread while pool tasks call it.
  * Not for: loading (v1_model.c) or the 7B family (engine/xlstm). */
 #include "engine/v1/v1_internal.h"
 #include "base/util.h"

@@ -1,9 +1,12 @@
 /* xlstm_run: the xLSTM-7B family's forward pass on the CPU (docs/xlstm-math.md), recurrent
  * (decode) and chunkwise-parallel (prefill), behind xl_xlstm_cpu_ops. See xlstm.h.
- * Threading: the pool runs matvec row bands (decode) and head bands (the cell); the
- * projection GEMMs of prefill run on the calling thread with OpenBLAS using `workers`
- * threads, and OpenBLAS is held to one thread while head tasks call it, so the process
- * never runs more than `workers` busy threads. */
+ * Threading: the pool runs matvec row bands and the cell (per head, or per head and column
+ * band with more workers than head tasks) in decode; in prefill the norms and activations
+ * (token bands), the weight-tile conversion (row bands) and the cell (per head, or chains
+ * and per-chunk outputs with more workers than head tasks); the projection GEMMs run on the
+ * calling thread with OpenBLAS (or oneDNN, --matmul bf16) using `workers` threads
+ * (engine/pgemm.h), and OpenBLAS is held to one thread while pool tasks call it, so the
+ * process never runs more than `workers` busy threads. */
 #include "engine/xlstm/xlstm.h"
 #include "base/util.h"
 #include "engine/bf16gemm.h"
