@@ -5,7 +5,7 @@
 #   1. the machine's limits in this run: memory bandwidth (triad and read, 3 x 512 MB),
 #      OpenBLAS SGEMM GFLOP/s (2048^3), and on a CPU with BF16 units the BF16 GEMM GFLOP/s
 #      (oneDNN), on 1 thread and on each thread count of XL_BENCH_WORKERS;
-#   2. per thread count W of XL_BENCH_WORKERS: prefill tok/s at 512, 2048, 8192 tokens and
+#   2. per thread count W of XL_BENCH_WORKERS: prefill tok/s at 1024, 2048, 8192 tokens and
 #      decode tok/s after 128 and 8192 tokens, with roofline (the limits at W threads) and
 #      efficiency, on the default model and on a random-weight 1.3B BF16 checkpoint (made
 #      once by xl-init into build/bench-models/, reused after); peak RSS against weights +
@@ -90,7 +90,8 @@ done
 res=$(mktemp)
 hf=$(mktemp)
 trap 'rm -f "$lim" "$res" "$hf"' EXIT
-marks="512,2048"; [ "$LONG" -gt 2048 ] && marks="$marks,$LONG"
+# prefill rates are recorded at segment boundaries (1024 tokens): 1024, 2048 and the long one
+marks="1024,2048"; [ "$LONG" -gt 2048 ] && marks="$marks,$LONG"
 big=$MODELS/1.3b-bf16
 if [ "$BIG" = 1 ] && [ ! -f "$big/.complete" ]; then
   say "making the 1.3B BF16 checkpoint in $big (once)"
@@ -128,19 +129,19 @@ for W in "${WS[@]}"; do
       --bw "$BW" --gflops "$GF" --budget "$BUDGET" $(prof 1.3b-bf16) | emit | tee -a "$res"
     say "[$W threads] 1.3B BF16, --matmul bf16: prefill to 2048 tokens"
     # shellcheck disable=SC2046
-    XL_MATMUL=bf16 $H/bench_model "$big" --label 1.3b-bf16.matmul-bf16 --marks 512,2048 --workers "$W" --prefill-only \
+    XL_MATMUL=bf16 $H/bench_model "$big" --label 1.3b-bf16.matmul-bf16 --marks 1024,2048 --workers "$W" --prefill-only \
       --gflops "$([ "$GB" != 0 ] && echo "$GB" || echo "$GF")" $(prof 1.3b-bf16.matmul-bf16) | emit | tee -a "$res"
   fi
   # ---- 2b. the original xLSTM: a mixed mLSTM/sLSTM model of about 350M parameters ----
   if [ "${XL_BENCH_V1:-1}" = 1 ]; then
     say "[$W threads] v1 mixed m/s: prefill to 2048 tokens, decode"
     # shellcheck disable=SC2046
-    $H/bench_model "$v1" --label v1-350m-bf16 --marks 512,2048 --short-ctx 128 --steps 16 --workers "$W" \
+    $H/bench_model "$v1" --label v1-350m-bf16 --marks 1024,2048 --short-ctx 128 --steps 16 --workers "$W" \
       --bw "$BW" --gflops "$GF" $(prof v1-350m-bf16) | emit | tee -a "$res"
   fi
   # ---- 2c. HF transformers, same checkpoints and threads ----
   if [ "$HF" = 1 ]; then
-    for m in "default:models/xlstm-tiny-pydocs:512,2048" "1.3b-bf16:$big:512,2048"; do
+    for m in "default:models/xlstm-tiny-pydocs:1024,2048" "1.3b-bf16:$big:1024,2048"; do
       label=${m%%:*}; rest=${m#*:}; dir=${rest%%:*}; lens=${rest#*:}
       [ "$label" = 1.3b-bf16 ] && [ "$BIG" != 1 ] && continue
       say "[$W threads] HF transformers on $label (fp32, --threads $W)"
@@ -162,7 +163,8 @@ for W in "${WS[@]}"; do
       else
         ours=$(jq -s --arg m "$model" --argjson w "$W" 'map(select(.bench == "decode" and .model == $m and .context == 128 and .threads == $w)) | (first // {}).tok_s // 0' "$res")
       fi
-      jq -c --argjson ours "$ours" '. + {xltools_tok_s: $ours, ratio: (if .hf_tok_s > 0 then $ours / .hf_tok_s else null end), goal: 1.5}' <<< "$pair" | emit | tee -a "$res"
+      jq -c --argjson ours "$ours" '. + {xltools_tok_s: (if $ours > 0 then $ours else null end),
+        ratio: (if .hf_tok_s > 0 and $ours > 0 then $ours / .hf_tok_s else null end), goal: 1.5}' <<< "$pair" | emit | tee -a "$res"
     done < "$hf.pairs"
     rm -f "$hf.pairs"
   fi
