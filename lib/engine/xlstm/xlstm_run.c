@@ -258,6 +258,17 @@ static void step_cell(xl_session *s, int l) {
   xl_pool_run(xc->pool, NH * bands, step_cols_task, &cc);
 }
 
+/* decode's element loops over a vector, in bands on the pool when they pay for it */
+typedef struct { float *y; const float *u; float cap; } vec_ctx;
+static void vec_cap(void *vc, int a, int b) {
+  const vec_ctx *c = vc;
+  for (int i = a; i < b; i++) c->y[i] = soft_cap(c->y[i], c->cap);
+}
+static void vec_swiglu(void *vc, int a, int b) {
+  const vec_ctx *c = vc;
+  for (int i = a; i < b; i++) { float z = c->y[i]; c->y[i] = z * sigmoidf(z) * c->u[i]; }
+}
+
 static void final_logits_one(xl_session *s, const float *x) {
   const xl_model *m = s->m;
   const xl_config *c = &m->cfg;
@@ -272,7 +283,8 @@ static void final_logits_one(xl_session *s, const float *x) {
   mv_job j = {&m->lm_head, s->logits};
   matvecs(s, xc->u, &j, 1);
   float cap = (float)c->logit_soft_cap;
-  for (int i = 0; i < c->vocab; i++) s->logits[i] = soft_cap(s->logits[i], cap);
+  vec_ctx vc = {s->logits, NULL, cap};
+  if (cap > 0) xl_par_rows(xc->pool, c->vocab, 8, vec_cap, &vc);   /* tanhf over the vocabulary */
   prof_mark(prof, -1, TM_LMHEAD, &pt);
 }
 
@@ -317,7 +329,8 @@ static int step(xl_session *s, int token) {
     mv_job jf[] = {{&B->up_gate, xc->g}, {&B->up, xc->up}};
     matvecs(s, xc->u, jf, 2);
     add_bias(xc->g, B->up_gate_b, F); add_bias(xc->up, B->up_b, F);
-    for (int i = 0; i < F; i++) { float z = xc->g[i]; xc->g[i] = z * sigmoidf(z) * xc->up[i]; }
+    vec_ctx vc = {xc->g, xc->up, 0};
+    xl_par_rows(xc->pool, F, 8, vec_swiglu, &vc);
     if (s->opt.matmul_bf16) round_bf16(xc->g, F);
     mv_job jd = {&B->down, xc->u};
     matvecs(s, xc->g, &jd, 1);
