@@ -26,12 +26,10 @@ typedef void (*sbgemm_fn)(int order, int ta, int tb, int M, int N, int K, float 
                           const uint16_t *B, int ldb, float beta, float *C, int ldc);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int ready;                 /* 1: a library is there and the CPU has BF16 */
 static char why_not[256] = "not probed";
 static char impl[128] = "none";
 static sbgemm_fn sbgemm;
-static void (*omp_set_threads)(int);
 
 #ifdef XL_HAVE_DNNL_HEADERS
 /* the oneDNN functions used, resolved from libdnnl.so.2 */
@@ -40,6 +38,8 @@ static void (*omp_set_threads)(int);
   X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_destroy)               \
   X(dnnl_primitive_create) X(dnnl_primitive_execute) X(dnnl_memory_create) X(dnnl_memory_destroy)         \
   X(dnnl_stream_wait) X(dnnl_get_effective_cpu_isa)
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static void (*omp_set_threads)(int);
 #define DECL(f) static __typeof__(&f) p_##f;
 DNNL_FNS(DECL)
 #undef DECL
