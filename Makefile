@@ -42,7 +42,7 @@ BENCH_SRC := $(wildcard tests/bench_*.c)
 BENCH_BINS := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS      := $(wildcard lib/*/*.h lib/*/*/*.h) $(wildcard tests/*.h)
 
-DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libcsv-dev \
+DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libcsv-dev libdnnl-dev \
             libcurl4-openssl-dev libutf8proc-dev libncurses-dev gnuplot-nox jq \
             parallel tmux valgrind python3 curl
 

@@ -3,29 +3,47 @@
 # appended to build/bench.ndjson), each with provenance (commit, CPU, cores, threads, time,
 # OpenBLAS core). In order:
 #   1. the machine's limits in this run: memory bandwidth (triad and read, 3 x 512 MB),
-#      OpenBLAS SGEMM GFLOP/s (2048^3) on 1 and on all threads;
-#   2. prefill tok/s at 512, 2048, 8192 tokens and decode tok/s after 128 and 8192 tokens,
-#      with roofline and efficiency, on the default model and on a random-weight 1.3B
-#      BF16 checkpoint (made once by xl-init into build/bench-models/, reused after);
-#      peak RSS against weights + state;
+#      OpenBLAS SGEMM GFLOP/s (2048^3), and on a CPU with BF16 units the BF16 GEMM GFLOP/s
+#      (oneDNN), on 1 thread and on each thread count of XL_BENCH_WORKERS;
+#   2. per thread count W of XL_BENCH_WORKERS: prefill tok/s at 1024, 2048, 8192 tokens and
+#      decode tok/s after 128 and 8192 tokens, with roofline (the limits at W threads) and
+#      efficiency, on the default model and on a random-weight 1.3B BF16 checkpoint (made
+#      once by xl-init into build/bench-models/, reused after); peak RSS against weights +
+#      state; the 1.3B prefill again with --matmul bf16 (on the CPU's BF16 units where it
+#      has them: the record's bf16_gemm says what ran), against the BF16 GEMM ceiling;
 #   2b. the same for a mixed mLSTM/sLSTM (xlstm_v1) model of about 350M parameters (BF16);
+#   2c. when python3 imports torch and transformers and tests/hf_bench.py is there: Hugging
+#      Face transformers (fp32, --threads W) on the same checkpoints, and hf_ratio records
+#      (xltools tok/s over HF tok/s at the same lengths and threads);
 #   3. the tokenizer's encode MB/s (tests/bench_tokenizer.c) when present;
 #   4. observability overhead: xl-decode tok/s with and without --stats-log/--mem-log/
-#      --metrics-file, when xl-decode has those flags;
-#   5. a "targets" record: the issue's goals against what was measured.
+#      --metrics-file, when xl-decode has those flags (at the largest W);
+#   5. "targets" records per W, and a "scaling" record across the thread counts: the
+#      issue's goals against what was measured.
 # Helpers tests/bench_*.c are built by the Makefile (build/tests/bench_*).
-# Environment: XL_BENCH_WORKERS (default: all cores), XL_BENCH_BIG=0 (skip the 1.3B model),
-# XL_BENCH_LONG (the long context, default 8192), XL_BENCH_BUDGET (seconds the 1.3B long
-# prefill may take, default 420: past it the prefill stops at a segment boundary, a
-# prefill_budget_stop record says where, and the long decode runs at the context reached),
-# XL_BENCH_V1=0 (skip the v1 model), XL_BENCH_OUT (default build/bench.ndjson).
-# Runs in 10-14 minutes on a 2-core machine (most of it the 1.3B prefill).
+# Environment: XL_BENCH_WORKERS (thread counts, e.g. 2,16; default: all cores),
+# XL_BENCH_BIG=0 (skip the 1.3B model), XL_BENCH_LONG (the long context, default 8192),
+# XL_BENCH_BUDGET (seconds the 1.3B long prefill may take, default 420: past it the prefill
+# stops at a segment boundary, a prefill_budget_stop record says where, and the long decode
+# runs at the context reached), XL_BENCH_V1=0 (skip the v1 model), XL_BENCH_HF=0 (skip HF),
+# XL_BENCH_PROFILE=DIR (a --profile-log per model and thread count into DIR),
+# XL_BENCH_OUT (default build/bench.ndjson).
+# Runs in 12-16 minutes on a 2-core machine with one thread count (most of it the 1.3B
+# prefill); each further thread count adds a run of section 2.
 set -eu
 export LC_ALL=C
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=${XL_BENCH_OUT:-$ROOT/build/bench.ndjson}
-W=${XL_BENCH_WORKERS:-$(nproc)}
+WLIST=${XL_BENCH_WORKERS:-$(nproc)}
+IFS=, read -r -a WS <<< "$WLIST"
+for w in "${WS[@]}"; do
+  case "$w" in ''|*[!0-9]*|0) echo "bench: XL_BENCH_WORKERS: '$w' is not a thread count >= 1 (e.g. 2,16)" >&2; exit 2 ;; esac
+done
+W=${WS[0]}
+WMAX=$(printf '%s\n' "${WS[@]}" | sort -n | tail -1)
+PROF=${XL_BENCH_PROFILE:-}
+[ -n "$PROF" ] && mkdir -p "$PROF"
 LONG=${XL_BENCH_LONG:-8192}
 BIG=${XL_BENCH_BIG:-1}
 BUDGET=${XL_BENCH_BUDGET:-420}   # seconds for the 1.3B long prefill; it stops early past that
@@ -54,48 +72,104 @@ emit() {   # reads NDJSON records on stdin, adds provenance, prints and appends 
     --argjson load "$load" \
     '{commit: $commit, cpu: $cpu, cores: $cores, threads: $workers, run: $run, load1: $load, time: (now | todate)} + .' | tee -a "$OUT"
 }
-say "commit $commit, $cpu, $cores cores, $W workers; records also in $OUT"
+say "commit $commit, $cpu, $cores cores, workers $WLIST; records also in $OUT"
 
 # ---- 1. limits ----
 lim=$(mktemp)
 trap 'rm -f "$lim"' EXIT
-threads=1; [ "$W" -gt 1 ] && threads="1,$W"
+threads=$(printf '%s\n' 1 "${WS[@]}" | sort -n -u | paste -sd, -)
 $H/bench_limits --mb 512 --reps 5 --threads "$threads" | emit | tee "$lim"
-BW=$(jq -s 'map(select(.what == "read_bw")) | max_by(.gb_s) | .gb_s' "$lim")
-GF=$(jq -s 'map(select(.what == "sgemm")) | max_by(.gflop_s) | .gflop_s' "$lim")
-say "limits: read bandwidth $BW GB/s, SGEMM $GF GFLOP/s (best over thread counts)"
+limit() {   # what field threads: the measurement at that thread count (0 if none)
+  jq -s --arg w "$1" --arg f "$2" --argjson t "$3" 'map(select(.what == $w and .threads == $t)) | (first // {})[$f] // 0' "$lim"
+}
+for w in "${WS[@]}"; do
+  say "limits at $w threads: read bandwidth $(limit read_bw gb_s "$w") GB/s, SGEMM $(limit sgemm gflop_s "$w") GFLOP/s, BF16 GEMM $(limit bf16_gemm gflop_s "$w") GFLOP/s"
+done
 
-# ---- 2. models ----
+# ---- 2. models, per thread count ----
 res=$(mktemp)
-trap 'rm -f "$lim" "$res"' EXIT
-marks="512,2048"; [ "$LONG" -gt 2048 ] && marks="$marks,$LONG"
-say "default model: prefill to $LONG tokens, decode"
-$H/bench_model models/xlstm-tiny-pydocs --label default --marks "$marks" --short-ctx 128 --steps 128 --workers "$W" \
-  --bw "$BW" --gflops "$GF" | emit | tee -a "$res"
-if [ "$BIG" = 1 ]; then
-  big=$MODELS/1.3b-bf16
-  if [ ! -f "$big/.complete" ]; then
-    say "making the 1.3B BF16 checkpoint in $big (once)"
-    bin/xl-init --preset 1.3b --dtype bf16 --seed 1 -o "$big" -q > "$big.init.json"
-    touch "$big/.complete"
-  fi
-  say "1.3B BF16: prefill to $LONG tokens, decode (several minutes)"
-  $H/bench_model "$big" --label 1.3b-bf16 --marks "$marks" --short-ctx 128 --steps 64 --workers "$W" \
-    --bw "$BW" --gflops "$GF" --budget "$BUDGET" | emit | tee -a "$res"
+hf=$(mktemp)
+trap 'rm -f "$lim" "$res" "$hf"' EXIT
+# prefill rates are recorded at segment boundaries (1024 tokens): 1024, 2048 and the long one
+marks="1024,2048"; [ "$LONG" -gt 2048 ] && marks="$marks,$LONG"
+big=$MODELS/1.3b-bf16
+if [ "$BIG" = 1 ] && [ ! -f "$big/.complete" ]; then
+  say "making the 1.3B BF16 checkpoint in $big (once)"
+  bin/xl-init --preset 1.3b --dtype bf16 --seed 1 -o "$big" -q > "$big.init.json"
+  touch "$big/.complete"
 fi
-
-# ---- 2b. the original xLSTM: a mixed mLSTM/sLSTM model of about 350M parameters ----
-if [ "${XL_BENCH_V1:-1}" = 1 ]; then
-  v1=$MODELS/v1-350m-bf16
-  if [ ! -f "$v1/.complete" ]; then
-    say "making the mixed m/s v1 checkpoint in $v1 (once)"
-    bin/xl-init --arch v1 --preset 350m -D 1024 --blocks 48 --slstm-at 3,11,19,27,35,43 --dtype bf16 --seed 1 -o "$v1" -q > "$v1.init.json"
-    touch "$v1/.complete"
-  fi
-  say "v1 mixed m/s: prefill to 2048 tokens, decode"
-  $H/bench_model "$v1" --label v1-350m-bf16 --marks 512,2048 --short-ctx 128 --steps 16 --workers "$W" \
-    --bw "$BW" --gflops "$GF" | emit | tee -a "$res"
+v1=$MODELS/v1-350m-bf16
+if [ "${XL_BENCH_V1:-1}" = 1 ] && [ ! -f "$v1/.complete" ]; then
+  say "making the mixed m/s v1 checkpoint in $v1 (once)"
+  bin/xl-init --arch v1 --preset 350m -D 1024 --blocks 48 --slstm-at 3,11,19,27,35,43 --dtype bf16 --seed 1 -o "$v1" -q > "$v1.init.json"
+  touch "$v1/.complete"
 fi
+# HF transformers on the same checkpoints: when python3 has torch and transformers and the
+# helper is there (tests/hf_bench.py: --device cpu --threads N)
+HF=0
+if [ "${XL_BENCH_HF:-1}" = 1 ]; then
+  if [ ! -f tests/hf_bench.py ]; then say "HF: skipped (tests/hf_bench.py is not in this tree)"
+  elif ! python3 -c "import torch, transformers" 2>/dev/null; then say "HF: skipped (python3 cannot import torch and transformers)"
+  else HF=1; fi
+fi
+prof() {   # model label: --profile-log FILE when XL_BENCH_PROFILE is set
+  [ -n "$PROF" ] && echo "--profile-log $PROF/$1.w$W.jsonl"
+  return 0
+}
+for W in "${WS[@]}"; do
+  BW=$(limit read_bw gb_s "$W"); GF=$(limit sgemm gflop_s "$W"); GB=$(limit bf16_gemm gflop_s "$W")
+  say "[$W threads] default model: prefill to $LONG tokens, decode"
+  # shellcheck disable=SC2046
+  $H/bench_model models/xlstm-tiny-pydocs --label default --marks "$marks" --short-ctx 128 --steps 128 --workers "$W" \
+    --bw "$BW" --gflops "$GF" $(prof default) | emit | tee -a "$res"
+  if [ "$BIG" = 1 ]; then
+    say "[$W threads] 1.3B BF16: prefill to $LONG tokens, decode (several minutes)"
+    # shellcheck disable=SC2046
+    $H/bench_model "$big" --label 1.3b-bf16 --marks "$marks" --short-ctx 128 --steps 64 --workers "$W" \
+      --bw "$BW" --gflops "$GF" --budget "$BUDGET" $(prof 1.3b-bf16) | emit | tee -a "$res"
+    say "[$W threads] 1.3B BF16, --matmul bf16: prefill to 2048 tokens"
+    # shellcheck disable=SC2046
+    XL_MATMUL=bf16 $H/bench_model "$big" --label 1.3b-bf16.matmul-bf16 --marks 1024,2048 --workers "$W" --prefill-only \
+      --gflops "$([ "$GB" != 0 ] && echo "$GB" || echo "$GF")" $(prof 1.3b-bf16.matmul-bf16) | emit | tee -a "$res"
+  fi
+  # ---- 2b. the original xLSTM: a mixed mLSTM/sLSTM model of about 350M parameters ----
+  if [ "${XL_BENCH_V1:-1}" = 1 ]; then
+    say "[$W threads] v1 mixed m/s: prefill to 2048 tokens, decode"
+    # shellcheck disable=SC2046
+    $H/bench_model "$v1" --label v1-350m-bf16 --marks 1024,2048 --short-ctx 128 --steps 16 --workers "$W" \
+      --bw "$BW" --gflops "$GF" $(prof v1-350m-bf16) | emit | tee -a "$res"
+  fi
+  # ---- 2c. HF transformers, same checkpoints and threads ----
+  if [ "$HF" = 1 ]; then
+    for m in "default:models/xlstm-tiny-pydocs:1024,2048" "1.3b-bf16:$big:1024,2048"; do
+      label=${m%%:*}; rest=${m#*:}; dir=${rest%%:*}; lens=${rest#*:}
+      [ "$label" = 1.3b-bf16 ] && [ "$BIG" != 1 ] && continue
+      say "[$W threads] HF transformers on $label (fp32, --threads $W)"
+      python3 tests/hf_bench.py "$dir" --device cpu --threads "$W" --prefill "$lens" --decode-after 128 --steps 16 \
+        --label "$label" --budget "$BUDGET" 2>/dev/null | jq -c --argjson w "$W" '. + {threads: $w}' | emit | tee -a "$hf" || say "HF on $label failed"
+    done
+    # xltools over HF at the same model, length and threads
+    jq -s -c --argjson w "$W" '
+      (map(select(.bench == "hf_prefill" and .threads == $w))) as $hp
+      | (map(select(.bench == "hf_decode" and .threads == $w))) as $hd
+      | ($hp[] | . as $h | {bench: "hf_ratio", what: "prefill", model: $h.model, tokens: $h.tokens, threads: $w, hf_tok_s: $h.tok_s}),
+        ($hd[] | . as $h | {bench: "hf_ratio", what: "decode", model: $h.model, context: $h.context, threads: $w, hf_tok_s: $h.tok_s})' "$hf" \
+      > "$hf.pairs" || true
+    while read -r pair; do
+      what=$(jq -r .what <<< "$pair"); model=$(jq -r .model <<< "$pair")
+      if [ "$what" = prefill ]; then
+        n=$(jq .tokens <<< "$pair")
+        ours=$(jq -s --arg m "$model" --argjson n "$n" --argjson w "$W" 'map(select(.bench == "prefill" and .model == $m and .tokens == $n and .threads == $w)) | (first // {}).tok_s // 0' "$res")
+      else
+        ours=$(jq -s --arg m "$model" --argjson w "$W" 'map(select(.bench == "decode" and .model == $m and .context == 128 and .threads == $w)) | (first // {}).tok_s // 0' "$res")
+      fi
+      jq -c --argjson ours "$ours" '. + {xltools_tok_s: (if $ours > 0 then $ours else null end),
+        ratio: (if .hf_tok_s > 0 and $ours > 0 then $ours / .hf_tok_s else null end), goal: 1.5}' <<< "$pair" | emit | tee -a "$res"
+    done < "$hf.pairs"
+    rm -f "$hf.pairs"
+  fi
+done
+W=$WMAX
 
 # ---- 3. tokenizer ----
 if [ -x $H/bench_tokenizer ]; then
@@ -122,15 +196,31 @@ if [ -x bin/xl-decode ] && bin/xl-decode --help 2>/dev/null | grep -q -- --metri
 fi
 
 # ---- 5. targets ----
-jq -s -c --arg long "$LONG" '
-  def pick(f): map(select(f)) | first;
-  (pick(.bench == "decode" and .model == "1.3b-bf16" and .context == 128)) as $d
-  | (pick(.bench == "prefill" and .model == "1.3b-bf16" and .tokens == 2048)) as $p
-  | (pick(.bench == "decode_ctx_ratio" and .model == "1.3b-bf16")) as $r
-  | (pick(.bench == "memory" and .model == "1.3b-bf16")) as $m
-  | {bench: "targets", model: "1.3b-bf16",
-     decode_efficiency: $d.efficiency, decode_goal: 0.8, decode_ok: (($d.efficiency // 0) >= 0.8),
-     prefill2048_efficiency: $p.efficiency, prefill_goal: 0.6, prefill_ok: (($p.efficiency // 0) >= 0.6),
-     decode_long_over_short: $r.ratio, ctx_ok: ((($r.ratio // 0) - 1 | fabs) <= 0.05),
-     rss_over_weights_state: $m.rss_over_weights_state, rss_ok: (($m.rss_over_weights_state // 99) <= 1.10)}' "$res" | emit
+for w in "${WS[@]}"; do
+  jq -s -c --argjson w "$w" '
+    def pick(f): map(select(f and .threads == $w)) | first;
+    (pick(.bench == "decode" and .model == "1.3b-bf16" and .context == 128)) as $d
+    | (pick(.bench == "prefill" and .model == "1.3b-bf16" and .tokens == 2048)) as $p
+    | (pick(.bench == "prefill" and .model == "1.3b-bf16.matmul-bf16" and .tokens == 2048)) as $pb
+    | (pick(.bench == "decode_ctx_ratio" and .model == "1.3b-bf16")) as $r
+    | (pick(.bench == "memory" and .model == "1.3b-bf16")) as $m
+    | {bench: "targets", model: "1.3b-bf16", threads: $w,
+       decode_efficiency: $d.efficiency, decode_goal: 0.8, decode_ok: (($d.efficiency // 0) >= 0.8),
+       prefill2048_efficiency: $p.efficiency, prefill_goal: 0.65, prefill_ok: (($p.efficiency // 0) >= 0.65),
+       matmul_bf16_over_fp32: (if ($p.tok_s // 0) > 0 and $pb then $pb.tok_s / $p.tok_s else null end), matmul_bf16_goal: 2,
+       bf16_gemm: ($pb.bf16_gemm // null),
+       decode_long_over_short: $r.ratio, ctx_ok: ((($r.ratio // 0) - 1 | fabs) <= 0.05),
+       rss_over_weights_state: $m.rss_over_weights_state, rss_ok: (($m.rss_over_weights_state // 99) <= 1.10)}' "$res" | W=$w emit
+done
+if [ "${#WS[@]}" -gt 1 ]; then
+  jq -s -c --argjson lo "$(printf '%s\n' "${WS[@]}" | sort -n | head -1)" --argjson hi "$WMAX" '
+    def tps(m; n; w): map(select(.bench == "prefill" and .model == m and .tokens == n and .threads == w)) | (first // {}).tok_s // 0;
+    def dps(m; w): map(select(.bench == "decode" and .model == m and .context == 128 and .threads == w)) | (first // {}).tok_s // 0;
+    {bench: "scaling", from_threads: $lo, to_threads: $hi,
+     prefill2048_1_3b: (if tps("1.3b-bf16"; 2048; $lo) > 0 then tps("1.3b-bf16"; 2048; $hi) / tps("1.3b-bf16"; 2048; $lo) else null end),
+     prefill2048_1_3b_goal: ($hi / $lo * 0.75),
+     prefill2048_default: (if tps("default"; 2048; $lo) > 0 then tps("default"; 2048; $hi) / tps("default"; 2048; $lo) else null end),
+     decode_1_3b: (if dps("1.3b-bf16"; $lo) > 0 then dps("1.3b-bf16"; $hi) / dps("1.3b-bf16"; $lo) else null end),
+     decode_default: (if dps("default"; $lo) > 0 then dps("default"; $hi) / dps("default"; $lo) else null end)}' "$res" | emit
+fi
 say "done"

@@ -3,11 +3,15 @@
  *   - memory bandwidth: a STREAM-style triad a[i] = b[i] + s*c[i] over three arrays far
  *     larger than the caches (bytes counted as STREAM does: 3 x 4 per element), and a
  *     read-only sum over the same bytes (what decode does to weights);
- *   - OpenBLAS SGEMM GFLOP/s at N^3 on 1 and on all threads.
+ *   - OpenBLAS SGEMM GFLOP/s at N^3 on 1 and on all threads;
+ *   - on a CPU with BF16 units and a library for them (engine/bf16gemm.h: oneDNN), the
+ *     BF16 GEMM GFLOP/s of the same shape (bf16 x bf16 -> fp32), the ceiling of
+ *     --matmul bf16's prefill.
  * Best of several repetitions, after a warm-up. One NDJSON record per measurement on
  * stdout (bench.sh adds provenance).
  * Usage: bench_limits [--mb MB_PER_ARRAY] [--reps N] [--gemm N] [--threads LIST]
  * Not for: model speed (bench_model.c). */
+#include "engine/bf16gemm.h"
 #include "engine/blasenv.h"
 #include "base/util.h"
 #include <cblas.h>
@@ -141,6 +145,30 @@ int main(int argc, char **argv) {
     emit("sgemm", nt, "gflop_s", fl / best / 1e9, fl / (tot / gr) / 1e9, gr, extra);
   }
   free(A); free(B); free(C);
+
+  if (xl_kernels_supported(XL_KERNELS_AVX512BF16) && xl_bf16gemm_available(NULL, 0)) {
+    uint16_t *Ab = xl_malloc(gs * 2), *Bb = xl_malloc(gs * 2);
+    float *Cf = xl_malloc(gs * 4);
+    for (size_t i = 0; i < gs; i++) { Ab[i] = xl_f32_to_bf16((float)(i % 7) * 0.1f); Bb[i] = xl_f32_to_bf16((float)(i % 5) * 0.1f); }
+    xl_mat w = {ST_BF16, (int)gn, (int)gn, Bb};
+    for (int ti = 0; ti < nthreads; ti++) {
+      int nt = threads[ti];
+      if (xl_bf16gemm(&w, Ab, (int)gn, (int)gn, Cf, (int)gn, nt)) break;
+      double best = 1e30, tot = 0;
+      int gr = reps < 3 ? 3 : (int)reps;
+      for (int r = 0; r < gr; r++) {
+        double t0 = xl_now();
+        xl_bf16gemm(&w, Ab, (int)gn, (int)gn, Cf, (int)gn, nt);
+        double t = xl_now() - t0;
+        tot += t; if (t < best) best = t;
+      }
+      double fl = 2.0 * gn * gn * gn;
+      char extra[160];
+      snprintf(extra, sizeof extra, ",\"n\":%ld,\"impl\":\"%s\"", gn, xl_bf16gemm_impl());
+      emit("bf16_gemm", nt, "gflop_s", fl / best / 1e9, fl / (tot / gr) / 1e9, gr, extra);
+    }
+    free(Ab); free(Bb); free(Cf);
+  }
   xl_finish_stdout();
   return 0;
 }

@@ -12,13 +12,19 @@
  *            dtype, one embedding row, the state C/n/m read and written).
  * One NDJSON record per measurement on stdout; bench.sh adds provenance.
  * Usage: bench_model DIR --label L [--marks 512,2048,8192] [--short-ctx 128] [--steps K]
- *                    [--workers W] [--bw GB/s] [--gflops G] [--budget SECONDS]
+ *                    [--workers W] [--bw GB/s] [--gflops G] [--budget SECONDS] [--prefill-only]
+ *                    [--profile-log FILE]
+ * The run settings come from the XL_* variables (XL_MATMUL=bf16, XL_KERNELS=avx2, ...), then
+ * --workers; the records say which matmul and kernels ran. --profile-log FILE: per-phase and
+ * per-block times (obs/telemetry), one line per prefill segment and one after the decode.
  * --budget stops the long prefill after that long (at a segment boundary): the marks not
  * reached get no record, a prefill_budget_stop record says where it stopped, and the long
  * decode runs at the context reached.
  * Not for: correctness (test_engine.c). */
+#include "engine/bf16gemm.h"
 #include "engine/blasenv.h"
 #include "cli/settings.h"
+#include "obs/telemetry.h"
 #include "engine/engine.h"
 #include "engine/state.h"
 #include "obs/procmem.h"
@@ -48,6 +54,7 @@ static int on_progress(void *ctx, long done, long total, double seconds) {
     if (done == g_marks[i] && g_mark_s[i] == 0) g_mark_s[i] = seconds;
   g_last_done = done;
   g_last_s = seconds;
+  if (tm_profiling()) tm_prof_step_end(done);
   return g_budget > 0 && seconds > g_budget && done < total;
 }
 
@@ -100,6 +107,11 @@ int main(int argc, char **argv) {
   xl_set_progname("bench_model");
   const char *dir = NULL, *label = "model";
   long short_ctx = 128, steps = 32, workers = 2;
+  int prefill_only = 0;
+  tm_options tmo;   /* telemetry only for --profile-log: no watchdog, status file or sampler otherwise */
+  tm_options_init(&tmo);
+  tmo.status_file = 0;
+  tmo.watchdog = 0;
   double bw = 0, gflops = 0;
   g_nmarks = 3; g_marks[0] = 512; g_marks[1] = 2048; g_marks[2] = 8192;
   for (int i = 1; i < argc; i++) {
@@ -115,10 +127,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--bw") && i + 1 < argc) bw = xl_flag_double(a, argv[++i], 0, 1e6);
     else if (!strcmp(a, "--gflops") && i + 1 < argc) gflops = xl_flag_double(a, argv[++i], 0, 1e9);
     else if (!strcmp(a, "--budget") && i + 1 < argc) g_budget = xl_flag_double(a, argv[++i], 0, 1e9);
+    else if (!strcmp(a, "--prefill-only")) prefill_only = 1;
+    else if (!strcmp(a, "--profile-log") && i + 1 < argc) tmo.profile_log = argv[++i];
     else if (a[0] != '-' && !dir) dir = a;
     else xl_usage_error("unknown argument '%s'", a);
   }
   if (!dir) xl_usage_error("a model directory is required");
+  if (tmo.profile_log && tm_start(&tmo, "bench_model")) return 1;
   char err[1024];
   xl_model *m = xl_model_load(dir, err, sizeof err);
   if (!m) xl_die("%s", err);
@@ -161,7 +176,9 @@ int main(int argc, char **argv) {
   }
   const char *fmt_pf = "{\"bench\":\"prefill\",\"model\":\"%s\",\"dir\":\"%s\",\"tokens\":%ld,\"tok_s\":%.3f,\"seconds\":%.3f,"
                        "\"workers\":%d,\"chunk_size\":%d,\"flops_per_token\":%.4g,\"roofline_tok_s\":%.3f,\"efficiency\":%.4f,"
-                       "\"finite\":%s,\"blas_core\":\"%s\",\"cpu_s\":%.3f}\n";
+                       "\"finite\":%s,\"blas_core\":\"%s\",\"cpu_s\":%.3f,\"matmul\":\"%s\",\"kernels\":\"%s\",\"bf16_gemm\":\"%s\"}\n";
+  const char *mm = o.matmul_bf16 ? "bf16" : "fp32", *kn = xl_kernels_name(xl_kernels_active());
+  const char *bg = o.matmul_bf16 && xl_kernels_active() == XL_KERNELS_AVX512BF16 ? xl_bf16gemm_impl() : "none";
   double t0 = xl_now(), c0 = cpu_now();
   xl_prefill(s, ids, maxmark, NULL);
   double tpf = xl_now() - t0, cpf = cpu_now() - c0;
@@ -173,13 +190,21 @@ int main(int argc, char **argv) {
     if (sec <= 0) continue;   /* not a segment boundary, or not reached within the budget */
     double ts = g_marks[i] / sec;
     printf(fmt_pf, label, dir, g_marks[i], ts, sec, o.workers, o.chunk_size, pf_flops, roof_pf, roof_pf > 0 ? ts / roof_pf : 0,
-           fin ? "true" : "false", xl_blas_core(), g_marks[i] == maxmark ? cpf : -1.0);
+           fin ? "true" : "false", xl_blas_core(), g_marks[i] == maxmark ? cpf : -1.0, mm, kn, bg);
     fflush(stdout);
   }
   if (reached < maxmark) {
     printf("{\"bench\":\"prefill_budget_stop\",\"model\":\"%s\",\"budget_s\":%.0f,\"tokens\":%ld,\"tok_s\":%.3f,"
            "\"wanted\":%ld}\n", label, g_budget, reached, reached / g_last_s, maxmark);
     fflush(stdout);
+  }
+  if (prefill_only) {
+    tm_stop();
+    free(ids);
+    xl_session_free(s);
+    xl_model_free(m);
+    xl_finish_stdout();
+    return 0;
   }
   const char *fmt_dc = "{\"bench\":\"decode\",\"model\":\"%s\",\"dir\":\"%s\",\"context\":%ld,\"steps\":%ld,\"tok_s\":%.3f,"
                        "\"ms_mean\":%.3f,\"ms_sd\":%.3f,\"workers\":%d,\"bytes_per_token\":%.0f,\"roofline_tok_s\":%.3f,"
@@ -202,6 +227,7 @@ int main(int argc, char **argv) {
     decode_chunk(first, per, r % 2 ? &as : &al);
     decode_chunk(second, per, r % 2 ? &al : &as);
   }
+  if (tm_profiling()) tm_prof_step_end(al.n + as.n);
   printf(fmt_dc, label, dir, reached, al.n, acc_tok_s(&al), acc_mean(&al), acc_sd(&al), o.workers, dec_bytes, roof_dc,
          roof_dc > 0 ? acc_tok_s(&al) / roof_dc : 0, al.finite ? "true" : "false", xl_blas_core(), al.cpu);
   printf(fmt_dc, label, dir, short_ctx, as.n, acc_tok_s(&as), acc_mean(&as), acc_sd(&as), o.workers, dec_bytes, roof_dc,
@@ -211,6 +237,7 @@ int main(int argc, char **argv) {
   printf("{\"bench\":\"memory\",\"model\":\"%s\",\"peak_rss_mb\":%.1f,\"weights_mb\":%.1f,\"state_mb\":%.2f,\"scratch_mb\":%.1f,"
          "\"rss_over_weights_state\":%.4f}\n",
          label, rss / 1048576, wall / 1048576, state_bytes / 1048576, scratch / 1048576.0, rss / (wall + state_bytes));
+  tm_stop();
   xl_session_free(s2);
   free(ids);
   xl_session_free(s);

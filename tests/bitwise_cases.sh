@@ -30,8 +30,16 @@ run() {   # name, xl-prefill args...
 }
 run default.chunk64 --prompt-file "$prompt"
 run default.chunk7.w2.hpb2 --prompt-file "$prompt" --chunk-size 7 --workers 2 --heads-per-band 2
+# 6 workers: the cell split over chunks and the parallel prefill loops (same bits as chunk64)
+run default.chunk64.w6 --prompt-file "$prompt" --workers 6
 run default.recurrent --prompt-file "$prompt" --backend recurrent
-run default.bf16 --prompt-file "$prompt" --matmul bf16
+# --matmul bf16 with the products as fp32 SGEMM on bf16 values (the recorded bits). On a
+# CPU with BF16 units, auto kernels run them there (oneDNN: another summation order, whose
+# bits depend on the CPU and the library; tests/test_kernels.c holds that path to the
+# emulated one's distance from fp32), so the case pins the AVX-512 kernels there.
+bf16k=; grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null && bf16k="--kernels avx512"
+# shellcheck disable=SC2086
+run default.bf16 --prompt-file "$prompt" --matmul bf16 $bf16k
 ids=5,17,30,2,9,44,100,123,77,31,8,60,150,3,19,40,12,90,7,190,1,66
 for fx in "$root"/tests/golden/fixtures/* "$root"/tests/golden/fixtures-v1/*; do
   [ -f "$fx/config.json" ] || continue

@@ -43,6 +43,12 @@ const xl_setting xl_settings[XS_COUNT] = {
                    "fp32 (default; exact) or bf16: activations rounded to bf16 before\n"
                    "each matrix product (a speed/quality trade; tensor cores on a GPU)",
         XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE | XS_AFFECTS_OUTPUT, "mm"},
+    [XS_KERNELS] = {"kernels", "--kernels", "XL_KERNELS", "K", 0, 0, "auto|avx512bf16|avx512|avx2|scalar",
+                    "CPU kernels: auto (default: the best this CPU has), or force\n"
+                    "avx512bf16 (AVX-512, and --matmul bf16 GEMMs on the BF16 units via\n"
+                    "oneDNN), avx512, avx2 (AVX2+FMA) or scalar (plain C), e.g. to test\n"
+                    "them; one this CPU lacks is an error",
+        XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE, "kn"},
 };
 
 const xl_setting xl_sampling_setting = {
@@ -114,6 +120,7 @@ static int parse_named(xl_setting_id id, const char *s, xl_runopts *o) {
     else if (!strcmp(s, "bf16")) o->matmul_bf16 = 1;
     else return -1;
     return 0;
+  case XS_KERNELS: return xl_kernels_parse(s, &o->kernels);
   default: return -1;
   }
 }
@@ -123,6 +130,7 @@ static const char *format_named(xl_setting_id id, const xl_runopts *o, char *buf
   case XS_DEVICE: return xl_device_label(o->device, o->device_index, buf, n);
   case XS_BACKEND: snprintf(buf, n, "%s", xl_backend_name(o->backend)); return buf;
   case XS_MATMUL: snprintf(buf, n, "%s", o->matmul_bf16 ? "bf16" : "fp32"); return buf;
+  case XS_KERNELS: snprintf(buf, n, "%s", xl_kernels_name(o->kernels)); return buf;
   default: snprintf(buf, n, "?"); return buf;
   }
 }

@@ -2,15 +2,15 @@
  * The scale factors are applied as multiplications by exactly 1.0f on the side that does
  * not carry 1/sqrt(DK), so each family gets the same bits as a cell written for it alone. */
 #include "engine/cell.h"
+#include "engine/kernels.h"
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 static inline float logsigmoidf(float x) { return x >= 0 ? -log1pf(expf(-x)) : x - log1pf(expf(x)); }
 
-void xl_cell_step(const xl_cell *cs, const float *q, const float *k, const float *v, float ig, float fg, float *C, float *n,
-                  float *m, float *h) {
-  int DK = cs->DK, DV = cs->DV;
+void xl_cell_step_gates(const xl_cell *cs, const float *q, const float *k, float ig, float fg, float *n, float *m, xl_cell_gates *g) {
+  int DK = cs->DK;
   float scale = 1.0f / sqrtf((float)DK);
   float qscale = cs->key_scaled ? 1.0f : scale, kdiv = cs->key_scaled ? sqrtf((float)DK) : 1.0f;
   float a = logsigmoidf(fg), mnew = fmaxf(a + *m, ig);
@@ -19,29 +19,40 @@ void xl_cell_step(const xl_cell *cs, const float *q, const float *k, const float
     n[j] = fa * n[j] + ia * k[j];
     qn += q[j] * qscale * n[j];
   }
-  memset(h, 0, sizeof(float) * DV);
-  for (int j = 0; j < DK; j++) {
-    float kj = ia * k[j], qj = q[j] * qscale, *Cj = C + (size_t)j * DV;
-    for (int d = 0; d < DV; d++) {
-      Cj[d] = fa * Cj[d] + kj * v[d];
-      h[d] += qj * Cj[d];
-    }
-  }
-  float den = fmaxf(fabsf(qn), expf(-mnew)) + cs->eps;
-  for (int d = 0; d < DV; d++) h[d] /= den;
+  g->fa = fa, g->ia = ia, g->qscale = qscale;
+  g->den = fmaxf(fabsf(qn), expf(-mnew)) + cs->eps;
   *m = mnew;
+}
+
+void xl_cell_step_cols(const xl_cell *cs, const xl_cell_gates *g, const float *q, const float *k, const float *v, float *C, float *h,
+                       int d0, int d1) {
+  xl_cell_state_cols(cs->DK, cs->DV, g->fa, g->ia, g->qscale, q, k, v, C, h, d0, d1);
+  for (int d = d0; d < d1; d++) h[d] /= g->den;
+}
+
+void xl_cell_step(const xl_cell *cs, const float *q, const float *k, const float *v, float ig, float fg, float *C, float *n,
+                  float *m, float *h) {
+  xl_cell_gates g;
+  xl_cell_step_gates(cs, q, k, ig, fg, n, m, &g);
+  xl_cell_step_cols(cs, &g, q, k, v, C, h, 0, cs->DV);
 }
 
 size_t xl_cell_chunk_floats(const xl_cell *cs, int L) { return (size_t)2 * L + (size_t)L * L + (size_t)2 * L * cs->DK; }
 
-void xl_cell_chunk(const xl_cell *cs, const float *q, const float *k, const float *v, int ldq, int ldv, int ldh,
-                   const float *ig, const float *fg, int gstride, int L, float *C, float *n, float *m, float *h, float *scr) {
-  int DK = cs->DK, DV = cs->DV;
-  float *b = scr, *mt = b + L, *S = mt + L, *Qb = S + (size_t)L * L, *Kw = Qb + (size_t)L * DK;
-  float scale = 1.0f / sqrtf((float)DK), m0 = *m;
-  float qscale = cs->key_scaled ? 1.0f : scale, kscale = cs->key_scaled ? scale : 1.0f;
+/* b[t]: the cumulative log forget gate over the chunk */
+static void chunk_logf(const float *fg, int gstride, int L, float *b) {
   float acc = 0;
   for (int t = 0; t < L; t++) { acc += logsigmoidf(fg[(size_t)t * gstride]); b[t] = acc; }
+}
+
+/* The chunk's outputs from the state entering it (C, n, m0); b given. scr: mt [L], S [L,L],
+ * Qb [L,DK]. */
+static void chunk_out(const xl_cell *cs, const float *q, const float *k, const float *v, int ldq, int ldv, int ldh, const float *ig,
+                      int gstride, int L, const float *b, const float *C, const float *n, float m0, float *h, float *scr) {
+  int DK = cs->DK, DV = cs->DV;
+  float *mt = scr, *S = mt + L, *Qb = S + (size_t)L * L;
+  float scale = 1.0f / sqrtf((float)DK);
+  float qscale = cs->key_scaled ? 1.0f : scale;
   /* S = decay-masked, stabilised q k^T / sqrt(DK); Qb = the queries that read the carried state */
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, DK, scale, q, ldq, k, ldq, 0.0f, S, L);
   for (int t = 0; t < L; t++) {
@@ -65,7 +76,14 @@ void xl_cell_chunk(const xl_cell *cs, const float *q, const float *k, const floa
     float *ht = h + (size_t)t * ldh;
     for (int d = 0; d < DV; d++) ht[d] *= inv;
   }
-  /* the state leaving the chunk */
+}
+
+/* The state leaving the chunk; b given. Kw: [L, DK] scratch. */
+static void chunk_state(const xl_cell *cs, const float *k, const float *v, int ldq, int ldv, const float *ig, int gstride, int L,
+                        const float *b, float *C, float *n, float *m, float *Kw) {
+  int DK = cs->DK, DV = cs->DV;
+  float scale = 1.0f / sqrtf((float)DK), m0 = *m;
+  float kscale = cs->key_scaled ? scale : 1.0f;
   float g = b[L - 1], mnew = g + m0;
   for (int t = 0; t < L; t++) mnew = fmaxf(mnew, g - b[t] + ig[(size_t)t * gstride]);
   float decay = expf(g + m0 - mnew);
@@ -79,4 +97,25 @@ void xl_cell_chunk(const xl_cell *cs, const float *q, const float *k, const floa
   }
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, DK, DV, L, 1.0f, Kw, DK, v, ldv, decay, C, DV);
   *m = mnew;
+}
+
+void xl_cell_chunk(const xl_cell *cs, const float *q, const float *k, const float *v, int ldq, int ldv, int ldh,
+                   const float *ig, const float *fg, int gstride, int L, float *C, float *n, float *m, float *h, float *scr) {
+  float *b = scr, *rest = b + L, *Kw = rest + L + (size_t)L * L + (size_t)L * cs->DK;
+  chunk_logf(fg, gstride, L, b);
+  chunk_out(cs, q, k, v, ldq, ldv, ldh, ig, gstride, L, b, C, n, *m, h, rest);
+  chunk_state(cs, k, v, ldq, ldv, ig, gstride, L, b, C, n, m, Kw);
+}
+
+void xl_cell_chunk_out(const xl_cell *cs, const float *q, const float *k, const float *v, int ldq, int ldv, int ldh,
+                       const float *ig, const float *fg, int gstride, int L, const float *C, const float *n, float m,
+                       float *h, float *scr) {
+  chunk_logf(fg, gstride, L, scr);
+  chunk_out(cs, q, k, v, ldq, ldv, ldh, ig, gstride, L, scr, C, n, m, h, scr + L);
+}
+
+void xl_cell_chunk_state(const xl_cell *cs, const float *k, const float *v, int ldq, int ldv, const float *ig, const float *fg,
+                         int gstride, int L, float *C, float *n, float *m, float *scr) {
+  chunk_logf(fg, gstride, L, scr);
+  chunk_state(cs, k, v, ldq, ldv, ig, gstride, L, scr, C, n, m, scr + L);
 }

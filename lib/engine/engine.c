@@ -168,6 +168,7 @@ static const xl_session_ops *ops_for(const xl_model *m, const xl_runopts *o, cha
 int xl_device_check(const xl_model *m, const xl_runopts *o, char *err, size_t errlen) {
   const xl_session_ops *ops = ops_for(m, o, err, errlen);
   if (!ops) return -1;
+  if (!xl_kernels_supported(o->kernels)) return xl_kernels_select(o->kernels, err, errlen);   /* says what is missing */
 #ifdef XL_HAVE_CUDA
   if (o->device == XL_DEVICE_CUDA) return xl_cuda_check(o->device_index, err, errlen);
 #endif
@@ -181,6 +182,7 @@ xl_session *xl_session_new(const xl_model *m, const xl_runopts *opt, char *err, 
   }
   const xl_session_ops *ops = ops_for(m, opt, err, errlen);
   if (!ops) return NULL;
+  if (xl_kernels_select(opt->kernels, err, errlen)) return NULL;
   xl_session *s = xl_calloc(1, sizeof *s);
   s->m = m;
   s->opt = *opt;

@@ -1,7 +1,11 @@
 /* kernels: dtype conversion, matvec and tiled GEMM over stored-dtype weights. See kernels.h.
- * The AVX-512 paths are chosen at run time (cpuid), so one binary runs on any x86-64. */
+ * The AVX-512 (here) and AVX2 (kernels_avx2.c) paths are chosen at run time (cpuid, or the
+ * `kernels` setting), so one binary runs on any x86-64. */
 #include "engine/kernels.h"
 #include "base/util.h"
+#include "engine/blasenv.h"
+#include "engine/kernels_x86.h"
+#include <stdio.h>
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
@@ -43,11 +47,64 @@ uint16_t xl_f32_to_f16(float f) {
   return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
 }
 
-static int have_avx512 = -1;
-static inline int use_avx512(void) {
-  if (have_avx512 < 0) have_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
-  return have_avx512;
+/* ---- variants ---- */
+
+static const char *const kernel_names[XL_KERNELS_COUNT] = {"auto", "avx512", "avx2", "scalar", "avx512bf16"};
+
+const char *xl_kernels_name(xl_kernels k) { return (unsigned)k < XL_KERNELS_COUNT ? kernel_names[k] : "?"; }
+
+int xl_kernels_parse(const char *s, xl_kernels *k) {
+  for (int i = 0; i < XL_KERNELS_COUNT; i++)
+    if (!strcmp(s, kernel_names[i])) { *k = (xl_kernels)i; return 0; }
+  return -1;
 }
+
+int xl_kernels_supported(xl_kernels k) {
+  switch (k) {
+  case XL_KERNELS_AVX512: return __builtin_cpu_supports("avx512f");
+  case XL_KERNELS_AVX512BF16: {
+    xl_cpu_feats f;
+    xl_cpu_features(&f);
+    return f.avx512bf16;
+  }
+  case XL_KERNELS_AVX2: {
+    xl_cpu_feats f;   /* cpuid + the OS's saved YMM state; F16C comes with every AVX2 CPU */
+    xl_cpu_features(&f);
+    return f.avx2 && f.fma && __builtin_cpu_supports("f16c");
+  }
+  default: return 1;
+  }
+}
+
+xl_kernels xl_kernels_best(void) {
+  if (xl_kernels_supported(XL_KERNELS_AVX512BF16)) return XL_KERNELS_AVX512BF16;
+  if (xl_kernels_supported(XL_KERNELS_AVX512)) return XL_KERNELS_AVX512;
+  if (xl_kernels_supported(XL_KERNELS_AVX2)) return XL_KERNELS_AVX2;
+  return XL_KERNELS_SCALAR;
+}
+
+static int active = -1;   /* xl_kernels, resolved on first use */
+
+static inline xl_kernels kset(void) {
+  if (active < 0) active = (int)xl_kernels_best();
+  return (xl_kernels)active;
+}
+
+int xl_kernels_select(xl_kernels k, char *err, size_t errlen) {
+  if (k == XL_KERNELS_AUTO) k = xl_kernels_best();
+  if (!xl_kernels_supported(k)) {
+    snprintf(err, errlen, "--kernels %s: this CPU lacks the %s instructions (best here: %s)", xl_kernels_name(k),
+             k == XL_KERNELS_AVX512 ? "AVX-512" : k == XL_KERNELS_AVX512BF16 ? "AVX512-BF16" : "AVX2/FMA/F16C",
+             xl_kernels_name(xl_kernels_best()));
+    return -1;
+  }
+  active = (int)k;
+  return 0;
+}
+
+xl_kernels xl_kernels_active(void) { return kset(); }
+
+static inline int use_avx512(void) { return kset() == XL_KERNELS_AVX512 || kset() == XL_KERNELS_AVX512BF16; }
 
 /* Widening 16 at a time (the GEMM tiles convert millions of weights per segment). */
 __attribute__((target("avx512f"))) static void to_f32_avx512(st_dtype t, const uint16_t *s, float *dst, size_t n) {
@@ -63,6 +120,7 @@ __attribute__((target("avx512f"))) static void to_f32_avx512(st_dtype t, const u
 void xl_to_f32(st_dtype t, const void *src, float *dst, size_t n) {
   if (t == ST_F32) { memcpy(dst, src, n * sizeof(float)); return; }
   if (use_avx512()) { to_f32_avx512(t, src, dst, n); return; }
+  if (kset() == XL_KERNELS_AVX2) { xl_to_f32_avx2(t, src, dst, n); return; }
   const uint16_t *s = src;
   if (t == ST_BF16) for (size_t i = 0; i < n; i++) dst[i] = xl_bf16_to_f32(s[i]);
   else for (size_t i = 0; i < n; i++) dst[i] = xl_f16_to_f32(s[i]);
@@ -270,6 +328,12 @@ void xl_matvec_rows(const xl_mat *w, const float *x, float *y, int r0, int r1) {
     else matvec_f16_avx512(w->data, n, x, y, r0, r1);
     return;
   }
+  if (kset() == XL_KERNELS_AVX2) {
+    if (w->dtype == ST_F32) xl_matvec_f32_avx2(w->data, n, x, y, r0, r1);
+    else if (w->dtype == ST_BF16) xl_matvec_bf16_avx2(w->data, n, x, y, r0, r1);
+    else xl_matvec_f16_avx2(w->data, n, x, y, r0, r1);
+    return;
+  }
   if (w->dtype == ST_F32) {
     const float *W = w->data;
     for (int r = r0; r < r1; r++) y[r] = dot_f32_scalar(W + (size_t)r * n, x, n);
@@ -321,6 +385,82 @@ void xl_gemm_rows(const xl_mat *w, const float *X, int T, int ldx, float *Y, int
     xl_to_f32(w->dtype, (const char *)w->data + (size_t)a * w->cols * es, tile, (size_t)(b - a) * w->cols);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, b - a, w->cols, 1.0f, X, ldx, tile, w->cols, 0.0f, Y + a, ldy);
   }
+}
+
+__attribute__((target("avx512f"))) static void round_bf16_avx512(float *x, size_t n) {
+  const __m512i lsb = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff), hi = _mm512_set1_epi32((int)0xffff0000u),
+                abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000), quiet = _mm512_set1_epi32(0x400000);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512i u = _mm512_castps_si512(_mm512_loadu_ps(x + i));
+    __m512i r = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, half), _mm512_and_si512(_mm512_srli_epi32(u, 16), lsb)), hi);
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs), inf);
+    r = _mm512_mask_or_epi32(r, nan, _mm512_and_si512(u, hi), quiet);
+    _mm512_storeu_ps(x + i, _mm512_castsi512_ps(r));
+  }
+  for (; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
+}
+
+void xl_round_bf16(float *x, size_t n) {
+  if (use_avx512()) { round_bf16_avx512(x, n); return; }
+  if (kset() == XL_KERNELS_AVX2) { xl_round_bf16_avx2(x, n); return; }
+  for (size_t i = 0; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
+}
+
+/* ---- the cell step's state update (see kernels.h) ---- */
+
+static void cell_cols_scalar(int DK, int DV, float fa, float ia, float qscale, const float *q, const float *k, const float *v, float *C,
+                             float *h, int d0, int d1) {
+  memset(h + d0, 0, sizeof(float) * (size_t)(d1 - d0));
+  for (int j = 0; j < DK; j++) {
+    float kj = ia * k[j], qj = q[j] * qscale, *Cj = C + (size_t)j * DV;
+    for (int d = d0; d < d1; d++) {
+      Cj[d] = fa * Cj[d] + kj * v[d];
+      h[d] += qj * Cj[d];
+    }
+  }
+}
+
+/* 16 columns at a time, h in registers across the j loop; _mm512_mul/add (not fmadd): the
+ * scalar code's roundings */
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) static void cell_cols_avx512(int DK, int DV, float fa, float ia, float qscale, const float *q,
+                                                               const float *k, const float *v, float *C, float *h, int d0, int d1) {
+  int d = d0;
+  __m512 vfa = _mm512_set1_ps(fa);
+  for (; d + 32 <= d1; d += 32) {
+    __m512 h0 = _mm512_setzero_ps(), h1 = h0, v0 = _mm512_loadu_ps(v + d), v1 = _mm512_loadu_ps(v + d + 16);
+    for (int j = 0; j < DK; j++) {
+      float *Cj = C + (size_t)j * DV + d;
+      __m512 kj = _mm512_set1_ps(ia * k[j]), qj = _mm512_set1_ps(q[j] * qscale);
+      __m512 c0 = _mm512_add_ps(_mm512_mul_ps(vfa, _mm512_loadu_ps(Cj)), _mm512_mul_ps(kj, v0));
+      __m512 c1 = _mm512_add_ps(_mm512_mul_ps(vfa, _mm512_loadu_ps(Cj + 16)), _mm512_mul_ps(kj, v1));
+      _mm512_storeu_ps(Cj, c0);
+      _mm512_storeu_ps(Cj + 16, c1);
+      h0 = _mm512_add_ps(h0, _mm512_mul_ps(qj, c0));
+      h1 = _mm512_add_ps(h1, _mm512_mul_ps(qj, c1));
+    }
+    _mm512_storeu_ps(h + d, h0);
+    _mm512_storeu_ps(h + d + 16, h1);
+  }
+  for (; d + 16 <= d1; d += 16) {
+    __m512 h0 = _mm512_setzero_ps(), v0 = _mm512_loadu_ps(v + d);
+    for (int j = 0; j < DK; j++) {
+      float *Cj = C + (size_t)j * DV + d;
+      __m512 c0 = _mm512_add_ps(_mm512_mul_ps(vfa, _mm512_loadu_ps(Cj)), _mm512_mul_ps(_mm512_set1_ps(ia * k[j]), v0));
+      _mm512_storeu_ps(Cj, c0);
+      h0 = _mm512_add_ps(h0, _mm512_mul_ps(_mm512_set1_ps(q[j] * qscale), c0));
+    }
+    _mm512_storeu_ps(h + d, h0);
+  }
+  if (d < d1) cell_cols_scalar(DK, DV, fa, ia, qscale, q, k, v, C, h, d, d1);
+}
+
+void xl_cell_state_cols(int DK, int DV, float fa, float ia, float qscale, const float *q, const float *k, const float *v, float *C,
+                        float *h, int d0, int d1) {
+  if (d1 <= d0) return;
+  if (use_avx512()) cell_cols_avx512(DK, DV, fa, ia, qscale, q, k, v, C, h, d0, d1);
+  else if (kset() == XL_KERNELS_AVX2) xl_cell_cols_avx2(DK, DV, fa, ia, qscale, q, k, v, C, h, d0, d1);
+  else cell_cols_scalar(DK, DV, fa, ia, qscale, q, k, v, C, h, d0, d1);
 }
 
 void xl_mean_rstd(const float *x, int n, float eps, float *mu, float *rstd) {

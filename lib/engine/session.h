@@ -37,6 +37,8 @@ typedef struct {
   int workers;            /* CPU threads (ours, and OpenBLAS's for the projection GEMMs) */
   int heads_per_band;     /* heads per parallel task in the CPU cell */
   int matmul_bf16;        /* round activations to bf16 before each matrix product */
+  xl_kernels kernels;     /* CPU kernel variant (AUTO: the best this CPU has); process-wide:
+                             the last session created sets it */
   xl_device device;
   int device_index;       /* cuda:N */
   int segment;            /* prefill tokens per segment (0 = the device's default) */

@@ -3,12 +3,15 @@
  * sized once, one token through the recurrent form (decode), and prompt segments where
  * every projection is one GEMM over the segment, the mLSTM cell runs chunkwise-parallel
  * per head and only the sLSTM recurrence steps token by token.
- * Threading as in forward.c: pool tasks over matvec row bands and head bands; OpenBLAS
- * is held to one thread while pool tasks call it.
+ * Threading as in engine/xlstm: pool tasks over matvec row bands, head bands and token
+ * bands (norms, gating), the projection GEMMs through engine/pgemm.h; OpenBLAS is held to
+ * one thread while pool tasks call it.
  * Not for: loading (v1_model.c) or the 7B family (engine/xlstm). */
 #include "engine/v1/v1_internal.h"
 #include "base/util.h"
+#include "engine/bf16gemm.h"
 #include "engine/cell.h"
+#include "engine/pgemm.h"
 #include "engine/pool.h"
 #include <cblas.h>
 #undef I   /* <complex.h> (pulled in by cblas.h) defines I; here it is the mLSTM inner dim */
@@ -39,7 +42,7 @@ typedef struct {
   float *Hh;                 /* [S, max(I, D)] cell outputs */
   float *WX;                 /* [S, 4D] sLSTM input projections */
   float *G;                  /* [S, 2F] FFN */
-  float *tile;               /* fp32 tile for BF16/F16 GEMMs */
+  xl_pgemm pg;               /* the projection GEMMs of prefill */
   float *wscr; size_t wscr_floats;   /* per worker */
   int mNH, mDH, sNH, sDH, I;
 } v1_sess;
@@ -60,9 +63,7 @@ static void layernorm(const float *x, float *y, const float *w, int n) {
   for (int i = 0; i < n; i++) y[i] = (x[i] - mu) * r * (w ? 1.0f + w[i] : 1.0f);
 }
 
-static void round_bf16(float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) x[i] = xl_bf16_to_f32(xl_f32_to_bf16(x[i]));
-}
+static inline void round_bf16(float *x, size_t n) { xl_round_bf16(x, n); }
 
 static int max3(int a, int b, int c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
 
@@ -89,20 +90,33 @@ static void proj(xl_session *s, const xl_mat *w, float *X, int T, int ldx, float
   if (round && s->opt.matmul_bf16)
     for (int t = 0; t < T; t++) round_bf16(X + (size_t)t * ldx, (size_t)w->cols);
   if (T == 1) matvec(s, w, X, Y);
-  else xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, v->tile);
+  else {
+    xl_pgemm_forget(&v->pg);   /* X was rewritten since any earlier product */
+    xl_pgemm_run(&v->pg, w, X, T, ldx, Y, ldy);
+  }
 }
 
-/* The hot loops : vectorised for the CPU at hand (run-time dispatch). */
-#define V1_VECTORISE __attribute__((optimize("tree-vectorize"), target_clones("avx512f", "avx2", "default")))
+/* The hot loops, vectorised for each kernel variant (engine/kernels.h): the same C compiled
+ * for AVX-512, AVX2 and the baseline, picked by the session's kernels setting. */
+#define V1_VARIANTS(name, params, ...)                                                                          \
+  __attribute__((optimize("tree-vectorize"), target("avx512f"))) static void name##_avx512 params __VA_ARGS__     \
+  __attribute__((optimize("tree-vectorize"), target("avx2"))) static void name##_avx2 params __VA_ARGS__          \
+  __attribute__((optimize("tree-vectorize"))) static void name##_base params __VA_ARGS__
 
 /* 4x4 blocks (the mLSTM's default qkv_proj_blocksize): one row, unrolled. */
-V1_VECTORISE
-static void headwise4(const float *restrict x, const float *restrict W, int P, float *restrict y) {
+V1_VARIANTS(headwise4_k, (const float *restrict x, const float *restrict W, int P, float *restrict y), {
   for (int p = 0; p < P; p++) {
     const float *xp = x + 4 * (size_t)p, *Wp = W + 16 * (size_t)p;
     float *yp = y + 4 * (size_t)p;
     for (int o = 0; o < 4; o++) yp[o] = Wp[4 * o] * xp[0] + Wp[4 * o + 1] * xp[1] + Wp[4 * o + 2] * xp[2] + Wp[4 * o + 3] * xp[3];
   }
+})
+
+static void headwise4(const float *restrict x, const float *restrict W, int P, float *restrict y) {
+  xl_kernels k = xl_kernels_active();
+  if (k == XL_KERNELS_AVX512 || k == XL_KERNELS_AVX512BF16) headwise4_k_avx512(x, W, P, y);
+  else if (k == XL_KERNELS_AVX2) headwise4_k_avx2(x, W, P, y);
+  else headwise4_k_base(x, W, P, y);
 }
 
 /* Block-diagonal projection: W [P, O, Q]; y[p*O+o] = sum_d x[p*Q+d] W[p,o,d], T rows. */
@@ -136,9 +150,15 @@ static void headwise(const float *X, int T, int ldx, const float *W, int P, int 
 
 /* Causal depthwise conv over T rows of X (ld ldx) into Y [T, C], continuing from the window
  * st [K-1, C]; then silu, and the window moves on to the last K-1 inputs. */
-V1_VECTORISE
-static void conv_taps(float *restrict y, const float *restrict w, const float *restrict x, int C) {
+V1_VARIANTS(conv_taps_k, (float *restrict y, const float *restrict w, const float *restrict x, int C), {
   for (int c = 0; c < C; c++) y[c] += w[c] * x[c];
+})
+
+static void conv_taps(float *restrict y, const float *restrict w, const float *restrict x, int C) {
+  xl_kernels k = xl_kernels_active();
+  if (k == XL_KERNELS_AVX512 || k == XL_KERNELS_AVX512BF16) conv_taps_k_avx512(y, w, x, C);
+  else if (k == XL_KERNELS_AVX2) conv_taps_k_avx2(y, w, x, C);
+  else conv_taps_k_base(y, w, x, C);
 }
 
 static void conv_silu(const xl_v1_block *B, float *st, const float *X, int T, int ldx, float *Y) {
@@ -236,6 +256,47 @@ static void run_heads(xl_session *s, int NH, xl_task_fn fn, head_ctx *hc, int pa
   xl_pool_run(v1s(s)->pool, ntasks, fn, hc);
 }
 
+/* ---- token-parallel loops (xl_par_rows): each row gets the operations it got on one
+ * thread, so the bits do not depend on the workers ---- */
+
+typedef struct { xl_session *s; const xl_v1_block *B; const float *w; float *dst; const float *src; int n; } rows_ctx;
+
+static void rows_layernorm(void *vc, int a, int b) {   /* dst rows = layernorm(src rows, w), width n */
+  const rows_ctx *c = vc;
+  for (int t = a; t < b; t++) layernorm(c->src + (size_t)t * c->n, c->dst + (size_t)t * c->n, c->w, c->n);
+}
+static void rows_add(void *vc, int a, int b) {   /* dst rows += src rows, width n */
+  const rows_ctx *c = vc;
+  for (size_t i = (size_t)a * c->n; i < (size_t)b * c->n; i++) c->dst[i] += c->src[i];
+}
+static void rows_mlstm_out(void *vc, int a, int b) {   /* h = (h + skip * conv) * silu(z) */
+  const rows_ctx *c = vc;
+  v1_sess *v = c->s->impl;
+  int I = v->I;
+  for (int t = a; t < b; t++) {
+    float *h = v->Hh + (size_t)t * I;
+    const float *xc = v->XC + (size_t)t * I, *z = v->XZ + (size_t)t * 2 * I + I;
+    for (int i = 0; i < I; i++) h[i] = (h[i] + c->B->skip[i] * xc[i]) * siluf(z[i]);
+  }
+}
+static void rows_geglu(void *vc, int a, int b) {   /* g = gelu(g) * up, rows of 2F */
+  const rows_ctx *c = vc;
+  v1_sess *v = c->s->impl;
+  int F = c->n;
+  for (int t = a; t < b; t++) {
+    float *g = v->G + (size_t)t * 2 * F;
+    for (int i = 0; i < F; i++) g[i] = geluf(g[i]) * g[F + i];
+  }
+}
+static void par_layernorm(xl_session *s, const float *src, float *dst, const float *w, int T, int n) {
+  rows_ctx c = {s, NULL, w, dst, src, n};
+  xl_par_rows(v1s(s)->pool, T, 2L * n, rows_layernorm, &c);
+}
+static void par_add(xl_session *s, float *dst, const float *src, int T, int n) {
+  rows_ctx c = {s, NULL, NULL, dst, src, n};
+  xl_par_rows(v1s(s)->pool, T, n, rows_add, &c);
+}
+
 /* ---- layers over T tokens: input v->U (normed), output added to v->X ---- */
 
 static void mlstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int T, int chunk) {
@@ -252,8 +313,9 @@ static void mlstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int 
     xl_matvec_rows(&B->igw, v->QKV, v->IG, 0, NH);
     xl_matvec_rows(&B->fgw, v->QKV, v->FG, 0, NH);
   } else {
-    xl_gemm_rows(&B->igw, v->QKV, T, 3 * I, v->IG, NH, 0, NH, v->tile);
-    xl_gemm_rows(&B->fgw, v->QKV, T, 3 * I, v->FG, NH, 0, NH, v->tile);
+    xl_pgemm_forget(&v->pg);
+    xl_pgemm_run(&v->pg, &B->igw, v->QKV, T, 3 * I, v->IG, NH);
+    xl_pgemm_run(&v->pg, &B->fgw, v->QKV, T, 3 * I, v->FG, NH);
   }
   for (int t = 0; t < T; t++)
     for (int h = 0; h < NH; h++) { v->IG[(size_t)t * NH + h] += B->ig_b[h]; v->FG[(size_t)t * NH + h] += B->fg_b[h]; }
@@ -262,13 +324,10 @@ static void mlstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int 
   if (par && chunk) openblas_set_num_threads(1);
   run_heads(s, NH, mlstm_heads_task, &hc, par);
   if (par && chunk) openblas_set_num_threads(s->opt.workers);
-  for (int t = 0; t < T; t++) {
-    float *h = v->Hh + (size_t)t * I;
-    const float *xc = v->XC + (size_t)t * I, *z = v->XZ + (size_t)t * 2 * I + I;
-    for (int i = 0; i < I; i++) h[i] = (h[i] + B->skip[i] * xc[i]) * siluf(z[i]);
-  }
+  rows_ctx oc = {s, B, NULL, NULL, NULL, I};
+  xl_par_rows(v->pool, T, 8L * I, rows_mlstm_out, &oc);
   proj(s, &B->down, v->Hh, T, I, v->U, D, 1);
-  for (size_t i = 0; i < (size_t)T * D; i++) v->X[i] += v->U[i];
+  par_add(s, v->X, v->U, T, D);
 }
 
 static void slstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int T) {
@@ -296,20 +355,18 @@ static void slstm_layer(xl_session *s, const xl_v1_block *B, v1_lstate *st, int 
     run_heads(s, NH, slstm_heads_task, &hc, par);
   }
   if (par) openblas_set_num_threads(s->opt.workers);
-  for (size_t i = 0; i < (size_t)T * D; i++) v->X[i] += v->Hh[i];
+  par_add(s, v->X, v->Hh, T, D);
 }
 
 static void ffn(xl_session *s, const xl_v1_block *B, int T) {
   v1_sess *v = s->impl;
   int D = s->m->cfg.D, F = B->F;
-  for (int t = 0; t < T; t++) layernorm(v->X + (size_t)t * D, v->U + (size_t)t * D, B->ffn_norm_w, D);
+  par_layernorm(s, v->X, v->U, B->ffn_norm_w, T, D);
   proj(s, &B->ffn_up, v->U, T, D, v->G, 2 * F, 1);
-  for (int t = 0; t < T; t++) {
-    float *g = v->G + (size_t)t * 2 * F;
-    for (int i = 0; i < F; i++) g[i] = geluf(g[i]) * g[F + i];
-  }
+  rows_ctx gc = {s, B, NULL, NULL, NULL, F};
+  xl_par_rows(v->pool, T, 16L * F, rows_geglu, &gc);
   proj(s, &B->ffn_down, v->G, T, 2 * F, v->U, D, 1);
-  for (size_t i = 0; i < (size_t)T * D; i++) v->X[i] += v->U[i];
+  par_add(s, v->X, v->U, T, D);
 }
 
 /* T tokens through the model (chunk: mLSTM chunkwise, else recurrent steps), then logits:
@@ -324,7 +381,7 @@ static int run_tokens(xl_session *s, const int32_t *ids, int T, int chunk, float
   for (int b = 0; b < c->n_blocks; b++) {
     if (chunk && s->opt.interrupted && s->opt.interrupted(s->opt.progress_ctx)) return 1;
     const xl_v1_block *B = &M->blocks[b];
-    for (int t = 0; t < T; t++) layernorm(v->X + (size_t)t * D, v->U + (size_t)t * D, B->norm_w, D);
+    par_layernorm(s, v->X, v->U, B->norm_w, T, D);
     if (B->slstm) slstm_layer(s, B, &v->ls[b], T);
     else mlstm_layer(s, B, &v->ls[b], T, chunk);
     if (B->F) ffn(s, B, T);
@@ -420,7 +477,10 @@ static int init(xl_session *s, char *err, size_t errlen) {
     const xl_mat *all[] = {&B->up, &B->down, &B->igw, &B->fgw, &B->ffn_up, &B->ffn_down};
     for (size_t j = 0; j < sizeof all / sizeof *all; j++) tile = tile_need(all[j], tile);
   }
-  v->tile = scratch(s, tile);
+  int bf16 = s->opt.matmul_bf16 && xl_kernels_active() == XL_KERNELS_AVX512BF16 && m->lm_head.dtype == ST_BF16 &&
+             xl_bf16gemm_available(NULL, 0);
+  xl_pgemm_init(&v->pg, v->pool, s->opt.workers, tile, bf16, S * (size_t)max3(3 * I, D, maxF > 0 ? maxF : 1));
+  s->scratch_bytes += v->pg.bytes;
   s->logits = scratch(s, (size_t)c->vocab);
   v->cell = (xl_cell){v->mDH, v->mDH, XL_V1_CELL_EPS, 1};
   size_t w1 = v->mDH ? xl_cell_chunk_floats(&(xl_cell){v->mDH, v->mDH, XL_V1_CELL_EPS, 1}, s->opt.chunk_size) : 0, w2 = (size_t)4 * v->sDH;
@@ -433,9 +493,10 @@ static void release(xl_session *s) {
   v1_sess *v = s->impl;
   if (!v) return;
   xl_pool_free(v->pool);
-  float *bufs[] = {s->logits, v->state, v->X, v->U, v->XZ, v->XC, v->QKV, v->IG, v->FG, v->Hh, v->WX, v->G, v->tile, v->wscr};
+  float *bufs[] = {s->logits, v->state, v->X, v->U, v->XZ, v->XC, v->QKV, v->IG, v->FG, v->Hh, v->WX, v->G, v->wscr};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
   free(v->ls);
+  xl_pgemm_free(&v->pg);
   free(v);
   s->impl = NULL;
   s->logits = NULL;
