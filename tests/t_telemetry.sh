@@ -90,7 +90,7 @@ stderr_has "the reason is printed" "memory hard limit: RSS [0-9]+ MB > 1 MB"
 check "no output file after the hard limit" sh -c '! ls "$1"/hard.txt* >/dev/null 2>&1' _ "$TMP"
 XL_MEM_HARD_MB=1 expect_status "XL_MEM_HARD_MB=1 does the same" 3 "$DEC" "$PROMPT" -n 1000000 --greedy
 if [ -x "$BIN/xl-prefill" ]; then
-  expect_status "xl-prefill with --mem-hard-mb 1 exits 3" 3 "$BIN/xl-prefill" "$PROMPT" --mem-hard-mb 1 -o "$TMP/state.st"
+  expect_status "xl-prefill with --mem-hard-mb 1 exits 3" 3 "$BIN/xl-prefill" --prompt-file "$ROOT/prompts/pydocs.txt" --mem-every 10 --mem-hard-mb 1 -o "$TMP/state.st"
   check "no state file after the hard limit" sh -c '! ls "$1"/state.st* >/dev/null 2>&1' _ "$TMP"
 fi
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 
-static float xl_f16_to_f32(uint16_t h) {
+float xl_f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
   if (exp == 0) {
     if (!man) u = sign;
@@ -353,7 +353,7 @@ void xl_matvec_rows(const xl_mat *w, const float *x, float *y, int r0, int r1) {
 #endif
 enum { TILE_FLOATS = XL_TILE_FLOATS };
 
-static int xl_gemm_tile_rows(const xl_mat *w) {
+int xl_gemm_tile_rows(const xl_mat *w) {
   int r = TILE_FLOATS / (w->cols ? w->cols : 1);
   if (r < 16) r = 16;
   if (r > w->rows) r = w->rows;

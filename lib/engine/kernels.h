@@ -37,6 +37,8 @@ static inline float xl_bf16_to_f32(uint16_t h) {
   return v.f;
 }
 /* Round-to-nearest-even fp32 -> bf16 / f16 (for writing checkpoints and --matmul bf16). */
+/* IEEE half -> fp32 (every kernel variant converts the same way). */
+float xl_f16_to_f32(uint16_t h);
 uint16_t xl_f32_to_bf16(float f);
 uint16_t xl_f32_to_f16(float f);
 
@@ -73,5 +75,7 @@ void xl_matvec_rows(const xl_mat *w, const float *x, float *y, int r0, int r1);
 #define XL_SMALL_T 8
 void xl_gemm_rows(const xl_mat *w, const float *X, int T, int ldx, float *Y, int ldy, int r0, int r1, float *tile);
 size_t xl_gemm_tile_floats(const xl_mat *w);
+/* Rows of W converted per tile: a tile holds this many rows (or fewer at the end). */
+int xl_gemm_tile_rows(const xl_mat *w);
 
 #endif
