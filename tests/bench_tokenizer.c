@@ -1,5 +1,5 @@
 /* bench_tokenizer: single-threaded encode speed of the BPE tokenizer. Reads text files
- * (default: the docs in $XL_DOCS or /work/shared/docs, else the tokenizer golden file),
+ * (default: the docs in $XL_DOCS or the checkout's docs/, else the tokenizer golden file),
  * repeats them to --mb megabytes, encodes once to warm up, then --reps times, and prints
  * one NDJSON line:
  *   {"bench":"tokenizer_encode","mb_s":..,"mb_s_sd":..,"tokens_s":..,"bytes":..,
@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
   size_t srclen = 0;
   for (; i < argc; i++) add_file(&src, &srclen, argv[i]);
   if (!srclen) {
-    const char *dir = getenv("XL_DOCS") ? getenv("XL_DOCS") : "/work/shared/docs";
+    const char *dir = getenv("XL_DOCS") ? getenv("XL_DOCS") : XL_SOURCE_ROOT "/docs";   /* the project's own docs */
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {
