@@ -2,9 +2,11 @@
  * rec_ndjson_read) on arbitrary bytes. Accepted input is an array of objects, which are
  * then written the ways the tools write them: NDJSON lines (which must read back to
  * records that are written the same way) and CSV through a column list made of the first
- * record's keys, with the rec_str / rec_num lookups on every member. Output goes to
- * memory or /dev/null. */
+ * record's keys (which must read back, by csvt_parse, to one row per record with each
+ * string member's text), with the rec_str / rec_num lookups on every member. Output goes
+ * to memory or /dev/null. */
 #include "fuzz_common.h"
+#include "io/csvtable.h"
 #include "io/records.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -58,9 +60,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FZ_CHECK(!s == !cJSON_IsString(g), "rec_str");
     FZ_CHECK((rec_num(first, m->string, &d) == 0) == !!cJSON_IsNumber(g), "rec_num");
   }
-  cols[nc++] = "no such column";
-  cols[nc++] = "";
   FZ_CHECK(rec_csv_write_all(fz_null(), arr, cols, nc) == 0, "csv write failed");
+  /* with unique non-empty column names, the CSV reads back (csvt_parse) to a row per
+   * record, and a string member to its own text */
+  size_t k = 0;
+  for (size_t i = 0; i < nc; i++) {
+    int dup = !cols[i][0];
+    for (size_t j = 0; j < k && !dup; j++) dup = !strcmp(cols[j], cols[i]);
+    if (!dup) cols[k++] = cols[i];
+  }
+  nc = k;
+  if ((nc == 0 || (size & 1)) && !cJSON_GetObjectItemCaseSensitive(first, "no such column")) cols[nc++] = "no such column";
+  if (nc == 0) goto done;
+  buf = NULL;
+  blen = 0;
+  mem = open_memstream(&buf, &blen);
+  FZ_CHECK(rec_csv_write_all(mem, arr, cols, nc) == 0, "csv write failed");
+  fclose(mem);
+  csvt t;
+  FZ_CHECK(csvt_parse(&t, "written.csv", buf, blen, err, sizeof err) == 0, "written CSV does not read back: %s\n%s", err, buf);
+  FZ_CHECK(t.ncols == nc && t.nrows == (size_t)cJSON_GetArraySize(arr), "written CSV reads back as %zu rows of %zu, not %d of %zu:\n%s",
+           t.nrows, t.ncols, cJSON_GetArraySize(arr), nc, buf);
+  size_t row = 0;
+  cJSON_ArrayForEach(r, arr) {
+    for (size_t c = 0; c < nc; c++) {
+      const char *want = rec_str(r, cols[c]);
+      if (want) FZ_CHECK(!strcmp(csvt_get(&t, row, (int)c), want), "cell %zu,%zu reads back as '%s', not '%s'", row, c,
+                         csvt_get(&t, row, (int)c), want);
+    }
+    row++;
+  }
+  csvt_free(&t);
+  free(buf);
+done:;
   char num[64];
   cJSON_ArrayForEach(r, arr) cJSON_ArrayForEach(m, r) if (cJSON_IsNumber(m)) rec_format_number(num, sizeof num, m->valuedouble);
   cJSON_Delete(arr);
