@@ -1292,6 +1292,10 @@ tok_tokenizer *tok_load(const char *path, char *err, size_t errlen) {
   build_matcher(t, &t->raw_m, 0);
   build_matcher(t, &t->norm_m, 1);
 
+  if (first_special >= t->ntok) {   /* a BOS id the model would be fed: it must be a token */
+    xl_errf(err, errlen, "%s: post_processor: special token id %d is not in the vocabulary (ids < %d)", f, first_special, t->ntok);
+    goto bad;
+  }
   t->bos_id = first_special;
   t->adds_bos = first_special >= 0;
   if (xl_exists(cfg_path)) {
