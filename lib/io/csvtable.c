@@ -205,6 +205,16 @@ void csvt_write_field(FILE *f, const char *s) {
 static int write_rows(const csvt *t, FILE *f, const unsigned char *keep) {
   for (size_t c = 0; c < t->ncols; c++) {
     if (c) fputc(',', f);
+    if (!c && !strncmp(t->header[0], "\xEF\xBB\xBF", 3)) {
+      /* a name starting with U+FEFF first in the file would be read as a byte order mark */
+      fputc('"', f);
+      for (const char *s = t->header[0]; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+      }
+      fputc('"', f);
+      continue;
+    }
     csvt_write_field(f, t->header[c]);
   }
   fputc('\n', f);
