@@ -1,7 +1,7 @@
 /* fuzz_config: config.json parsing (engine/engine.h: xl_config_parse, which dispatches on
  * model_type to the 7B family's and the v1 models' readers). An accepted config must have
  * the sizes every later stage divides and allocates by: positive dimensions, heads that
- * divide them, token ids in range. A v1 config must also list tensors of positive shapes
+ * divide them, token ids in range (a BOS id below vocab_size: it is fed to the model). A v1 config must also list tensors of positive shapes
  * (xl_v1_tensor_specs, what the loader checks a checkpoint against) and write back to
  * config.json text that parses to the same numbers (xl_v1_config_json). */
 #include "fuzz_common.h"
@@ -30,6 +30,7 @@ static void check_sizes(const xl_config *c) {
            c->n_blocks, c->n_heads, c->vocab);
   FZ_CHECK(c->chunk_size >= 1, "chunk_size %d", c->chunk_size);
   FZ_CHECK(c->bos_id >= -1 && c->eos_id >= -1 && c->pad_id >= -1, "token ids");
+  FZ_CHECK(c->bos_id < c->vocab, "bos_token_id %d is fed to the model but not below vocab_size %d", c->bos_id, c->vocab);
   if (c->arch == XL_ARCH_LARGE) {
     FZ_CHECK(c->qk_dim >= c->n_heads && c->dk * c->n_heads == c->qk_dim, "qk_dim %d heads %d dk %d", c->qk_dim, c->n_heads, c->dk);
     FZ_CHECK(c->v_dim >= c->n_heads && c->dv * c->n_heads == c->v_dim, "v_dim %d heads %d dv %d", c->v_dim, c->n_heads, c->dv);
