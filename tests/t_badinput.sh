@@ -77,4 +77,11 @@ expect_status "missing model dir" 1 "$BIN/xl-prefill" -m "$TMP/nope" --ids 1
 expect_status "--help" 0 "$BIN/xl-prefill" --help
 grep -q -- "--chunk-size" "$TMP/out" && ok "--help lists the flags" || not_ok "--help lists the flags"
 expect_status "decode --help" 0 "$BIN/xl-decode" --help
+
+# a tokenizer.json with ids past the model's vocab_size: refused, never embedded
+M=$ROOT/models/xlstm-tiny-pydocs
+mkdir -p "$TMP/tokbig"; cp "$M"/*.json "$TMP/tokbig/"; ln -s "$M/model.safetensors" "$TMP/tokbig/model.safetensors"
+jq '.added_tokens += [{"id": 5000, "content": "<big>", "special": true, "normalized": false}]' "$M/tokenizer.json" > "$TMP/tokbig/tokenizer.json"
+expect_status "tokenizer id past vocab_size (text prompt): exit 1" 1 "$BIN/xl-prefill" -m "$TMP/tokbig" "x<big>"
+stderr_has "tokenizer id past vocab_size (text prompt): message" "token id 5000 is outside the model's vocabulary \(vocab_size 4096\)"
 finish

@@ -185,6 +185,12 @@ long xl_run_encode(xl_run *r, xl_runargs *a, const char *text, size_t len, const
   }
   char err[512];
   if (tok_encode(r->tok, text, len, ids, &n, &cap, err, sizeof err)) xl_die("%s: %s", src, err);
+  /* A tokenizer.json (or BOS id) that does not belong to the model may give ids past its
+   * embedding: refuse them rather than read out of bounds. */
+  for (size_t i = 0; r->model && i < n; i++)
+    if ((*ids)[i] >= r->model->cfg.vocab)
+      xl_die("%s: token id %d%s is outside the model's vocabulary (vocab_size %d): tokenizer.json does not match config.json",
+             src, (int)(*ids)[i], bos && i == 0 ? " (BOS)" : "", r->model->cfg.vocab);
   return (long)n;
 }
 

@@ -57,13 +57,14 @@ void xl_cpu_features(xl_cpu_feats *f) {
 #ifdef XL_X86
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return;
-  int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+  int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
   if (!osxsave) return;
   unsigned lo, hi;
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   int ymm_ok = (lo & 0x6) == 0x6, zmm_ok = (lo & 0xe6) == 0xe6;   /* XCR0: SSE+AVX, + opmask/ZMM state */
   f->avx = avx && ymm_ok;
   f->fma = fma && ymm_ok;
+  f->f16c = f16c && ymm_ok;
   if (__get_cpuid_max(0, NULL) < 7) return;
   __cpuid_count(7, 0, a, b, c, d);
   f->avx2 = ((b >> 5) & 1) && ymm_ok;

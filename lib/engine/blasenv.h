@@ -25,7 +25,7 @@ const char *xl_blas_core_source(void);
  * running core `current` on a CPU with these features, or NULL when `current` is as good.
  * avx512 means F+BW+DQ+VL with the OS saving ZMM state; has_core(name) says whether the
  * library knows a core (may be NULL: assume it does). */
-typedef struct { int avx, avx2, fma, avx512, avx512bf16; } xl_cpu_feats;
+typedef struct { int avx, avx2, fma, f16c, avx512, avx512bf16; } xl_cpu_feats;
 const char *xl_blas_pick_core(const char *current, const xl_cpu_feats *f, int (*has_core)(const char *name));
 /* This CPU's features (cpuid + xgetbv). */
 void xl_cpu_features(xl_cpu_feats *f);

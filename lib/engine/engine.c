@@ -89,8 +89,11 @@ int xl_config_parse(xl_config *c, const char *text, const char *path, char *err,
     const xl_arch_ops *a = NULL;
     for (int i = 0; i < N_ARCH && !a; i++)
       if (!strcmp(type, architectures[i].model_type)) a = &architectures[i];
-    if (a) rc = a->parse_config(c, root, path, err, errlen);
-    else {
+    if (a) {
+      rc = a->parse_config(c, root, path, err, errlen);
+      if (!rc && c->bos_id >= c->vocab)   /* the BOS id is fed to the model: it needs an embedding row */
+        rc = xl_errf(err, errlen, "%s: field \"bos_token_id\" (%d) must be below vocab_size (%d)", path, c->bos_id, c->vocab);
+    } else {
       char names[128] = "";
       for (int i = 0; i < N_ARCH; i++)
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s\"%s\"", i ? ", " : "", architectures[i].model_type);

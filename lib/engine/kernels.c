@@ -68,9 +68,9 @@ int xl_kernels_supported(xl_kernels k) {
     return f.avx512bf16;
   }
   case XL_KERNELS_AVX2: {
-    xl_cpu_feats f;   /* cpuid + the OS's saved YMM state; F16C comes with every AVX2 CPU */
+    xl_cpu_feats f;   /* cpuid + the OS's saved YMM state */
     xl_cpu_features(&f);
-    return f.avx2 && f.fma && __builtin_cpu_supports("f16c");
+    return f.avx2 && f.fma && f.f16c;
   }
   default: return 1;
   }

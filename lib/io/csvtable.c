@@ -201,6 +201,8 @@ static int write_rows(const csvt *t, FILE *f, const unsigned char *keep) {
   fputc('\n', f);
   for (size_t r = 0; r < t->nrows; r++) {
     if (keep && !keep[r]) continue;
+    /* a row of one empty cell is written "" : an empty line would be read as no row */
+    if (t->ncols == 1 && (!t->cells[r] || !t->cells[r][0])) { fputs("\"\"\n", f); continue; }
     for (size_t c = 0; c < t->ncols; c++) {
       if (c) fputc(',', f);
       rec_csv_field(f, t->cells[r * t->ncols + c]);

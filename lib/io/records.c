@@ -102,8 +102,9 @@ int rec_ndjson_save(const char *path, const cJSON *rows) {
 int rec_csv_field(FILE *f, const char *s) {
   if (!s || !*s) return 0;
   size_t n = strlen(s);
+  /* a field starting with U+FEFF is quoted: first in a file it would be read as a byte order mark */
   int quote = strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' || s[0] == '\t' ||
-              s[n - 1] == ' ' || s[n - 1] == '\t';
+              s[n - 1] == ' ' || s[n - 1] == '\t' || !strncmp(s, "\xEF\xBB\xBF", 3);
   if (!quote) return fputs(s, f) < 0 ? -1 : 0;
   if (fputc('"', f) == EOF) return -1;
   for (const char *p = s; *p; p++) {
@@ -130,8 +131,15 @@ void rec_format_number(char *buf, size_t n, double v) {
   }
 }
 
+/* Whether rec_csv_row writes v as an empty field. */
+static int empty_field(const cJSON *v) {
+  return !v || cJSON_IsNull(v) || (cJSON_IsString(v) && !*v->valuestring) || (cJSON_IsNumber(v) && !isfinite(v->valuedouble));
+}
+
 int rec_csv_row(FILE *f, const cJSON *obj, const char *const *cols, size_t ncols) {
   char num[64];
+  /* a row of one empty field is written "": an empty line is read back as no row */
+  if (ncols == 1 && empty_field(cJSON_GetObjectItemCaseSensitive(obj, cols[0]))) return fputs("\"\"\n", f) < 0 ? -1 : 0;
   for (size_t i = 0; i < ncols; i++) {
     if (i && fputc(',', f) == EOF) return -1;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, cols[i]);

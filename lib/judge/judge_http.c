@@ -16,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-static char *jh_excerpt(const char *s, size_t max_chars);
 
 const char *const jh_score_names[JH_NSCORES] = {"coherence", "relevance", "fluency", "overall"};
 
@@ -202,7 +201,7 @@ static int http_request(jh_client *cl, const char *path, const char *body, http_
 /* s cut to at most max_chars characters (UTF-8 code points): when longer, the first
  * half and the last half are kept with "\n[... N characters omitted ...]\n" between.
  * max_chars 0 = no limit. Returns a malloc'd string. */
-static char *jh_excerpt(const char *s, size_t max_chars) {
+char *jh_excerpt(const char *s, size_t max_chars) {
   size_t nbytes = strlen(s), nchars = 0;
   for (size_t i = 0; i < nbytes; i++) nchars += ((unsigned char)s[i] & 0xC0) != 0x80;
   if (max_chars == 0 || nchars <= max_chars) return xl_strdup(s);
@@ -316,7 +315,7 @@ static jh_status parse_fail(jh_result *r, char *msg) {
 /* Parses the judge's answer text (the JSON object with the scores) into r:
  * JH_OK, or JH_PARSE_ERROR with r->error saying what is wrong. Sets r->raw to a copy
  * of text. Leading/trailing white space and a ``` code fence are tolerated. */
-static jh_status jh_parse_answer(const char *text, jh_result *r) {
+jh_status jh_parse_answer(const char *text, jh_result *r) {
   free(r->raw);
   r->raw = xl_strdup(text);
   /* Tolerate white space and a markdown fence around the object (some models add one

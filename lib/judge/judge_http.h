@@ -59,6 +59,15 @@ typedef struct jh_client jh_client;
 jh_client *jh_client_new(const jh_config *c);
 void jh_client_free(jh_client *cl);
 
+/* s cut to at most max_chars characters (UTF-8 code points): when longer, the first
+ * half and the last half are kept with a marker line between. max_chars 0 = no limit.
+ * Returns a malloc'd string. (Public for tests/fuzz/fuzz_judge.c.) */
+char *jh_excerpt(const char *s, size_t max_chars);
+
+/* Parses the judge's answer text (the JSON object with the scores) into r: JH_OK, or
+ * JH_PARSE_ERROR with r->error saying what is wrong; r->raw gets a copy of text. */
+jh_status jh_parse_answer(const char *text, jh_result *r);
+
 /* The judging prompt: instructions, then the prompt excerpt and the continuation,
  * each cut to max_chars characters (the first and last halves kept, with a marker saying
  * how much was left out between; 0 = no limit). Returns a malloc'd string. */

@@ -92,7 +92,7 @@ static int json_text(const cJSON *v, char *buf, size_t n) {
   if (cJSON_IsString(v)) return snprintf(buf, n, "%s", v->valuestring) >= (int)n ? -1 : 0;
   if (cJSON_IsNumber(v)) {
     double d = v->valuedouble;
-    if (d == (double)(long long)d) snprintf(buf, n, "%lld", (long long)d);
+    if (d > -9e18 && d < 9e18 && d == (double)(long long)d) snprintf(buf, n, "%lld", (long long)d);   /* cast in range only */
     else snprintf(buf, n, "%.17g", d);
     return 0;
   }

@@ -74,8 +74,10 @@ static int parse_item(const char *it, size_t n, long lo, long hi, sw_list *l, si
     snprintf(err, errlen, "'%.*s': a multiplicative range must start above 0", (int)n, it);
     return -1;
   }
-  for (long v = a; v <= b; v = mult ? v * step : v + step)
+  for (long v = a;; v = mult ? v * step : v + step) {
     if (push(l, cap, v, lo, hi, err, errlen)) return -1;
+    if (mult ? v > b / step : v > b - step) break;   /* the next value passes b (and may not fit a long) */
+  }
   return 0;
 bad:
   snprintf(err, errlen, "'%.*s' is not a number or a range like 1-4, 16-256*2, 8-64+8", (int)n, it);

@@ -116,7 +116,7 @@ const char *tok_stream_push(tok_stream *s, int32_t id, size_t *len) {
   if (!p) { *len = 0; grow((void **)&s->buf, &s->cap, 1, 1); s->buf[0] = 0; return s->buf; }
   size_t sp = (!s->t->bytelevel_decoder && s->started) ? 1 : 0;
   s->started = 1;
-  grow((void **)&s->tmp, &s->tmpcap, s->npend + sp + l, 1);
+  grow((void **)&s->tmp, &s->tmpcap, s->npend + sp + l + 1, 1);   /* + 1: allocated even for an empty piece */
   memcpy(s->tmp, s->pend, s->npend);
   if (sp) s->tmp[s->npend] = ' ';
   memcpy(s->tmp + s->npend + sp, p, l);

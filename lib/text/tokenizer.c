@@ -82,10 +82,14 @@ static int jbool(const cJSON *o, const char *k, int def, int *out) {
   return 0;
 }
 
+/* Token ids are below 2^24 (the largest vocab_size a config.json may give): the id ->
+ * token tables are sized by the largest id, so one huge id must not allocate gigabytes. */
+#define TOK_MAX_ID (1 << 24)
+
 static int jid(const cJSON *v, int32_t *out) {
   if (!cJSON_IsNumber(v)) return -1;
   double d = v->valuedouble;
-  if (!(d >= 0 && d < 2147483647.0) || d != (double)(int64_t)d) return -1;
+  if (!(d >= 0 && d < TOK_MAX_ID) || d != (double)(int64_t)d) return -1;
   *out = (int32_t)d;
   return 0;
 }
@@ -315,7 +319,7 @@ static int parse_model(tok_tokenizer *t, const cJSON *m, const char *f, int32_t 
   const cJSON *e;
   cJSON_ArrayForEach(e, v) {
     int32_t id;
-    if (jid(e, &id)) return xl_errf(err, errlen, "%s: vocab[\"%s\"]: id is not a non-negative integer", f, e->string);
+    if (jid(e, &id)) return xl_errf(err, errlen, "%s: vocab[\"%s\"]: id is not an integer in [0, %d)", f, e->string, TOK_MAX_ID);
     tk_strmap_put(&t->tokens, e->string, strlen(e->string), id);
     if (id > *maxid) *maxid = id;
   }
@@ -449,6 +453,10 @@ tok_tokenizer *tok_load(const char *path, char *err, size_t errlen) {
   build_matcher(t, &t->raw_m, 0);
   build_matcher(t, &t->norm_m, 1);
 
+  if (first_special >= t->ntok) {   /* a BOS id the model would be fed: it must be a token */
+    xl_errf(err, errlen, "%s: post_processor: special token id %d is not in the vocabulary (ids < %d)", f, first_special, t->ntok);
+    goto bad;
+  }
   t->bos_id = first_special;
   t->adds_bos = first_special >= 0;
   if (xl_exists(cfg_path)) {

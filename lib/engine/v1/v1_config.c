@@ -84,6 +84,8 @@ static int parse_ffn(pctx *p, const cJSON *ff, int D, int *F) {
     return -1;
   *F = pud > 0 ? pud : proj_dim(pf, D, mult, up);
   if (*F < 1) return xl_errf(p->err, p->errlen, "%s: field \"%s.proj_factor\" gives an empty FFN", p->path, w);
+  if (*F > 1 << 24)   /* the bound of _proj_up_dim: the tensor shapes (2F) stay ints */
+    return xl_errf(p->err, p->errlen, "%s: field \"%s.proj_factor\" gives an FFN dim %d above %d", p->path, w, *F, 1 << 24);
   return 0;
 }
 
@@ -136,6 +138,10 @@ int xl_v1_config_parse(xl_config *c, const cJSON *root, const char *path, char *
       goto fail;
     if (ed > 0 && ed != D) { xl_errf(err, errlen, "%s: field \"%s.embedding_dim\" (%d) differs from xlstm.embedding_dim (%d)", path, wm, ed, D); goto fail; }
     v->I = inner > 0 ? inner : proj_dim(pf, D, mult, up);
+    if (v->I > 1 << 22) {   /* the bound of _inner_embedding_dim: the tensor shapes (3I) stay ints */
+      xl_errf(err, errlen, "%s: field \"%s.proj_factor\" gives an inner dim %d above %d", path, wm, v->I, 1 << 22);
+      goto fail;
+    }
     if (v->I < 1 || v->I % v->m_heads) {
       xl_errf(err, errlen, "%s: field \"%s.num_heads\" (%d) does not divide the inner dim %d", path, wm, v->m_heads, v->I);
       goto fail;
