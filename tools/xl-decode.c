@@ -1,5 +1,6 @@
 /* xl-decode: continues from a state file or a prompt and generates tokens one at a time
  * through the recurrent state; streams the text (or prints one NDJSON record per run). */
+#include "cli/version.h"
 #include "cli/flags.h"
 #include "cli/runargs.h"
 #include "engine/sampler.h"
@@ -249,6 +250,7 @@ static int32_t *feed_prompt(const decode_args *d, xl_run *r, decode_result *res)
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
+  xl_version_if_asked(argc, argv, "xl-decode");
   xl_set_progname(argv[0]);
   decode_args d;
   xl_sampling sc = parse(&d, argc, argv);

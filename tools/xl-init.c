@@ -8,6 +8,7 @@
  * The draws exercise every part of the cell: projections ~ N(0, 1/fan_in), norm weights
  * near 1, input-gate biases in [-2, 0], forget-gate biases in [3, 6] (mostly open).
  * Not for: trained weights or conversion (the files are the same format either way). */
+#include "cli/version.h"
 #include "engine/blasenv.h"
 #include "engine/config.h"
 #include "engine/kernels.h"
@@ -586,6 +587,7 @@ static void report(const init_args *g, const tlist *L, int64_t params, const xl_
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);
+  xl_version_if_asked(argc, argv, "xl-init");
   xl_set_progname("xl-init");
   static init_args g;   /* static: the sLSTM block list is 16 KB */
   parse_args(&g, argc, argv);

@@ -9,6 +9,7 @@
  * lib/judge/judge_internal.c; this file picks the outputs to judge, runs the ollama
  * requests over -j workers, and writes the rows. */
 #define _GNU_SOURCE  /* asprintf */
+#include "cli/version.h"
 #include "judge/judge_http.h"
 #include "judge/judge_internal.h"
 #include "io/records.h"
@@ -679,6 +680,7 @@ static const struct {
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
+  xl_version_if_asked(argc, argv, "xl-judge");
   xl_set_progname(argv[0]);
   if (argc < 2) xl_usage_error("missing COMMAND (ollama or internal)");
   if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {

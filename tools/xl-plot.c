@@ -8,6 +8,7 @@
  * run's provenance. Figures whose input is absent are listed in the report as skipped.
  * Not for: computing the front or picking profiles (xl-merge does that). */
 #define _GNU_SOURCE
+#include "cli/version.h"
 #include "io/csvtable.h"
 #include "io/records.h"
 #include "sweep/pareto.h"
@@ -586,6 +587,7 @@ static char *write_report(const char *run_dir, const runtab *r, const figure *fi
 }
 
 int main(int argc, char **argv) {
+  xl_version_if_asked(argc, argv, "xl-plot");
   xl_set_progname(argv[0]);
   plot_opts o;
   parse_args(argc, argv, &o);

@@ -1,6 +1,7 @@
 /* xl-prefill: runs a model over a prompt (chunkwise-parallel by default) and writes the
  * recurrent state, optionally the logits of every position, and one NDJSON record.
  * parse -> open -> run -> report. */
+#include "cli/version.h"
 #include "cli/flags.h"
 #include "cli/runargs.h"
 #include "io/safetensors.h"
@@ -120,6 +121,7 @@ static void report(const prefill_args *p, xl_run *r, double secs, const char *st
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
+  xl_version_if_asked(argc, argv, "xl-prefill");
   xl_set_progname(argv[0]);
   prefill_args p;
   parse(&p, argc, argv);

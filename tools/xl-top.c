@@ -4,6 +4,7 @@
  * --json document, --json-stream NDJSON, --no-curses refreshed table).
  * Not for: recording history to disk (the tools' own --stats-log / --mem-log do that). */
 #define _GNU_SOURCE
+#include "cli/version.h"
 #include "obs/telemetry.h"
 #include "obs/tmproc.h"
 #include "base/util.h"
@@ -314,6 +315,7 @@ static int run_curses(double interval, int ascii) {
 }
 
 int main(int argc, char **argv) {
+  xl_version_if_asked(argc, argv, "xl-top");
   xl_set_progname(argv[0]);
   enum { M_AUTO, M_ONCE, M_JSON, M_STREAM, M_PLAIN } mode = M_AUTO;
   double poll = 1;
