@@ -238,6 +238,22 @@ static void report(const decode_args *d, xl_run *r, const decode_result *res, co
   cJSON_Delete(rec);
 }
 
+/* Ids the tokenizer has no text for (a model whose vocabulary is larger than its tokenizer's,
+ * e.g. xl-init --preset 350m with the default model's 4096-id tokenizer) decode to nothing:
+ * say so rather than print "" as if the model had written nothing. */
+static void warn_textless_ids(const xl_run *r, const decode_result *res) {
+  if (!r->tok || !res->ng) return;
+  long none = 0;
+  for (long k = 0; k < res->ng; k++) {
+    size_t pl;
+    if (!tok_piece(r->tok, res->gen[k], &pl)) none++;
+  }
+  if (none)
+    xl_warn("%ld of %ld generated ids have no text in the tokenizer (it knows ids 0-%d, the model's "
+            "vocabulary has %d): the text leaves them out%s", none, res->ng, tok_vocab_size(r->tok) - 1,
+            r->model->cfg.vocab, none == res->ng ? " and is empty" : "");
+}
+
 /* The state and prompt: the state file first, then the prompt (if any) prefilled after it. */
 static int32_t *feed_prompt(const decode_args *d, xl_run *r, decode_result *res) {
   char err[1024];
@@ -274,6 +290,7 @@ int main(int argc, char **argv) {
   tm_set_phase("done");
   int status = tm_should_stop();
   char *text = r.tok ? tok_decode(r.tok, res.gen, (size_t)res.ng, NULL) : NULL, err[1024];
+  warn_textless_ids(&r, &res);
   if (status == XL_EXIT_MEMORY) {
     xl_warn("stopped: %s; output files not written", tm_stop_reason());
   } else {

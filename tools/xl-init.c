@@ -547,6 +547,9 @@ static char *copy_tokenizer(const char *out, const char *tok_path, const xl_conf
     if (tv > c->vocab) {
       xl_warn("no tokenizer copied: %s has %d ids, more than the vocabulary %d", tok_path, tv, c->vocab);
     } else {
+      if (tv < c->vocab)   /* random weights pick any id: most then have no text */
+        xl_warn("the tokenizer copied knows %d of the %d ids: ids %d and up decode to no text "
+                "(give --vocab %d, or --tokenizer with a larger one)", tv, c->vocab, tv, tv);
       char *p = xl_path_join(out, "tokenizer.json");
       if (copy_file(tok_path, p)) xl_die("%s: cannot copy to %s: %s", tok_path, p, strerror(errno));
       free(p);

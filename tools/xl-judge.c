@@ -95,9 +95,10 @@ static void usage_ollama(FILE *f) {
       "  and not asked again; the files are rewritten atomically (--save-every) while judging,\n"
       "  so an interrupted run loses only the rows finished since the last save.\n"
       "Progress goes to stderr when it is a terminal.\n\n"
-      "Exit status: 0 every row ok or parse_error; 1 some row has status error (the files are\n"
-      "  still written; run again to retry those rows), the judge model is missing (HTTP 404;\n"
-      "  nothing written), the server cannot be reached, or the input is bad; 2 usage error.\n",
+      "Exit status: 0 every row ok or parse_error, at least one ok; 1 some row has status error\n"
+      "  (the files are still written; run again to retry those rows), every row is a\n"
+      "  parse_error (written too), the judge model is missing (HTTP 404; nothing written), the\n"
+      "  server cannot be reached, or the input is bad; 2 usage error.\n",
       f);
 }
 
@@ -493,6 +494,11 @@ static int cmd_ollama(int argc, char **argv) {
             in.ntasks, jsonl, in.ntasks - in.ntodo, x.counts[0], x.counts[1], x.counts[2]);
     if (x.counts[2]) {
       xl_warn("%d request(s) failed; run again to retry them", x.counts[2]);
+      status = XL_EXIT_ERROR;
+    } else if (x.counts[1] && (size_t)x.counts[1] == in.ntasks) {
+      /* not one rating: the judge model does not answer in the format (the raw column shows how) */
+      xl_warn("every row is a parse_error: model '%s' did not answer with the rating JSON (see the "
+              "rows' raw and error fields)", o.jc.model);
       status = XL_EXIT_ERROR;
     }
   }

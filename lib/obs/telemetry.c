@@ -552,14 +552,17 @@ int tm_start(const tm_options *o, const char *tool) {
   atomic_store(&stop_src, STOP_NONE);
   sigint_count = 0;
   usr1_pending = 0;
-  if (open_outputs(o)) goto fail;
-
   size_t avail;
   tm_mem_info(&S.mem_total, &avail);
   S.soft_bytes = o->soft_mb > 0 ? (size_t)(o->soft_mb * MB)
                : o->soft_pct > 0 ? (size_t)(S.mem_total * (o->soft_pct / 100.0)) : 0;
   S.hard_bytes = o->hard_mb > 0 ? (size_t)(o->hard_mb * MB)
                : o->hard_pct > 0 ? (size_t)(S.mem_total * (o->hard_pct / 100.0)) : 0;
+  if (o->watchdog && S.soft_bytes && S.hard_bytes && S.soft_bytes > S.hard_bytes)   /* the warning could never come first */
+    xl_usage_error("the soft memory limit (%s, %.0f MB) is above the hard limit (%s, %.0f MB)",
+                   o->soft_mb > 0 ? "--mem-soft-mb" : "--mem-soft-pct", S.soft_bytes / MB,
+                   o->hard_mb > 0 ? "--mem-hard-mb" : "--mem-hard-pct", S.hard_bytes / MB);
+  if (open_outputs(o)) goto fail;
   S.soft_armed = 1;
   S.rss = tm_rss_bytes();
   S.peak_rss = peak_rss_bytes();

@@ -105,7 +105,8 @@ const char *tm_options_help(void);
 
 /* Opens the logs, starts the background thread, installs signal handlers, writes the
  * first status file. tool names the program in the metrics and status file.
- * Returns 0, or -1 after printing the reason (a log could not be opened). */
+ * Returns 0, or -1 after printing the reason (a log could not be opened). A soft memory
+ * limit above the hard one is a usage error (exit 2). */
 int tm_start(const tm_options *o, const char *tool);
 /* Final stats/metrics flush, joins the thread, closes the logs, removes the status file,
  * restores signal handlers. Idempotent; safe without tm_start. The stop status and reason
