@@ -15,6 +15,8 @@ expect_status "xl-prefill: --mem-soft-pct above --mem-hard-pct exits 2" 2 \
   "$BIN/xl-prefill" "def main():" --mem-soft-pct 90 --mem-hard-pct 50
 stderr_has "pct limits named" "--mem-soft-pct.*--mem-hard-pct"
 expect_status "XL_MEM_SOFT_MB above --mem-hard-mb exits 2" 2 env XL_MEM_SOFT_MB=900 "$BIN/xl-decode" "x" -n 1 --mem-hard-mb 800
+expect_status "a hard limit below the default soft one (85%) is fine: the default gives way" 0 \
+  "$BIN/xl-decode" "x" -n 1 --mem-hard-pct 50 -q
 expect_status "soft below hard is fine" 0 "$BIN/xl-decode" "x" -n 1 --mem-soft-mb 800 --mem-hard-mb 900 -q
 expect_status "soft above hard with the watchdog off is fine" 0 "$BIN/xl-decode" "x" -n 1 --mem-soft-mb 900 --mem-hard-mb 800 --no-mem-watchdog -q
 
@@ -27,6 +29,21 @@ stderr_has "xl-decode says which ids had no text" "generated ids have no text in
 check "the record still has the ids" sh -c 'jq -e ".new_tokens == 8" "$1" > /dev/null' _ "$TMP/out"
 expect_status "the default model decodes without that warning" 0 "$BIN/xl-decode" "def main():" -n 8 --ignore-eos -q
 check "no textless-id warning on the default model" sh -c '! grep -q "no text in the tokenizer" "$1"' _ "$TMP/err"
+
+# ---- the stats log as docs/formats.md and the help describe it (356-token prefill)
+ids=$(python3 -c 'print(",".join(str(i * 7 % 4000) for i in range(356)))')
+expect_status "xl-prefill of 356 ids with --stats-log" 0 "$BIN/xl-prefill" --ids "$ids" --stats-log "$TMP/p.csv"
+check "header has the phase column" test "$(head -1 "$TMP/p.csv")" = "step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase"
+check "one prefill row (one segment), step 356" test "$(awk -F, 'NR > 1 {printf "%s:%s ", $1, $6}' "$TMP/p.csv")" = "356:prefill "
+expect_status "xl-decode of 3 ids, 3 tokens" 0 "$BIN/xl-decode" --ids 5,6,7 -n 3 --ignore-eos -q --stats-log "$TMP/d.csv"
+check "prefill row then decode rows in one file; step 3 once per phase" \
+  test "$(awk -F, 'NR > 1 {printf "%s:%s ", $1, $6}' "$TMP/d.csv")" = "3:prefill 1:decode 2:decode 3:decode "
+check "formats.md documents the phase column and the prefill rows" \
+  sh -c 'grep -q "step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase" "$1" && grep -q "prefill rows: one per prefill segment" "$1"' _ "$ROOT/docs/formats.md"
+for t in xl-prefill xl-decode; do
+  "$BIN/$t" --help > "$TMP/help.txt"
+  check "$t --help no longer claims 'prefill chunks in rows of their own'" sh -c '! grep -q "prefill chunks in rows" "$1" && grep -q "one per prefill" "$1"' _ "$TMP/help.txt"
+done
 
 # ---- bench_tokenizer: its default text is this project's docs, from any directory
 if [ -x "$TESTBIN/bench_tokenizer" ]; then

@@ -159,10 +159,17 @@ static void emit(const decode_args *d, tok_stream *ts, int token) {
   if (!d->block_buffered) fflush(stdout);   /* a reader of the pipe sees each token as it comes */
 }
 
+/* NaN or Inf logits (broken weights) would be sampled as id 0, usually the eos id: an empty
+ * "stop":"eos" record with exit 0. Refuse them instead. */
+static void check_logits(xl_run *r, const char *when) {
+  if (!xl_run_logits_finite(r))
+    xl_die("%s: the logits %s are not finite (NaN or Inf): the checkpoint's weights are broken", r->model_dir, when);
+}
+
 /* The per-token loop: no allocation, no JSON; text goes to the buffered stdout. */
 static void generate(const decode_args *d, xl_run *r, xl_sampler *smp, decode_result *res) {
   xl_session *s = r->sess;
-  int eos = r->model->cfg.eos_id, prof = tm_profiling(), tty = isatty(1);
+  int eos = r->model->cfg.eos_id, prof = tm_profiling(), tty = isatty(1), cpu = r->opt.device == XL_DEVICE_CPU;
   tok_stream *ts = r->tok ? tok_stream_new(r->tok) : NULL;
   res->stop = "length";
   res->context_tokens = s->tokens;   /* state + prompt before generation */
@@ -179,12 +186,14 @@ static void generate(const decode_args *d, xl_run *r, xl_sampler *smp, decode_re
     /* also after the last token: the state then covers every token, and each token costs
      * the same, so tok/s is not flattered by a skipped step */
     if (xl_step(s, next)) xl_die("decode step failed on the device");
+    if (cpu) check_logits(r, "after a generated token");   /* the device's are checked at the end */
     tm_decode_step(xl_now() - ts0);
     if (prof) tm_prof_step_end(k + 1);
     int st = tm_should_stop();
     if (st) { res->stop = st == XL_EXIT_MEMORY ? "memory" : "signal"; break; }
   }
   res->decode_s = xl_now() - t0;
+  if (!cpu && res->ng) check_logits(r, "after the last generated token");
   if (!d->ndjson && ts) {
     size_t pl;
     const char *piece = tok_stream_finish(ts, &pl);
@@ -270,6 +279,9 @@ int main(int argc, char **argv) {
   xl_set_progname(argv[0]);
   decode_args d;
   xl_sampling sc = parse(&d, argc, argv);
+  xl_prefill_watch watch = {0};   /* a stats row per prefill segment, and the stop check */
+  d.run.progress = xl_run_prefill_hook;
+  d.run.progress_ctx = &watch;
   if (d.detok) return detokenize(&d.run);
   xl_run r;
   xl_run_open(&r, &d.run, 0);
@@ -281,12 +293,17 @@ int main(int argc, char **argv) {
     double t0 = xl_now();
     if (xl_prefill(r.sess, ids, res.np, NULL)) xl_die("prefill failed on the device");
     res.prefill_s = xl_now() - t0;
-    tm_prefill_chunk(res.np, res.prefill_s);
   }
+  check_logits(&r, "after the prompt");
   xl_sampler smp;
   xl_sampler_init(&smp, &sc, r.model->cfg.vocab);
   res.gen = xl_malloc(sizeof(int32_t) * (size_t)(d.n_new + 1));
-  generate(&d, &r, &smp, &res);
+  if (tm_should_stop()) {   /* stopped during the prefill: the state holds the tokens consumed */
+    res.stop = tm_should_stop() == XL_EXIT_MEMORY ? "memory" : "signal";
+    res.context_tokens = r.sess->tokens;
+  } else {
+    generate(&d, &r, &smp, &res);
+  }
   tm_set_phase("done");
   int status = tm_should_stop();
   char *text = r.tok ? tok_decode(r.tok, res.gen, (size_t)res.ng, NULL) : NULL, err[1024];

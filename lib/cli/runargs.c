@@ -7,6 +7,7 @@
 #include "base/util.h"
 #include <cblas.h>
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,11 +98,45 @@ void xl_run_open(xl_run *r, xl_runargs *a, int need_tokenizer) {
   if (xl_device_check(r->model, &r->opt, err, sizeof err)) xl_usage_error("%s", err);
   r->opt.progress = a->progress;
   r->opt.progress_ctx = a->progress_ctx;
+  r->opt.segment = xl_run_stop_segment(r->model, &r->opt);
   r->sess = xl_session_new(r->model, &r->opt, err, sizeof err);
   if (!r->sess) xl_die("%s", err);
   for (int i = 0; i < r->model->st.nfiles; i++)
     tm_register_region(r->model->st.files[i].path, r->model->st.files[i].map, r->model->st.files[i].size);
   tm_set_scratch_bytes(r->sess->scratch_bytes);
+}
+
+int xl_run_stop_segment(const xl_model *m, const xl_runopts *o) {
+  if (o->segment > 0 || o->device != XL_DEVICE_CPU) return o->segment;
+  double params = 0;
+  for (int i = 0; i < m->st.ntensors; i++) params += (double)m->st.tensors[i].numel;
+  if (params <= 0) return 0;
+  double tokens = XL_STOP_SEGMENT_FLOP / (2 * params);
+  if (tokens >= 1024) return 0;   /* the engine's default (~1024 tokens) */
+  return tokens < 1 ? 1 : (int)tokens;   /* the engine rounds up to whole chunks */
+}
+
+int xl_run_prefill_hook(void *ctx, long done, long total, double seconds) {
+  xl_prefill_watch *w = ctx;
+  if (done < w->last_done) w->last_done = 0, w->last_s = 0;   /* a new prefill */
+  tm_prefill_chunk(done - w->last_done, seconds - w->last_s);
+  if (w->profile && tm_profiling()) tm_prof_step_end(done);
+  if (w->show) {
+    double rate = seconds > 0 ? done / seconds : 0, eta = rate > 0 ? (total - done) / rate : 0;
+    fprintf(stderr, "\r%s: %ld/%ld tokens (%.0f%%), %.1f tok/s, ETA %.0f s   %s", xl_progname(), done, total,
+            100.0 * done / total, rate, eta, done == total ? "\n" : "");
+  }
+  w->last_done = done;
+  w->last_s = seconds;
+  return tm_should_stop() != 0;
+}
+
+int xl_run_logits_finite(xl_run *r) {
+  const float *l = xl_session_logits(r->sess);
+  if (!l) return 1;   /* a device failure: reported by the caller's own check */
+  for (int i = 0; i < r->model->cfg.vocab; i++)
+    if (!isfinite(l[i])) return 0;
+  return 1;
 }
 
 void xl_run_close(xl_run *r) {
@@ -210,6 +245,7 @@ void xl_run_record_fields(const xl_run *r, cJSON *rec) {
   cJSON_AddStringToObject(rec, "model", r->model_dir);
   if (r->model) cJSON_AddStringToObject(rec, "fingerprint", r->model->fingerprint_hex);
   for (int id = 0; id < XS_COUNT; id++) cJSON_AddItemToObject(rec, xl_settings[id].key, xl_setting_json(id, &r->opt));
+  if (r->sess) cJSON_AddNumberToObject(rec, "prefill_segment", r->sess->segment);
   cJSON_AddStringToObject(rec, "blas_core", xl_blas_core());
   cJSON_AddNumberToObject(rec, "peak_rss_mb", tm_peak_rss_mb());
 }

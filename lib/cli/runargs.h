@@ -58,6 +58,25 @@ long xl_run_prompt_ids(xl_run *r, xl_runargs *a, int allow_stdin, int32_t **ids)
 /* Encodes text with BOS per the rules above. Exits 1 on invalid input (naming src). */
 long xl_run_encode(xl_run *r, xl_runargs *a, const char *text, size_t len, const char *src, int32_t **ids);
 
+/* Prefill runs in segments (whole chunks); a stop (SIGINT, SIGTERM, the memory watchdog)
+ * takes effect at the end of one. The engine's default segment is about 1024 tokens, which
+ * on a large CPU model is minutes of work, so xl_run_open asks for shorter ones there: the
+ * fewest whole chunks that cost at least XL_STOP_SEGMENT_FLOP (2 x parameters per token),
+ * at most the default. Models under ~8M parameters (the default model, the test fixtures)
+ * keep the default; from ~500M up a segment is one chunk. Other devices keep the default. */
+#define XL_STOP_SEGMENT_FLOP 3.4359738368e10   /* 2^35: ~0.2 s at this project's reference SGEMM speed */
+int xl_run_stop_segment(const xl_model *m, const xl_runopts *o);
+
+/* The prefill hook of the run tools (set a->progress = xl_run_prefill_hook, a->progress_ctx
+ * to an xl_prefill_watch): one stats-log row per segment (phase prefill), a profile step per
+ * segment (when profile), a progress line on stderr (when show), and the stop check. */
+typedef struct { int show, profile; long last_done; double last_s; } xl_prefill_watch;
+int xl_run_prefill_hook(void *ctx, long done, long total, double seconds);
+
+/* Whether the logits after the last consumed token are all finite (NaN or Inf weights give
+ * NaN logits, and the sampler would pick id 0 from them as if the model had chosen it). */
+int xl_run_logits_finite(xl_run *r);
+
 /* Adds the fields every record of the run tools carries: model, fingerprint, every run
  * setting (device, backend, chunk_size, heads_per_band, workers, matmul), blas_core,
  * peak_rss_mb. */

@@ -30,7 +30,7 @@ static atomic_int stop_src;
 static int req_status;
 static char mem_reason[160], req_reason[160];
 
-static volatile sig_atomic_t usr1_pending, sigint_count;
+static volatile sig_atomic_t usr1_pending, sigint_count, sigterm_count;
 
 /* Counters written by the tool's loop thread, read by the sampler. */
 static _Atomic long a_dec_tokens, a_pre_tokens;
@@ -119,6 +119,12 @@ static void on_signal(int sig) {
     }
     claim_stop(STOP_SIGINT);
   } else if (sig == SIGTERM) {
+    if (++sigterm_count >= 2) {   /* the loop did not stop on the first: end it now */
+      static const char msg[] = "second SIGTERM: exiting now\n";
+      ssize_t w = write(2, msg, sizeof msg - 1);
+      (void)w;
+      _exit(XL_EXIT_SIGTERM);
+    }
     claim_stop(STOP_SIGTERM);
   }
 }
@@ -550,7 +556,7 @@ int tm_start(const tm_options *o, const char *tool) {
   atomic_store(&a_dec_sec, 0.0);
   atomic_store(&a_pre_sec, 0.0);
   atomic_store(&stop_src, STOP_NONE);
-  sigint_count = 0;
+  sigint_count = sigterm_count = 0;
   usr1_pending = 0;
   size_t avail;
   tm_mem_info(&S.mem_total, &avail);
@@ -558,10 +564,14 @@ int tm_start(const tm_options *o, const char *tool) {
                : o->soft_pct > 0 ? (size_t)(S.mem_total * (o->soft_pct / 100.0)) : 0;
   S.hard_bytes = o->hard_mb > 0 ? (size_t)(o->hard_mb * MB)
                : o->hard_pct > 0 ? (size_t)(S.mem_total * (o->hard_pct / 100.0)) : 0;
-  if (o->watchdog && S.soft_bytes && S.hard_bytes && S.soft_bytes > S.hard_bytes)   /* the warning could never come first */
-    xl_usage_error("the soft memory limit (%s, %.0f MB) is above the hard limit (%s, %.0f MB)",
+  if (o->watchdog && S.soft_bytes && S.hard_bytes && S.soft_bytes > S.hard_bytes) {
+    /* the warning could never come first: refused when the user set the soft limit;
+     * a default soft limit above a hard one the user set gives way to it */
+    if (!o->soft_set) S.soft_bytes = 0;
+    else xl_usage_error("the soft memory limit (%s, %.0f MB) is above the hard limit (%s, %.0f MB)",
                    o->soft_mb > 0 ? "--mem-soft-mb" : "--mem-soft-pct", S.soft_bytes / MB,
                    o->hard_mb > 0 ? "--mem-hard-mb" : "--mem-hard-pct", S.hard_bytes / MB);
+  }
   if (open_outputs(o)) goto fail;
   S.soft_armed = 1;
   S.rss = tm_rss_bytes();
