@@ -30,7 +30,8 @@ static void usage(void) {
          "      --format ndjson     one record per run on stdout at the end: {tool, prompt_tokens,\n"
          "                          new_tokens, ids, text, prefill_s, prefill_tok_s, decode_s,\n"
          "                          decode_tok_s, stop, backend, chunk_size, workers, ...}\n"
-         "  -o, --out FILE          also write the generated text to FILE (atomically)\n"
+         "  -o, --output FILE       also write the generated text to FILE (atomically; --out is\n"
+         "                          the old spelling, kept for one release)\n"
          "      --state-out FILE    write the state after the last generated token\n"
          "  -q, --quiet             no summary line on stderr\n"
          "      --block-buffered    write the text in blocks (default: each token is flushed as it\n"
@@ -97,14 +98,16 @@ static const xl_flag decode_flags[] = {
     {"--top-k", NULL, XF_INT, offsetof(decode_args, top_k), 0, 1 << 30, NULL},
     {"--top-p", NULL, XF_FLOAT, offsetof(decode_args, top_p), 1e-6, 1.0, NULL},
     {"--seed", NULL, XF_LONG, offsetof(decode_args, seed), 0, 0x7fffffffffffffffL, NULL},
-    {"--out", "-o", XF_STR, offsetof(decode_args, out_file), 0, 0, NULL},
+    {"--output", "-o", XF_STR, offsetof(decode_args, out_file), 0, 0, NULL},
     {"--format", NULL, XF_CHOICE, offsetof(decode_args, ndjson), 0, 0, "text|ndjson"},
     {"--ignore-eos", NULL, XF_SET, offsetof(decode_args, ignore_eos), 0, 0, NULL},
     {"--quiet", "-q", XF_SET, offsetof(decode_args, quiet), 0, 0, NULL},
     {"--detokenize", NULL, XF_SET, offsetof(decode_args, detok), 0, 0, NULL},
     {"--block-buffered", NULL, XF_SET, offsetof(decode_args, block_buffered), 0, 0, NULL},
     {"--help", "-h", XF_SET, offsetof(decode_args, help), 0, 0, NULL},
+    {"--out", NULL, XF_STR, offsetof(decode_args, out_file), 0, 0, NULL},   /* F_OLD_OUT: -o's old long name */
 };
+enum { F_OLD_OUT = sizeof decode_flags / sizeof *decode_flags - 1 };
 
 /* A seed nobody chose: from the kernel's generator, else the clock and the pid. */
 static long random_seed(void) {
@@ -130,6 +133,7 @@ static xl_sampling parse(decode_args *d, int argc, char **argv) {
       xl_usage_error("unknown option '%s'", argv[i]);
     }
   }
+  if (xl_flag_given(given, F_OLD_OUT)) xl_deprecated("--out FILE", "-o/--output FILE");
   int sampled = xl_flag_given(given, F_TEMPERATURE);
   if (!sampled && (xl_flag_given(given, F_TOP_K) || xl_flag_given(given, F_TOP_P)))
     xl_usage_error("--top-k and --top-p narrow temperature sampling: give --temperature T too");

@@ -32,7 +32,7 @@ static void usage(FILE *f) {
       "Usage: xl-init -o DIR [--preset tiny|350m|1.3b|7b | --config FILE] [options]\n"
       "Write a random-weight xLSTM checkpoint (7B-family layout) to DIR.\n"
       "\n"
-      "  -o DIR                 output directory (created if needed)\n"
+      "  -o, --output DIR       the checkpoint directory to write (created if needed)\n"
       "  --preset NAME          tiny (D 256, 6 blocks, 4 heads, vocab 4096; default),\n"
       "                         350m (D 1024, 24 blocks, 4 heads), 1.3b (D 2048, 24 blocks,\n"
       "                         4 heads), 7b (D 4096, 32 blocks, 8 heads); vocab 50304 but tiny\n"
@@ -408,7 +408,7 @@ static void parse_args(init_args *g, int argc, char **argv) {
     const char *a = argv[i];
 #define NEED() (i + 1 < argc ? argv[++i] : (xl_usage_error("%s needs a value", a), (char *)NULL))
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); xl_finish_stdout(); exit(0); }
-    else if (!strcmp(a, "-o")) g->out = NEED();
+    else if (!strcmp(a, "-o") || !strcmp(a, "--output")) g->out = NEED();
     else if (!strcmp(a, "--preset")) g->preset = NEED();
     else if (!strcmp(a, "--config")) g->config = NEED();
     else if (!strcmp(a, "--dtype")) g->dtype_s = NEED();

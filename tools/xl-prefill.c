@@ -17,7 +17,8 @@ static void usage(void) {
   printf("Usage: xl-prefill [-m DIR] [PROMPT | --prompt-file F | --ids 5,7,9 | --ids-file F] [options]\n"
          "Runs the model over the prompt and writes its recurrent state.\n\n"
          "Outputs:\n"
-         "  -o, --state-out STATE   write the final state (safetensors, xl-state-1) for xl-decode --state\n"
+         "  -o, --output STATE      write the final state (safetensors, xl-state-1) for xl-decode --state\n"
+         "      --state-out STATE   the same (the name xl-decode uses for its final state)\n"
          "      --logits FILE       write the logits of every position (safetensors, F32 'logits' [L, V])\n"
          "      --tokenize          only print {\"ids\":[...]} for the prompt text and exit\n"
          "stdout: one NDJSON record {tool, tokens, seconds, tok_s, device, backend, chunk_size,\n"
@@ -34,7 +35,8 @@ typedef struct {
 } prefill_args;
 
 static const xl_flag prefill_flags[] = {
-    {"--state-out", "-o", XF_STR, offsetof(prefill_args, state_out), 0, 0, NULL},
+    {"--output", "-o", XF_STR, offsetof(prefill_args, state_out), 0, 0, NULL},
+    {"--state-out", NULL, XF_STR, offsetof(prefill_args, state_out), 0, 0, NULL},   /* as in xl-decode */
     {"--logits", NULL, XF_STR, offsetof(prefill_args, logits_out), 0, 0, NULL},
     {"--tokenize", NULL, XF_SET, offsetof(prefill_args, tokenize), 0, 0, NULL},
     {"--help", "-h", XF_SET, offsetof(prefill_args, help), 0, 0, NULL},

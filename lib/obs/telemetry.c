@@ -539,8 +539,25 @@ static int start_sampler(void) {
   return 0;
 }
 
+/* A tool that exits without tm_stop (xl_die after tm_start) still removes its status file:
+ * the sampler is stopped first so it cannot write the file again. */
+static void status_at_exit(void) {
+  if (!S.started || !S.status_path) return;
+  if (S.have_thread && !pthread_equal(pthread_self(), S.thr)) {
+    pthread_mutex_lock(&S.mu);
+    S.quit = 1;
+    pthread_cond_signal(&S.cv);
+    pthread_mutex_unlock(&S.mu);
+    pthread_join(S.thr, NULL);
+    S.have_thread = 0;
+  }
+  unlink(S.status_path);
+}
+
 int tm_start(const tm_options *o, const char *tool) {
   if (S.started) return 0;
+  static int at_exit_set;
+  if (!at_exit_set) at_exit_set = !atexit(status_at_exit);
   S.opt = *o;
   if (S.opt.stats_every < 1) S.opt.stats_every = 1;
   if (S.opt.mem_every_ms < 10) S.opt.mem_every_ms = 10;
