@@ -63,7 +63,7 @@ long xl_run_encode(xl_run *r, xl_runargs *a, const char *text, size_t len, const
  * on a large CPU model is minutes of work, so xl_run_open asks for shorter ones there: the
  * fewest whole chunks that cost at least XL_STOP_SEGMENT_FLOP (2 x parameters per token),
  * at most the default. Models under ~8M parameters (the default model, the test fixtures)
- * keep the default; from ~500M up a segment is one chunk. Other devices keep the default. */
+ * keep the default; from ~270M up a segment is one 64-token chunk. Other devices keep the default. */
 #define XL_STOP_SEGMENT_FLOP 3.4359738368e10   /* 2^35: ~0.2 s at this project's reference SGEMM speed */
 int xl_run_stop_segment(const xl_model *m, const xl_runopts *o);
 
