@@ -237,8 +237,10 @@ char *xl_find_resource(const char *rel, const char *probe) {
     exe[n] = 0;
     char *slash = strrchr(exe, '/');
     if (slash) *slash = 0;
-    static const char *ups[] = {"..", "../.."};
-    for (int i = 0; i < 2; i++) {
+    /* bin/ -> ../REL (a checkout or the bundle), build-asan/bin/ -> ../../REL, and an
+     * installed PREFIX/bin/ -> PREFIX/share/xltools/REL (make install) */
+    static const char *ups[] = {"..", "../..", "../share/xltools"};
+    for (int i = 0; i < 3; i++) {
       char *base = xl_path_join(exe, ups[i]), *d = xl_path_join(base, rel);
       free(base);
       if (has_probe(d, probe)) {

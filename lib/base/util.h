@@ -95,8 +95,10 @@ void xl_rfc3339(char *buf, size_t n, double unix_seconds);
 char *xl_path_join(const char *dir, const char *name);
 /* A directory shipped with the project (e.g. "models/xlstm-tiny-pydocs", "plots"), found
  * by a file inside it (probe): next to the executable's parent (bin/ -> ../REL, and
- * build-asan/bin/ -> ../../REL), else in the checkout the binary was built from, else REL
- * relative to the current directory. Returns a malloc'd path. */
+ * build-asan/bin/ -> ../../REL), in an installed layout (PREFIX/bin/ ->
+ * PREFIX/share/xltools/REL, as `make install` lays it out), else in the checkout the
+ * binary was built from, else REL relative to the current directory. Returns a malloc'd
+ * path. */
 char *xl_find_resource(const char *rel, const char *probe);
 /* The real path of `path` when it lies inside directory `dir` (both resolved, symlinks
  * followed: a link inside that points out does not count), malloc'd; else NULL (errno
