@@ -48,7 +48,7 @@ HDRS      := $(wildcard lib/*/*.h lib/*/*/*.h) $(wildcard tests/*.h)
 
 DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libcsv-dev \
             libcurl4-openssl-dev libutf8proc-dev libncurses-dev gnuplot-nox jq \
-            parallel tmux valgrind python3 curl help2man man-db
+            parallel tmux valgrind python3 curl help2man man-db slurm-wlm munge
 
 .PHONY: all deps test check valgrind bench clean tests-bin demo
 all: $(TOOLS) $(TEST_BINS) $(BENCH_BINS)
