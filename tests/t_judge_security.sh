@@ -131,7 +131,7 @@ done
 # ---- a FIFO at the output path: no reader -> an error, not a hang; a reader -> the rows
 mkfifo "$R/fifo.jsonl"
 set +e
-timeout 20 "$J" ollama "$R" --api "$API" "${FAST[@]}" --judge-model good -o fifo.jsonl > /dev/null 2> "$TMP/err"
+timeout 60 "$J" ollama "$R" --api "$API" "${FAST[@]}" --judge-model good -o fifo.jsonl > /dev/null 2> "$TMP/err"
 rc=$?
 set -e
 eq "FIFO without a reader: exit 1, not blocked (124)" "$rc" "1"

@@ -138,8 +138,14 @@ int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags) {
     snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
   }
   if (flags & XL_ATOMIC_NO_STREAM) return 0;
-  if (!a->tmp && S_ISFIFO(st.st_mode)) {   /* no reader: ENXIO now, rather than block in open */
-    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (!a->tmp && S_ISFIFO(st.st_mode)) {   /* no reader within 5 s: ENXIO, rather than block for ever */
+    int fd = -1;
+    for (int tries = 0; tries < 500; tries++) {
+      fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0 || errno != ENXIO) break;
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
     if (fd >= 0) {
       int fl = fcntl(fd, F_GETFL);
       if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);

@@ -53,8 +53,8 @@ char *xl_read_stream(FILE *f, size_t *len);
 /* Atomic output: write to "<path>.tmp.<pid>", then rename over path on commit.
  * A crash or xl_atomic_abort never leaves a half-written path behind. A path that exists
  * and is not a regular file (/dev/null, /dev/stdout, a FIFO) is written in place instead:
- * renaming over it would replace the device with a file. A FIFO nobody reads fails at once
- * (ENXIO) instead of blocking the tool for ever. This is the one place that knows these
+ * renaming over it would replace the device with a file. A FIFO nobody opens for reading
+ * within 5 s fails (ENXIO) instead of blocking the tool for ever. This is the one place that knows these
  * rules; every tool and library output goes through it. */
 typedef struct {
   FILE *f;      /* NULL with XL_ATOMIC_NO_STREAM */
