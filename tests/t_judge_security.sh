@@ -58,7 +58,10 @@ expect_status "a symlink in the run directory pointing out is refused" 1 "$J" ol
 stderr_has "the symlink's target counts" "prompt_file 'link.txt' lies outside the run directory"
 printf '{"slug":"a","trial":0,"prompt_file":"../run/prompt.txt","text":"x y"}\n' > "$R2/outputs.jsonl"
 expect_status "a relative path climbing out (../) is refused" 1 "$J" ollama "$R2" --api "$API" "${FAST[@]}" --judge-model good
+printf '{"slug":"a","trial":0,"prompt_file":"%s","text":"x y"}\n' "$ROOT/prompts/short.txt" > "$R2/outputs.jsonl"
+expect_status "a prompt shipped with xltools (prompts/) is allowed" 0 "$J" ollama "$R2" --api "$API" "${FAST[@]}" --judge-model good --force
 printf 'the user named this' > "$TMP/named.txt"
+: > "$TMP/req.log"
 expect_status "--prompt-file names a prompt outside the run: allowed" 0 "$J" ollama "$R2" --api "$API" "${FAST[@]}" \
   --judge-model good --prompt-file "$TMP/named.txt"
 eq "the named prompt was sent" "$(jq -s '[.[] | select(.path=="/api/generate") | .body.prompt | test("the user named this")] | all' "$TMP/req.log")" "true"

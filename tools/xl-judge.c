@@ -82,8 +82,9 @@ static void usage_ollama(FILE *f) {
       "  --backoff-max S       (default 5)\n"
       "Input and output:\n"
       "  --prompt-file F       the prompt for every row (default: each row's prompt_file, looked\n"
-      "                        up as given, then relative to RUN_DIR; it must lie inside RUN_DIR,\n"
-      "                        symlinks resolved: a record cannot send other files to the server)\n"
+      "                        up as given, then relative to RUN_DIR; it must lie inside RUN_DIR\n"
+      "                        or xltools' own prompts/, symlinks resolved: a record cannot send\n"
+      "                        other files to the server)\n"
       "  --max-chars N         longer prompts and continuations keep their first and last N/2\n"
       "                        characters with an omission marker between (default 4000; 0 = all)\n"
       "  -o, --output FILE.jsonl  the ratings (default ratings_ollama.jsonl), and FILE.csv beside\n"
@@ -217,16 +218,27 @@ static char *read_output_txt(const char *run_dir, const char *slug, char **path)
   return text;
 }
 
-/* The prompt file a row names, for the ollama judge: only inside RUN_DIR (looked up as
- * given, then relative to RUN_DIR; symlinks resolved), else refused: a record must not
- * choose what is sent to the server (docs/security.md). Exits 1 with a message. */
+/* The prompts shipped with xltools (prompts/ of the checkout or of an installed share/),
+ * or NULL: public text, which a record may name (the workflow's default prompt is there). */
+static char *shipped_prompts(void) {
+  char *d = xl_find_resource("prompts", "pydocs.txt"), *probe = xl_path_join(d, "pydocs.txt");
+  int found = xl_exists(probe);
+  free(probe);
+  if (!found) { free(d); d = NULL; }
+  return d;
+}
+
+/* The prompt file a row names, for the ollama judge: only inside RUN_DIR or the shipped
+ * prompts/ (looked up as given, then relative to RUN_DIR; symlinks resolved), else refused:
+ * a record must not choose what is sent to the server (docs/security.md). Exits 1. */
 static char *read_prompt_confined(const char *run_dir, const char *name, const char *slug) {
   char *cands[2] = {xl_strdup(name), name[0] != '/' ? xl_path_join(run_dir, name) : NULL};
-  char *text = NULL;
+  char *text = NULL, *shipped = shipped_prompts();
   int outside = 0;
   for (int k = 0; k < 2 && !text; k++) {
     if (!cands[k] || !xl_exists(cands[k])) continue;
     char *real = xl_path_inside(run_dir, cands[k]);
+    if (!real && shipped) real = xl_path_inside(shipped, cands[k]);
     if (!real) { outside = 1; continue; }
     text = xl_read_file(real, NULL);
     if (!text) xl_die("prompt file '%s' (of output '%s'): %s", name, slug, strerror(errno));
@@ -234,6 +246,7 @@ static char *read_prompt_confined(const char *run_dir, const char *name, const c
   }
   free(cands[0]);
   free(cands[1]);
+  free(shipped);
   if (!text && outside)
     xl_die("output '%s': its prompt_file '%s' lies outside the run directory %s; a record may only "
            "name files inside it (pass the prompt with --prompt-file FILE to use it)", slug, name, run_dir);
