@@ -74,8 +74,9 @@ if [ "${XL_SANITIZED:-0}" = 1 ] || [ "${XL_VALGRIND:-0}" = 1 ]; then
   ok "ulimit -v # SKIP sanitizers and valgrind reserve address space of their own"
 else
   for t in xl-decode xl-prefill; do
+    args=("def main():"); [ $t = xl-decode ] && args+=(-n 4)
     set +e
-    (ulimit -v 100000; exec timeout -s KILL 20 "$BIN/$t" "def main():" -n 4) > "$TMP/out" 2> "$TMP/err"
+    (ulimit -v 100000; exec timeout -s KILL 20 "$BIN/$t" "${args[@]}") > "$TMP/out" 2> "$TMP/err"
     rc=$?
     set -e
     check "$t under ulimit -v 100000: exit 1, not a spin (got $rc)" test "$rc" = 1
