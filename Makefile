@@ -18,9 +18,13 @@ CC      ?= cc
 PKGS    := openblas libcjson libcurl libutf8proc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
+# What --version prints (lib/cli/version.c): the commit of this checkout and the flags.
+XL_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+XL_BUILD_FLAGS := $(subst ',,$(subst ",,$(CFLAGS)))
 XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -pthread -Ilib \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -D_FILE_OFFSET_BITS=64 \
-           -DXL_SOURCE_ROOT='"$(CURDIR)"'
+           -DXL_SOURCE_ROOT='"$(CURDIR)"' \
+           -DXL_COMMIT='"$(XL_COMMIT)"' -DXL_BUILD_FLAGS='"$(XL_BUILD_FLAGS)"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lncursesw -lm -lpthread
 
 # Build flavours: plain (build/, bin/), sanitizers (build-asan/).
@@ -44,7 +48,7 @@ HDRS      := $(wildcard lib/*/*.h lib/*/*/*.h) $(wildcard tests/*.h)
 
 DEB_PKGS := build-essential pkg-config libopenblas-dev libcjson-dev libcsv-dev libdnnl-dev \
             libcurl4-openssl-dev libutf8proc-dev libncurses-dev gnuplot-nox jq \
-            parallel tmux valgrind python3 curl
+            parallel tmux valgrind python3 curl help2man man-db slurm-wlm munge
 
 .PHONY: all deps test check valgrind bench clean tests-bin demo
 all: $(TOOLS) $(TEST_BINS) $(BENCH_BINS)
@@ -60,6 +64,15 @@ $(foreach l,$(LAYERS),$(eval $(BUILD)/lib/libxl-$(l).a: $(filter $(BUILD)/lib/$(
 $(BUILD)/lib/libxl-%.a:
 	@rm -f $@
 	ar rcs $@ $^
+
+# version.o is rebuilt when the commit or the flags it reports change (a stamp holds them).
+VERSION_STAMP := $(BUILD)/.version
+ifneq ($(file <$(VERSION_STAMP)),$(XL_COMMIT) $(XL_BUILD_FLAGS))
+$(shell mkdir -p $(BUILD))
+$(file >$(VERSION_STAMP),$(XL_COMMIT) $(XL_BUILD_FLAGS))
+endif
+$(BUILD)/lib/cli/version.o: $(VERSION_STAMP)
+$(VERSION_STAMP): ;
 
 $(BIN)/%: tools/%.c $(LIBS) $(HDRS)
 	@mkdir -p $(@D)

@@ -1,9 +1,11 @@
 /* bench_tokenizer: single-threaded encode speed of the BPE tokenizer. Reads text files
- * (default: the docs in $XL_DOCS or the checkout's docs/, else the tokenizer golden file),
+ * (default: the *.md files in $XL_DOCS, else in the project's docs/ found beside the binary
+ * or in the checkout it was built from, else the tokenizer golden file),
  * repeats them to --mb megabytes, encodes once to warm up, then --reps times, and prints
  * one NDJSON line:
  *   {"bench":"tokenizer_encode","mb_s":..,"mb_s_sd":..,"tokens_s":..,"bytes":..,
- *    "tokens":..,"reps":..,"threads":1,"cpu":"..","commit":"..","time":".."}
+ *    "tokens":..,"reps":..,"threads":1,"cpu":"..","commit":"..","time":"..","source":".."}
+ * (source: the file or directory the text came from).
  * Usage: bench_tokenizer [--model DIR] [--mb N] [--reps N] [FILE...]
  * Not a test: it asserts nothing beyond the encode succeeding. */
 #include "text/tokenizer.h"
@@ -65,7 +67,8 @@ static void json_str(const char *s) {
 
 int main(int argc, char **argv) {
   xl_set_progname("bench_tokenizer");
-  const char *model = "models/xlstm-tiny-pydocs";
+  char *def_model = xl_find_resource("models/xlstm-tiny-pydocs", "tokenizer.json");
+  const char *model = def_model;
   long mb = 4, reps = 5;
   int i = 1;
   for (; i < argc; i++) {
@@ -80,9 +83,14 @@ int main(int argc, char **argv) {
   }
   char *src = NULL;
   size_t srclen = 0;
+  char *source = xl_strdup(i < argc ? argv[i] : "");
   for (; i < argc; i++) add_file(&src, &srclen, argv[i]);
   if (!srclen) {
-    const char *dir = getenv("XL_DOCS") ? getenv("XL_DOCS") : XL_SOURCE_ROOT "/docs";   /* the project's own docs */
+    /* never a path of one machine: $XL_DOCS, else this project's own docs */
+    char *def_docs = xl_find_resource("docs", "formats.md");
+    const char *dir = getenv("XL_DOCS") ? getenv("XL_DOCS") : def_docs;
+    free(source);
+    source = xl_strdup(dir);
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {
@@ -93,8 +101,16 @@ int main(int argc, char **argv) {
       free(p);
     }
     if (d) closedir(d);
+    free(def_docs);
   }
-  if (!srclen) add_file(&src, &srclen, "tests/golden/tokenizer/tokenizer_golden.json");
+  if (!srclen) {
+    char *gdir = xl_find_resource("tests/golden/tokenizer", "tokenizer_golden.json");
+    char *g = xl_path_join(gdir, "tokenizer_golden.json");
+    add_file(&src, &srclen, g);
+    free(source);
+    source = g;
+    free(gdir);
+  }
 
   size_t want = (size_t)mb << 20, len = 0;
   char *text = xl_malloc(want + srclen);
@@ -128,7 +144,11 @@ int main(int argc, char **argv) {
   json_str(cpu);
   printf(",\"commit\":");
   json_str(commit);
-  printf(",\"time\":\"%s\"}\n", when);
+  printf(",\"time\":\"%s\",\"source\":", when);
+  json_str(source);
+  printf("}\n");
+  free(source);
+  free(def_model);
   free(ids);
   free(text);
   tok_free(t);

@@ -22,6 +22,11 @@ The behaviour is chosen by the model name of the request:
   fenced            good JSON wrapped in a ```json code fence
   down              always HTTP 500
   mixed             as good, except continuations holding FAILME (always 500) or GARBAGE (not JSON)
+  slowfail          as good, except continuations holding FAILME answer after --slow seconds
+  nul               good scores, the answer wrapped in NUL characters and a NUL in the rationale
+                    (JSON escapes \u0000 in the envelope and in the answer)
+  badutf8           good scores with ill-formed UTF-8 bytes in the rationale (raw bytes on the wire)
+  echoauth          HTTP 500 whose error message repeats the request's Authorization header
   anything else     HTTP 404 {"error": "model '<name>' not found"} like Ollama
 /api/tags lists every model above as "<name>:latest" with a sha256 digest of its name;
 /v1/models lists them too, with a "digest" only for gooddigest.
@@ -37,7 +42,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KNOWN = ["good", "gooddigest", "flaky500", "flaky429", "cut", "slow", "badjson", "missing",
-         "range", "fenced", "down", "mixed"]
+         "range", "fenced", "down", "mixed", "slowfail", "nul", "badutf8", "echoauth"]
 VERSION = "0.9.9-mock"
 
 lock = threading.Lock()
@@ -172,8 +177,27 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             self.close_connection = True
             return
-        if name == "slow":
+        if name == "slow" or (name == "slowfail" and "FAILME" in cont):
             time.sleep(slow_s)
+        if name == "echoauth":
+            self.send_json(500, {"error": "rejected credentials: " + str(self.headers.get("Authorization"))})
+            return
+        if name == "nul":
+            a = good_answer(cont)
+            a["rationale"] = "before\x00after"
+            text = "\x00" + json.dumps(a) + "\x00\x00"
+        if name == "badutf8" and not openai:
+            a = good_answer(cont)
+            a["rationale"] = "RATIONALE"
+            inner = json.dumps(a).replace('"', '\\"').encode().replace(b"RATIONALE", b"bad \xff\xfe bytes \xc3(")
+            data = b'{"model":"badutf8","response":"' + inner + b'","done":true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+            return
         if name == "badjson":
             text = "Sure! Here are my scores: coherence eight {"
         elif name == "missing":

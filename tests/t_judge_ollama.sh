@@ -162,12 +162,13 @@ eq "timeout rows: error, 1 attempt, message says timed out" \
 eq "timeout is enforced (4 requests at -j 1 in < 2.5 s; full replies take 3.2 s)" "$(echo "$t1 - $t0 < 2.5" | bc)" "1"
 
 # ---- answers that are not valid ratings
-expect_status "bad JSON answer exits 0" 0 "$J" ollama "$R" "${FAST[@]}" --model badjson -o badjson
+expect_status "bad JSON answers only: exit 1 (every row a parse_error)" 1 "$J" ollama "$R" "${FAST[@]}" --model badjson -o badjson
+stderr_has "every row a parse_error is reported" "every row is a parse_error: model 'badjson'"
 eq "bad JSON: parse_error rows with raw text" "$(q "$R/badjson.jsonl" '"\(.status)|\(.raw)"' | tr ' ' '\n' | sort -u | tr '\n' ' ')" \
   "$(printf '%s\n' 'parse_error|Sure! Here are my scores: coherence eight {' | tr ' ' '\n' | sort -u | tr '\n' ' ')"
-expect_status "missing field exits 0" 0 "$J" ollama "$R" "${FAST[@]}" --model missing -o missing
+expect_status "missing field in every answer exits 1" 1 "$J" ollama "$R" "${FAST[@]}" --model missing -o missing
 eq "missing field: parse_error naming fluency" "$(q "$R/missing.jsonl" '"\(.status)/\(.error | test("lacks .fluency"))/\(.coherence)"' | tr ' ' '\n' | sort -u)" "parse_error/true/null"
-expect_status "out of range exits 0" 0 "$J" ollama "$R" "${FAST[@]}" --model range -o range
+expect_status "out of range in every answer exits 1" 1 "$J" ollama "$R" "${FAST[@]}" --model range -o range
 eq "out of range: parse_error naming overall" "$(q "$R/range.jsonl" '"\(.status)/\(.error | test("overall. = 11 is outside 1-10"))"' | tr ' ' '\n' | sort -u)" "parse_error/true"
 eq "out of range: raw answer kept" "$(q "$R/range.jsonl" 'select(.trial==0) | .raw | fromjson | .overall')" "11"
 check "parse_error CSV has the error column filled" grep -q 'parse_error,.*outside 1-10' "$R/range.csv"
@@ -202,7 +203,7 @@ expect_status "--openai digest when /v1/models lists one" 0 "$J" ollama "$R" "${
 eq "openai: digest from /v1/models" "$(q "$R/oa2.jsonl" '.judge_digest' | tr ' ' '\n' | sort -u)" "$(sha gooddigest)"
 expect_status "--openai unknown model exits 1" 1 "$J" ollama "$R" "${FAST[@]}" --openai --model nosuch -o oa3
 stderr_has "openai 404 names the model" "model 'nosuch' not found.*not found, try pulling"
-expect_status "--openai answers that are not ratings" 0 "$J" ollama "$R" "${FAST[@]}" --openai --model range -o oa4
+expect_status "--openai answers that are not ratings: exit 1" 1 "$J" ollama "$R" "${FAST[@]}" --openai --model range -o oa4
 eq "openai: out of range is parse_error" "$(q "$R/oa4.jsonl" '.status' | tr ' ' '\n' | sort -u)" "parse_error"
 
 # ---- progress only on a terminal

@@ -1,5 +1,6 @@
 /* xl-decode: continues from a state file or a prompt and generates tokens one at a time
  * through the recurrent state; streams the text (or prints one NDJSON record per run). */
+#include "cli/version.h"
 #include "cli/flags.h"
 #include "cli/runargs.h"
 #include "engine/sampler.h"
@@ -30,7 +31,8 @@ static void usage(void) {
          "      --format ndjson     one record per run on stdout at the end: {tool, prompt_tokens,\n"
          "                          new_tokens, ids, text, prefill_s, prefill_tok_s, decode_s,\n"
          "                          decode_tok_s, stop, backend, chunk_size, workers, ...}\n"
-         "  -o, --out FILE          also write the generated text to FILE (atomically)\n"
+         "  -o, --output FILE       also write the generated text to FILE (atomically; --out is\n"
+         "                          the old spelling, kept for one release)\n"
          "      --state-out FILE    write the state after the last generated token\n"
          "  -q, --quiet             no summary line on stderr\n"
          "      --block-buffered    write the text in blocks (default: each token is flushed as it\n"
@@ -97,14 +99,16 @@ static const xl_flag decode_flags[] = {
     {"--top-k", NULL, XF_INT, offsetof(decode_args, top_k), 0, 1 << 30, NULL},
     {"--top-p", NULL, XF_FLOAT, offsetof(decode_args, top_p), 1e-6, 1.0, NULL},
     {"--seed", NULL, XF_LONG, offsetof(decode_args, seed), 0, 0x7fffffffffffffffL, NULL},
-    {"--out", "-o", XF_STR, offsetof(decode_args, out_file), 0, 0, NULL},
+    {"--output", "-o", XF_STR, offsetof(decode_args, out_file), 0, 0, NULL},
     {"--format", NULL, XF_CHOICE, offsetof(decode_args, ndjson), 0, 0, "text|ndjson"},
     {"--ignore-eos", NULL, XF_SET, offsetof(decode_args, ignore_eos), 0, 0, NULL},
     {"--quiet", "-q", XF_SET, offsetof(decode_args, quiet), 0, 0, NULL},
     {"--detokenize", NULL, XF_SET, offsetof(decode_args, detok), 0, 0, NULL},
     {"--block-buffered", NULL, XF_SET, offsetof(decode_args, block_buffered), 0, 0, NULL},
     {"--help", "-h", XF_SET, offsetof(decode_args, help), 0, 0, NULL},
+    {"--out", NULL, XF_STR, offsetof(decode_args, out_file), 0, 0, NULL},   /* F_OLD_OUT: -o's old long name */
 };
+enum { F_OLD_OUT = sizeof decode_flags / sizeof *decode_flags - 1 };
 
 /* A seed nobody chose: from the kernel's generator, else the clock and the pid. */
 static long random_seed(void) {
@@ -130,6 +134,7 @@ static xl_sampling parse(decode_args *d, int argc, char **argv) {
       xl_usage_error("unknown option '%s'", argv[i]);
     }
   }
+  if (xl_flag_given(given, F_OLD_OUT)) xl_deprecated("--out FILE", "-o/--output FILE");
   int sampled = xl_flag_given(given, F_TEMPERATURE);
   if (!sampled && (xl_flag_given(given, F_TOP_K) || xl_flag_given(given, F_TOP_P)))
     xl_usage_error("--top-k and --top-p narrow temperature sampling: give --temperature T too");
@@ -159,10 +164,17 @@ static void emit(const decode_args *d, tok_stream *ts, int token) {
   if (!d->block_buffered) fflush(stdout);   /* a reader of the pipe sees each token as it comes */
 }
 
+/* NaN or Inf logits (broken weights) would be sampled as id 0, usually the eos id: an empty
+ * "stop":"eos" record with exit 0. Refuse them instead. */
+static void check_logits(xl_run *r, const char *when) {
+  if (!xl_run_logits_finite(r))
+    xl_die("%s: the logits %s are not finite (NaN or Inf): the checkpoint's weights are broken", r->model_dir, when);
+}
+
 /* The per-token loop: no allocation, no JSON; text goes to the buffered stdout. */
 static void generate(const decode_args *d, xl_run *r, xl_sampler *smp, decode_result *res) {
   xl_session *s = r->sess;
-  int eos = r->model->cfg.eos_id, prof = tm_profiling(), tty = isatty(1);
+  int eos = r->model->cfg.eos_id, prof = tm_profiling(), tty = isatty(1), cpu = r->opt.device == XL_DEVICE_CPU;
   tok_stream *ts = r->tok ? tok_stream_new(r->tok) : NULL;
   res->stop = "length";
   res->context_tokens = s->tokens;   /* state + prompt before generation */
@@ -179,12 +191,14 @@ static void generate(const decode_args *d, xl_run *r, xl_sampler *smp, decode_re
     /* also after the last token: the state then covers every token, and each token costs
      * the same, so tok/s is not flattered by a skipped step */
     if (xl_step(s, next)) xl_die("decode step failed on the device");
+    if (cpu) check_logits(r, "after a generated token");   /* the device's are checked at the end */
     tm_decode_step(xl_now() - ts0);
     if (prof) tm_prof_step_end(k + 1);
     int st = tm_should_stop();
     if (st) { res->stop = st == XL_EXIT_MEMORY ? "memory" : "signal"; break; }
   }
   res->decode_s = xl_now() - t0;
+  if (!cpu && res->ng) check_logits(r, "after the last generated token");
   if (!d->ndjson && ts) {
     size_t pl;
     const char *piece = tok_stream_finish(ts, &pl);
@@ -238,6 +252,22 @@ static void report(const decode_args *d, xl_run *r, const decode_result *res, co
   cJSON_Delete(rec);
 }
 
+/* Ids the tokenizer has no text for (a model whose vocabulary is larger than its tokenizer's,
+ * e.g. xl-init --preset 350m with the default model's 4096-id tokenizer) decode to nothing:
+ * say so rather than print "" as if the model had written nothing. */
+static void warn_textless_ids(const xl_run *r, const decode_result *res) {
+  if (!r->tok || !res->ng) return;
+  long none = 0;
+  for (long k = 0; k < res->ng; k++) {
+    size_t pl;
+    if (!tok_piece(r->tok, res->gen[k], &pl)) none++;
+  }
+  if (none)
+    xl_warn("%ld of %ld generated ids have no text in the tokenizer (it knows ids 0-%d, the model's "
+            "vocabulary has %d): the text leaves them out%s", none, res->ng, tok_vocab_size(r->tok) - 1,
+            r->model->cfg.vocab, none == res->ng ? " and is empty" : "");
+}
+
 /* The state and prompt: the state file first, then the prompt (if any) prefilled after it. */
 static int32_t *feed_prompt(const decode_args *d, xl_run *r, decode_result *res) {
   char err[1024];
@@ -250,9 +280,13 @@ static int32_t *feed_prompt(const decode_args *d, xl_run *r, decode_result *res)
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
+  xl_version_if_asked(argc, argv, "xl-decode");
   xl_set_progname(argv[0]);
   decode_args d;
   xl_sampling sc = parse(&d, argc, argv);
+  xl_prefill_watch watch = {0};   /* a stats row per prefill segment, and the stop check */
+  d.run.progress = xl_run_prefill_hook;
+  d.run.progress_ctx = &watch;
   if (d.detok) return detokenize(&d.run);
   /* refused before any work: an output never replaces a file of another kind */
   if ((d.out_file && xl_kind_check(d.out_file, XK_TEXT, NULL)) ||
@@ -272,15 +306,21 @@ int main(int argc, char **argv) {
     double t0 = xl_now();
     if (xl_prefill(r.sess, ids, res.np, NULL)) xl_die("prefill failed on the device");
     res.prefill_s = xl_now() - t0;
-    tm_prefill_chunk(res.np, res.prefill_s);
   }
+  check_logits(&r, "after the prompt");
   xl_sampler smp;
   xl_sampler_init(&smp, &sc, r.model->cfg.vocab);
   res.gen = xl_malloc(sizeof(int32_t) * (size_t)(d.n_new + 1));
-  generate(&d, &r, &smp, &res);
+  if (tm_should_stop()) {   /* stopped during the prefill: the state holds the tokens consumed */
+    res.stop = tm_should_stop() == XL_EXIT_MEMORY ? "memory" : "signal";
+    res.context_tokens = r.sess->tokens;
+  } else {
+    generate(&d, &r, &smp, &res);
+  }
   tm_set_phase("done");
   int status = tm_should_stop();
   char *text = r.tok ? tok_decode(r.tok, res.gen, (size_t)res.ng, NULL) : NULL, err[1024];
+  warn_textless_ids(&r, &res);
   if (status == XL_EXIT_MEMORY) {
     xl_warn("stopped: %s; output files not written", tm_stop_reason());
   } else {

@@ -8,6 +8,7 @@
  * The draws exercise every part of the cell: projections ~ N(0, 1/fan_in), norm weights
  * near 1, input-gate biases in [-2, 0], forget-gate biases in [3, 6] (mostly open).
  * Not for: trained weights or conversion (the files are the same format either way). */
+#include "cli/version.h"
 #include "engine/blasenv.h"
 #include "engine/config.h"
 #include "engine/kernels.h"
@@ -32,7 +33,7 @@ static void usage(FILE *f) {
       "Usage: xl-init -o DIR [--preset tiny|350m|1.3b|7b | --config FILE] [options]\n"
       "Write a random-weight xLSTM checkpoint (7B-family layout) to DIR.\n"
       "\n"
-      "  -o DIR                 output directory (created if needed)\n"
+      "  -o, --output DIR       the checkpoint directory to write (created if needed)\n"
       "  --preset NAME          tiny (D 256, 6 blocks, 4 heads, vocab 4096; default),\n"
       "                         350m (D 1024, 24 blocks, 4 heads), 1.3b (D 2048, 24 blocks,\n"
       "                         4 heads), 7b (D 4096, 32 blocks, 8 heads); vocab 50304 but tiny\n"
@@ -408,7 +409,7 @@ static void parse_args(init_args *g, int argc, char **argv) {
     const char *a = argv[i];
 #define NEED() (i + 1 < argc ? argv[++i] : (xl_usage_error("%s needs a value", a), (char *)NULL))
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); xl_finish_stdout(); exit(0); }
-    else if (!strcmp(a, "-o")) g->out = NEED();
+    else if (!strcmp(a, "-o") || !strcmp(a, "--output")) g->out = NEED();
     else if (!strcmp(a, "--preset")) g->preset = NEED();
     else if (!strcmp(a, "--config")) g->config = NEED();
     else if (!strcmp(a, "--dtype")) g->dtype_s = NEED();
@@ -560,6 +561,9 @@ static char *copy_tokenizer(const char *out, const char *tok_path, const xl_conf
     if (tv > c->vocab) {
       xl_warn("no tokenizer copied: %s has %d ids, more than the vocabulary %d", tok_path, tv, c->vocab);
     } else {
+      if (tv < c->vocab)   /* random weights pick any id: most then have no text */
+        xl_warn("the tokenizer copied knows %d of the %d ids: ids %d and up decode to no text "
+                "(give --vocab %d, or --tokenizer with a larger one)", tv, c->vocab, tv, tv);
       char *p = xl_path_join(out, "tokenizer.json");
       if (copy_file(tok_path, p)) xl_die("%s: cannot copy to %s: %s", tok_path, p, strerror(errno));
       free(p);
@@ -600,6 +604,7 @@ static void report(const init_args *g, const tlist *L, int64_t params, const xl_
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);
+  xl_version_if_asked(argc, argv, "xl-init");
   xl_set_progname("xl-init");
   static init_args g;   /* static: the sLSTM block list is 16 KB */
   parse_args(&g, argc, argv);

@@ -9,10 +9,12 @@
  * lib/judge/judge_internal.c; this file picks the outputs to judge, runs the ollama
  * requests over -j workers, and writes the rows. */
 #define _GNU_SOURCE  /* asprintf */
+#include "cli/version.h"
 #include "judge/judge_http.h"
 #include "judge/judge_internal.h"
 #include "io/records.h"
 #include "engine/blasenv.h"
+#include "cli/flags.h"
 #include "cli/runargs.h"
 #include "cli/settings.h"
 #include "sweep/trials.h"
@@ -20,6 +22,8 @@
 #include "base/util.h"
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,15 +58,21 @@ static void usage_ollama(FILE *f) {
       "the continuation (the row's text, or RUN_DIR/outputs/<slug>.txt). It is asked for JSON\n"
       "constrained by a JSON schema, at temperature 0 with a fixed seed.\n\n"
       "Server:\n"
-      "  --api URL             server root (default http://127.0.0.1:11434)\n"
-      "  --model NAME          judge model (default llama3.1:8b)\n"
+      "  --api URL             server root (default http://127.0.0.1:11434); a user:password@\n"
+      "                        in it is sent as HTTP basic auth and never written anywhere\n"
+      "  --api-key KEY         sent as 'Authorization: Bearer KEY' (OpenAI-compatible servers;\n"
+      "                        default $XL_JUDGE_API_KEY; the variable keeps it out of `ps`);\n"
+      "                        redacted (***) in every row, message and log\n"
+      "  --judge-model NAME    judge model (default llama3.1:8b; --model NAME is its old\n"
+      "                        spelling, kept for one release with a warning)\n"
       "  --openai              OpenAI-compatible API: POST URL/v1/chat/completions with\n"
       "                        response_format json_schema (strict); default is Ollama's\n"
       "                        POST URL/api/generate with stream:false and a format schema\n"
       "  --seed S              sampling seed sent with every request (default 42)\n"
       "  --num-ctx N           Ollama context window, options.num_ctx (default 8192; 0 = server default)\n"
       "Robustness:\n"
-      "  -j, --jobs N          concurrent requests (default 1, max 64)\n"
+      "  --workers N           concurrent requests, one thread each (default 1, max 64;\n"
+      "                        -j/--jobs N is its old spelling, kept for one release)\n"
       "  --timeout S           total time limit of one attempt in seconds (default 300)\n"
       "  --connect-timeout S   time limit to connect (default 10)\n"
       "  --retries N           extra attempts after connection refused/reset/cut, HTTP 429 or\n"
@@ -72,11 +82,14 @@ static void usage_ollama(FILE *f) {
       "  --backoff-max S       (default 5)\n"
       "Input and output:\n"
       "  --prompt-file F       the prompt for every row (default: each row's prompt_file, looked\n"
-      "                        up as given, then relative to RUN_DIR)\n"
+      "                        up as given, then relative to RUN_DIR; it must lie inside RUN_DIR\n"
+      "                        or xltools' own prompts/, symlinks resolved: a record cannot send\n"
+      "                        other files to the server)\n"
       "  --max-chars N         longer prompts and continuations keep their first and last N/2\n"
       "                        characters with an omission marker between (default 4000; 0 = all)\n"
-      "  -o, --output BASE     write BASE.jsonl and BASE.csv (default ratings_ollama; a BASE\n"
-      "                        without '/' is inside RUN_DIR)\n"
+      "  -o, --output FILE.jsonl  the ratings (default ratings_ollama.jsonl), and FILE.csv beside\n"
+      "                        it; a name without '/' is inside RUN_DIR. (-o BASE without .jsonl,\n"
+      "                        the old spelling, still means BASE.jsonl + BASE.csv, with a warning)\n"
       "  --force               judge every row again, even those already rated\n"
       "  --save-every S        while judging, rewrite the output files with the rows finished\n"
       "                        so far at most every S seconds (default 2; 0 = after each row)\n"
@@ -93,12 +106,16 @@ static void usage_ollama(FILE *f) {
       "Resuming: rows already in BASE.jsonl with status ok from the same judge model are kept\n"
       "  and not asked again; the files are rewritten atomically (--save-every) while judging,\n"
       "  so an interrupted run loses only the rows finished since the last save.\n"
-      "Progress goes to stderr when it is a terminal.\n\n"
-      "Exit status: 0 every row ok or parse_error; 1 some row has status error (the files are\n"
-      "  still written; run again to retry those rows), the judge model is missing (HTTP 404;\n"
-      "  nothing written), the server cannot be reached, or the input is bad; 2 usage error.\n",
+      "Progress goes to stderr when it is a terminal. SIGINT/SIGTERM abort the requests in\n"
+      "  flight (within about a second), write the rows finished so far, and exit 130/143.\n\n"
+      "Exit status: 0 every row ok or parse_error, at least one ok; 1 some row has status error\n"
+      "  (the files are still written; run again to retry those rows), every row is a\n"
+      "  parse_error (written too), the judge model is missing (HTTP 404; nothing written), the\n"
+      "  server cannot be reached, or the input is bad; 2 usage error; 130/143 interrupted.\n",
       f);
 }
+
+static const char default_base[] = "ratings_ollama";
 
 static void parse_ollama_args(int argc, char **argv, judge_opts *o) {
   memset(o, 0, sizeof *o);
@@ -108,18 +125,28 @@ static void parse_ollama_args(int argc, char **argv, judge_opts *o) {
   o->jobs = 1;
   o->max_chars = 4000;
   o->save_every = 2;
-  o->out_base = "ratings_ollama";
+  o->out_base = default_base;
   for (int i = 1; i < argc; i++) {
     const char *v, *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage_ollama(stdout); xl_finish_stdout(); exit(0); }
     else if ((v = xl_flag_value(argc, argv, &i, "--api"))) o->jc.api = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "--model"))) o->jc.model = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--api-key"))) o->jc.api_key = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--judge-model"))) o->jc.model = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "--model"))) {
+      xl_deprecated("--model NAME", "--judge-model NAME");
+      o->jc.model = v;
+    }
+    else if ((v = xl_flag_value(argc, argv, &i, "--workers"))) o->jobs = xl_flag_long("--workers", v, 1, 64);
     else if (!strcmp(a, "--openai")) o->jc.openai = 1;
     else if (!strcmp(a, "--force")) o->force = 1;
     else if ((v = xl_flag_value(argc, argv, &i, "--save-every"))) o->save_every = xl_flag_double("--save-every", v, 0, 86400);
-    else if ((v = xl_flag_value(argc, argv, &i, "-j")) || (v = xl_flag_value(argc, argv, &i, "--jobs")))
+    else if ((v = xl_flag_value(argc, argv, &i, "-j")) || (v = xl_flag_value(argc, argv, &i, "--jobs"))) {
+      xl_deprecated("-j/--jobs N (concurrent requests are threads)", "--workers N");
       o->jobs = xl_flag_long("-j", v, 1, 64);
-    else if (!strncmp(a, "-j", 2) && a[2] && a[2] != '=') o->jobs = xl_flag_long("-j", a + 2, 1, 64);
+    } else if (!strncmp(a, "-j", 2) && a[2] && a[2] != '=') {
+      xl_deprecated("-j/--jobs N (concurrent requests are threads)", "--workers N");
+      o->jobs = xl_flag_long("-j", a + 2, 1, 64);
+    }
     else if ((v = xl_flag_value(argc, argv, &i, "--timeout"))) o->jc.timeout_s = xl_flag_double("--timeout", v, 0.001, 86400);
     else if ((v = xl_flag_value(argc, argv, &i, "--connect-timeout")))
       o->jc.connect_timeout_s = xl_flag_double("--connect-timeout", v, 0.001, 3600);
@@ -137,9 +164,23 @@ static void parse_ollama_args(int argc, char **argv, judge_opts *o) {
   }
   if (!o->run_dir) xl_usage_error("missing RUN_DIR");
   if (!*o->out_base) xl_usage_error("-o needs a non-empty name");
-  if (strncmp(o->jc.api, "http://", 7) && strncmp(o->jc.api, "https://", 8))
-    xl_usage_error("--api must start with http:// or https://, not '%s'", o->jc.api);
-  if (!*o->jc.model) xl_usage_error("--model needs a name");
+  size_t ol = strlen(o->out_base);
+  if (ol > 6 && !strcmp(o->out_base + ol - 6, ".jsonl")) {   /* -o FILE.jsonl: the base is FILE */
+    static char base[4096];
+    snprintf(base, sizeof base, "%.*s", (int)(ol - 6), o->out_base);
+    o->out_base = base;
+  } else if (o->out_base != default_base) {
+    xl_deprecated("-o BASE (a base name)", "-o BASE.jsonl (the ratings file; the CSV goes beside it)");
+  }
+  if (!o->jc.api_key) {
+    const char *k = getenv("XL_JUDGE_API_KEY");
+    if (k && *k) o->jc.api_key = k;
+  }
+  if (strncmp(o->jc.api, "http://", 7) && strncmp(o->jc.api, "https://", 8)) {
+    char *shown = jh_api_shown(o->jc.api);
+    xl_usage_error("--api must start with http:// or https://, not '%s'", shown);
+  }
+  if (!*o->jc.model) xl_usage_error("--judge-model needs a name");
 }
 
 /* ------------------------------------------------------------------ inputs */
@@ -177,6 +218,42 @@ static char *read_output_txt(const char *run_dir, const char *slug, char **path)
   return text;
 }
 
+/* The prompts shipped with xltools (prompts/ of the checkout or of an installed share/),
+ * or NULL: public text, which a record may name (the workflow's default prompt is there). */
+static char *shipped_prompts(void) {
+  char *d = xl_find_resource("prompts", "pydocs.txt"), *probe = xl_path_join(d, "pydocs.txt");
+  int found = xl_exists(probe);
+  free(probe);
+  if (!found) { free(d); d = NULL; }
+  return d;
+}
+
+/* The prompt file a row names, for the ollama judge: only inside RUN_DIR or the shipped
+ * prompts/ (looked up as given, then relative to RUN_DIR; symlinks resolved), else refused:
+ * a record must not choose what is sent to the server (docs/security.md). Exits 1. */
+static char *read_prompt_confined(const char *run_dir, const char *name, const char *slug) {
+  char *cands[2] = {xl_strdup(name), name[0] != '/' ? xl_path_join(run_dir, name) : NULL};
+  char *text = NULL, *shipped = shipped_prompts();
+  int outside = 0;
+  for (int k = 0; k < 2 && !text; k++) {
+    if (!cands[k] || !xl_exists(cands[k])) continue;
+    char *real = xl_path_inside(run_dir, cands[k]);
+    if (!real && shipped) real = xl_path_inside(shipped, cands[k]);
+    if (!real) { outside = 1; continue; }
+    text = xl_read_file(real, NULL);
+    if (!text) xl_die("prompt file '%s' (of output '%s'): %s", name, slug, strerror(errno));
+    free(real);
+  }
+  free(cands[0]);
+  free(cands[1]);
+  free(shipped);
+  if (!text && outside)
+    xl_die("output '%s': its prompt_file '%s' lies outside the run directory %s; a record may only "
+           "name files inside it (pass the prompt with --prompt-file FILE to use it)", slug, name, run_dir);
+  if (!text) xl_die("prompt file '%s' (of output '%s'): %s; pass --prompt-file", name, slug, strerror(ENOENT));
+  return text;
+}
+
 /* Prompt texts, read once per distinct file. */
 typedef struct { char *name; char *text; } prompt_cache;
 
@@ -184,7 +261,8 @@ static const char *prompt_text(const judge_opts *o, const char *name, const char
                                prompt_cache **cache, size_t *ncache) {
   for (size_t i = 0; i < *ncache; i++)
     if (!strcmp((*cache)[i].name, name)) return (*cache)[i].text;
-  char *text = read_prompt(o->run_dir, name, slug, NULL);
+  /* the user's --prompt-file is read as named; a row's own only from inside the run directory */
+  char *text = o->prompt_file ? read_prompt(o->run_dir, name, slug, NULL) : read_prompt_confined(o->run_dir, name, slug);
   *cache = xl_realloc(*cache, (*ncache + 1) * sizeof **cache);
   (*cache)[*ncache] = (prompt_cache){xl_strdup(name), text};
   return (*cache)[(*ncache)++].text;
@@ -199,6 +277,9 @@ static char *continuation(const judge_opts *o, const cJSON *out, const char *slu
   char *p;
   char *text = read_output_txt(o->run_dir, slug, &p);
   if (!text) xl_die("output '%s' has no text in outputs.jsonl and %s: %s", slug, p, strerror(errno));
+  char *real = xl_path_inside(o->run_dir, p);   /* outputs/<slug>.txt must not link out of the run */
+  if (!real) xl_die("output '%s': %s lies outside the run directory (a symbolic link?); refused", slug, p);
+  free(real);
   free(p);
   return text;
 }
@@ -271,6 +352,22 @@ static int write_rows(const char *jsonl, const char *csv, const cJSON *rows, cha
 
 /* ------------------------------------------------------------------ the run */
 
+/* SIGINT / SIGTERM: the signal number; the HTTP client aborts its request in flight and
+ * starts no other (jh_config.stop), the rows finished are written, exit 130 / 143. A second
+ * signal kills at once (SA_RESETHAND). */
+static volatile int stop_sig;
+static void on_stop_signal(int sig) { stop_sig = sig; }
+static void catch_stop_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+static int stop_status(void) { return stop_sig == SIGINT ? XL_EXIT_SIGINT : stop_sig ? XL_EXIT_SIGTERM : 0; }
+
 typedef struct {
   const judge_opts *o;
   task *tasks;
@@ -333,11 +430,15 @@ static int judge_job(void *ctx, size_t k, size_t worker) {
   run_ctx *x = ctx;
   size_t i = x->todo[k];
   pthread_mutex_lock(&x->mu);
-  int stopped = x->stop;   /* a job handed out just before another one stopped the run */
+  int stopped = x->stop || stop_sig;   /* a job handed out just before another one stopped the run */
   pthread_mutex_unlock(&x->mu);
   if (stopped) return 1;
   jh_result r;
   jh_judge(x->clients[worker], x->tasks[i].prompt, &r);
+  if (r.interrupted) {   /* no result: the row stays unjudged (a later run asks again) */
+    jh_result_free(&r);
+    return 1;
+  }
 
   pthread_mutex_lock(&x->mu);
   x->res[i] = r;
@@ -383,7 +484,8 @@ static void load_tasks(const judge_opts *o, const char *jsonl, ollama_input *in)
   in->outputs = rec_ndjson_read(in->outputs_path, err, sizeof err);
   if (!in->outputs) xl_die("%s", err);
   in->old = NULL;
-  if (!o->force && xl_exists(jsonl)) {
+  struct stat st;   /* earlier rows only from a regular file (a FIFO would block the read) */
+  if (!o->force && stat(jsonl, &st) == 0 && S_ISREG(st.st_mode)) {
     in->old = rec_ndjson_read(jsonl, err, sizeof err);
     if (!in->old) xl_die("%s (remove it or use --force)", err);
   }
@@ -448,6 +550,7 @@ static void run_requests(const judge_opts *o, run_ctx *x) {
   if (!cl) xl_die("cannot create an HTTP handle");
   int rc = jh_server_info(cl, &x->digest, &x->version, err, sizeof err);
   jh_client_free(cl);
+  if (stop_sig) { jh_global_cleanup(); return; }   /* nothing judged yet: the caller exits */
   if (rc) { jh_global_cleanup(); xl_die("cannot reach the judge server: %s", err); }
   /* (OpenAI-compatible servers rarely list digests: no warning there) */
   if (!x->digest && !o->jc.openai) xl_warn("the server does not list a digest for model '%s'", o->jc.model);
@@ -477,10 +580,20 @@ static int cmd_ollama(int argc, char **argv) {
                .res = xl_calloc(in.ntasks, sizeof(jh_result)), .done = xl_calloc(in.ntasks, 1),
                .extra = in.extra, .jsonl = jsonl, .csv = csv, .progress = isatty(2), .last_save = xl_now()};
   pthread_mutex_init(&x.mu, NULL);
+  o.jc.stop = &stop_sig;
+  catch_stop_signals();
   if (in.ntodo) run_requests(&o, &x);
 
   int status = 0;
-  if (x.stop) {
+  if (stop_sig && !x.stop) {   /* interrupted: keep what is finished */
+    char err[1024];
+    cJSON *rows = collect_rows(&x);
+    if (write_rows(jsonl, csv, rows, err, sizeof err)) xl_die("%s", err);
+    xl_warn("interrupted (%s): %zu of %zu rows judged, written to %s; run again to judge the rest",
+            stop_sig == SIGINT ? "SIGINT" : "SIGTERM", x.ndone, in.ntodo, jsonl);
+    cJSON_Delete(rows);
+    status = stop_status();
+  } else if (x.stop) {
     xl_warn("%s", x.res[x.fatal].error);
     status = XL_EXIT_ERROR;
   } else {
@@ -492,6 +605,11 @@ static int cmd_ollama(int argc, char **argv) {
             in.ntasks, jsonl, in.ntasks - in.ntodo, x.counts[0], x.counts[1], x.counts[2]);
     if (x.counts[2]) {
       xl_warn("%d request(s) failed; run again to retry them", x.counts[2]);
+      status = XL_EXIT_ERROR;
+    } else if (x.counts[1] && (size_t)x.counts[1] == in.ntasks) {
+      /* not one rating: the judge model does not answer in the format (the raw column shows how) */
+      xl_warn("every row is a parse_error: model '%s' did not answer with the rating JSON (see the "
+              "rows' raw and error fields)", o.jc.model);
       status = XL_EXIT_ERROR;
     }
   }
@@ -679,6 +797,7 @@ static const struct {
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
+  xl_version_if_asked(argc, argv, "xl-judge");
   xl_set_progname(argv[0]);
   if (argc < 2) xl_usage_error("missing COMMAND (ollama or internal)");
   if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {

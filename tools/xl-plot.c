@@ -8,6 +8,7 @@
  * run's provenance. Figures whose input is absent are listed in the report as skipped.
  * Not for: computing the front or picking profiles (xl-merge does that). */
 #define _GNU_SOURCE
+#include "cli/version.h"
 #include "io/csvtable.h"
 #include "io/records.h"
 #include "sweep/pareto.h"
@@ -752,6 +753,7 @@ static size_t distinct_values(const runtab *r, const char *key) {
 }
 
 int main(int argc, char **argv) {
+  xl_version_if_asked(argc, argv, "xl-plot");
   xl_set_progname(argv[0]);
   plot_opts o;
   parse_args(argc, argv, &o);

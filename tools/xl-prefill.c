@@ -1,6 +1,7 @@
 /* xl-prefill: runs a model over a prompt (chunkwise-parallel by default) and writes the
  * recurrent state, optionally the logits of every position, and one NDJSON record.
  * parse -> open -> run -> report. */
+#include "cli/version.h"
 #include "cli/flags.h"
 #include "cli/runargs.h"
 #include "io/safetensors.h"
@@ -17,7 +18,8 @@ static void usage(void) {
   printf("Usage: xl-prefill [-m DIR] [PROMPT | --prompt-file F | --ids 5,7,9 | --ids-file F] [options]\n"
          "Runs the model over the prompt and writes its recurrent state.\n\n"
          "Outputs:\n"
-         "  -o, --state-out STATE   write the final state (safetensors, xl-state-1) for xl-decode --state\n"
+         "  -o, --output STATE      write the final state (safetensors, xl-state-1) for xl-decode --state\n"
+         "      --state-out STATE   the same (the name xl-decode uses for its final state)\n"
          "      --logits FILE       write the logits of every position (safetensors, F32 'logits' [L, V])\n"
          "      --tokenize          only print {\"ids\":[...]} for the prompt text and exit\n"
          "stdout: one NDJSON record {tool, tokens, seconds, tok_s, device, backend, chunk_size,\n"
@@ -34,30 +36,14 @@ typedef struct {
 } prefill_args;
 
 static const xl_flag prefill_flags[] = {
-    {"--state-out", "-o", XF_STR, offsetof(prefill_args, state_out), 0, 0, NULL},
+    {"--output", "-o", XF_STR, offsetof(prefill_args, state_out), 0, 0, NULL},
+    {"--state-out", NULL, XF_STR, offsetof(prefill_args, state_out), 0, 0, NULL},   /* as in xl-decode */
     {"--logits", NULL, XF_STR, offsetof(prefill_args, logits_out), 0, 0, NULL},
     {"--tokenize", NULL, XF_SET, offsetof(prefill_args, tokenize), 0, 0, NULL},
     {"--help", "-h", XF_SET, offsetof(prefill_args, help), 0, 0, NULL},
 };
 
-static int show_progress;   /* stderr is a terminal and the prompt spans several segments */
-
-static int progress(void *ctx, long done, long total, double seconds) {
-  static long last_done = 0;
-  static double last_s = 0;
-  if (done < last_done) last_done = 0, last_s = 0;
-  tm_prefill_chunk(done - last_done, seconds - last_s);
-  if (tm_profiling()) tm_prof_step_end(done);
-  if (show_progress) {
-    double rate = seconds > 0 ? done / seconds : 0, eta = rate > 0 ? (total - done) / rate : 0;
-    fprintf(stderr, "\r%s: %ld/%ld tokens (%.0f%%), %.1f tok/s, ETA %.0f s   %s", xl_progname(), done, total,
-            100.0 * done / total, rate, eta, done == total ? "\n" : "");
-  }
-  last_done = done;
-  last_s = seconds;
-  (void)ctx;
-  return tm_should_stop() != 0;
-}
+static xl_prefill_watch watch = {.profile = 1};   /* per-segment rows, profile steps, progress */
 
 static void parse(prefill_args *p, int argc, char **argv) {
   memset(p, 0, sizeof *p);
@@ -69,7 +55,8 @@ static void parse(prefill_args *p, int argc, char **argv) {
       xl_usage_error("unknown option '%s'", argv[i]);
     }
   }
-  p->run.progress = progress;
+  p->run.progress = xl_run_prefill_hook;
+  p->run.progress_ctx = &watch;
 }
 
 /* --tokenize: the prompt's ids, without loading the model. */
@@ -121,6 +108,7 @@ static void report(const prefill_args *p, xl_run *r, double secs, const char *st
 
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);   /* before anything else: may re-exec with a better OpenBLAS core */
+  xl_version_if_asked(argc, argv, "xl-prefill");
   xl_set_progname(argv[0]);
   prefill_args p;
   parse(&p, argc, argv);
@@ -146,10 +134,13 @@ int main(int argc, char **argv) {
     if (!logits) xl_die("cannot allocate %zu MB for --logits of %ld positions", bytes >> 20, n);
   }
   tm_set_phase("prefill");
-  show_progress = isatty(2) && n > 1024;
+  watch.show = isatty(2) && n > r.sess->segment;   /* a terminal, and several segments */
   double t0 = xl_now();
   if (xl_prefill(r.sess, ids, n, logits)) xl_die("prefill failed on the device (see the message above)");
   double secs = xl_now() - t0;
+  if (!xl_run_logits_finite(&r))
+    xl_die("%s: the logits after the prompt are not finite (NaN or Inf): the checkpoint's weights are "
+           "broken; no output written", r.model_dir);
   tm_set_phase("done");
   int stop = tm_should_stop();
   if (stop == XL_EXIT_MEMORY) {   /* the hard limit: leave nothing behind rather than add to the pressure */

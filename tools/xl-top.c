@@ -4,6 +4,7 @@
  * --json document, --json-stream NDJSON, --no-curses refreshed table).
  * Not for: recording history to disk (the tools' own --stats-log / --mem-log do that). */
 #define _GNU_SOURCE
+#include "cli/version.h"
 #include "obs/telemetry.h"
 #include "obs/tmproc.h"
 #include "base/util.h"
@@ -13,6 +14,7 @@
 #include <langinfo.h>
 #include <locale.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +37,22 @@ static const char usage[] =
   "  --count N        stop after N refreshes (default 0 = run until stopped)\n"
   "  --ascii          ASCII sparklines instead of Unicode blocks\n"
   "  --status-dir DIR where the tools' status files are (default $XL_STATUS_DIR, else\n"
-  "                   ${XDG_RUNTIME_DIR:-/tmp}/xltools-UID)\n"
+  "                   ${XDG_RUNTIME_DIR:-/tmp}/xltools-UID); files of processes that are\n"
+  "                   gone are removed\n"
+  "  --stdin-commands read control lines on stdin (for scripts and agents; implies\n"
+  "                   --json-stream unless --no-curses is given), each answered with one\n"
+  "                   JSON line {\"command\":..,\"ok\":true|false,...} on stdout:\n"
+  "                     kill PID       SIGTERM to a watched xltools process: it finishes\n"
+  "                                    its token, writes its outputs and exits 143\n"
+  "                     interval SEC   seconds between refreshes (0.1 .. 3600)\n"
+  "                     quit           exit (so does the end of stdin)\n"
   "  -h, --help       this text\n"
   "\n"
   "Keys in the interactive view: q quit, p pause, s change interval (0.5/1/2/5 s),\n"
   "K send SIGTERM to a pid (asks for the pid, then y/n), h help.\n"
+  "JSON: tok_s and the other rates are null while unknown (no tokens yet in that phase,\n"
+  "or a process seen only in /proc without a stats log); history holds up to 30 points.\n"
+  "A closed pipe (xl-top | head) ends xl-top quietly with status 0.\n"
   "Exit status: 0 ok, 1 error, 2 usage error.\n";
 
 /* ---- tok/s history kept across refreshes (per pid) ---- */
@@ -68,11 +81,16 @@ static void track_update(tm_proc *v, int n) {
     if (!live) tracks[k].pid = 0;
   }
   for (int i = 0; i < n; i++) {
-    if (!v[i].from_status) continue;   /* no live rate to sample */
+    double rate = tm_proc_tok_s(&v[i]);
+    if (!v[i].from_status || isnan(rate)) continue;   /* no live rate to sample */
     struct track *t = track_of(v[i].pid);
+    if (t->n == 0 && v[i].nhist > 0) {   /* start from the stats log's points: never fewer */
+      memcpy(t->v, v[i].hist, (size_t)v[i].nhist * sizeof t->v[0]);
+      t->n = v[i].nhist;
+    }
     if (t->n == TM_HIST) memmove(t->v, t->v + 1, (TM_HIST - 1) * sizeof t->v[0]);
     else t->n++;
-    t->v[t->n - 1] = tm_proc_tok_s(&v[i]);
+    t->v[t->n - 1] = rate;
     if (t->n >= 2) {
       memcpy(v[i].hist, t->v, (size_t)t->n * sizeof t->v[0]);
       v[i].nhist = t->n;
@@ -100,8 +118,11 @@ static void table_row(const tm_proc *p, int ascii, char *out, size_t cap) {
   tm_sparkline(p->hist, p->nhist, ascii, spark, sizeof spark);
   fmt_tokens(p, tok, sizeof tok);
   int pad = TM_HIST - p->nhist;   /* the sparkline's display width is nhist cells */
-  snprintf(out, cap, "%7ld  %-12.12s %-8.8s %9.1f  %s%*s %9.1f  %s", p->pid, p->tool, p->phase,
-           tm_proc_tok_s(p), spark, pad, "", p->rss_bytes / 1048576.0, tok);
+  char rate[32];
+  if (isnan(tm_proc_tok_s(p))) snprintf(rate, sizeof rate, "-");
+  else snprintf(rate, sizeof rate, "%.1f", tm_proc_tok_s(p));
+  snprintf(out, cap, "%7ld  %-12.12s %-8.8s %9s  %s%*s %9.1f  %s", p->pid, p->tool, p->phase,
+           rate, spark, pad, "", p->rss_bytes / 1048576.0, tok);
 }
 
 static void print_table(FILE *f, tm_proc *v, int n, int ascii) {
@@ -115,16 +136,22 @@ static void print_table(FILE *f, tm_proc *v, int n, int ascii) {
   if (!n) fprintf(f, "(no xltools processes running)\n");
 }
 
+/* A rate, or null while it is unknown (NAN). */
+static void add_rate(cJSON *o, const char *k, double v) {
+  if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+  else cJSON_AddNullToObject(o, k);
+}
+
 static cJSON *proc_json(const tm_proc *p, int ascii) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "pid", (double)p->pid);
   cJSON_AddStringToObject(o, "tool", p->tool);
   cJSON_AddStringToObject(o, "phase", p->phase);
-  cJSON_AddNumberToObject(o, "tok_s", tm_proc_tok_s(p));
-  cJSON_AddNumberToObject(o, "tok_s_prefill", p->tok_s_prefill);
-  cJSON_AddNumberToObject(o, "tok_s_decode", p->tok_s_decode);
-  cJSON_AddNumberToObject(o, "avg_tok_s_prefill", p->avg_tok_s_prefill);
-  cJSON_AddNumberToObject(o, "avg_tok_s_decode", p->avg_tok_s_decode);
+  add_rate(o, "tok_s", tm_proc_tok_s(p));
+  add_rate(o, "tok_s_prefill", p->tok_s_prefill);
+  add_rate(o, "tok_s_decode", p->tok_s_decode);
+  add_rate(o, "avg_tok_s_prefill", p->avg_tok_s_prefill);
+  add_rate(o, "avg_tok_s_decode", p->avg_tok_s_decode);
   if (p->tokens_prefill >= 0) cJSON_AddNumberToObject(o, "tokens_prefill", (double)p->tokens_prefill);
   else cJSON_AddNullToObject(o, "tokens_prefill");
   if (p->tokens_decode >= 0) cJSON_AddNumberToObject(o, "tokens_decode", (double)p->tokens_decode);
@@ -147,6 +174,29 @@ static cJSON *proc_json(const tm_proc *p, int ascii) {
   return o;
 }
 
+/* Flushes stdout; a reader that went away (EPIPE: xl-top | head) ends xl-top quietly. */
+static void flush_out(void) {
+  errno = 0;
+  if (fflush(stdout) == 0 && !ferror(stdout)) return;
+  if (errno == EPIPE) _exit(0);   /* _exit: exit() would flush, and fail, again */
+  xl_die("write error on standard output: %s", strerror(errno));
+}
+
+/* One answer of --stdin-commands. */
+static void reply(const char *cmd, int ok, const char *key, double num, const char *error) {
+  cJSON *r = cJSON_CreateObject();
+  cJSON_AddStringToObject(r, "command", cmd);
+  cJSON_AddBoolToObject(r, "ok", ok);
+  if (key) cJSON_AddNumberToObject(r, key, num);
+  if (ok && !strcmp(cmd, "kill")) cJSON_AddStringToObject(r, "signal", "SIGTERM");
+  if (error) cJSON_AddStringToObject(r, "error", error);
+  char *s = cJSON_PrintUnformatted(r);
+  fprintf(stdout, "%s\n", s);
+  cJSON_free(s);
+  cJSON_Delete(r);
+  flush_out();
+}
+
 static void print_json(FILE *f, tm_proc *v, int n, int ascii) {
   cJSON *doc = cJSON_CreateObject();
   cJSON_AddNumberToObject(doc, "time", round(xl_wall() * 1000) / 1000);
@@ -154,9 +204,9 @@ static void print_json(FILE *f, tm_proc *v, int n, int ascii) {
   for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, proc_json(&v[i], ascii));
   char *s = cJSON_PrintUnformatted(doc);
   fprintf(f, "%s\n", s);
-  fflush(f);
   cJSON_free(s);
   cJSON_Delete(doc);
+  flush_out();
 }
 
 /* ---- interactive view ---- */
@@ -168,6 +218,79 @@ static void on_stop(int sig) { (void)sig; got_stop = 1; }
 static void sleep_s(double s) {
   struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
   while (nanosleep(&ts, &ts) && errno == EINTR && !got_stop) {}
+}
+
+/* ---- --stdin-commands ---- */
+
+static char cmd_buf[4096];
+static size_t cmd_len;
+static int cmd_eof;
+
+/* Acts on one control line; returns 1 for quit. watched: the processes of the last scan. */
+static int run_command(char *line, const tm_proc *watched, int nwatched, double *interval) {
+  char *save = NULL, *word = strtok_r(line, " \t\r", &save), *arg = word ? strtok_r(NULL, " \t\r", &save) : NULL;
+  char *extra = arg ? strtok_r(NULL, " \t\r", &save) : NULL;
+  char err[160];
+  if (!word) return 0;
+  if (!strcmp(word, "quit") && !arg) { reply("quit", 1, NULL, 0, NULL); return 1; }
+  if (!strcmp(word, "kill") && arg && !extra) {
+    long pid;
+    if (xl_parse_long(arg, 1, 0x7fffffffL, &pid)) { reply("kill", 0, NULL, 0, "kill needs a pid"); return 0; }
+    int found = 0;
+    for (int i = 0; i < nwatched; i++) found |= watched[i].pid == pid;
+    if (!found) {
+      snprintf(err, sizeof err, "pid %ld is not a watched xltools process", pid);
+      reply("kill", 0, "pid", (double)pid, err);
+    } else if (kill((pid_t)pid, SIGTERM)) {
+      snprintf(err, sizeof err, "kill %ld: %s", pid, strerror(errno));
+      reply("kill", 0, "pid", (double)pid, err);
+    } else {
+      reply("kill", 1, "pid", (double)pid, NULL);
+    }
+    return 0;
+  }
+  if (!strcmp(word, "interval") && arg && !extra) {
+    double sec;
+    if (xl_parse_double(arg, 0.1, 3600, &sec)) { reply("interval", 0, NULL, 0, "interval needs seconds in [0.1, 3600]"); return 0; }
+    *interval = sec;
+    reply("interval", 1, "interval", sec, NULL);
+    return 0;
+  }
+  snprintf(err, sizeof err, "unknown command '%.60s' (kill PID, interval SEC, quit)", word);
+  reply(word, 0, NULL, 0, err);
+  return 0;
+}
+
+/* Waits one interval from `start` (monotonic seconds; an `interval` command re-times it)
+ * for control lines on stdin, acting on each; returns 1 when a line (or the end of stdin)
+ * asks to quit. */
+static int wait_commands(double start, const tm_proc *watched, int nwatched, double *interval) {
+  for (;;) {
+    char *nl;
+    while ((nl = memchr(cmd_buf, '\n', cmd_len))) {   /* the lines already read */
+      *nl = 0;
+      int q = run_command(cmd_buf, watched, nwatched, interval);
+      size_t used = (size_t)(nl - cmd_buf) + 1;
+      memmove(cmd_buf, cmd_buf + used, cmd_len - used);
+      cmd_len -= used;
+      if (q) return 1;
+    }
+    if (cmd_len == sizeof cmd_buf) cmd_len = 0;   /* a line too long to be a command */
+    if (cmd_eof) {
+      if (cmd_len) { cmd_buf[cmd_len] = 0; cmd_len = 0; if (run_command(cmd_buf, watched, nwatched, interval)) return 1; }
+      return 1;   /* the controller went away */
+    }
+    double left = start + *interval - xl_now();
+    if (left <= 0 || got_stop) return got_stop;
+    struct pollfd pfd = {0, POLLIN, 0};
+    int r = poll(&pfd, 1, (int)(left * 1000) + 1);
+    if (r < 0 && errno != EINTR) return 1;
+    if (r > 0) {
+      ssize_t k = read(0, cmd_buf + cmd_len, sizeof cmd_buf - 1 - cmd_len);
+      if (k > 0) cmd_len += (size_t)k;
+      else if (k == 0 || (errno != EINTR && errno != EAGAIN)) cmd_eof = 1;
+    }
+  }
 }
 
 static void draw(tm_proc *v, int n, double interval, int paused, int ascii, const char *msg,
@@ -314,11 +437,12 @@ static int run_curses(double interval, int ascii) {
 }
 
 int main(int argc, char **argv) {
+  xl_version_if_asked(argc, argv, "xl-top");
   xl_set_progname(argv[0]);
   enum { M_AUTO, M_ONCE, M_JSON, M_STREAM, M_PLAIN } mode = M_AUTO;
   double poll = 1;
   long count = 0;
-  int ascii = 0;
+  int ascii = 0, commands = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -330,6 +454,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--json-stream")) mode = M_STREAM;
     else if (!strcmp(a, "--no-curses")) mode = M_PLAIN;
     else if (!strcmp(a, "--ascii")) ascii = 1;
+    else if (!strcmp(a, "--stdin-commands")) commands = 1;
     else if (!strcmp(a, "--poll")) {
       if (i + 1 >= argc) xl_usage_error("--poll needs a value");
       poll = xl_flag_double("--poll", argv[++i], 0.1, 3600);
@@ -349,6 +474,10 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  if (commands) {
+    if (mode == M_ONCE || mode == M_JSON) xl_usage_error("--stdin-commands needs a refreshing mode (--json-stream or --no-curses)");
+    if (mode == M_AUTO) mode = M_STREAM;
+  }
   if (mode == M_AUTO) mode = isatty(1) && isatty(0) ? M_AUTO : M_ONCE;
   if (mode == M_AUTO) return run_curses(poll, ascii);
 
@@ -359,25 +488,28 @@ int main(int argc, char **argv) {
     if (mode == M_ONCE) print_table(stdout, v, n, ascii);
     else print_json(stdout, v, n, ascii);
     free(v);
-    xl_finish_stdout();
+    flush_out();
     return 0;
   }
   int tty = isatty(1);
   for (long k = 0; (!count || k < count) && !got_stop; k++) {
-    if (k) sleep_s(poll);
+    if (k) {
+      if (!commands) sleep_s(poll);
+      else if (wait_commands(xl_now(), v, n, &poll)) break;
+    }
     if (got_stop) break;
-    v = tm_proc_scan((long)getpid(), &n);
+    free(v);
+    v = tm_proc_scan((long)getpid(), &n);   /* kept until the next scan: the watched set */
     track_update(v, n);
     if (mode == M_STREAM) print_json(stdout, v, n, ascii);
     else {
       if (tty) fputs("\033[H\033[2J", stdout);
       else if (k) fputc('\n', stdout);
       print_table(stdout, v, n, ascii);
-      fflush(stdout);
+      flush_out();
     }
-    free(v);
-    if (ferror(stdout)) break;
   }
-  xl_finish_stdout();
+  free(v);
+  flush_out();
   return 0;
 }

@@ -1,6 +1,7 @@
 /* util: diagnostics, checked parsing, file helpers, clocks. See util.h. */
 #include "base/util.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -137,7 +138,23 @@ int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags) {
     snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
   }
   if (flags & XL_ATOMIC_NO_STREAM) return 0;
-  a->f = fopen(xl_atomic_target(a), "wb");
+  if (!a->tmp && S_ISFIFO(st.st_mode)) {   /* no reader within 5 s: ENXIO, rather than block for ever */
+    int fd = -1;
+    for (int tries = 0; tries < 500; tries++) {
+      fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0 || errno != ENXIO) break;
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+    if (fd >= 0) {
+      int fl = fcntl(fd, F_GETFL);
+      if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+      a->f = fdopen(fd, "wb");
+      if (!a->f) close(fd);
+    }
+  } else {
+    a->f = fopen(xl_atomic_target(a), "wb");
+  }
   if (!a->f) { int e = errno; free(a->path); free(a->tmp); a->path = a->tmp = NULL; errno = e; return -1; }
   return 0;
 }
@@ -226,8 +243,10 @@ char *xl_find_resource(const char *rel, const char *probe) {
     exe[n] = 0;
     char *slash = strrchr(exe, '/');
     if (slash) *slash = 0;
-    static const char *ups[] = {"..", "../.."};
-    for (int i = 0; i < 2; i++) {
+    /* bin/ -> ../REL (a checkout or the bundle), build-asan/bin/ -> ../../REL, and an
+     * installed PREFIX/bin/ -> PREFIX/share/xltools/REL (make install) */
+    static const char *ups[] = {"..", "../..", "../share/xltools"};
+    for (int i = 0; i < 3; i++) {
       char *base = xl_path_join(exe, ups[i]), *d = xl_path_join(base, rel);
       free(base);
       if (has_probe(d, probe)) {
@@ -246,6 +265,58 @@ char *xl_find_resource(const char *rel, const char *probe) {
   }
 #endif
   return xl_strdup(rel);
+}
+
+char *xl_path_inside(const char *dir, const char *path) {
+  char *rd = realpath(dir, NULL);
+  if (!rd) return NULL;
+  char *rp = realpath(path, NULL);
+  if (!rp) { int e = errno; free(rd); errno = e; return NULL; }
+  size_t n = strlen(rd);
+  int inside = !strncmp(rp, rd, n) && (rp[n] == '/' || (n == 1 && rd[0] == '/')) && rp[n] != 0;
+  free(rd);
+  if (!inside) { free(rp); errno = EACCES; return NULL; }
+  return rp;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (n bytes left), 0 if ill-formed. */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+  unsigned c = p[0];
+  if (c < 0x80) return 1;
+  size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  if (!len || len > n) return 0;
+  unsigned lo = 0x80, hi = 0xBF;   /* the second byte's range (RFC 3629 table) */
+  if (c == 0xE0) lo = 0xA0;
+  else if (c == 0xED) hi = 0x9F;
+  else if (c == 0xF0) lo = 0x90;
+  else if (c == 0xF4) hi = 0x8F;
+  if (p[1] < lo || p[1] > hi) return 0;
+  for (size_t k = 2; k < len; k++)
+    if ((p[k] & 0xC0) != 0x80) return 0;
+  return len;
+}
+
+int xl_utf8_valid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_seq(p + i, n - i);
+    if (!k) return 0;
+    i += k;
+  }
+  return 1;
+}
+
+char *xl_utf8_lossy(const char *s) {
+  size_t n = strlen(s), o = 0;
+  char *out = xl_malloc(3 * n + 1);
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_seq(p + i, n - i);
+    if (k) { memcpy(out + o, s + i, k); o += k; i += k; }
+    else { memcpy(out + o, "\xEF\xBF\xBD", 3); o += 3; i++; }
+  }
+  out[o] = 0;
+  return out;
 }
 
 int xl_mkdirs(const char *path) {

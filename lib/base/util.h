@@ -53,8 +53,9 @@ char *xl_read_stream(FILE *f, size_t *len);
 /* Atomic output: write to "<path>.tmp.<pid>", then rename over path on commit.
  * A crash or xl_atomic_abort never leaves a half-written path behind. A path that exists
  * and is not a regular file (/dev/null, /dev/stdout, a FIFO) is written in place instead:
- * renaming over it would replace the device with a file. This is the one place that
- * knows that rule; every tool and library output goes through it. */
+ * renaming over it would replace the device with a file. A FIFO nobody opens for reading
+ * within 5 s fails (ENXIO) instead of blocking the tool for ever. This is the one place that knows these
+ * rules; every tool and library output goes through it. */
 typedef struct {
   FILE *f;      /* NULL with XL_ATOMIC_NO_STREAM */
   char *path;   /* owned */
@@ -94,9 +95,23 @@ void xl_rfc3339(char *buf, size_t n, double unix_seconds);
 char *xl_path_join(const char *dir, const char *name);
 /* A directory shipped with the project (e.g. "models/xlstm-tiny-pydocs", "plots"), found
  * by a file inside it (probe): next to the executable's parent (bin/ -> ../REL, and
- * build-asan/bin/ -> ../../REL), else in the checkout the binary was built from, else REL
- * relative to the current directory. Returns a malloc'd path. */
+ * build-asan/bin/ -> ../../REL), in an installed layout (PREFIX/bin/ ->
+ * PREFIX/share/xltools/REL, as `make install` lays it out), else in the checkout the
+ * binary was built from, else REL relative to the current directory. Returns a malloc'd
+ * path. */
 char *xl_find_resource(const char *rel, const char *probe);
+/* The real path of `path` when it lies inside directory `dir` (both resolved, symlinks
+ * followed: a link inside that points out does not count), malloc'd; else NULL (errno
+ * ENOENT when path does not exist, EACCES when it lies outside). The rule behind "files a
+ * record points to must lie inside the run directory" (docs/security.md). */
+char *xl_path_inside(const char *dir, const char *path);
+
+/* UTF-8: whether s[0..n) is well-formed (no overlong forms, surrogates or code points past
+ * U+10FFFF), and a malloc'd copy of the NUL-terminated s with each ill-formed byte replaced
+ * by U+FFFD. No output of the tools carries ill-formed UTF-8 (JSON readers refuse it). */
+int xl_utf8_valid(const char *s, size_t n);
+char *xl_utf8_lossy(const char *s);
+
 /* mkdir -p; 0 ok, -1 errno. */
 int xl_mkdirs(const char *path);
 /* 1 if path exists (any type). */

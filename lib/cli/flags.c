@@ -25,6 +25,15 @@ static const char *match(const xl_flag *f, int argc, char **argv, int *i, int *m
   return NULL;
 }
 
+void xl_deprecated(const char *old_spelling, const char *new_spelling) {
+  static const char *warned[16];
+  for (int i = 0; i < 16 && warned[i]; i++)
+    if (!strcmp(warned[i], old_spelling)) return;
+  for (int i = 0; i < 16; i++)
+    if (!warned[i]) { warned[i] = old_spelling; break; }
+  xl_warn("warning: %s is deprecated and will be removed in the next release; use %s", old_spelling, new_spelling);
+}
+
 static int choice_index(const char *choices, const char *v) {
   int idx = 0;
   size_t vl = strlen(v);

@@ -31,6 +31,10 @@ typedef struct {
  * row) when given is not NULL, advances *i past a separate value, and returns 1; else 0.
  * A missing or bad value is a usage error (exit 2). */
 int xl_flags_parse(const xl_flag *tab, size_t n, void *opts, uint64_t *given, int argc, char **argv, int *i);
+/* An old spelling of a flag, kept for one release (docs/cli.md, "Flag vocabulary"): a warning
+ * on stderr, once per spelling per run, naming the new one. The caller then does as asked. */
+void xl_deprecated(const char *old_spelling, const char *new_spelling);
+
 /* "a|b|c" as "a, b or c" (for messages). */
 const char *xl_choices_text(const char *choices, char *buf, size_t n);
 /* Whether row k of a table was given. */

@@ -8,6 +8,7 @@
 #include "base/util.h"
 #include <cblas.h>
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,29 @@ void xl_run_open(xl_run *r, xl_runargs *a, int need_tokenizer) {
   for (int i = 0; i < r->model->st.nfiles; i++)
     tm_register_region(r->model->st.files[i].path, r->model->st.files[i].map, r->model->st.files[i].size);
   tm_set_scratch_bytes(r->sess->scratch_bytes);
+}
+
+int xl_run_prefill_hook(void *ctx, long done, long total, double seconds) {
+  xl_prefill_watch *w = ctx;
+  if (done < w->last_done) w->last_done = 0, w->last_s = 0;   /* a new prefill */
+  tm_prefill_chunk(done - w->last_done, seconds - w->last_s);
+  if (w->profile && tm_profiling()) tm_prof_step_end(done);
+  if (w->show) {
+    double rate = seconds > 0 ? done / seconds : 0, eta = rate > 0 ? (total - done) / rate : 0;
+    fprintf(stderr, "\r%s: %ld/%ld tokens (%.0f%%), %.1f tok/s, ETA %.0f s   %s", xl_progname(), done, total,
+            100.0 * done / total, rate, eta, done == total ? "\n" : "");
+  }
+  w->last_done = done;
+  w->last_s = seconds;
+  return tm_should_stop() != 0;
+}
+
+int xl_run_logits_finite(xl_run *r) {
+  const float *l = xl_session_logits(r->sess);
+  if (!l) return 1;   /* a device failure: reported by the caller's own check */
+  for (int i = 0; i < r->model->cfg.vocab; i++)
+    if (!isfinite(l[i])) return 0;
+  return 1;
 }
 
 void xl_run_close(xl_run *r) {
@@ -232,6 +256,7 @@ void xl_run_record_fields(const xl_run *r, cJSON *rec) {
   cJSON_AddStringToObject(rec, "model", r->model_dir);
   if (r->model) cJSON_AddStringToObject(rec, "fingerprint", r->model->fingerprint_hex);
   for (int id = 0; id < XS_COUNT; id++) cJSON_AddItemToObject(rec, xl_settings[id].key, xl_setting_json(id, &r->opt));
+  if (r->sess) cJSON_AddNumberToObject(rec, "prefill_segment", r->sess->segment);
   cJSON_AddStringToObject(rec, "blas_core", xl_blas_core());
   cJSON_AddNumberToObject(rec, "peak_rss_mb", tm_peak_rss_mb());
 }

@@ -58,6 +58,17 @@ long xl_run_prompt_ids(xl_run *r, xl_runargs *a, int allow_stdin, int32_t **ids)
 /* Encodes text with BOS per the rules above. Exits 1 on invalid input (naming src). */
 long xl_run_encode(xl_run *r, xl_runargs *a, const char *text, size_t len, const char *src, int32_t **ids);
 
+
+/* The prefill hook of the run tools (set a->progress = xl_run_prefill_hook, a->progress_ctx
+ * to an xl_prefill_watch): one stats-log row per segment (phase prefill), a profile step per
+ * segment (when profile), a progress line on stderr (when show), and the stop check. */
+typedef struct { int show, profile; long last_done; double last_s; } xl_prefill_watch;
+int xl_run_prefill_hook(void *ctx, long done, long total, double seconds);
+
+/* Whether the logits after the last consumed token are all finite (NaN or Inf weights give
+ * NaN logits, and the sampler would pick id 0 from them as if the model had chosen it). */
+int xl_run_logits_finite(xl_run *r);
+
 /* Adds the fields every record of the run tools carries: model, fingerprint, every run
  * setting (device, backend, chunk_size, heads_per_band, workers, matmul), blas_core,
  * peak_rss_mb. */

@@ -7,9 +7,12 @@
 #include "base/util.h"
 #include <ctype.h>
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -17,6 +20,7 @@
 #endif
 
 extern char *openblas_get_corename(void);
+extern int openblas_get_num_threads(void);
 
 static const char *core_source = "auto";
 
@@ -93,8 +97,46 @@ const char *xl_blas_core(void) {
 
 const char *xl_blas_core_source(void) { return core_source; }
 
+/* OpenBLAS maps one work buffer per thread: its workers at load, before main, and the main
+ * thread at its first call. When the mapping fails (an address-space limit, `ulimit -v`), it
+ * retries for ever: a worker spins at 100% CPU, the main thread spins in its first BLAS call
+ * (where no signal ends it) and exit() waits on the spinning workers. So before any BLAS
+ * call: when a buffer no longer fits, say so and leave at once (_exit: no exit handlers,
+ * which would join the spinning workers); when it fits, make the main thread take its
+ * buffer now, so a model mapped later cannot leave it without one. */
+#define XL_BLAS_BUFFER (((size_t)128 << 20) + ((size_t)64 << 10))   /* Debian's BUFFER_SIZE + a page or so */
+static void check_address_space(const char *argv0) {
+  const char *name = argv0 && strrchr(argv0, '/') ? strrchr(argv0, '/') + 1 : argv0 ? argv0 : "xltools";
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) || rl.rlim_cur == RLIM_INFINITY) return;
+  void *p = mmap(NULL, XL_BLAS_BUFFER, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    char msg[512];
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) { if (fscanf(f, "%lu", &pages) != 1) pages = 0; fclose(f); }
+    size_t mapped = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+    int n = snprintf(msg, sizeof msg,
+                     "%s: the address-space limit (ulimit -v %llu kB) leaves no room for OpenBLAS's work "
+                     "buffers (%zu MB per thread, %d thread(s); %zu MB are mapped already): raise it to "
+                     "at least %zu kB plus the model's size, or set OPENBLAS_NUM_THREADS=1\n",
+                     name, (unsigned long long)(rl.rlim_cur >> 10), XL_BLAS_BUFFER >> 20,
+                     openblas_get_num_threads(), mapped >> 20, (mapped + XL_BLAS_BUFFER) >> 10);
+    if (n > 0) { ssize_t w = write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1); (void)w; }
+    _exit(XL_EXIT_ERROR);
+  }
+  munmap(p, XL_BLAS_BUFFER);
+  void *(*mem_alloc)(int) = (void *(*)(int))dlsym(RTLD_DEFAULT, "blas_memory_alloc");
+  void (*mem_free)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "blas_memory_free");
+  if (mem_alloc && mem_free) {   /* the pool keeps the mapping for the next call */
+    void *b = mem_alloc(0);
+    if (b) mem_free(b);
+  }
+}
+
 void xl_blas_setup(int argc, char **argv) {
   (void)argc;
+  check_address_space(argv ? argv[0] : NULL);
   const char *user = getenv("OPENBLAS_CORETYPE"), *marker = getenv("XL_BLAS_REEXEC");
   if (marker) {   /* we are the re-executed program: never loop, and do not pass the marker on */
     core_source = "reexec";

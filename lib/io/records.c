@@ -73,8 +73,53 @@ cJSON *rec_json_read(const char *path, char *err, size_t errlen) {
   return j;
 }
 
+/* Whether some string (or key) in j is ill-formed UTF-8. */
+static int bad_utf8(const cJSON *j) {
+  for (; j; j = j->next) {
+    if (j->string && !xl_utf8_valid(j->string, strlen(j->string))) return 1;
+    if (cJSON_IsString(j) && j->valuestring && !xl_utf8_valid(j->valuestring, strlen(j->valuestring))) return 1;
+    if (j->child && bad_utf8(j->child)) return 1;
+  }
+  return 0;
+}
+/* Replaces ill-formed UTF-8 in every string and key of the list at j with U+FFFD. */
+static void fix_utf8(cJSON *j) {
+  for (; j; j = j->next) {
+    if (j->string && !xl_utf8_valid(j->string, strlen(j->string)) && !(j->type & cJSON_StringIsConst)) {
+      char *t = xl_utf8_lossy(j->string);
+      cJSON_free(j->string);
+      j->string = cJSON_malloc(strlen(t) + 1);
+      if (j->string) strcpy(j->string, t);
+      free(t);
+    }
+    if (cJSON_IsString(j) && j->valuestring && !xl_utf8_valid(j->valuestring, strlen(j->valuestring))) {
+      char *t = xl_utf8_lossy(j->valuestring);
+      cJSON_SetValuestring(j, t);
+      free(t);
+    }
+    if (j->child) fix_utf8(j->child);
+  }
+}
+
+/* j printed as JSON text, ill-formed UTF-8 replaced (readers such as Python's json refuse it). */
+static char *print_clean(const cJSON *j, int formatted) {
+  cJSON *copy = NULL;
+  if (bad_utf8(j->child) || (cJSON_IsString(j) && j->valuestring && !xl_utf8_valid(j->valuestring, strlen(j->valuestring)))) {
+    copy = cJSON_Duplicate(j, 1);
+    if (!copy) return NULL;
+    cJSON *next = copy->next;
+    copy->next = NULL;
+    fix_utf8(copy);
+    copy->next = next;
+    j = copy;
+  }
+  char *s = formatted ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
+  cJSON_Delete(copy);
+  return s;
+}
+
 int rec_ndjson_write(FILE *f, const cJSON *obj) {
-  char *s = cJSON_PrintUnformatted(obj);
+  char *s = print_clean(obj, 0);
   if (!s) return -1;
   int rc = (fputs(s, f) < 0 || fputc('\n', f) == EOF) ? -1 : 0;
   cJSON_free(s);
@@ -101,6 +146,12 @@ int rec_ndjson_save(const char *path, const cJSON *rows) {
 
 int rec_csv_field(FILE *f, const char *s) {
   if (!s || !*s) return 0;
+  if (!xl_utf8_valid(s, strlen(s))) {
+    char *t = xl_utf8_lossy(s);
+    int rc = rec_csv_field(f, t);
+    free(t);
+    return rc;
+  }
   size_t n = strlen(s);
   /* a field starting with U+FEFF is quoted: first in a file it would be read as a byte order mark */
   int quote = strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' || s[0] == '\t' ||
@@ -192,7 +243,7 @@ int rec_num(const cJSON *obj, const char *key, double *out) {
 
 int rec_json_save(const char *path, const cJSON *j) {
   if (xl_kind_check(path, XK_JSON, first_key(j))) return -1;
-  char *s = cJSON_Print(j);
+  char *s = print_clean(j, 1);
   if (!s) return errno = ENOMEM, -1;
   size_t n = strlen(s);
   s = xl_realloc(s, n + 2);

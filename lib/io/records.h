@@ -2,6 +2,8 @@
  * Reads NDJSON files (one JSON object per line) into a cJSON array, with errors that
  * name file:line; writes NDJSON lines; and writes CSV (RFC 4180 quoting) from cJSON
  * objects through an explicit column list, so NDJSON and CSV share one field schema.
+ * Every writer here replaces ill-formed UTF-8 in strings (a judge's reply, a CSV cell, a
+ * prompt) with U+FFFD: no JSON or CSV output carries bytes that strict readers refuse.
  * Not for: the meaning of any field (each tool knows its own), or reading CSV.
  *
  * Ownership: every cJSON returned here belongs to the caller (cJSON_Delete).

@@ -4,7 +4,7 @@
  * are retried after backoff_s, 2*backoff_s, ... (capped; a Retry-After header from
  * the server is honoured up to the cap). A total (read) timeout is not retried: the
  * server took the request and a slow model would only be asked to be slow again. */
-#define _GNU_SOURCE  /* asprintf */
+#define _GNU_SOURCE  /* asprintf, memmem */
 #include "judge/judge_http.h"
 #include "base/util.h"
 #include <curl/curl.h>
@@ -52,6 +52,7 @@ struct jh_client {
   size_t len, cap;
   int overflow;
   char errbuf[CURL_ERROR_SIZE];
+  char *api_shown;      /* c->api with its userinfo replaced */
 };
 
 static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
@@ -68,6 +69,68 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+/* ---- secrets ---- */
+
+/* The userinfo of an http(s) URL: [*a, *b) is "user:pass" (before the '@' of the
+ * authority); 0 when there is none. */
+static int userinfo(const char *url, const char **a, const char **b) {
+  const char *p = strstr(url, "://");
+  if (!p) return 0;
+  p += 3;
+  const char *end = p + strcspn(p, "/?#"), *at = NULL;
+  for (const char *q = p; q < end; q++)
+    if (*q == '@') at = q;
+  if (!at) return 0;
+  *a = p;
+  *b = at;
+  return 1;
+}
+
+char *jh_api_shown(const char *api) {
+  const char *a, *b;
+  if (!api) return xl_strdup("");
+  if (!userinfo(api, &a, &b)) return xl_strdup(api);
+  return xasprintf("%.*s***%s", (int)(a - api), api, b);
+}
+
+/* Replaces every occurrence of secret (when long enough to be one) in *s by "***". */
+static void redact_one(char **s, const char *secret, size_t len) {
+  if (!*s || len < 4) return;
+  for (char *hit; (hit = memmem(*s, strlen(*s), secret, len));) {
+    char *t = xasprintf("%.*s***%s", (int)(hit - *s), *s, hit + len);
+    free(*s);
+    *s = t;
+  }
+}
+
+char *jh_redact(const jh_config *c, const char *text) {
+  char *s = xl_strdup(text ? text : "");
+  const char *a, *b;
+  if (c->api && userinfo(c->api, &a, &b)) {
+    redact_one(&s, a, (size_t)(b - a));   /* user:password */
+    const char *colon = memchr(a, ':', (size_t)(b - a));
+    if (colon) redact_one(&s, colon + 1, (size_t)(b - colon - 1));   /* the password alone */
+  }
+  if (c->api_key) redact_one(&s, c->api_key, strlen(c->api_key));
+  return s;
+}
+
+/* Redacts an owned string in place. */
+static void redact_owned(const jh_config *c, char **s) {
+  if (!*s) return;
+  char *t = jh_redact(c, *s);
+  free(*s);
+  *s = t;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+  (void)dt, (void)dn, (void)ut, (void)un;
+  const jh_client *cl = ud;
+  return cl->c->stop && *cl->c->stop;   /* non-zero aborts the transfer */
+}
+
+static int stopping(const jh_config *c) { return c->stop && *c->stop; }
+
 jh_client *jh_client_new(const jh_config *c) {
   jh_client *cl = xl_calloc(1, sizeof *cl);
   cl->c = c;
@@ -76,6 +139,12 @@ jh_client *jh_client_new(const jh_config *c) {
   cl->hdr = curl_slist_append(NULL, "Content-Type: application/json");
   cl->hdr = curl_slist_append(cl->hdr, "Accept: application/json");
   cl->hdr = curl_slist_append(cl->hdr, "Expect:");  /* no 100-continue round trip */
+  if (c->api_key && *c->api_key) {
+    char *h = xasprintf("Authorization: Bearer %s", c->api_key);
+    cl->hdr = curl_slist_append(cl->hdr, h);
+    free(h);
+  }
+  cl->api_shown = jh_api_shown(c->api);
   CURL *h = cl->h;
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, cl->hdr);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -87,6 +156,9 @@ jh_client *jh_client_new(const jh_config *c) {
   /* A local judge is never reached through a proxy set in the environment. */
   curl_easy_setopt(h, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
   curl_easy_setopt(h, CURLOPT_USERAGENT, "xl-judge");
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);   /* the progress callback checks c->stop */
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, cl);
   return cl;
 }
 
@@ -94,14 +166,19 @@ void jh_client_free(jh_client *cl) {
   if (!cl) return;
   curl_easy_cleanup(cl->h);
   curl_slist_free_all(cl->hdr);
+  free(cl->api_shown);
   free(cl->buf);
   free(cl);
 }
 
-static void sleep_s(double s) {
-  if (s <= 0) return;
-  struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
-  while (nanosleep(&ts, &ts) && errno == EINTR) {}
+/* Sleeps s seconds in steps of at most 50 ms, returning early once c->stop is set. */
+static void sleep_s(const jh_config *c, double s) {
+  while (s > 0 && !stopping(c)) {
+    double d = s < 0.05 ? s : 0.05;
+    struct timespec ts = {(time_t)d, (long)((d - floor(d)) * 1e9)};
+    while (nanosleep(&ts, &ts) && errno == EINTR && !stopping(c)) {}
+    s -= d;
+  }
 }
 
 /* The server's own error message from a JSON body ({"error":"..."} as Ollama sends,
@@ -123,6 +200,7 @@ typedef struct {
   long status;      /* last HTTP status, 0 if no response */
   int attempts;
   int transport;    /* 1: failed below HTTP (no response) */
+  int interrupted;  /* aborted because c->stop was set */
   char *error;      /* owned, set on failure */
 } http_outcome;
 
@@ -130,7 +208,7 @@ typedef struct {
  * cl->buf, -1 otherwise (o->error says why; a 4xx body is in cl->buf too). */
 static int http_request(jh_client *cl, const char *path, const char *body, http_outcome *o) {
   const jh_config *c = cl->c;
-  char *url = xasprintf("%s%s", c->api, path);
+  char *url = xasprintf("%s%s", c->api, path), *shown = xasprintf("%s%s", cl->api_shown, path);
   const char *method = body ? "POST" : "GET";
   memset(o, 0, sizeof *o);
   curl_easy_setopt(cl->h, CURLOPT_URL, url);
@@ -158,12 +236,17 @@ static int http_request(jh_client *cl, const char *path, const char *body, http_
       curl_easy_getinfo(cl->h, CURLINFO_RESPONSE_CODE, &o->status);
       if (o->status >= 200 && o->status < 300) { rc = 0; break; }
       char *m = server_message(cl->buf);
-      o->error = xasprintf("%s %s: HTTP %ld: %s", method, url, o->status, m);
+      o->error = xasprintf("%s %s: HTTP %ld: %s", method, shown, o->status, m);
       free(m);
       transient = o->status == 429 || o->status >= 500;
+    } else if (cc == CURLE_ABORTED_BY_CALLBACK && stopping(c)) {
+      o->interrupted = 1;
+      o->error = xasprintf("%s %s: interrupted", method, shown);
     } else {
-      curl_off_t conn = 0;
-      curl_easy_getinfo(cl->h, CURLINFO_CONNECT_TIME_T, &conn);
+      /* Whether the request went out: a reused connection has no connect time (0), so the
+       * bytes of the request sent tell a read timeout from a connect timeout. */
+      long sent = 0;
+      curl_easy_getinfo(cl->h, CURLINFO_REQUEST_SIZE, &sent);
       switch (cc) {
       case CURLE_COULDNT_CONNECT: case CURLE_SEND_ERROR: case CURLE_RECV_ERROR:
       case CURLE_PARTIAL_FILE: case CURLE_GOT_NOTHING: case CURLE_HTTP2:
@@ -171,28 +254,30 @@ static int http_request(jh_client *cl, const char *path, const char *body, http_
         transient = 1;
         break;
       case CURLE_OPERATION_TIMEDOUT:
-        transient = conn == 0;  /* only a connect timeout; see the top of the file */
+        transient = sent == 0;  /* only a connect timeout; see the top of the file */
         break;
       default:
         break;
       }
       const char *why = cl->overflow ? "answer larger than 16 MiB" : cl->errbuf[0] ? cl->errbuf : curl_easy_strerror(cc);
-      o->error = xasprintf("%s %s: %s", method, url, why);
+      o->error = xasprintf("%s %s: %s", method, shown, why);
     }
-    if (!transient || attempt > c->retries) break;
+    if (!transient || attempt > c->retries || stopping(c)) break;
     double w = wait;
     curl_off_t ra = -1;
     if (curl_easy_getinfo(cl->h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) w = (double)ra;
     if (w > c->backoff_max_s) w = c->backoff_max_s;
-    sleep_s(w);
+    sleep_s(c, w);
     wait = fmin(wait * 2, c->backoff_max_s);
   }
-  if (rc && o->attempts > 1) {
+  if (rc && o->attempts > 1 && !o->interrupted) {
     char *e = xasprintf("%s (after %d attempts)", o->error, o->attempts);
     free(o->error);
     o->error = e;
   }
+  redact_owned(c, &o->error);
   free(url);
+  free(shown);
   return rc;
 }
 
@@ -295,6 +380,19 @@ static char *jh_request_body(const jh_config *c, const char *judge_prompt) {
 
 /* ---- answers ---- */
 
+/* Removes the JSON escape \u0000 from JSON text, in place: cJSON ends a string at the NUL it
+ * decodes to, which cut an answer short ("not valid JSON") or a rationale. An escaped
+ * backslash before "u0000" is left alone. */
+static void strip_nul_escapes(char *s) {
+  char *w = s;
+  for (const char *r = s; *r;) {
+    if (r[0] == '\\' && r[1] == 'u' && !strncmp(r + 2, "0000", 4)) { r += 6; continue; }
+    if (r[0] == '\\' && r[1]) { *w++ = *r++; *w++ = *r++; continue; }
+    *w++ = *r++;
+  }
+  *w = 0;
+}
+
 void jh_result_free(jh_result *r) {
   free(r->rationale);
   free(r->raw);
@@ -331,6 +429,7 @@ jh_status jh_parse_answer(const char *text, jh_result *r) {
   char *body = xl_malloc(n + 1);
   memcpy(body, b, n);
   body[n] = 0;
+  strip_nul_escapes(body);
   cJSON *j = parse_locked(body);
   free(body);
   if (!j) return parse_fail(r, xl_strdup("answer is not valid JSON"));
@@ -372,7 +471,7 @@ static const char *answer_text(const jh_config *c, const cJSON *env, const char 
   return NULL;
 }
 
-void jh_judge(jh_client *cl, const char *judge_prompt, jh_result *r) {
+static void judge_inner(jh_client *cl, const char *judge_prompt, jh_result *r) {
   const jh_config *c = cl->c;
   memset(r, 0, sizeof *r);
   char *body = jh_request_body(c, judge_prompt);
@@ -382,7 +481,11 @@ void jh_judge(jh_client *cl, const char *judge_prompt, jh_result *r) {
   r->attempts = o.attempts;
   r->http_status = o.status;
   if (rc) {
-    if (o.status == 404) {
+    if (o.interrupted) {
+      r->status = JH_ERROR;
+      r->interrupted = 1;
+      r->error = o.error;
+    } else if (o.status == 404) {
       r->status = JH_MODEL_MISSING;
       r->error = xasprintf("model '%s' not found: %s", c->model, o.error);
       free(o.error);
@@ -393,6 +496,7 @@ void jh_judge(jh_client *cl, const char *judge_prompt, jh_result *r) {
     return;
   }
   free(o.error);
+  if (cl->buf) strip_nul_escapes(cl->buf);
   cJSON *env = parse_locked(cl->buf ? cl->buf : "");
   if (!env) {
     r->raw = xl_strdup(cl->buf ? cl->buf : "");
@@ -413,6 +517,13 @@ void jh_judge(jh_client *cl, const char *judge_prompt, jh_result *r) {
   if (text) jh_parse_answer(text, r);
   else { r->raw = xl_strdup(cl->buf); parse_fail(r, xl_strdup(why)); }
   cJSON_Delete(env);
+}
+
+void jh_judge(jh_client *cl, const char *judge_prompt, jh_result *r) {
+  judge_inner(cl, judge_prompt, r);
+  redact_owned(cl->c, &r->raw);   /* a server may echo what it was sent */
+  redact_owned(cl->c, &r->error);
+  redact_owned(cl->c, &r->rationale);
 }
 
 /* ---- provenance ---- */

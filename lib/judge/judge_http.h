@@ -26,7 +26,18 @@ typedef struct {
   double backoff_max_s;     /* cap of one wait */
   long seed;                /* sampling seed sent to the server */
   long num_ctx;             /* Ollama context window (options.num_ctx); 0 = not sent */
+  const char *api_key;      /* sent as "Authorization: Bearer KEY" (NULL: none) */
+  /* Set (by a signal handler) to end the run: the request in flight is aborted within about
+   * a second, no retry or backoff wait starts. NULL: never. */
+  const volatile int *stop;
 } jh_config;
+
+/* Secrets never appear in what this client returns or prints: the userinfo of the API URL
+ * ("user:password@"), its password, and the API key are replaced by "***" in every error,
+ * raw answer and message. jh_redact does the same for a caller's text (malloc'd). The URL
+ * as it may be shown: jh_api_shown (userinfo replaced, malloc'd). */
+char *jh_redact(const jh_config *c, const char *text);
+char *jh_api_shown(const char *api);
 
 /* The score fields, in this order everywhere (schema, rows, columns). */
 enum { JH_NSCORES = 4 };
@@ -46,6 +57,7 @@ typedef struct {
   char *raw;                /* owned; the judge's answer text (or whole body) when one came back */
   char *error;              /* owned; message when status != JH_OK */
   int attempts;             /* HTTP attempts made */
+  int interrupted;          /* the request was aborted by *stop: not a result, do not record */
   long http_status;         /* last HTTP status, 0 if none */
 } jh_result;
 

@@ -31,7 +31,7 @@ static atomic_int stop_src;
 static int req_status;
 static char mem_reason[160], req_reason[160];
 
-static volatile sig_atomic_t usr1_pending, sigint_count;
+static volatile sig_atomic_t usr1_pending, sigint_count, sigterm_count;
 
 /* Counters written by the tool's loop thread, read by the sampler. */
 static _Atomic long a_dec_tokens, a_pre_tokens;
@@ -120,6 +120,12 @@ static void on_signal(int sig) {
     }
     claim_stop(STOP_SIGINT);
   } else if (sig == SIGTERM) {
+    if (++sigterm_count >= 2) {   /* the loop did not stop on the first: end it now */
+      static const char msg[] = "second SIGTERM: exiting now\n";
+      ssize_t w = write(2, msg, sizeof msg - 1);
+      (void)w;
+      _exit(XL_EXIT_SIGTERM);
+    }
     claim_stop(STOP_SIGTERM);
   }
 }
@@ -540,8 +546,25 @@ static int start_sampler(void) {
   return 0;
 }
 
+/* A tool that exits without tm_stop (xl_die after tm_start) still removes its status file:
+ * the sampler is stopped first so it cannot write the file again. */
+static void status_at_exit(void) {
+  if (!S.started || !S.status_path) return;
+  if (S.have_thread && !pthread_equal(pthread_self(), S.thr)) {
+    pthread_mutex_lock(&S.mu);
+    S.quit = 1;
+    pthread_cond_signal(&S.cv);
+    pthread_mutex_unlock(&S.mu);
+    pthread_join(S.thr, NULL);
+    S.have_thread = 0;
+  }
+  unlink(S.status_path);
+}
+
 int tm_start(const tm_options *o, const char *tool) {
   if (S.started) return 0;
+  static int at_exit_set;
+  if (!at_exit_set) at_exit_set = !atexit(status_at_exit);
   S.opt = *o;
   if (S.opt.stats_every < 1) S.opt.stats_every = 1;
   if (S.opt.mem_every_ms < 10) S.opt.mem_every_ms = 10;
@@ -557,16 +580,23 @@ int tm_start(const tm_options *o, const char *tool) {
   atomic_store(&a_dec_sec, 0.0);
   atomic_store(&a_pre_sec, 0.0);
   atomic_store(&stop_src, STOP_NONE);
-  sigint_count = 0;
+  sigint_count = sigterm_count = 0;
   usr1_pending = 0;
-  if (open_outputs(o)) goto fail;
-
   size_t avail;
   tm_mem_info(&S.mem_total, &avail);
   S.soft_bytes = o->soft_mb > 0 ? (size_t)(o->soft_mb * MB)
                : o->soft_pct > 0 ? (size_t)(S.mem_total * (o->soft_pct / 100.0)) : 0;
   S.hard_bytes = o->hard_mb > 0 ? (size_t)(o->hard_mb * MB)
                : o->hard_pct > 0 ? (size_t)(S.mem_total * (o->hard_pct / 100.0)) : 0;
+  if (o->watchdog && S.soft_bytes && S.hard_bytes && S.soft_bytes > S.hard_bytes) {
+    /* the warning could never come first: refused when the user set the soft limit;
+     * a default soft limit above a hard one the user set gives way to it */
+    if (!o->soft_set) S.soft_bytes = 0;
+    else xl_usage_error("the soft memory limit (%s, %.0f MB) is above the hard limit (%s, %.0f MB)",
+                   o->soft_mb > 0 ? "--mem-soft-mb" : "--mem-soft-pct", S.soft_bytes / MB,
+                   o->hard_mb > 0 ? "--mem-hard-mb" : "--mem-hard-pct", S.hard_bytes / MB);
+  }
+  if (open_outputs(o)) goto fail;
   S.soft_armed = 1;
   S.rss = tm_rss_bytes();
   S.peak_rss = peak_rss_bytes();

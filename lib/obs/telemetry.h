@@ -18,9 +18,10 @@
  * File formats written here:
  *
  * --stats-log FILE: CSV with header `step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase`.
- *   The first five columns are the documented contract; `phase` (prefill|decode) was added
- *   so prefill is "reported separately" in its own rows. `step` counts tokens within the
- *   row's phase (decode: from 1). One row per prefill chunk (step = prefill tokens so far).
+ *   `phase` (prefill|decode) tells the rows apart: the prefill is reported in rows of its
+ *   own, in the same file. `step` counts tokens within the row's phase (decode: from 1), so
+ *   a step number can appear once per phase. One row per tm_prefill_chunk call: the run
+ *   tools call it once per prefill segment (step = prefill tokens so far).
  *   Decode: one row every N steps (--stats-every N, default 1). dt_ms is the time since the
  *   previous row of the same phase, so cum_ms is always the running sum of dt_ms;
  *   inst_tok_s = (tokens covered by the row) * 1000 / dt_ms, i.e. the rate over the last
@@ -64,7 +65,7 @@
  *   (absolute paths or null), start_time (Unix s), updated (Unix s), stop_reason (or null).
  *
  * Signals (installed by tm_start, restored by tm_stop): SIGINT / SIGTERM set the stop flag
- * (tm_should_stop() -> 130 / 143); a second SIGINT exits at once with 130. SIGUSR1 prints
+ * (tm_should_stop() -> 130 / 143); a second SIGINT or SIGTERM exits at once (130 / 143). SIGUSR1 prints
  * a one-line status on stderr (from the background thread, not the handler).
  *
  * Threading: the tm_decode_step / tm_prefill_chunk / tm_prof_* / tm_set_* calls belong to
@@ -86,6 +87,7 @@ typedef struct tm_options {
   const char *profile_log;  /* --profile-log FILE, NULL = off */
   const char *metrics_file; /* --metrics-file FILE, NULL = off */
   int status_file;          /* 1 unless --no-status-file / XL_STATUS=0 */
+  int soft_set, hard_set;   /* a soft / hard limit came from a flag or variable (not a default) */
   /* Strings point into argv or the environment (not owned, never freed). */
 } tm_options;
 
@@ -105,7 +107,8 @@ const char *tm_options_help(void);
 
 /* Opens the logs, starts the background thread, installs signal handlers, writes the
  * first status file. tool names the program in the metrics and status file.
- * Returns 0, or -1 after printing the reason (a log could not be opened). */
+ * Returns 0, or -1 after printing the reason (a log could not be opened). A soft memory
+ * limit above the hard one is a usage error (exit 2). */
 int tm_start(const tm_options *o, const char *tool);
 /* Final stats/metrics flush, joins the thread, closes the logs, removes the status file,
  * restores signal handlers. Idempotent; safe without tm_start. The stop status and reason

@@ -10,8 +10,10 @@
 
 static const char help_text[] =
   "Observability:\n"
-  "  --stats-log FILE      per-token CSV: step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase\n"
-  "                        (prefill chunks in rows of their own, phase=prefill)\n"
+  "  --stats-log FILE      per-token CSV: step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase;\n"
+  "                        the prefill in rows of its own (phase=prefill), one per prefill\n"
+  "                        segment (~1024 tokens; fewer on large models, see docs/cli.md);\n"
+  "                        step counts the tokens of the row's phase\n"
   "  --stats-every N       one decode row every N tokens (default 1); dt_ms and\n"
   "                        inst_tok_s then cover those N tokens\n"
   "  --mem-log FILE        memory CSV: ts,rss_mb,avail_mb,total_mb,model_mapped_mb,\n"
@@ -30,8 +32,8 @@ static const char help_text[] =
   "  Environment: XL_STATS_LOG, XL_STATS_EVERY, XL_MEM_LOG, XL_MEM_EVERY,\n"
   "  XL_MEM_WATCHDOG=0, XL_MEM_SOFT_PCT, XL_MEM_HARD_PCT, XL_MEM_SOFT_MB, XL_MEM_HARD_MB,\n"
   "  XL_MEM_ACTION, XL_PROFILE_LOG, XL_METRICS_FILE, XL_STATUS=0, XL_STATUS_DIR.\n"
-  "  Signals: SIGINT/SIGTERM finish the current token and exit 130/143 (a second\n"
-  "  SIGINT exits at once); SIGUSR1 prints a status line on stderr.\n";
+  "  Signals: SIGINT/SIGTERM finish the current token (or prefill segment) and exit\n"
+  "  130/143 (a second one exits at once); SIGUSR1 prints a status line on stderr.\n";
 
 const char *tm_options_help(void) { return help_text; }
 
@@ -61,6 +63,8 @@ static const struct optdef {
 /* Stores value v for option d; name is the flag or variable for the error message. */
 static void set_opt(tm_options *o, const struct optdef *d, const char *name, const char *v) {
   char *p = (char *)o + d->off;
+  if (d->off == offsetof(tm_options, soft_pct) || d->off == offsetof(tm_options, soft_mb)) o->soft_set = 1;
+  if (d->off == offsetof(tm_options, hard_pct) || d->off == offsetof(tm_options, hard_mb)) o->hard_set = 1;
   switch (d->kind) {
   case K_FILE:
     if (!v || !*v) xl_usage_error("%s: needs a file name", name);

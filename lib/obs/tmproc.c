@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,27 +59,34 @@ static void init_proc(tm_proc *p, long pid) {
   p->pid = pid;
   copy(p->phase, sizeof p->phase, "-");
   p->tokens_prefill = p->tokens_decode = -1;
+  p->tok_s_prefill = p->tok_s_decode = p->avg_tok_s_prefill = p->avg_tok_s_decode = NAN;
 }
 
-/* Fills p from a status file; 0 ok, -1 unreadable / not alive. */
-static int from_status_file(const char *path, tm_proc *p) {
+/* Fills p from a status file; 0 ok, -1 unreadable / not alive. The file of a process that
+ * is gone is removed (*stale = 1): nothing else would, after a SIGKILL or a crash. */
+static int from_status_file(const char *path, tm_proc *p, int *stale) {
   char *txt = xl_read_file(path, NULL);
   if (!txt) return -1;
   cJSON *j = cJSON_Parse(txt);
   free(txt);
   if (!j) return -1;
   long pid = (long)jnum(j, "pid", -1);
-  if (!alive(pid)) { cJSON_Delete(j); return -1; }
+  if (!alive(pid)) { *stale = pid > 0; cJSON_Delete(j); return -1; }
   init_proc(p, pid);
   p->from_status = 1;
   copy(p->tool, sizeof p->tool, jstr(j, "tool"));
   copy(p->phase, sizeof p->phase, jstr(j, "phase") ? jstr(j, "phase") : "-");
   p->tokens_prefill = (long)jnum(j, "tokens_prefill", -1);
   p->tokens_decode = (long)jnum(j, "tokens_decode", -1);
-  p->tok_s_prefill = jnum(j, "tok_s_prefill", 0);
-  p->tok_s_decode = jnum(j, "tok_s_decode", 0);
-  p->avg_tok_s_prefill = jnum(j, "avg_tok_s_prefill", 0);
-  p->avg_tok_s_decode = jnum(j, "avg_tok_s_decode", 0);
+  /* a phase's rate is known once it has tokens */
+  if (p->tokens_prefill > 0) {
+    p->tok_s_prefill = jnum(j, "tok_s_prefill", NAN);
+    p->avg_tok_s_prefill = jnum(j, "avg_tok_s_prefill", NAN);
+  }
+  if (p->tokens_decode > 0) {
+    p->tok_s_decode = jnum(j, "tok_s_decode", NAN);
+    p->avg_tok_s_decode = jnum(j, "avg_tok_s_decode", NAN);
+  }
   p->rss_bytes = (size_t)jnum(j, "rss_bytes", 0);
   p->start_time = jnum(j, "start_time", 0);
   copy(p->stats_log, sizeof p->stats_log, jstr(j, "stats_log"));
@@ -151,8 +159,11 @@ tm_proc *tm_proc_scan(long self_pid, int *n) {
       continue;
     char *path = xl_path_join(dir, e->d_name);
     tm_proc tmp;
-    if (from_status_file(path, &tmp) == 0 && tmp.pid != self_pid && find(v, cnt, tmp.pid) < 0)
+    int stale = 0;
+    if (from_status_file(path, &tmp, &stale) == 0 && tmp.pid != self_pid && find(v, cnt, tmp.pid) < 0)
       *push(&v, &cnt, &cap) = tmp;
+    else if (stale && strtol(e->d_name, NULL, 10) > 0)   /* <pid>.json of a process that is gone */
+      unlink(path);
     free(path);
   }
   if (d) closedir(d);

@@ -14,8 +14,9 @@ typedef struct tm_proc {
   char tool[64];
   char phase[32];            /* "-" when unknown */
   long tokens_prefill, tokens_decode;   /* -1 when unknown */
-  double tok_s_prefill, tok_s_decode;   /* recent rates; 0 when unknown */
-  double avg_tok_s_prefill, avg_tok_s_decode;
+  double tok_s_prefill, tok_s_decode;   /* recent rates; NAN when unknown (no tokens yet, or
+                                           a process seen only in /proc) */
+  double avg_tok_s_prefill, avg_tok_s_decode;   /* NAN when unknown */
   size_t rss_bytes;          /* live from /proc */
   double start_time;         /* Unix seconds, 0 when unknown */
   char stats_log[1024], mem_log[1024];  /* "" when none */
@@ -26,9 +27,10 @@ typedef struct tm_proc {
 } tm_proc;
 
 /* Lists the running processes into a malloc'd array (caller frees), sorted by pid; *n gets
- * the count. self_pid is left out. Never fails: unreadable sources are skipped. */
+ * the count. self_pid is left out. Never fails: unreadable sources are skipped. Status
+ * files of processes that are gone (killed with SIGKILL, crashed) are removed on the way. */
 tm_proc *tm_proc_scan(long self_pid, int *n);
-/* The rate to show: prefill's while prefilling, else decode's. */
+/* The rate to show: prefill's while prefilling, else decode's; NAN when unknown. */
 double tm_proc_tok_s(const tm_proc *p);
 /* A sparkline of vals (0..max scaled) in UTF-8 block characters, or ASCII if ascii is
  * set; out gets NUL-terminated text (cap >= 3*n+1). */
