@@ -77,7 +77,7 @@ static void check_states(const fixture *f, xl_cuda_session *s, const char *label
 
 static xl_cuda_session *gpu_session(fixture *f, int ck, int bf16, int seg) {
   char err[512];
-  xl_cuda_opts o = {ck, bf16, seg};
+  xl_cuda_opts o = {.chunk_size = ck, .matmul_bf16 = bf16, .max_segment = seg};
   xl_cuda_session *s = xl_cuda_session_new(f->cm, &o, err, sizeof err);
   CHECK(s != NULL, "%s: session ck=%d bf16=%d seg=%d opens (%s)", f->name, ck, bf16, seg, s ? "ok" : err);
   return s;

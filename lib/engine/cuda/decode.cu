@@ -33,6 +33,7 @@ typedef struct {
   const float *bias;
   float cap;
   int *flip;                /* EPI_CAP: parity to flip at the end of a step, or NULL */
+  int pf_bytes;             /* per warp: bytes of its rows requested into L2 before the wait */
 } mv_args;
 
 __device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
@@ -60,6 +61,10 @@ __device__ float block_sum(float v, float *red) {
  * the launch attribute both instructions do nothing. */
 __device__ __forceinline__ void griddep_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void griddep_launch() { asm volatile("griddepcontrol.launch_dependents;"); }
+
+/* Asks L2 for the 128-byte line holding p; no data dependence, so it may run before griddep_wait
+ * (L2 is where the GPU's global memory is coherent: a line fetched early is never stale). */
+__device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 /* ---- weight loads: 16 bytes -> 8 (bf16, f16) or 4 (f32) floats ---- */
 template <int DT> struct wv;
@@ -234,6 +239,18 @@ __global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv_args a) {
     }
   }
   griddep_launch();
+  /* While the previous kernel drains, the rest of the warp's first rows (up to pf_bytes) are
+   * fetched into L2: the memory stays busy across the kernel boundary. */
+  if (a.pf_bytes > 0) {
+    size_t rb = (size_t)a.cols * xlc_esize(DT), left = (size_t)a.pf_bytes;
+    for (int gg = g; gg < groups && left; gg += stride)
+      for (int k = 0; k < MV_ROWS && left; k++) {
+        const char *row = (const char *)a.W + (size_t)min(gg * MV_ROWS + k, a.rows - 1) * rb;
+        size_t n = rb < left ? rb : left;
+        for (size_t off = (size_t)lane * 128; off < n; off += 32 * 128) prefetch_l2(row + off);
+        left -= n;
+      }
+  }
   griddep_wait();
   if (PRO == PRO_RMS) pro_rms(a, xs, red);
   else pro_plain(a, xs);
@@ -273,7 +290,7 @@ static cudaError_t launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, c
 static int g_sms = 0;   /* multiprocessors of the device (read at prepare; one device kind per process) */
 
 template <int DT, int PRO, int EPI>
-static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl) {
+static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl, int bps) {
   /* resident blocks per multiprocessor of each variant: read at setup, before any capture */
   static int per_sm[2];
   size_t smem = (size_t)a.cols * 4;
@@ -285,21 +302,24 @@ static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl) {
     CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm[vec], k, MV_WARPS * 32, smem));
     return 0;
   }
-  /* as many blocks as fit at once: each then loops over row groups */
-  if (per_sm[vec] > 0 && grid > g_sms * per_sm[vec]) grid = g_sms * per_sm[vec];
+  /* bps blocks per multiprocessor (at most as many as fit): each loops over row groups */
+  int fit = per_sm[vec] > 0 ? per_sm[vec] : 1;
+  if (bps > 0 && bps < fit) fit = bps;
+  if (grid > g_sms * fit) grid = g_sms * fit;
   CU(launch(k, dim3(grid), dim3(MV_WARPS * 32), smem, st, pdl, a));
   return 0;
 }
 
 /* setup = 1 raises the kernel's shared-memory limit instead of launching (before capture). */
 template <int PRO, int EPI>
-static int mv_launch(const xlc_mat *w, mv_args a, cudaStream_t st, int setup, int pdl) {
+static int mv_launch(const xl_cuda_session *s, const xlc_mat *w, mv_args a, int setup) {
   a.W = w->data;
   a.rows = w->rows;
   a.cols = w->cols;
-  if (w->dtype == ST_BF16) return mv_launch_dt<ST_BF16, PRO, EPI>(a, st, setup, pdl);
-  if (w->dtype == ST_F16) return mv_launch_dt<ST_F16, PRO, EPI>(a, st, setup, pdl);
-  return mv_launch_dt<ST_F32, PRO, EPI>(a, st, setup, pdl);
+  a.pf_bytes = s->mv_pf_kb > 0 ? s->mv_pf_kb * 1024 : 0;
+  if (w->dtype == ST_BF16) return mv_launch_dt<ST_BF16, PRO, EPI>(a, s->st, setup, s->pdl, s->mv_bps);
+  if (w->dtype == ST_F16) return mv_launch_dt<ST_F16, PRO, EPI>(a, s->st, setup, s->pdl, s->mv_bps);
+  return mv_launch_dt<ST_F32, PRO, EPI>(a, s->st, setup, s->pdl, s->mv_bps);
 }
 
 /* ---- the cell step: one block per (head, 128 value channels, DK/CS_RT key rows) ----
@@ -329,17 +349,36 @@ __device__ __forceinline__ float softcap(float x, float c) { return c > 0 ? c * 
 __device__ __forceinline__ float logsig(float x) { return x >= 0 ? -log1pf(expf(-x)) : x - log1pf(expf(x)); }
 
 __global__ void __launch_bounds__(32 * CS_GROUPS) k_cell_step(cs_args a) {
-  extern __shared__ float sm[];   /* qs [DK], ks [DK] */
+  extern __shared__ float sm[];   /* qs [DK], ks [DK], ns [DK] */
   __shared__ float red[32], sc[3];
   __shared__ float4 part[CS_GROUPS][32];
   int hd = blockIdx.x, tid = threadIdx.x, DK = a.DK, DV = a.DV;
   bool lead = blockIdx.y == 0 && blockIdx.z == 0;
+  int lane = tid & 31, grp = tid >> 5, d = blockIdx.y * CS_COLS + lane * 4;
+  int rows = (DK + CS_RT - 1) / CS_RT, j0 = blockIdx.z * rows, j1 = min(DK, j0 + rows);
+  float *Cp = a.C + (size_t)hd * DK * DV + d;
+  /* the block's tile of C into L2 while the input projection runs (a line per 8 lanes) */
+  if (d < DV && (lane & 7) == 0)
+    for (int j = j0 + grp; j < j1; j += CS_GROUPS) prefetch_l2(Cp + (size_t)j * DV);
   griddep_launch();
   griddep_wait();
+  /* C rows first: their loads are in flight while the gates and n are worked out */
+  float4 c[CS_RPT];
+  bool one_pass = j0 + grp + CS_GROUPS * CS_RPT >= j1;   /* DK <= 256: every row of the tile in these registers */
+  if (d < DV && one_pass)
+#pragma unroll
+    for (int r = 0; r < CS_RPT; r++) {
+      int j = j0 + grp + r * CS_GROUPS;
+      if (j < j1) c[r] = *(const float4 *)(Cp + (size_t)j * DV);
+    }
   int par = *a.par;
   const float *nold = (par ? a.n1 : a.n0) + (size_t)hd * DK, *mold = par ? a.m1 : a.m0;
   float *nnew = (par ? a.n0 : a.n1) + (size_t)hd * DK, *mnew = par ? a.m0 : a.m1;
-  if (tid == 0) {
+  float scale = rsqrtf((float)DK);
+  float *qs = sm, *ks = sm + DK, *ns = sm + 2 * DK;
+  const float *q = a.p + (size_t)hd * DK, *k = a.p + a.QK + (size_t)hd * DK, *v = a.p + 2 * a.QK + (size_t)hd * DV;
+  for (int j = tid; j < DK; j += blockDim.x) { qs[j] = q[j] * scale; ks[j] = k[j]; ns[j] = nold[j]; }
+  if (tid == blockDim.x - 1) {   /* the last thread: the first ones' loads above go out first */
     float ig = softcap(a.p[a.off_ig + hd], a.gcap), fg = softcap(a.p[a.off_fg + hd], a.gcap);
     float lf = logsig(fg), m = mold[hd], mn = fmaxf(lf + m, ig);
     sc[0] = expf(lf + m - mn);   /* decay of the old state */
@@ -348,31 +387,25 @@ __global__ void __launch_bounds__(32 * CS_GROUPS) k_cell_step(cs_args a) {
     if (lead) mnew[hd] = mn;
   }
   __syncthreads();
-  float fa = sc[0], ia = sc[1], mn = sc[2], scale = rsqrtf((float)DK), qn = 0;
-  float *qs = sm, *ks = sm + DK;
-  const float *q = a.p + (size_t)hd * DK, *k = a.p + a.QK + (size_t)hd * DK, *v = a.p + 2 * a.QK + (size_t)hd * DV;
+  float fa = sc[0], ia = sc[1], mn = sc[2], qn = 0;
   for (int j = tid; j < DK; j += blockDim.x) {
-    float kj = k[j], qj = q[j] * scale, nj = fa * nold[j] + ia * kj;
-    qs[j] = qj;
+    float kj = ks[j], qj = qs[j], nj = fa * ns[j] + ia * kj;
     ks[j] = ia * kj;
     qn += qj * nj;
     if (lead) nnew[j] = nj;
   }
-  float qnt = block_sum(qn, red);   /* also a barrier: qs/ks are ready */
+  float qnt = block_sum(qn, red);   /* also a barrier: ks is scaled */
   if (lead && tid == 0) a.den[hd] = fmaxf(fabsf(qnt), expf(-mn)) + a.eps;
-  int lane = tid & 31, grp = tid >> 5, d = blockIdx.y * CS_COLS + lane * 4;
-  int rows = (DK + CS_RT - 1) / CS_RT, j0 = blockIdx.z * rows, j1 = min(DK, j0 + rows);
   float4 acc = make_float4(0, 0, 0, 0);
   if (d < DV) {
     float4 vd = *(const float4 *)(v + d);
-    float *Cp = a.C + (size_t)hd * DK * DV + d;
     for (int jb = j0 + grp; jb < j1; jb += CS_GROUPS * CS_RPT) {
-      float4 c[CS_RPT];
+      if (!one_pass)
 #pragma unroll
-      for (int r = 0; r < CS_RPT; r++) {
-        int j = jb + r * CS_GROUPS;
-        if (j < j1) c[r] = *(const float4 *)(Cp + (size_t)j * DV);
-      }
+        for (int r = 0; r < CS_RPT; r++) {
+          int j = jb + r * CS_GROUPS;
+          if (j < j1) c[r] = *(const float4 *)(Cp + (size_t)j * DV);
+        }
 #pragma unroll
       for (int r = 0; r < CS_RPT; r++) {
         int j = jb + r * CS_GROUPS;
@@ -452,8 +485,8 @@ static int final_logits(xl_cuda_session *s, const float *x, int flip, int setup)
   a.y = s->logits;
   a.cap = m->lcap;
   a.flip = flip ? s->d_par : NULL;
-  if (m->add_out_norm) return mv_launch<PRO_RMS, EPI_CAP>(&m->lmhead, a, s->st, setup, s->pdl);
-  return mv_launch<PRO_PLAIN, EPI_CAP>(&m->lmhead, a, s->st, setup, s->pdl);
+  if (m->add_out_norm) return mv_launch<PRO_RMS, EPI_CAP>(s, &m->lmhead, a, setup);
+  return mv_launch<PRO_PLAIN, EPI_CAP>(s, &m->lmhead, a, setup);
 }
 
 int xlc_final_logits(xl_cuda_session *s, const float *x) { return final_logits(s, x, 0, 0); }
@@ -466,7 +499,7 @@ static int block_step(xl_cuda_session *s, int l, int setup) {
   mv_args a = rms_args(s->x, B->norm1_w, B->norm1_b, m->norm_eps, s->bf16);
   a.y = s->p;
   a.bias = B->b_in;
-  TRY(mv_launch<PRO_RMS, EPI_STORE>(&B->win, a, st, setup, pdl));
+  TRY(mv_launch<PRO_RMS, EPI_STORE>(s, &B->win, a, setup));
   if (!setup) {
     xlc_mark(s, XLC_PH_D_IN);
     size_t NH = m->NH;
@@ -474,24 +507,26 @@ static int block_step(xl_cuda_session *s, int l, int setup) {
                  s->mbuf[0] + (size_t)l * NH, s->mbuf[1] + (size_t)l * NH, s->d_par, s->h, s->den, m->NH, m->DK, m->DV, m->QK,
                  m->VD, xlc_off_ig(m), xlc_off_fg(m), m->gcap, m->eps};
     dim3 grid(m->NH, (m->DV + CS_COLS - 1) / CS_COLS, CS_RT);
-    CU(launch(k_cell_step, grid, dim3(32 * CS_GROUPS), (size_t)2 * m->DK * 4, st, pdl, c));
-    CU(launch(k_head_norm, dim3(m->NH), dim3(128), (size_t)m->DV * 4, st, pdl, (const float *)s->h, (const float *)s->den,
+    CU(launch(k_cell_step, grid, dim3(32 * CS_GROUPS), (size_t)3 * m->DK * 4, st, pdl, c));
+    /* a thread per channel (up to 1024): the partial numerators are read at once, not in turns */
+    int hn_threads = m->DV < 1024 ? (m->DV + 31) / 32 * 32 : 1024;
+    CU(launch(k_head_norm, dim3(m->NH), dim3(hn_threads), (size_t)m->DV * 4, st, pdl, (const float *)s->h, (const float *)s->den,
               (const float *)(s->p + xlc_off_o(m)), (const float *)B->mh_w, (const float *)B->mh_b, m->DV, m->VD, m->norm_eps,
               s->bf16, s->xh));
     xlc_mark(s, XLC_PH_D_CELL);
   }
   mv_args o = {};
   o.src = s->xh; o.y = s->x; o.bias = B->out_b;
-  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(&B->wout, o, st, setup, pdl));
+  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(s, &B->wout, o, setup));
   if (!setup) xlc_mark(s, XLC_PH_D_OUT);
   mv_args u = rms_args(s->x, B->norm2_w, B->norm2_b, m->norm_eps, s->bf16);
   u.y = s->act;
   u.bias = B->b_up;
-  TRY(mv_launch<PRO_RMS, EPI_SILU>(&B->wup, u, st, setup, pdl));
+  TRY(mv_launch<PRO_RMS, EPI_SILU>(s, &B->wup, u, setup));
   if (!setup) xlc_mark(s, XLC_PH_D_UP);
   mv_args dn = {};
   dn.src = s->act; dn.y = s->x; dn.bias = B->down_b;
-  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(&B->wdown, dn, st, setup, pdl));
+  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(s, &B->wdown, dn, setup));
   if (!setup) xlc_mark(s, XLC_PH_D_DOWN);
   return 0;
 }
@@ -515,7 +550,7 @@ int xlc_decode_rt(void) { return CS_RT; }
 
 int xlc_decode_prepare(xl_cuda_session *s) {
   const xl_cuda_model *m = s->cm;
-  if (m->DK * 8 > 48 * 1024 || m->DV * 4 > 48 * 1024) return xlc_fail("head dimensions %d/%d too large for the step kernels", m->DK, m->DV);
+  if (m->DK * 12 > 48 * 1024 || m->DV * 4 > 48 * 1024) return xlc_fail("head dimensions %d/%d too large for the step kernels", m->DK, m->DV);
   if (m->F % 2) return xlc_fail("the FFN kernels need an even FFN width (it is %d)", m->F);
   if (m->DV % 4 || m->DK % 4) return xlc_fail("the cell kernels need head dimensions divisible by 4 (DK %d, DV %d)", m->DK, m->DV);
   CU(cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, m->device));

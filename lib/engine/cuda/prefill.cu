@@ -10,6 +10,17 @@
 
 __device__ __forceinline__ void stv(float *p, float v) { *p = v; }
 __device__ __forceinline__ void stv(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+/* two / four consecutive values in one store (p aligned to the pair / the four) */
+__device__ __forceinline__ void stv2(float *p, float a, float b) { *(float2 *)p = make_float2(a, b); }
+__device__ __forceinline__ void stv2(__nv_bfloat16 *p, float a, float b) { *(__nv_bfloat162 *)p = __floats2bfloat162_rn(a, b); }
+__device__ __forceinline__ void stv4(float *p, float4 v) { *(float4 *)p = v; }
+__device__ __forceinline__ void stv4(__nv_bfloat16 *p, float4 v) {
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 u;
+  u.x = *(unsigned *)&lo;
+  u.y = *(unsigned *)&hi;
+  *(uint2 *)p = u;
+}
 __device__ __forceinline__ float sigm(float x) { return 1.0f / (1.0f + __expf(-x)); }
 
 __device__ __forceinline__ float ldw(const void *W, int dt, size_t i) {
@@ -36,7 +47,8 @@ __global__ void k_embed_rows(const void *E, int dt, int D, int V, const int32_t 
 }
 
 /* A[t] = RMSNorm(X[t]) * w + b (norm = 0: a plain copy), in the GEMM input type. With
- * D % 4 == 0 and D <= 16 * blockDim, the row stays in registers (float4): one read of X. */
+ * D % 4 == 0 and D <= 16 * blockDim, the row stays in registers (float4): one read of X,
+ * and w, b and A move four values per access. */
 #define RN_REG 4
 template <typename OutT>
 __global__ void k_rmsnorm_rows(const float *X, int D, const float *w, const float *b, float eps, int norm, OutT *A) {
@@ -58,12 +70,12 @@ __global__ void k_rmsnorm_rows(const float *X, int D, const float *w, const floa
     for (int k = 0; k < RN_REG; k++) {
       int i = threadIdx.x + k * nt;
       if (i >= n4) break;
-      float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
-#pragma unroll
-      for (int q = 0; q < 4; q++) {
-        int j = 4 * i + q;
-        stv(a + j, norm ? e[q] * r * w[j] + (b ? b[j] : 0.0f) : e[q]);
+      float4 y = v[k];
+      if (norm) {
+        float4 wv = ((const float4 *)w)[i], bv = b ? ((const float4 *)b)[i] : make_float4(0, 0, 0, 0);
+        y = make_float4(y.x * r * wv.x + bv.x, y.y * r * wv.y + bv.y, y.z * r * wv.z + bv.z, y.w * r * wv.w + bv.w);
       }
+      stv4(a + 4 * i, y);
     }
     return;
   }
@@ -83,8 +95,7 @@ __global__ void k_silu_rows(const float *P, int F, const float *b, OutT *A) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; 2 * i < F; i += gridDim.x * blockDim.x) {
     float4 gu = *(const float4 *)(P + t * 2 * F + 4 * i);
     if (b) { gu.x += b[4 * i]; gu.y += b[4 * i + 1]; gu.z += b[4 * i + 2]; gu.w += b[4 * i + 3]; }
-    stv(A + t * F + 2 * i, gu.x * sigm(gu.x) * gu.y);
-    stv(A + t * F + 2 * i + 1, gu.z * sigm(gu.z) * gu.w);
+    stv2(A + t * F + 2 * i, gu.x * sigm(gu.x) * gu.y, gu.z * sigm(gu.z) * gu.w);
   }
 }
 
