@@ -69,7 +69,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* (a first name starting with U+FEFF would be read as a byte order mark; the tools'
      * column names are constants, so such names are left out here) */
     int dup = !cols[i][0] || !strncmp(cols[i], "\xEF\xBB\xBF", 3);
-    for (size_t j = 0; j < k && !dup; j++) dup = !strcmp(cols[j], cols[i]);
+    /* names are written in their U+FFFD form: two that differ only in ill-formed bytes collide */
+    char *li = xl_utf8_lossy(cols[i]);
+    for (size_t j = 0; j < k && !dup; j++) {
+      char *lj = xl_utf8_lossy(cols[j]);
+      dup = !strcmp(lj, li);
+      free(lj);
+    }
+    free(li);
     if (!dup) cols[k++] = cols[i];
   }
   nc = k;
