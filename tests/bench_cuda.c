@@ -13,12 +13,11 @@
  *   cuda_decode_ctx_ratio   long-context decode speed over short-context
  *   cuda_memory   peak device bytes this module allocated and the device's use (cudaMemGetInfo),
  *                 against the weights
- *   cuda_decode_tune  with --mv-tune: decode after --short-ctx for each pair of the
- *                 matrix-vector kernels' blocks per SM (-1 = all that fit) and L2 prefetch KB
- *                 per warp (-1 = none), e.g. "-1:-1,2:8,1:16" (the first chunk size's model)
+ *   cuda_decode_tune  with --mv-tune 0,1,2: decode after --short-ctx with each matrix-vector
+ *                 kernel variant (lib/engine/cuda/decode.cu; best of three), after the rest
  * Usage: bench_cuda DIR [--bw GB/s] [--tflops T] [--prefill 2048,16384] [--steps 128]
  *                   [--short-ctx 128] [--chunk 256,64] [--fp32] [--segment N] [--reps 3]
- *                   [--mv-tune BPS:KB,...]
+ *                   [--mv-tune V,...]
  * Decode is measured with the first chunk size's session only (it does not depend on it).
  * Exits 77 without a GPU (or without the CUDA device in this build).
  * Not for: correctness (test_cuda.c). */
@@ -67,12 +66,13 @@ typedef struct {
   int nprefill, steps, short_ctx, reps, fp32, segment;
   long chunks[8];
   int nchunks;
-  int tune[16][2], ntune;   /* --mv-tune pairs */
+  long tune[8];   /* --mv-tune variants */
+  int ntune;
 } opts;
 
 static void usage(void) {
   fprintf(stderr, "usage: bench_cuda DIR [--bw GB/s] [--tflops T] [--prefill 2048,16384] [--steps 128] [--short-ctx 128]\n"
-                  "                  [--chunk 64,128] [--fp32] [--segment N] [--reps 3] [--mv-tune BPS:KB,...]\n");
+                  "                  [--chunk 64,128] [--fp32] [--segment N] [--reps 3] [--mv-tune V,...]\n");
   exit(2);
 }
 
@@ -96,14 +96,12 @@ static void parse(int argc, char **argv, opts *o) {
     else if (!strcmp(a, "--reps")) o->reps = atoi(v);
     else if (!strcmp(a, "--segment")) o->segment = atoi(v);
     else if (!strcmp(a, "--mv-tune")) {
-      for (const char *p = v; *p && o->ntune < 16;) {
+      for (const char *p = v; *p && o->ntune < 8; p += *p == ',') {
         char *e;
-        o->tune[o->ntune][0] = (int)strtol(p, &e, 10);
-        if (*e != ':') usage();
-        o->tune[o->ntune][1] = (int)strtol(e + 1, &e, 10);
-        o->ntune++;
-        if (*e && *e != ',') usage();
-        p = *e ? e + 1 : e;
+        long t = strtol(p, &e, 10);
+        if (e == p || t < 0 || (*e && *e != ',')) usage();
+        o->tune[o->ntune++] = t;
+        p = e;
       }
     } else usage();
   }
@@ -243,25 +241,6 @@ int main(int argc, char **argv) {
                long_dec / short_dec);
       fflush(stdout);
     }
-    /* decode under other matrix-vector tunings: a session each, after the short context */
-    for (int ti = 0; !rc && ci == 0 && ti < o.ntune; ti++) {
-      xl_cuda_opts to = {ck, !o.fp32, o.segment, o.tune[ti][0], o.tune[ti][1]};
-      xl_cuda_session *t = xl_cuda_session_new(cm, &to, err, sizeof err);
-      if (!t) { fprintf(stderr, "bench_cuda: %s\n", err); rc = 1; break; }
-      double best = 0;
-      for (int r = 0; r < 3 && !rc; r++) {   /* best of three: the sweep compares settings, not clocks */
-        xl_cuda_session_reset(t);
-        double tps = -1;
-        if (xl_cuda_prefill(t, ids, o.short_ctx, NULL, NULL) || (tps = time_decode(t, o.steps)) < 0) { fail("tune decode"); rc = 1; }
-        if (tps > best) best = tps;
-      }
-      double roof = o.bw > 0 ? o.bw * 1e9 / dbytes : 0;
-      if (!rc)
-        printf("{\"bench\":\"cuda_decode_tune\",\"blocks_per_sm\":%d,\"prefetch_kb\":%d,\"context\":%d,\"steps\":%d,\"tok_s\":%.2f,"
-               "\"efficiency\":%.3f}\n", o.tune[ti][0], o.tune[ti][1], o.short_ctx, o.steps, best, roof > 0 ? best / roof : 0);
-      fflush(stdout);
-      xl_cuda_session_free(t);
-    }
     /* where the time goes: the longest prefill and a few steps, phase by phase */
     if (!rc) {
       static char js[4096];
@@ -284,6 +263,26 @@ int main(int argc, char **argv) {
            (xl_cuda_peak_bytes() - (double)wb) / 1e9);
     fflush(stdout);
     xl_cuda_session_free(s);
+  }
+  /* decode with each matrix-vector variant, a session each (after the others: the memory
+   * records above count one session) */
+  for (int ti = 0; !rc && ti < o.ntune; ti++) {
+    xl_cuda_opts to = {.chunk_size = (int)o.chunks[0], .matmul_bf16 = !o.fp32, .max_segment = o.segment, .mv_variant = (int)o.tune[ti]};
+    xl_cuda_session *t = xl_cuda_session_new(cm, &to, err, sizeof err);
+    if (!t) { fprintf(stderr, "bench_cuda: %s\n", err); rc = 1; break; }
+    double best = 0;
+    for (int r = 0; r < 3 && !rc; r++) {   /* best of three: the sweep compares kernels, not clocks */
+      xl_cuda_session_reset(t);
+      double tps = -1;
+      if (xl_cuda_prefill(t, ids, o.short_ctx, NULL, NULL) || (tps = time_decode(t, o.steps)) < 0) { fail("tune decode"); rc = 1; }
+      if (tps > best) best = tps;
+    }
+    double roof = o.bw > 0 ? o.bw * 1e9 / dbytes : 0;
+    if (!rc)
+      printf("{\"bench\":\"cuda_decode_tune\",\"mv_variant\":%ld,\"context\":%d,\"steps\":%d,\"tok_s\":%.2f,\"efficiency\":%.3f}\n",
+             o.tune[ti], o.short_ctx, o.steps, best, roof > 0 ? best / roof : 0);
+    fflush(stdout);
+    xl_cuda_session_free(t);
   }
   free(ids);
   xl_cuda_model_free(cm);

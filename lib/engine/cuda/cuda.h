@@ -37,11 +37,9 @@ typedef struct {
   int chunk_size;    /* tokens per chunk of the chunkwise prefill (>= 1; 0 = XL_CUDA_DEFAULT_CHUNK) */
   int matmul_bf16;   /* 0: fp32 arithmetic (no TF32); 1: bf16 tensor cores, fp32 accumulate */
   int max_segment;   /* prefill tokens per segment (0 = the largest that fits the budget, <= 16384) */
-  /* Decode tuning (bench_cuda sweeps them; 0 = the defaults, docs/cuda.md): resident blocks
-   * per multiprocessor of the matrix-vector kernels (-1 = as many as fit), and the KB of its
-   * rows each warp asks the L2 cache for before it waits on the previous kernel (-1 = none). */
-  int mv_blocks_per_sm;
-  int mv_prefetch_kb;
+  /* Decode tuning: the matrix-vector kernel variant (loads in flight per warp, blocks per
+   * multiprocessor; 0 = the default, XLC_MV_VARIANT; bench_cuda --mv-tune compares them). */
+  int mv_variant;
 } xl_cuda_opts;
 
 /* 0 when `device` is usable; else -1 and why ("no CUDA device: ...", "device 3 not present (2 found)"). */

@@ -18,7 +18,6 @@ enum { PRO_PLAIN, PRO_RMS };
 enum { EPI_STORE, EPI_RESID, EPI_SILU, EPI_CAP };
 #define MV_WARPS 8
 #define MV_ROWS 2       /* rows per warp */
-#define MV_UNROLL 4     /* 16-byte loads per row in flight */
 #define PRO_REG 4       /* float4 per thread kept in registers by the prologue (D <= 4096) */
 
 typedef struct {
@@ -33,7 +32,6 @@ typedef struct {
   const float *bias;
   float cap;
   int *flip;                /* EPI_CAP: parity to flip at the end of a step, or NULL */
-  int pf_bytes;             /* per warp: bytes of its rows requested into L2 before the wait */
 } mv_args;
 
 __device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
@@ -176,10 +174,12 @@ __device__ __forceinline__ void mv_fma(const uint4 &u, const float *x, float &ac
   for (int e = 0; e < wv<DT>::N; e++) acc = fmaf(f[e], x[e], acc);
 }
 
-/* One warp's MV_ROWS rows from r0: dot products into acc. pre: u already holds the first
- * MV_UNROLL vectors of each row. */
-template <int DT, bool VEC>
-__device__ __forceinline__ void mv_rows(const mv_args &a, const float *xs, int r0, int lane, uint4 (&u)[MV_ROWS][MV_UNROLL],
+/* One warp's MV_ROWS rows from r0: dot products into acc. VEC: U 16-byte loads per row are
+ * issued together each trip, the last trip's predicated (a row's length need not be a
+ * multiple of 32 U vectors: no trailing loop that waits on one load at a time). pre: u
+ * already holds the first trip's vectors. */
+template <int DT, bool VEC, int U>
+__device__ __forceinline__ void mv_rows(const mv_args &a, const float *xs, int r0, int lane, uint4 (&u)[MV_ROWS][U],
                                         bool pre, float (&acc)[MV_ROWS]) {
   const int N = wv<DT>::N;
   size_t rb = (size_t)a.cols * xlc_esize(DT);
@@ -190,22 +190,19 @@ __device__ __forceinline__ void mv_rows(const mv_args &a, const float *xs, int r
     const uint4 *wr[MV_ROWS];
 #pragma unroll
     for (int k = 0; k < MV_ROWS; k++) wr[k] = (const uint4 *)((const char *)a.W + (size_t)min(r0 + k, a.rows - 1) * rb);
-    int j = lane;
-    for (; j + 32 * (MV_UNROLL - 1) < nv; j += 32 * MV_UNROLL) {
+    for (int j = lane; j < nv; j += 32 * U) {
       if (!pre)
 #pragma unroll
         for (int k = 0; k < MV_ROWS; k++)
 #pragma unroll
-          for (int q = 0; q < MV_UNROLL; q++) u[k][q] = __ldg(wr[k] + j + 32 * q);
+          for (int q = 0; q < U; q++) u[k][q] = j + 32 * q < nv ? __ldg(wr[k] + j + 32 * q) : make_uint4(0, 0, 0, 0);
       pre = false;
 #pragma unroll
-      for (int q = 0; q < MV_UNROLL; q++)
+      for (int q = 0; q < U; q++)
+        if (j + 32 * q < nv)
 #pragma unroll
-        for (int k = 0; k < MV_ROWS; k++) mv_fma<DT>(u[k][q], xs + (size_t)(j + 32 * q) * N, acc[k]);
+          for (int k = 0; k < MV_ROWS; k++) mv_fma<DT>(u[k][q], xs + (size_t)(j + 32 * q) * N, acc[k]);
     }
-    for (; j < nv; j += 32)
-#pragma unroll
-      for (int k = 0; k < MV_ROWS; k++) mv_fma<DT>(__ldg(wr[k] + j), xs + (size_t)j * N, acc[k]);
   } else {
 #pragma unroll
     for (int k = 0; k < MV_ROWS; k++) {
@@ -220,37 +217,27 @@ __device__ __forceinline__ void mv_rows(const mv_args &a, const float *xs, int r
 /* y = epilogue(W . prologue(src)). Warps take groups of MV_ROWS rows in turn over the whole
  * grid. VEC: 16-byte loads (cols * esize a multiple of 16), else one element per lane per
  * step. A warp's first weights are loaded before waiting for the previous kernel: weights
- * never depend on it. */
-template <int DT, int PRO, int EPI, bool VEC>
-__global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv_args a) {
+ * never depend on it. U (loads per row per trip) and MINB (blocks per multiprocessor the
+ * registers must allow) set how many bytes are in flight: the variants below. */
+template <int DT, int PRO, int EPI, bool VEC, int U, int MINB>
+__global__ void __launch_bounds__(MV_WARPS * 32, MINB) k_matvec(mv_args a) {
   extern __shared__ float xs[];
   __shared__ float red[32];
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int groups = (a.rows + MV_ROWS - 1) / MV_ROWS, g = blockIdx.x * MV_WARPS + warp, stride = gridDim.x * MV_WARPS;
-  uint4 u[MV_ROWS][MV_UNROLL];
-  bool pre = VEC && g < groups && lane + 32 * (MV_UNROLL - 1) < a.cols / wv<DT>::N;
+  uint4 u[MV_ROWS][U];
+  bool pre = VEC && g < groups;
   if (pre) {
     size_t rb = (size_t)a.cols * xlc_esize(DT);
+    int nv = a.cols / wv<DT>::N;
 #pragma unroll
     for (int k = 0; k < MV_ROWS; k++) {
       const uint4 *w = (const uint4 *)((const char *)a.W + (size_t)min(g * MV_ROWS + k, a.rows - 1) * rb);
 #pragma unroll
-      for (int q = 0; q < MV_UNROLL; q++) u[k][q] = __ldg(w + lane + 32 * q);
+      for (int q = 0; q < U; q++) u[k][q] = lane + 32 * q < nv ? __ldg(w + lane + 32 * q) : make_uint4(0, 0, 0, 0);
     }
   }
   griddep_launch();
-  /* While the previous kernel drains, the rest of the warp's first rows (up to pf_bytes) are
-   * fetched into L2: the memory stays busy across the kernel boundary. */
-  if (a.pf_bytes > 0) {
-    size_t rb = (size_t)a.cols * xlc_esize(DT), left = (size_t)a.pf_bytes;
-    for (int gg = g; gg < groups && left; gg += stride)
-      for (int k = 0; k < MV_ROWS && left; k++) {
-        const char *row = (const char *)a.W + (size_t)min(gg * MV_ROWS + k, a.rows - 1) * rb;
-        size_t n = rb < left ? rb : left;
-        for (size_t off = (size_t)lane * 128; off < n; off += 32 * 128) prefetch_l2(row + off);
-        left -= n;
-      }
-  }
   griddep_wait();
   if (PRO == PRO_RMS) pro_rms(a, xs, red);
   else pro_plain(a, xs);
@@ -258,7 +245,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv_args a) {
   for (; g < groups; g += stride) {
     int r0 = g * MV_ROWS;
     float acc[MV_ROWS];
-    mv_rows<DT, VEC>(a, xs, r0, lane, u, pre, acc);
+    mv_rows<DT, VEC, U>(a, xs, r0, lane, u, pre, acc);
     pre = false;
     if (lane == 0) {
       if (EPI == EPI_SILU) epi<EPI>(a, r0, acc[0], acc[1]);   /* rows come in (gate, up) pairs */
@@ -289,26 +276,39 @@ static cudaError_t launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, c
 
 static int g_sms = 0;   /* multiprocessors of the device (read at prepare; one device kind per process) */
 
+/* The matrix-vector variants, (U loads per row per trip, blocks per SM the registers must
+ * allow): 0 (4, 1): the first version, 80 registers, 3 blocks; 1 (4, 4): 64 registers, 4
+ * blocks; 2 (8, 2): twice the loads per trip; 3 (2, 5): more warps, fewer loads each. Bytes
+ * in flight per SM are about blocks x 8 warps x 2 rows x U x 512 (32 lanes x 16 bytes). */
+#define MV_NVAR 4
+template <int DT, int PRO, int EPI, bool VEC>
+static void (*mv_kernel(int var))(mv_args) {
+  switch (var) {
+  case 1: return k_matvec<DT, PRO, EPI, VEC, 4, 4>;
+  case 2: return k_matvec<DT, PRO, EPI, VEC, 8, 2>;
+  case 3: return k_matvec<DT, PRO, EPI, VEC, 2, 5>;
+  default: return k_matvec<DT, PRO, EPI, VEC, 4, 1>;
+  }
+}
+
 template <int DT, int PRO, int EPI>
-static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl, int bps) {
+static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl, int var) {
   /* resident blocks per multiprocessor of each variant: read at setup, before any capture */
-  static int per_sm[2];
+  static int per_sm[MV_NVAR][2];
   size_t smem = (size_t)a.cols * 4;
   bool vec = (a.cols * xlc_esize(DT)) % 16 == 0 && ((uintptr_t)a.W & 15) == 0;
   int groups = (a.rows + MV_ROWS - 1) / MV_ROWS, grid = (groups + MV_WARPS - 1) / MV_WARPS;
-  void (*k)(mv_args) = vec ? k_matvec<DT, PRO, EPI, true> : k_matvec<DT, PRO, EPI, false>;
+  if (!vec) var = 0;   /* the element-wise path has nothing in flight to tune */
+  void (*k)(mv_args) = vec ? mv_kernel<DT, PRO, EPI, true>(var) : mv_kernel<DT, PRO, EPI, false>(var);
   if (setup) {
     CU(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm[vec], k, MV_WARPS * 32, smem));
+    CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm[var][vec], k, MV_WARPS * 32, smem));
     return 0;
   }
-  /* bps blocks per multiprocessor (at most as many as fit): each loops over row groups */
-  int fit = per_sm[vec] > 0 ? per_sm[vec] : 1;
-  if (bps > 0 && bps < fit) fit = bps;
+  int fit = per_sm[var][vec] > 0 ? per_sm[var][vec] : 1;
   if (grid > g_sms * fit) {
-    /* the fewest blocks that take the same number of rounds over the row groups: every warp
-     * then does as many groups, no thin last round (the up projection: 10944 groups on
-     * 2112 warps would leave its sixth round 18% busy, at a fraction of the bandwidth) */
+    /* as many blocks as fit, each looping over row groups; then the fewest blocks that take
+     * the same number of rounds, so that every warp does as many groups (no thin last round) */
     int rounds = (groups + g_sms * fit * MV_WARPS - 1) / (g_sms * fit * MV_WARPS);
     grid = (groups + rounds * MV_WARPS - 1) / (rounds * MV_WARPS);
   }
@@ -322,10 +322,10 @@ static int mv_launch(const xl_cuda_session *s, const xlc_mat *w, mv_args a, int 
   a.W = w->data;
   a.rows = w->rows;
   a.cols = w->cols;
-  a.pf_bytes = s->mv_pf_kb > 0 ? s->mv_pf_kb * 1024 : 0;
-  if (w->dtype == ST_BF16) return mv_launch_dt<ST_BF16, PRO, EPI>(a, s->st, setup, s->pdl, s->mv_bps);
-  if (w->dtype == ST_F16) return mv_launch_dt<ST_F16, PRO, EPI>(a, s->st, setup, s->pdl, s->mv_bps);
-  return mv_launch_dt<ST_F32, PRO, EPI>(a, s->st, setup, s->pdl, s->mv_bps);
+  int var = s->mv_variant >= 0 && s->mv_variant < MV_NVAR ? s->mv_variant : 0;
+  if (w->dtype == ST_BF16) return mv_launch_dt<ST_BF16, PRO, EPI>(a, s->st, setup, s->pdl, var);
+  if (w->dtype == ST_F16) return mv_launch_dt<ST_F16, PRO, EPI>(a, s->st, setup, s->pdl, var);
+  return mv_launch_dt<ST_F32, PRO, EPI>(a, s->st, setup, s->pdl, var);
 }
 
 /* ---- the cell step: one block per (head, 128 value channels, DK/CS_RT key rows) ----

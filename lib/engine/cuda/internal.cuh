@@ -127,7 +127,7 @@ struct xl_cuda_session {
   size_t sort_tmp_bytes;
   int *d_out, *h_out;      /* sampled token; pinned host copy */
   int pdl;                 /* decode kernels launched with programmatic dependencies */
-  int mv_bps, mv_pf_kb;    /* matrix-vector kernels: blocks per SM (-1 all that fit), L2 prefetch KB per warp (-1 none) */
+  int mv_variant;          /* matrix-vector kernel variant (decode.cu) */
   /* profiling (xl_cuda_profile): events recorded after each phase, summed per phase */
   int prof_on, prof_n;
   cudaEvent_t *prof_ev;    /* [XLC_PROF_EVENTS] */
@@ -140,12 +140,8 @@ struct xl_cuda_session {
 void xlc_mark(xl_cuda_session *s, int phase);
 int xlc_prof_flush(xl_cuda_session *s);
 
-/* decode.cu. The matrix-vector kernels' defaults: two resident blocks per multiprocessor
- * (three fit), so that the next kernel's blocks find room, start and issue their first weight
- * loads while this one drains; and 8 KB per warp of its rows requested into L2 before waiting
- * (2112 warps: 17 MB, a third of the L2). bench_cuda --mv-tune measures other choices. */
-#define XLC_MV_BLOCKS_PER_SM 2
-#define XLC_MV_PREFETCH_KB 8
+/* decode.cu. The matrix-vector variant a session uses unless told (see mv_var_u there). */
+#define XLC_MV_VARIANT 0
 /* decode.cu */
 int xlc_step_launch(xl_cuda_session *s);                    /* one token (d_token) through the step graph */
 int xlc_final_logits(xl_cuda_session *s, const float *x);   /* s->logits from one residual row (no parity flip) */

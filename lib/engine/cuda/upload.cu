@@ -379,8 +379,7 @@ static int session_init(xl_cuda_session *s, const xl_cuda_opts *o) {
   CU(cudaSetDevice(m->device));
   s->bf16 = o && o->matmul_bf16;
   s->ck = o && o->chunk_size > 0 ? o->chunk_size : XL_CUDA_DEFAULT_CHUNK;
-  s->mv_bps = o && o->mv_blocks_per_sm ? o->mv_blocks_per_sm : XLC_MV_BLOCKS_PER_SM;
-  s->mv_pf_kb = o && o->mv_prefetch_kb ? o->mv_prefetch_kb : XLC_MV_PREFETCH_KB;
+  s->mv_variant = o && o->mv_variant > 0 ? o->mv_variant : XLC_MV_VARIANT;
   s->seg = pick_segment(m, o ? o->max_segment : 0, s->ck, s->bf16);
   s->ncmax = s->seg / s->ck;
   CU(cudaStreamCreateWithFlags(&s->st, cudaStreamNonBlocking));
