@@ -13,7 +13,7 @@
  *   cuda_decode_ctx_ratio   long-context decode speed over short-context
  *   cuda_memory   peak device bytes this module allocated and the device's use (cudaMemGetInfo),
  *                 against the weights
- *   cuda_decode_tune  with --mv-tune 0,1,2: decode after --short-ctx with each matrix-vector
+ *   cuda_decode_tune  with --mv-tune 1,3,5: decode after --short-ctx with each matrix-vector
  *                 kernel variant (lib/engine/cuda/decode.cu; best of three), after the rest
  * Usage: bench_cuda DIR [--bw GB/s] [--tflops T] [--prefill 2048,16384] [--steps 128]
  *                   [--short-ctx 128] [--chunk 256,64] [--fp32] [--segment N] [--reps 3]
@@ -96,13 +96,7 @@ static void parse(int argc, char **argv, opts *o) {
     else if (!strcmp(a, "--reps")) o->reps = atoi(v);
     else if (!strcmp(a, "--segment")) o->segment = atoi(v);
     else if (!strcmp(a, "--mv-tune")) {
-      for (const char *p = v; *p && o->ntune < 8; p += *p == ',') {
-        char *e;
-        long t = strtol(p, &e, 10);
-        if (e == p || t < 0 || (*e && *e != ',')) usage();
-        o->tune[o->ntune++] = t;
-        p = e;
-      }
+      if ((o->ntune = parse_list(v, o->tune, 8)) <= 0) usage();
     } else usage();
   }
   if (!o->dir || o->steps < 1 || o->reps < 1 || o->short_ctx < 1) usage();

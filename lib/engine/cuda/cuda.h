@@ -37,8 +37,9 @@ typedef struct {
   int chunk_size;    /* tokens per chunk of the chunkwise prefill (>= 1; 0 = XL_CUDA_DEFAULT_CHUNK) */
   int matmul_bf16;   /* 0: fp32 arithmetic (no TF32); 1: bf16 tensor cores, fp32 accumulate */
   int max_segment;   /* prefill tokens per segment (0 = the largest that fits the budget, <= 16384) */
-  /* Decode tuning: the matrix-vector kernel variant (loads in flight per warp, blocks per
-   * multiprocessor; 0 = the default, XLC_MV_VARIANT; bench_cuda --mv-tune compares them). */
+  /* Decode tuning: the matrix-vector kernel variant, 1..6 (loads in flight per warp, blocks
+   * per multiprocessor: lib/engine/cuda/decode.cu); 0 = the default, the fastest measured.
+   * bench_cuda --mv-tune compares them; all give the same bits. */
   int mv_variant;
 } xl_cuda_opts;
 

@@ -276,17 +276,24 @@ static cudaError_t launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, c
 
 static int g_sms = 0;   /* multiprocessors of the device (read at prepare; one device kind per process) */
 
-/* The matrix-vector variants, (U loads per row per trip, blocks per SM the registers must
- * allow): 0 (4, 1): the first version, 80 registers, 3 blocks; 1 (4, 4): 64 registers, 4
- * blocks; 2 (8, 2): twice the loads per trip; 3 (2, 5): more warps, fewer loads each. Bytes
- * in flight per SM are about blocks x 8 warps x 2 rows x U x 512 (32 lanes x 16 bytes). */
-#define MV_NVAR 4
+/* The matrix-vector variants, numbered from 1 (U loads per row per trip, blocks per SM the
+ * registers must allow): 1 (4, 1): the first version, 80 registers, 3 blocks; 2 (4, 4): 64
+ * registers, 4 blocks; 3 (8, 2): twice the loads per trip, ~104 registers, 2 blocks; 4 (2, 5):
+ * more warps, fewer loads each; 5 (16, 1): a 4096-wide row pair in one trip, 1 block; 6 (12, 2).
+ * Bytes in flight per SM are about blocks x 8 warps x 2 rows x U x 512 (32 lanes x 16 bytes).
+ * Measured on the 7B preset, one H200, decode after 128 tokens (bench_cuda --mv-tune):
+ * 1: 231.9 tok/s, 2: 211.0, 3: 256.5, 4: 202.5. Fewer blocks than fit and L2 prefetches before
+ * the dependency wait were slower still (189-219). Every variant gives the same bits: each
+ * lane adds its columns in the same order. */
+#define MV_NVAR 7   /* ids 1..6 */
 template <int DT, int PRO, int EPI, bool VEC>
 static void (*mv_kernel(int var))(mv_args) {
   switch (var) {
-  case 1: return k_matvec<DT, PRO, EPI, VEC, 4, 4>;
-  case 2: return k_matvec<DT, PRO, EPI, VEC, 8, 2>;
-  case 3: return k_matvec<DT, PRO, EPI, VEC, 2, 5>;
+  case 2: return k_matvec<DT, PRO, EPI, VEC, 4, 4>;
+  case 3: return k_matvec<DT, PRO, EPI, VEC, 8, 2>;
+  case 4: return k_matvec<DT, PRO, EPI, VEC, 2, 5>;
+  case 5: return k_matvec<DT, PRO, EPI, VEC, 16, 1>;
+  case 6: return k_matvec<DT, PRO, EPI, VEC, 12, 2>;
   default: return k_matvec<DT, PRO, EPI, VEC, 4, 1>;
   }
 }
@@ -298,7 +305,7 @@ static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl, i
   size_t smem = (size_t)a.cols * 4;
   bool vec = (a.cols * xlc_esize(DT)) % 16 == 0 && ((uintptr_t)a.W & 15) == 0;
   int groups = (a.rows + MV_ROWS - 1) / MV_ROWS, grid = (groups + MV_WARPS - 1) / MV_WARPS;
-  if (!vec) var = 0;   /* the element-wise path has nothing in flight to tune */
+  if (!vec) var = 1;   /* the element-wise path has nothing in flight to tune */
   void (*k)(mv_args) = vec ? mv_kernel<DT, PRO, EPI, true>(var) : mv_kernel<DT, PRO, EPI, false>(var);
   if (setup) {
     CU(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
@@ -322,7 +329,7 @@ static int mv_launch(const xl_cuda_session *s, const xlc_mat *w, mv_args a, int 
   a.W = w->data;
   a.rows = w->rows;
   a.cols = w->cols;
-  int var = s->mv_variant >= 0 && s->mv_variant < MV_NVAR ? s->mv_variant : 0;
+  int var = s->mv_variant >= 1 && s->mv_variant < MV_NVAR ? s->mv_variant : 1;
   if (w->dtype == ST_BF16) return mv_launch_dt<ST_BF16, PRO, EPI>(a, s->st, setup, s->pdl, var);
   if (w->dtype == ST_F16) return mv_launch_dt<ST_F16, PRO, EPI>(a, s->st, setup, s->pdl, var);
   return mv_launch_dt<ST_F32, PRO, EPI>(a, s->st, setup, s->pdl, var);

@@ -141,7 +141,7 @@ void xlc_mark(xl_cuda_session *s, int phase);
 int xlc_prof_flush(xl_cuda_session *s);
 
 /* decode.cu. The matrix-vector variant a session uses unless told (see mv_var_u there). */
-#define XLC_MV_VARIANT 0
+#define XLC_MV_VARIANT 3
 /* decode.cu */
 int xlc_step_launch(xl_cuda_session *s);                    /* one token (d_token) through the step graph */
 int xlc_final_logits(xl_cuda_session *s, const float *x);   /* s->logits from one residual row (no parity flip) */
