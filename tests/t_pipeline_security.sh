@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # t_pipeline_security: the pipeline tools take file contents and paths as data
 # (docs/security.md): a run directory whose name holds shell syntax is plotted without
-# running anything; the gnuplot scripts call no shell; --resume never runs the programs a
-# run directory names; --run is a name under runs/, never a path out of it.
-# (The workflow's make variables are checked in t_workflow.)
+# running anything; the gnuplot scripts call no shell. (xl-sweep's --resume, which never
+# runs the programs a run directory names, and --run, a name under runs/, are checked in
+# t_sweep_runs; the workflow's make variables in t_workflow.)
 source "$(dirname "$0")/lib.sh"
 export XL_PLOTS_DIR="$ROOT/plots"
 TOOLS=${XL_REAL_BIN:-$BIN}
