@@ -14,6 +14,7 @@
 #include "sweep/pareto.h"
 #include "sweep/report.h"
 #include "sweep/sweep_space.h"
+#include "sweep/tables.h"
 #include "base/filekind.h"
 #include "base/util.h"
 #include <cJSON.h>
@@ -114,7 +115,7 @@ static void load_runtab(runtab *r, const char *run_dir, char **paths) {
   memset(r, 0, sizeof *r);
   r->merged = xl_exists(paths[0]);
   r->path = r->merged ? paths[0] : paths[1];
-  if (csvt_read(&r->t, r->path, err, sizeof err)) xl_die("%s", err);
+  if (sw_table_read(&r->t, r->path, err, sizeof err)) xl_die("%s", err);   /* strict, as xl-merge */
   r->slug = csvt_col(&r->t, "slug");
   r->status = csvt_col(&r->t, "status");
   r->ctx = csvt_col(&r->t, "prompt_tokens");
@@ -307,7 +308,7 @@ static int mark_pareto_rows(const runtab *r, const char *run_dir, unsigned char 
   if (have) {
     csvt par;
     char err[1024];
-    if (csvt_read(&par, pp, err, sizeof err)) xl_die("%s", err);
+    if (sw_table_read(&par, pp, err, sizeof err)) xl_die("%s", err);
     int ps = csvt_col(&par, "slug"), pc = csvt_col(&par, "prompt_tokens");
     if (ps < 0) xl_die("%s: no 'slug' column", pp);
     for (size_t j = 0; j < par.nrows; j++)
