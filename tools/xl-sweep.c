@@ -45,9 +45,12 @@ static void usage(FILE *f) {
           "                          command line wins over it, it wins over the defaults\n"
           "      --print-config      print the effective settings as JSON (with \"_sources\") and exit\n"
           "      --resume DIR        continue a killed run: same plan (from DIR/run_meta.json), every\n"
-          "                          finished trial kept and skipped; only non-plan settings\n"
+          "                          finished trial kept and skipped (a trial recorded twice keeps\n"
+          "                          its first complete record); only non-plan settings\n"
           "                          (--trial-timeout, --tool-prefix, --bin, --progress,\n"
-          "                          --profile-out) may change\n"
+          "                          --profile-out) may change. What runs is never the run\n"
+          "                          directory's choice: its bin, tool_prefix and profile_out are\n"
+          "                          ignored (with a warning); give them again to use them\n"
           "trial: --bin, --tool-prefix and --trial-timeout override the spec's. Exit 1 when the\n"
           "       trial failed (its record is still printed).\n"
           "collect: --objective O picks what best.json means (default: the run's), --profile-out F.\n"
@@ -61,7 +64,8 @@ static void usage(FILE *f) {
           "best.json, best_profile.json (for xl-prefill/xl-decode --profile), ids/ctx<N>.ids.\n"
           "stdout: one NDJSON line with the outcome (run, plan: the specs; trial: the record).\n"
           "Exit 0 ok, 1 error (or every trial failed), 2 usage, 130/143 interrupted (finished\n"
-          "trials are kept; --resume continues).\n",
+          "trials are kept; --resume continues). A tool run never outlives xl-sweep: it gets\n"
+          "SIGTERM when xl-sweep dies, even by kill -9.\n",
           sw_conf_help());
 }
 
