@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # t_sweep_runs: where xl-sweep writes and what it runs. --run is a plain name under runs/
 # (never .., a path or a hidden name: usage error); `plan` without -o or --run prints its
-# specs and writes nothing; --resume runs the tools beside xl-sweep (or named on its own
-# command line), never the programs run_meta.json names, and drops duplicate records of a
-# trial; kill -9 of xl-sweep leaves no tool run behind; the progress lines count every
-# trial the search asks for (a GA's repeats too, up to N/N) and say what the best mean is
-# of; an installed xl-sweep finds its default prompt in PREFIX/share/xltools.
+# specs and writes nothing; --resume and trial run the tools beside xl-sweep (or named on
+# their own command line), never the programs run_meta.json or a spec names; --resume drops
+# duplicate records of a trial; kill -9 of xl-sweep leaves no tool run behind; the progress
+# lines count every trial the search asks for (a GA's repeats too, up to N/N) and say what
+# the best mean is of; an installed xl-sweep finds its default prompt in PREFIX/share/xltools.
 source "$(dirname "$0")/lib.sh"
 jqe() { jq -e "$@" > /dev/null; }
 SW="$BIN/xl-sweep"
@@ -54,6 +54,17 @@ check "... measuring the missing trial with the tools beside xl-sweep" jqe 'sele
 expect_status "--resume with --tool-prefix given again" 0 "$SW" --resume "$R" --progress no --tool-prefix "$TMP/evil.sh"
 check "... runs what its own command line names" test -e "$TMP/pwned-prefix"
 rm -f "$TMP/pwned-prefix"
+
+# ---- trial: a spec (a line of plan.jsonl) never chooses what runs either ----
+jq -c --arg b "$TMP/evilbin" --arg p "$TMP/evil.sh" '.bin = $b | .tool_prefix = $p' "$TMP/planned/plan.jsonl" > "$TMP/evil.plan"
+expect_status "trial of a spec naming a bin and a tool_prefix" 0 "$SW" trial - < "$TMP/evil.plan"
+check "... runs neither" test ! -e "$TMP/pwned-bin" -a ! -e "$TMP/pwned-prefix"
+check "... but the tools beside xl-sweep" jqe '.status == "ok" and .prompt_tokens == 32' "$TMP/out"
+stderr_has "... saying so (bin)" "not the spec's bin $TMP/evilbin"
+stderr_has "... saying so (tool_prefix)" "ignoring the spec's tool_prefix '$TMP/evil.sh'"
+expect_status "trial --bin DIR runs DIR's tools" 1 "$SW" trial --bin "$TMP/evilbin" - < "$TMP/evil.plan"
+check "... (the command line chose them)" test -e "$TMP/pwned-bin"
+rm -f "$TMP/pwned-bin"
 
 # ---- --resume drops duplicate records of a trial, keeping the first complete one ----
 s1=$(jq -r 'select(.trial == 1) | .slug' "$R/trials.jsonl")

@@ -51,8 +51,10 @@ static void usage(FILE *f) {
           "                          --profile-out) may change. What runs is never the run\n"
           "                          directory's choice: its bin, tool_prefix and profile_out are\n"
           "                          ignored (with a warning); give them again to use them\n"
-          "trial: --bin, --tool-prefix and --trial-timeout override the spec's. Exit 1 when the\n"
-          "       trial failed (its record is still printed).\n"
+          "trial: the tools beside xl-sweep run (--bin DIR for others), with --tool-prefix's\n"
+          "       words only: a spec's bin and tool_prefix are ignored (with a warning), as a\n"
+          "       run directory never chooses what runs; --trial-timeout overrides the spec's.\n"
+          "       Exit 1 when the trial failed (its record is still printed).\n"
           "collect: --objective O picks what best.json means (default: the run's), --profile-out F.\n"
           "\n"
           "Trials are named by slugs like b=chunkwise__ck=64__h=2__w=2__ctx=512__i=7 (settings,\n"
@@ -630,8 +632,19 @@ static int cmd_trial(int argc, char **argv) {
   if (sw_spec_from_json(j, &sp, err, sizeof err)) xl_die("%s", err);
   cJSON_Delete(j);
   free(text);
-  if (bin) free(sp.bin), sp.bin = absolute(bin);
-  if (prefix) free(sp.tool_prefix), sp.tool_prefix = *prefix ? xl_strdup(prefix) : NULL;
+  /* A spec (a line of a run directory's plan.jsonl) names the run, never what executes: the
+   * tools are the ones beside this xl-sweep or --bin's, the prefix only --tool-prefix's. */
+  char *own = bin ? absolute(bin) : sw_self_dir();
+  if (sp.bin && strcmp(sp.bin, own))
+    xl_warn("trial: running the tools in %s, not the spec's bin %s (a spec does not choose what runs; "
+            "--bin DIR to choose)", own, sp.bin);
+  free(sp.bin);
+  sp.bin = own;
+  if (!prefix && sp.tool_prefix)
+    xl_warn("trial: ignoring the spec's tool_prefix '%s' (a spec does not choose what runs); give "
+            "--tool-prefix to use it", sp.tool_prefix);
+  free(sp.tool_prefix);
+  sp.tool_prefix = prefix && *prefix ? xl_strdup(prefix) : NULL;
   if (timeout) sp.timeout_s = xl_flag_double("--trial-timeout", timeout, 0, 1e7);
   sw_hostinfo h;
   sw_hostinfo_get(&h, sp.bin);
