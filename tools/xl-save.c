@@ -275,9 +275,9 @@ static _Noreturn void child(char *const *argv, int out, int errfd, int px, pid_t
 
 /* Runs argv with stdout and stderr captured (both read concurrently, so a chatty child
  * never blocks on a full pipe). On SIGINT/SIGTERM (stop_sig) the child gets that signal
- * once, and SIGKILL if it has not ended 10 s later. Returns the wait status, or -1 with
- * errno if it could not start. */
-static int run_capture(char *const *argv, char **out, char **errs) {
+ * once, and SIGKILL if it has not ended 10 s later (*signalled, if given, says so). Returns
+ * the wait status, or -1 with errno if it could not start. */
+static int run_capture(char *const *argv, char **out, char **errs, int *signalled) {
   int po[2], pe[2], px[2];
   *out = *errs = NULL;
   if (pipe2(po, O_CLOEXEC)) return -1;
@@ -328,6 +328,7 @@ static int run_capture(char *const *argv, char **out, char **errs) {
     if (errno != EINTR) { st = -1; break; }
   *out = buf[0];
   *errs = buf[1];
+  if (signalled) *signalled = told;
   return st;
 }
 
@@ -467,7 +468,8 @@ static void run_job(save_ctx *x, job *jb) {
   build_argv(x->o, x->decode, jb, argv, store);
   char *out, *errs;
   double t0 = xl_now();
-  int st = run_capture(argv, &out, &errs);
+  int told = 0;
+  int st = run_capture(argv, &out, &errs, &told);
   double secs = xl_now() - t0;
   cJSON *row = NULL;
   err[0] = 0;
@@ -482,12 +484,13 @@ static void run_job(save_ctx *x, job *jb) {
     else row = make_row(x->o, jb, rec, err, sizeof err);
     cJSON_Delete(rec);
   }
-  /* A generation cut short by a signal is no output: a stop record ("stop":"signal", exit
-   * 130/143) or anything that ended while xl-save was being stopped is left for a rerun. */
+  /* A generation cut short by a signal is no output: a stop record ("stop":"signal"), an
+   * exit 130/143 or a death by the signal is left for a rerun. One that finished before the
+   * signal reached it is a finished output like any other, and is kept. */
   const char *stop = row ? rec_str(row, "stop") : NULL;
-  int cut = stop_sig || (stop && !strcmp(stop, "signal")) ||
+  int cut = (stop && !strcmp(stop, "signal")) ||
             (st >= 0 && ((WIFEXITED(st) && (WEXITSTATUS(st) == XL_EXIT_SIGINT || WEXITSTATUS(st) == XL_EXIT_SIGTERM)) ||
-                         (WIFSIGNALED(st) && (WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGTERM))));
+                         (WIFSIGNALED(st) && (told || WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGTERM))));
   free(out);
   free(errs);
 
@@ -564,7 +567,7 @@ static long prompt_tokens(const save_opts *o, const char *path) {
   }
   char *argv[] = {exe, "--tokenize", "--prompt-file", (char *)path, o->model_dir ? "-m" : NULL, (char *)o->model_dir, NULL};
   char *out, *errs;
-  int st = run_capture(argv, &out, &errs);
+  int st = run_capture(argv, &out, &errs, NULL);
   long n = -1;
   if (st >= 0 && WIFEXITED(st) && !WEXITSTATUS(st)) {
     cJSON *j = cJSON_Parse(last_line(out));
