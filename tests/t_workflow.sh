@@ -141,6 +141,12 @@ expect_status "an external judge with user:password in its URL" 0 make --no-prin
 check "... printed with ***@" grep -q "xl-judge ollama $R3 --api 'http://\*\*\*@127.0.0.1:$PORT' --judge-model good --workers 1\$" "$TMP/out"
 check "... the password is printed and recorded nowhere" sh -c "! grep -rq s3cr3t '$TMP/out' '$TMP/err' '$R3'"
 
+# JUDGE_JOBS, the old name of JUDGE_WORKERS (xl-judge --workers), works for one release with a warning
+expect_status "JUDGE_JOBS=3 (make -n)" 0 make -n --no-print-directory -f "$WF" "${V3[@]}" judge-ollama \
+  JUDGE_API="http://127.0.0.1:$PORT" JUDGE_JOBS=3
+check "... becomes --workers 3" grep -q -- "--judge-model llama3.1:8b --workers 3" "$TMP/out"
+stderr_has "... with a deprecation warning" "JUDGE_JOBS is deprecated.*JUDGE_WORKERS"
+
 # variables are data: RUN is a plain name, paths hold no shell or make syntax, and a value
 # given on the command line is never read as make syntax; refused before anything runs
 rm -f "$TMP/pwned"
