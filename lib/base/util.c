@@ -74,15 +74,25 @@ int xl_parse_double(const char *s, double lo, double hi, double *out) {
   *out = v;
   return 0;
 }
+int xl_plain_number(const char *s) {
+  if (!s) return 0;
+  const char *p = s + (*s == '-');
+  if (!((*p >= '0' && *p <= '9') || (*p == '.' && p[1] >= '0' && p[1] <= '9'))) return 0;
+  for (; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' ||
+          ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E'))))
+      return 0;
+  return 1;
+}
 long xl_flag_long(const char *flag, const char *s, long lo, long hi) {
   long v;
-  if (xl_parse_long(s, lo, hi, &v))
+  if (!xl_plain_number(s) || xl_parse_long(s, lo, hi, &v))
     xl_usage_error("%s: '%s' is not a whole number in [%ld, %ld]", flag, s ? s : "", lo, hi);
   return v;
 }
 double xl_flag_double(const char *flag, const char *s, double lo, double hi) {
   double v;
-  if (xl_parse_double(s, lo, hi, &v))
+  if (!xl_plain_number(s) || xl_parse_double(s, lo, hi, &v))
     xl_usage_error("%s: '%s' is not a number in [%g, %g]", flag, s ? s : "", lo, hi);
   return v;
 }

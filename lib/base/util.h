@@ -35,6 +35,10 @@ int xl_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(pri
  * Return 0 on success, -1 (and leave *out alone) otherwise. */
 int xl_parse_long(const char *s, long lo, long hi, long *out);
 int xl_parse_double(const char *s, double lo, double hi, double *out);
+/* Whether s is spelled as a plain decimal number (digits, at most a leading '-', a '.', an
+ * exponent): no blanks, '+', hex, inf or nan. Flag values must be (the parsers above also
+ * read CSV cells and records, where strtod's wider syntax is kept). */
+int xl_plain_number(const char *s);
 /* The same for a flag value: a failure is a usage error naming the flag. */
 long xl_flag_long(const char *flag, const char *s, long lo, long hi);
 double xl_flag_double(const char *flag, const char *s, double lo, double hi);

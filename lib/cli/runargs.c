@@ -154,7 +154,9 @@ void xl_run_close(xl_run *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* Parses ids separated by commas/whitespace, or JSON {"ids":[...]} / [...]. */
+/* Parses ids separated by commas/whitespace, or JSON {"ids":[...]} / [...]. A bad id in
+ * --ids is a usage error (exit 2, the command line), in a file a data error (exit 1). */
+#define ids_error(...) (strcmp(src, "--ids") ? xl_die(__VA_ARGS__) : xl_usage_error(__VA_ARGS__))
 static long parse_ids(const char *text, const char *src, int vocab, int32_t **out) {
   size_t cap = 64, n = 0;
   int32_t *ids = xl_malloc(cap * sizeof *ids);
@@ -163,12 +165,12 @@ static long parse_ids(const char *text, const char *src, int vocab, int32_t **ou
   if (*p == '{' || *p == '[') {
     cJSON *j = cJSON_Parse(p);
     cJSON *arr = cJSON_IsArray(j) ? j : cJSON_GetObjectItem(j, "ids");
-    if (!cJSON_IsArray(arr)) xl_die("%s: expected {\"ids\":[...]} or a list of integers", src);
+    if (!cJSON_IsArray(arr)) ids_error("%s: expected {\"ids\":[...]} or a list of integers", src);
     cJSON *x;
     int k = 0;
     cJSON_ArrayForEach(x, arr) {
       if (!cJSON_IsNumber(x) || x->valuedouble != (double)(long)x->valuedouble || x->valuedouble < 0 || (vocab > 0 && x->valuedouble >= vocab))
-        xl_die("%s: ids[%d] is not a token id in [0, %d)", src, k, vocab);
+        ids_error("%s: ids[%d] is not a token id in [0, %d)", src, k, vocab);
       if (n == cap) ids = xl_realloc(ids, (cap *= 2) * sizeof *ids);
       ids[n++] = (int32_t)x->valuedouble;
       k++;
@@ -182,12 +184,12 @@ static long parse_ids(const char *text, const char *src, int vocab, int32_t **ou
       errno = 0;
       long v = strtol(p, &end, 10);
       if (end == p || errno || v < 0 || (vocab > 0 && v >= vocab))
-        xl_die("%s: token %zu ('%.20s') is not an id in [0, %d)", src, n + 1, p, vocab);
+        ids_error("%s: token %zu ('%.20s') is not an id in [0, %d)", src, n + 1, p, vocab);
       if (n == cap) ids = xl_realloc(ids, (cap *= 2) * sizeof *ids);
       ids[n++] = (int32_t)v;
       p = end;
       if (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-        xl_die("%s: unexpected character '%c' after token %zu", src, *p, n);
+        ids_error("%s: unexpected character '%c' after token %zu", src, *p, n);
     }
   }
   *out = ids;
