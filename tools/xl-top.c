@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -465,6 +466,12 @@ int main(int argc, char **argv) {
       if (i + 1 >= argc || !*argv[i + 1]) xl_usage_error("--status-dir needs a directory");
       setenv("XL_STATUS_DIR", argv[++i], 1);
     } else xl_usage_error("unknown argument '%s'", a);
+  }
+  {   /* a status directory that is a link or another user's is not read: say so once */
+    char *dir = tm_status_dir(), why[512];
+    struct stat ls;
+    if (lstat(dir, &ls) == 0 && tm_status_dir_ok(dir, 0, why, sizeof why)) xl_warn("status files not read: %s", why);
+    free(dir);
   }
   setlocale(LC_ALL, "");
   struct sigaction sa;

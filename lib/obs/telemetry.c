@@ -10,6 +10,7 @@
 #include "base/filekind.h"
 #include "base/util.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -456,6 +457,37 @@ char *tm_status_dir(void) {
   return xl_path_join(base, name);
 }
 
+int tm_status_dir_ok(const char *dir_arg, int make, char *why, size_t n) {
+  char dir[PATH_MAX];   /* without trailing slashes: "link/" would resolve the link */
+  snprintf(dir, sizeof dir, "%s", dir_arg);
+  for (size_t k = strlen(dir); k > 1 && dir[k - 1] == '/'; k--) dir[k - 1] = 0;
+  if (make) {
+    char *parent = xl_strdup(dir), *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {   /* the parents as the user named them; the dir itself 0700 */
+      *slash = 0;
+      if (xl_mkdirs(parent)) { int e = errno; free(parent); return xl_errf(why, n, "cannot create %s: %s", dir, strerror(e)); }
+    }
+    free(parent);
+    if (mkdir(dir, 0700) && errno != EEXIST) return xl_errf(why, n, "cannot create %s: %s", dir, strerror(errno));
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    struct stat ls;
+    if (errno == ELOOP || (lstat(dir, &ls) == 0 && S_ISLNK(ls.st_mode)))
+      return xl_errf(why, n, "%s is a symbolic link (not followed: status files go only into a real directory)", dir);
+    return xl_errf(why, n, "%s: %s", dir, errno == ENOTDIR ? "not a directory" : strerror(errno));
+  }
+  struct stat st;
+  int rc = 0;
+  if (fstat(fd, &st)) rc = xl_errf(why, n, "%s: %s", dir, strerror(errno));
+  else if (st.st_uid != geteuid())
+    rc = xl_errf(why, n, "%s belongs to uid %ld, not to this user (%ld)", dir, (long)st.st_uid, (long)geteuid());
+  else if (make && (st.st_mode & 077) && fchmod(fd, 0700))
+    rc = xl_errf(why, n, "%s: cannot make it private: %s", dir, strerror(errno));
+  close(fd);
+  return rc;
+}
+
 static void close_outputs(void) {
   if (S.stats && xl_fclose_checked(S.stats)) xl_warn("write error on stats log %s", S.opt.stats_log);
   S.stats = NULL;
@@ -501,13 +533,14 @@ static int open_outputs(const tm_options *o) {
   }
   if (o->metrics_file) S.metrics_abs = abs_path(o->metrics_file);
   if (o->status_file) {
-    char *dir = tm_status_dir();
-    if (xl_mkdirs(dir) == 0) {
-      chmod(dir, 0700);
+    char *dir = tm_status_dir(), why[512];
+    if (tm_status_dir_ok(dir, 1, why, sizeof why) == 0) {
       char name[32];
       snprintf(name, sizeof name, "%ld.json", (long)getpid());
       S.status_path = xl_path_join(dir, name);
-    }   /* no status dir: xl-top still finds us through /proc; not an error */
+    } else {   /* xl-top still finds us through /proc: not an error, but say why */
+      xl_warn("no status file for xl-top: %s", why);
+    }
     free(dir);
   }
   return 0;

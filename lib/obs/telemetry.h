@@ -57,7 +57,8 @@
  *   xlstm_decode_tokens_total, xlstm_prefill_seconds_total, xlstm_decode_seconds_total.
  *
  * Status file (for xl-top; on unless --no-status-file or XL_STATUS=0):
- *   $XL_STATUS_DIR/<pid>.json, default dir ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid>,
+ *   $XL_STATUS_DIR/<pid>.json, default dir ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid> (0700;
+ *   refused, with a warning, when it is a symbolic link or another user's: tm_status_dir_ok),
  *   rewritten atomically every 0.5 s, removed at tm_stop. Fields: pid, tool, phase,
  *   tokens_prefill, tokens_decode, tok_s_prefill, tok_s_decode (rate over the last ~0.5 s of
  *   that phase's measured time, else the phase average), avg_tok_s_prefill,
@@ -140,6 +141,13 @@ void tm_request_stop(int status, const char *reason);
 /* The directory of the status files: $XL_STATUS_DIR, else
  * ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid>. malloc'd; the caller frees. */
 char *tm_status_dir(void);
+
+/* Whether dir can hold status files safely: a real directory (not a symbolic link, which
+ * another user could have planted in /tmp to point at anything) owned by this user. With
+ * make, a missing dir is created (mode 0700) and an existing one of ours is made private
+ * through a descriptor opened with O_NOFOLLOW, never through a path that may be a link.
+ * 0 ok; -1 with the reason in why ("is a symbolic link", ...). */
+int tm_status_dir_ok(const char *dir, int make, char *why, size_t n);
 
 /* Counters so far. */
 long tm_decode_tokens(void);
