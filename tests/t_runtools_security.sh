@@ -3,6 +3,11 @@
 #  - a status directory (XL_STATUS_DIR, what telemetry writes and xl-top reads) that is a
 #    symbolic link, or another user's directory, is refused: not followed, not chmodded,
 #    no status file written through it, none removed through it by xl-top;
+#  - a full disk (a 64 KB tmpfs) leaves no empty or cut-short output: the logs of the run
+#    tools (--stats-log, --mem-log, --profile-log, --metrics-file) are removed and the tool
+#    exits 1 naming the file; -o / --state-out / --logits are atomic; the judge's
+#    ratings.jsonl + ratings.csv are replaced together or not at all; xl-init leaves no
+#    half checkpoint and refuses one the filesystem cannot hold before writing;
 source "$(dirname "$0")/lib.sh"
 D="$BIN/xl-decode"
 
@@ -33,5 +38,69 @@ check "created 0700" test "$(stat -c %a "$TMP/new/st")" = 700
 mkdir -p "$TMP/mine" && chmod 755 "$TMP/mine"
 expect_status "an existing status dir of ours" 0 env XL_STATUS_DIR="$TMP/mine" "$D" x -n 3 -q
 check "is made private (0700)" test "$(stat -c %a "$TMP/mine")" = 700
+
+# ---- full disk
+if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/full" && mount -t tmpfs -o size=64k tmpfs "$TMP/full" 2> /dev/null; then
+  trap 'umount "$TMP/full" 2> /dev/null || true; rm -rf "$TMP"' EXIT
+  F=$TMP/full
+  # fill PAGES: the tmpfs keeps PAGES free 4 KB pages (everything else of it removed first)
+  fill() {
+    rm -rf "${F:?}"/*
+    [ -n "${2:-}" ] && cp -r "$2" "$F/run"
+    local avail; avail=$(df --output=avail -B4096 "$F" | tail -1)
+    [ "$avail" -gt "$1" ] && dd if=/dev/zero of="$F/fill" bs=4096 count=$((avail - $1)) 2> /dev/null
+    true
+  }
+  left() { ls -A "$F" | grep -v '^fill$' | grep -v '^run$' | tr '\n' ' '; }
+  for log in "--stats-log stats.csv" "--mem-log mem.csv" "--profile-log prof.jsonl" "--metrics-file m.prom"; do
+    set -- $log
+    fill 0
+    expect_status "full disk, $1: exit 1" 1 "$D" "def main():" -n 20 -q "$1" "$F/$2"
+    stderr_has "full disk, $1: the message names the file" "$F/$2: cannot write the .*No space left on device"
+    check "full disk, $1: no empty file left ($(left))" test -z "$(left)"
+  done
+  fill 1   # the header fits, the rows of 3000 tokens do not: cut short mid-run
+  expect_status "disk full mid-run, --stats-log: exit 1" 1 "$D" "def main():" -n 3000 --ignore-eos -q --stats-log "$F/stats.csv"
+  stderr_has "disk full mid-run: removed, named" "$F/stats.csv: cannot write the stats log: No space left on device; removed"
+  check "disk full mid-run: no cut-short log left ($(left))" test -z "$(left)"
+  fill 0
+  expect_status "full disk, xl-prefill --stats-log: exit 1" 1 "$BIN/xl-prefill" "def main():" --stats-log "$F/s.csv"
+  check "... nothing left ($(left))" test -z "$(left)"
+  for out in "-o out.txt" "--state-out s.state"; do
+    set -- $out
+    fill 0
+    expect_status "full disk, xl-decode $1: exit 1" 1 "$D" "def main():" -n 5 -q "$1" "$F/$2"
+    stderr_has "full disk, xl-decode $1: names the file" "$F/$2"
+    check "full disk, xl-decode $1: nothing left, no temporary file ($(left))" test -z "$(left)"
+  done
+  fill 0
+  expect_status "full disk, xl-prefill --logits: exit 1" 1 "$BIN/xl-prefill" "def main():" --logits "$F/l.st" -o "$F/p.state"
+  check "full disk, xl-prefill: nothing left ($(left))" test -z "$(left)"
+  expect_status "stdout on /dev/full: exit 1" 1 sh -c '"$1" "def main():" -n 5 > /dev/full' _ "$D"
+  stderr_has "stdout on /dev/full: says so" "write error on standard output"
+  # the judge's pair of files: a run directory on the small disk
+  R=$TMP/run && mkdir -p "$R" && printf 'The Python interpreter' > "$R/prompt.txt"
+  "$D" "The Python interpreter" -n 24 --format ndjson | jq -c '{slug:"s1",trial:1,prompt_file:"prompt.txt",token_ids:.ids,text:.text}' > "$R/outputs.jsonl"
+  for pages in 0 1; do   # 1: ratings.jsonl fits, ratings.csv does not
+    fill $pages "$R"
+    expect_status "full disk ($pages pages free), xl-judge internal: exit 1" 1 "$BIN/xl-judge" internal "$F/run"
+    stderr_has "... names the file" "cannot write $F/run/ratings\.(jsonl|csv): No space left on device"
+    check "... neither ratings file nor a temporary one ($(ls "$F/run" | tr '\n' ' '))" \
+      test "$(ls "$F/run" | tr '\n' ' ')" = "outputs.jsonl prompt.txt "
+  done
+  # xl-init: refused before writing when the weights cannot fit; no half checkpoint otherwise
+  fill 2
+  expect_status "xl-init on a disk too small: exit 1" 1 "$BIN/xl-init" -o "$F/ck" --preset tiny -D 8 --heads 2 --blocks 1 --vocab 64 --dtype f32 -q
+  stderr_has "... says how much is needed, before writing" "the weights need .* MB and the filesystem has .* MB free; nothing written"
+  for pages in 3 4 5; do   # the weights, config.json, generation_config.json fail in turn
+    fill $pages
+    expect_status "xl-init, disk full after $pages pages: exit 1" 1 "$BIN/xl-init" -o "$F/ck" --preset tiny -D 8 --heads 2 --blocks 1 --vocab 64 --dtype f32 -q
+    stderr_has "... names the file" "$F/ck/[a-z_.]+: (cannot write|write failed): No space left on device"
+    check "... no half checkpoint left ($(left))" test -z "$(left)"
+  done
+  umount "$F"
+else
+  ok "full disk # SKIP needs root to mount a small tmpfs"
+fi
 
 finish

@@ -338,6 +338,7 @@ int main(int argc, char **argv) {
   report(&d, &r, &res, text, &sc);
   tm_stop();
   if (status && status != XL_EXIT_MEMORY) xl_warn("interrupted: %s", tm_stop_reason());
+  if (tm_logs_failed() && !status) status = XL_EXIT_ERROR;   /* a log the disk could not take (removed, named above) */
   free(text);
   xl_sampler_free(&smp);
   free(res.gen);

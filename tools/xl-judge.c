@@ -284,12 +284,14 @@ static char *continuation(const judge_opts *o, const cJSON *out, const char *slu
   return text;
 }
 
-/* Writes a judge's rows as JSONL then CSV, each atomically. 0 ok, -1 (message in err). */
+/* Writes a judge's rows as JSONL and CSV: both files replaced, or (a full disk) neither and
+ * the temporary files removed. 0 ok, -1 (message naming the file in err). */
 static int save_rows(const char *jsonl, const char *csv, const cJSON *rows, const char *const *cols, size_t ncols,
                      char *err, size_t errlen) {
-  const char *bad = rec_ndjson_save(jsonl, rows) ? jsonl : rec_csv_save(csv, rows, cols, ncols) ? csv : NULL;
-  if (bad) snprintf(err, errlen, "cannot write %s: %s", bad, strerror(errno));
-  return bad ? -1 : 0;
+  const char *bad;
+  if (!rec_save_pair(jsonl, csv, rows, cols, ncols, &bad)) return 0;
+  snprintf(err, errlen, "cannot write %s: %s", bad, strerror(errno));
+  return -1;
 }
 
 /* ------------------------------------------------------------------ rows */

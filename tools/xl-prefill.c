@@ -151,6 +151,7 @@ int main(int argc, char **argv) {
   report(&p, &r, secs, stop == 0 ? "done" : stop == XL_EXIT_MEMORY ? "memory" : "signal");
   tm_stop();
   if (stop && stop != XL_EXIT_MEMORY) xl_warn("interrupted after %ld of %ld tokens: %s", r.sess->tokens, n, tm_stop_reason());
+  if (tm_logs_failed() && !stop) stop = XL_EXIT_ERROR;   /* a log the disk could not take (removed, named above) */
   free(logits);
   free(ids);
   xl_run_close(&r);

@@ -170,6 +170,17 @@ int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags) {
 }
 int xl_atomic_open(xl_atomic *a, const char *path) { return xl_atomic_open_flags(a, path, 0); }
 const char *xl_atomic_target(const xl_atomic *a) { return a->tmp ? a->tmp : a->path; }
+int xl_atomic_ready(xl_atomic *a) {
+  if (!a->f) return 0;
+  int rc = 0, e = 0;
+  if (fflush(a->f) || ferror(a->f)) rc = -1;
+  if (!rc && a->tmp && !(a->flags & XL_ATOMIC_NO_FSYNC) && fsync(fileno(a->f))) rc = -1;
+  e = errno;
+  if (fclose(a->f)) { if (!rc) e = errno; rc = -1; }
+  a->f = NULL;
+  if (rc) { if (!e) e = EIO; errno = e; }
+  return rc;
+}
 int xl_atomic_commit(xl_atomic *a) {
   int rc = 0, e = 0;
   if (a->f) {

@@ -79,6 +79,10 @@ int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags);
 /* Where the data goes: the temp name, or path itself when writing in place. */
 const char *xl_atomic_target(const xl_atomic *a);
 int xl_atomic_commit(xl_atomic *a);                      /* flush, fsync, rename; 0 ok */
+/* The first half of commit: flush, fsync, close; the rename is left to xl_atomic_commit
+ * (or xl_atomic_abort). For files that must be replaced together or not at all: get every
+ * one ready, then commit them. 0 ok; -1 errno (then abort). */
+int xl_atomic_ready(xl_atomic *a);
 void xl_atomic_abort(xl_atomic *a);                      /* remove the temp file */
 /* Writes a whole buffer atomically; 0 ok, -1 errno. */
 int xl_write_file_atomic(const char *path, const void *data, size_t len);

@@ -65,6 +65,8 @@ static struct {
   int soft_armed;
   /* sampler's latest figures, and the recent rates for the status file */
   size_t rss, avail, peak_rss;
+  int metrics_warned;
+  int stats_err, mem_err;   /* errno of a log's first failed write */
   double rate_dec, rate_pre;
   long snap_dec_tok, snap_pre_tok;
   double snap_dec_sec, snap_pre_sec;
@@ -135,7 +137,7 @@ static void on_signal(int sig) {
 
 void tm_set_phase(const char *phase) {
   atomic_store_explicit(&a_phase, phase ? phase : "", memory_order_release);
-  if (S.stats) fflush(S.stats);
+  if (S.stats && fflush(S.stats) && !S.stats_err) S.stats_err = errno;
 }
 
 void tm_set_scratch_bytes(size_t n) { atomic_store_explicit(&a_scratch, n, memory_order_relaxed); }
@@ -195,7 +197,7 @@ void tm_prefill_chunk(long tokens, double seconds) {
     double dt = seconds * 1e3, cum = S.pre_cum * 1e3;
     stats_row(S.pre_tokens, dt, cum, dt > 0 ? tokens * 1e3 / dt : 0.0,
               cum > 0 ? S.pre_tokens * 1e3 / cum : 0.0, "prefill");
-    fflush(S.stats);
+    if (fflush(S.stats) && !S.stats_err) S.stats_err = errno;
   }
 }
 
@@ -212,7 +214,7 @@ void tm_decode_step(double seconds) {
   S.row_step = step;
   S.row_cum = S.dec_cum;
   if (S.dec_cum - S.flush_mark >= 0.25) {   /* buffered; flushed every ~250 ms of decode */
-    fflush(S.stats);
+    if (fflush(S.stats) && !S.stats_err) S.stats_err = errno;
     S.flush_mark = S.dec_cum;
   }
 }
@@ -251,7 +253,10 @@ static char *abs_path(const char *p) {
 
 /* ------------------------------------------------------------------ sampler outputs */
 
-static void write_metrics(void) {
+static void log_failed(const char *path, const char *what, int e);
+
+/* The metrics file; final: the rewrite at tm_stop, whose failure fails the run. */
+static void write_metrics(int final) {
   if (!S.opt.metrics_file) return;
   long dt = tm_decode_tokens(), pt = tm_prefill_tokens();
   double ds = atomic_load(&a_dec_sec), ps = atomic_load(&a_pre_sec);
@@ -280,8 +285,10 @@ static void write_metrics(void) {
   METRIC("xlstm_decode_seconds_total", "counter", "Seconds spent decoding.", "%.6f", ds);
 #undef METRIC
   if (n >= sizeof buf) n = sizeof buf - 1;
-  if (xl_write_file_atomic_flags(S.opt.metrics_file, buf, n, XL_ATOMIC_NO_FSYNC))
-    xl_warn("cannot write metrics file %s: %s", S.opt.metrics_file, strerror(errno));
+  if (xl_write_file_atomic_flags(S.opt.metrics_file, buf, n, XL_ATOMIC_NO_FSYNC)) {
+    if (final) log_failed(S.opt.metrics_file, "metrics file", errno);   /* no stale figures left */
+    else if (!S.metrics_warned++) xl_warn("cannot write metrics file %s: %s", S.opt.metrics_file, strerror(errno));
+  }
 }
 
 /* The recent rate of a phase: tokens over measured seconds since the last snapshot. */
@@ -379,7 +386,7 @@ static void sample_memory(int log_row) {
     fprintf(S.memlog, "%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n", xl_wall(), S.rss / MB,
             S.avail / MB, total / MB, tm_regions_mapped() / MB, tm_regions_resident() / MB,
             atomic_load(&a_scratch) / MB, atomic_load(&a_phase));
-    fflush(S.memlog);
+    if (fflush(S.memlog) && !S.mem_err) S.mem_err = errno;
   }
 }
 
@@ -419,7 +426,7 @@ static void *sampler(void *arg) {
       next_status = now + 0.5;
     }
     if (S.opt.metrics_file && now >= next_metrics) {
-      write_metrics();
+      write_metrics(0);
       next_metrics = now + 1.0;
     }
     if (usr1_pending) {
@@ -488,12 +495,35 @@ int tm_status_dir_ok(const char *dir_arg, int make, char *why, size_t n) {
   return rc;
 }
 
+/* A log that could not be written whole (a full disk) is removed rather than left empty or
+ * cut short, and the run reports it: a message naming the file, tm_logs_failed() for the
+ * exit status. Only a regular file is removed: a device or a FIFO stays. */
+static int logs_failed;
+int tm_logs_failed(void) { return logs_failed; }
+
+static void log_failed(const char *path, const char *what, int e) {
+  struct stat st;
+  int removed = stat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0;
+  logs_failed = 1;
+  xl_warn("%s: cannot write the %s: %s%s", path, what, strerror(e ? e : EIO), removed ? "; removed" : "");
+}
+
+/* Closes a log; 0, or the errno of the failed write (first: the one seen when it failed). */
+static int close_log(FILE *f, int first) {
+  int e = ferror(f) ? (first ? first : EIO) : 0;
+  if (fflush(f) && !e) e = errno ? errno : EIO;   /* the buffered rest: the usual place a full disk shows */
+  if (fclose(f) && !e) e = errno ? errno : EIO;
+  return e;
+}
+
 static void close_outputs(void) {
-  if (S.stats && xl_fclose_checked(S.stats)) xl_warn("write error on stats log %s", S.opt.stats_log);
+  int e;
+  if (S.stats && (e = close_log(S.stats, S.stats_err))) log_failed(S.opt.stats_log, "stats log", e);
   S.stats = NULL;
-  if (S.memlog && xl_fclose_checked(S.memlog)) xl_warn("write error on memory log %s", S.opt.mem_log);
+  if (S.memlog && (e = close_log(S.memlog, S.mem_err))) log_failed(S.opt.mem_log, "memory log", e);
   S.memlog = NULL;
-  if (tm_prof_close()) xl_warn("write error on profile log %s", S.opt.profile_log);
+  errno = 0;
+  if (tm_prof_close()) log_failed(S.opt.profile_log, "profile log", errno);
   free(S.stats_abs); free(S.mem_abs); free(S.metrics_abs); free(S.status_path);
   S.stats_abs = S.mem_abs = S.metrics_abs = S.status_path = NULL;
 }
@@ -514,7 +544,7 @@ static int open_outputs(const tm_options *o) {
     }
     setvbuf(S.stats, NULL, _IOFBF, 1 << 16);
     fputs("step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase\n", S.stats);
-    fflush(S.stats);
+    if (fflush(S.stats)) { S.stats_err = errno; return -1; }   /* a full disk already: refused before any work */
     S.stats_abs = abs_path(o->stats_log);
   }
   if (o->mem_log) {
@@ -524,7 +554,7 @@ static int open_outputs(const tm_options *o) {
     }
     fputs("ts,rss_mb,avail_mb,total_mb,model_mapped_mb,model_resident_mb,scratch_mb,phase\n",
           S.memlog);
-    fflush(S.memlog);
+    if (fflush(S.memlog)) { S.mem_err = errno; return -1; }
     S.mem_abs = abs_path(o->mem_log);
   }
   if (o->profile_log && tm_prof_open(o->profile_log)) {
@@ -608,6 +638,8 @@ int tm_start(const tm_options *o, const char *tool) {
   S.rate_dec = S.rate_pre = 0;
   S.snap_dec_tok = S.snap_pre_tok = 0;
   S.snap_dec_sec = S.snap_pre_sec = 0;
+  S.metrics_warned = S.stats_err = S.mem_err = 0;
+  logs_failed = 0;
   atomic_store(&a_dec_tokens, 0);
   atomic_store(&a_pre_tokens, 0);
   atomic_store(&a_dec_sec, 0.0);
@@ -656,7 +688,7 @@ void tm_stop(void) {
   S.rss = tm_rss_bytes();
   size_t total;
   tm_mem_info(&total, &S.avail);
-  write_metrics();
+  write_metrics(1);
   if (S.status_path) unlink(S.status_path);
   sigaction(SIGINT, &S.old_int, NULL);
   sigaction(SIGTERM, &S.old_term, NULL);

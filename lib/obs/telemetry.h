@@ -116,6 +116,12 @@ int tm_start(const tm_options *o, const char *tool);
  * stay readable afterwards. */
 void tm_stop(void);
 
+/* After tm_stop: 1 when a log (--stats-log, --mem-log, --profile-log, --metrics-file)
+ * could not be written whole, e.g. on a full disk. Such a log has been removed (a regular
+ * file; never a device or FIFO) and a message naming it printed; the tool then exits 1
+ * where it would have exited 0. */
+int tm_logs_failed(void);
+
 /* Model mappings, for the mapped/resident figures and for release. Register only
  * read-only (PROT_READ, file-backed) mappings: release drops their pages. Unregister (or
  * tm_stop) before munmap. Up to 64 regions; name is copied. */

@@ -29,6 +29,7 @@ static const char help_text[] =
   "  --profile-log FILE    per-step JSON lines of time per phase and block\n"
   "  --metrics-file FILE   Prometheus text-format metrics, rewritten every second\n"
   "  --no-status-file      do not publish a status file for xl-top\n"
+  "  A log that cannot be written whole (a full disk) is removed, and the tool exits 1.\n"
   "  Environment: XL_STATS_LOG, XL_STATS_EVERY, XL_MEM_LOG, XL_MEM_EVERY,\n"
   "  XL_MEM_WATCHDOG=0, XL_MEM_SOFT_PCT, XL_MEM_HARD_PCT, XL_MEM_SOFT_MB, XL_MEM_HARD_MB,\n"
   "  XL_MEM_ACTION, XL_PROFILE_LOG, XL_METRICS_FILE, XL_STATUS=0, XL_STATUS_DIR.\n"
