@@ -8,6 +8,9 @@
 #    exits 1 naming the file; -o / --state-out / --logits are atomic; the judge's
 #    ratings.jsonl + ratings.csv are replaced together or not at all; xl-init leaves no
 #    half checkpoint and refuses one the filesystem cannot hold before writing;
+#  - the memory watchdog keeps the hard limit: a run whose weights (and --logits buffer)
+#    cannot fit under it stops before it starts (exit 3, peak RSS under the limit), and a run
+#    that fits is not stopped (growth during a run: test_telemetry's growth test);
 source "$(dirname "$0")/lib.sh"
 D="$BIN/xl-decode"
 
@@ -38,6 +41,28 @@ check "created 0700" test "$(stat -c %a "$TMP/new/st")" = 700
 mkdir -p "$TMP/mine" && chmod 755 "$TMP/mine"
 expect_status "an existing status dir of ours" 0 env XL_STATUS_DIR="$TMP/mine" "$D" x -n 3 -q
 check "is made private (0700)" test "$(stat -c %a "$TMP/mine")" = 700
+
+# ---- the memory watchdog stops before the hard limit is passed
+"$D" "def main():" -n 50 --format ndjson > "$TMP/m0.json"
+p1=$(jq -r .peak_rss_mb "$TMP/m0.json")   # RSS once every weight was read
+# RSS when the run starts (weights not yet read): what a 1 MB limit reports, before the run
+"$D" "def main():" -n 50 --mem-hard-mb 1 2> "$TMP/m0.err" > /dev/null || true
+s0=$(sed -n 's/.*memory hard limit: RSS \([0-9.]*\) MB > 1 MB.*/\1/p' "$TMP/m0.err" | head -1)
+lim=$(awk -v a="$s0" -v b="$p1" 'BEGIN { printf "%d", (a + b) / 2 + 0.5 }')
+check "fixture: reading the weights adds memory ($s0 -> $p1 MB)" awk -v a="$s0" -v b="$p1" 'BEGIN { exit !(b - a > 2) }'
+expect_status "--mem-hard-mb $lim (between start and peak): exit 3" 3 "$D" "def main():" -n 50 --format ndjson --mem-hard-mb "$lim" -o "$TMP/m1.txt"
+stderr_has "... stopped before the run, saying why" "the model's weights will bring it to .* > $lim MB \(stopped before the run\)"
+check "... RSS never passed the limit (peak $(jq -r .peak_rss_mb "$TMP/out") MB <= $lim)" \
+  test "$(jq -r --argjson l "$lim" 'select(.peak_rss_mb <= $l and .stop == "memory" and .new_tokens == 0) | 1' "$TMP/out")" = 1
+check "... no output file" test ! -e "$TMP/m1.txt"
+lim2=$(awk -v b="$p1" 'BEGIN { printf "%d", b + 30 }')
+expect_status "--mem-hard-mb $lim2 (above the peak): the run is not stopped" 0 "$D" "def main():" -n 50 --format ndjson --mem-hard-mb "$lim2"
+python3 -c 'print(",".join(str(i * 7 % 4000) for i in range(20000)))' > "$TMP/ids20k"
+lim3=$(awk -v b="$p1" 'BEGIN { printf "%d", b + 100 }')   # the logits of 20000 positions are 328 MB
+expect_status "xl-prefill --logits past --mem-hard-mb $lim3: exit 3" 3 "$BIN/xl-prefill" --ids-file "$TMP/ids20k" --logits "$TMP/l.st" --mem-hard-mb "$lim3"
+stderr_has "... before the run (the logits buffer counted)" "weights and the run's buffers will bring it to .* \(stopped before the run\)"
+check "... RSS never passed the limit (peak $(jq -r .peak_rss_mb "$TMP/out") MB <= $lim3)" \
+  test "$(jq -r --argjson l "$lim3" 'select(.peak_rss_mb <= $l) | 1' "$TMP/out")" = 1
 
 # ---- full disk
 if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/full" && mount -t tmpfs -o size=64k tmpfs "$TMP/full" 2> /dev/null; then

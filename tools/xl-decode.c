@@ -307,7 +307,7 @@ int main(int argc, char **argv) {
     xl_run_close(&r);
     return XL_EXIT_ERROR;
   }
-  if (res.np > 0) {
+  if (res.np > 0 && !tm_should_stop()) {   /* the watchdog may refuse the run before it starts */
     tm_set_phase("prefill");
     double t0 = xl_now();
     if (xl_prefill(r.sess, ids, res.np, NULL)) xl_die("prefill failed on the device");

@@ -122,6 +122,7 @@ int main(int argc, char **argv) {
   int32_t *ids;
   long n = xl_run_prompt_ids(&r, &p.run, 1, &ids);
   if (n <= 0) xl_die("empty prompt: nothing to prefill");
+  if (p.logits_out) tm_expect_bytes((size_t)n * r.model->cfg.vocab * sizeof(float));   /* checked before the run */
   if (tm_start(&p.run.tm, "xl-prefill")) {   /* a log it cannot open (or will not replace) */
     free(ids);
     xl_run_close(&r);
@@ -136,7 +137,8 @@ int main(int argc, char **argv) {
   tm_set_phase("prefill");
   watch.show = isatty(2) && n > r.sess->segment;   /* a terminal, and several segments */
   double t0 = xl_now();
-  if (xl_prefill(r.sess, ids, n, logits)) xl_die("prefill failed on the device (see the message above)");
+  if (!tm_should_stop() && xl_prefill(r.sess, ids, n, logits))   /* the watchdog may refuse it before it starts */
+    xl_die("prefill failed on the device (see the message above)");
   double secs = xl_now() - t0;
   if (!xl_run_logits_finite(&r))
     xl_die("%s: the logits after the prompt are not finite (NaN or Inf): the checkpoint's weights are "

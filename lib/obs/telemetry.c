@@ -66,6 +66,8 @@ static struct {
   /* sampler's latest figures, and the recent rates for the status file */
   size_t rss, avail, peak_rss;
   int metrics_warned;
+  size_t prev_rss;   /* the watchdog's previous sample, and the growth since (bytes/s) */
+  double prev_t, rate;
   int stats_err, mem_err;   /* errno of a log's first failed write */
   double rate_dec, rate_pre;
   long snap_dec_tok, snap_pre_tok;
@@ -141,6 +143,8 @@ void tm_set_phase(const char *phase) {
 }
 
 void tm_set_scratch_bytes(size_t n) { atomic_store_explicit(&a_scratch, n, memory_order_relaxed); }
+static size_t expect_bytes;
+void tm_expect_bytes(size_t n) { expect_bytes = n; }
 
 long tm_decode_tokens(void) { return atomic_load_explicit(&a_dec_tokens, memory_order_relaxed); }
 long tm_prefill_tokens(void) { return atomic_load_explicit(&a_pre_tokens, memory_order_relaxed); }
@@ -342,6 +346,11 @@ static void write_status(void) {
 /* The status file reports bytes; VmHWM is whole kB, so the MB figure converts back exactly. */
 static size_t peak_rss_bytes(void) { return (size_t)(tm_peak_rss_mb() * MB); }
 
+/* The watchdog samples every WATCH_IV seconds, and sooner while RSS grows toward the hard
+ * limit: half the time the growth needs to reach it, down to NEAR_IV. */
+#define WATCH_IV 0.05
+#define NEAR_IV 0.005
+
 /* Reads memory figures and applies the watchdog. Called from the sampler thread. */
 static void sample_memory(int log_row) {
   S.rss = tm_rss_bytes();
@@ -349,6 +358,21 @@ static void sample_memory(int log_row) {
   tm_mem_info(&total, &S.avail);
   size_t peak = peak_rss_bytes();
   S.peak_rss = peak > S.rss ? peak : S.rss;
+  double now = xl_now();
+
+  /* The growth since the last sample; within 10% of the hard limit and growing so that the
+   * limit would be passed before the sample after next, stop now: the limit then holds
+   * rather than being found passed. */
+  double gap = now - S.prev_t, horizon = gap > 2 * NEAR_IV ? gap : 2 * NEAR_IV;   /* a late sampler looks further */
+  S.rate = S.prev_t > 0 && gap > 0 && S.rss > S.prev_rss ? (double)(S.rss - S.prev_rss) / gap : 0;
+  if (S.opt.watchdog && S.hard_bytes && S.rss <= S.hard_bytes && S.rss > S.hard_bytes * 0.9 &&
+      S.rss + S.rate * horizon > S.hard_bytes && !tm_should_stop()) {
+    snprintf(mem_reason, sizeof mem_reason, "memory hard limit: RSS %.1f MB, growing %.0f MB/s, would pass "
+             "%.0f MB before the next check", S.rss / MB, S.rate / MB, S.hard_bytes / MB);
+    claim_stop(STOP_MEMORY);
+  }
+  S.prev_rss = S.rss;
+  S.prev_t = now;
 
   if (S.opt.watchdog && S.rss) {
     if (S.hard_bytes && S.rss > S.hard_bytes && !tm_should_stop()) {
@@ -402,7 +426,8 @@ static void *sampler(void *arg) {
   (void)arg;
   double mem_iv = S.opt.mem_every_ms / 1e3;
   double sample_iv = S.memlog ? mem_iv : 0.2;
-  if (S.opt.watchdog && sample_iv > 0.2) sample_iv = 0.2;
+  if (S.opt.watchdog && S.hard_bytes && sample_iv > WATCH_IV) sample_iv = WATCH_IV;
+  else if (S.opt.watchdog && sample_iv > 0.2) sample_iv = 0.2;
   int sampling = S.memlog || S.opt.watchdog || S.opt.metrics_file || S.status_path;
   double now = xl_now();
   double next_sample = now, next_log = now, next_status = now, next_metrics = now + 1.0,
@@ -415,7 +440,13 @@ static void *sampler(void *arg) {
       int row = S.memlog && now >= next_log;
       sample_memory(row);
       if (row) next_log = now + mem_iv;
-      next_sample = now + sample_iv;
+      /* growing toward the hard limit: look again before it can be reached */
+      double iv = sample_iv;
+      if (S.opt.watchdog && S.hard_bytes && S.rss < S.hard_bytes && S.rate > 0) {
+        double half = (S.hard_bytes - S.rss) / S.rate / 2;
+        if (half < iv) iv = half > NEAR_IV ? half : NEAR_IV;
+      }
+      next_sample = now + iv;
     }
     if (now >= next_rate) {   /* recent rates over ~0.5 s windows */
       update_rates();
@@ -624,6 +655,26 @@ static void status_at_exit(void) {
   unlink(S.status_path);
 }
 
+/* Before any work: every token reads every weight, so the registered model mappings will
+ * all be resident. When RSS now plus the part of them not yet resident is past the hard
+ * limit, the run is stopped before it starts (the tools check tm_should_stop before the
+ * prefill) instead of being found past the limit a sample later. (An untied embedding is
+ * read only row by row: the estimate may be high by its size.) */
+static void check_weights_fit(void) {
+  if (!S.opt.watchdog || !S.hard_bytes || !S.rss) return;
+  size_t mapped = tm_regions_mapped(), in_rss = mapped ? tm_regions_rss() : 0;
+  size_t will = S.rss + (mapped > in_rss ? mapped - in_rss : 0) + expect_bytes;
+  if (S.rss > S.hard_bytes)
+    snprintf(mem_reason, sizeof mem_reason, "memory hard limit: RSS %.0f MB > %.0f MB", S.rss / MB, S.hard_bytes / MB);
+  else if (will > S.hard_bytes)
+    snprintf(mem_reason, sizeof mem_reason, "memory hard limit: RSS %.1f MB, and the model's weights%s will bring it "
+             "to %.1f MB > %.0f MB (stopped before the run)", S.rss / MB, expect_bytes ? " and the run's buffers" : "",
+             will / MB, S.hard_bytes / MB);
+  else
+    return;
+  claim_stop(STOP_MEMORY);
+}
+
 int tm_start(const tm_options *o, const char *tool) {
   if (S.started) return 0;
   static int at_exit_set;
@@ -665,6 +716,8 @@ int tm_start(const tm_options *o, const char *tool) {
   S.soft_armed = 1;
   S.rss = tm_rss_bytes();
   S.peak_rss = peak_rss_bytes();
+  S.prev_rss = 0, S.prev_t = S.rate = 0;
+  check_weights_fit();
   if (start_sampler()) goto fail;
   S.started = 1;
   return 0;

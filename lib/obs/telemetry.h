@@ -32,7 +32,12 @@
  *   scratch_mb,phase`, one row per sample (--mem-every MS, default 200); ts = Unix seconds;
  *   MB = 2^20 bytes.
  *
- * Memory watchdog (on by default, sampled every min(mem-every, 200) ms):
+ * Memory watchdog (on by default): before the run, RSS + the weights not yet resident +
+ *   tm_expect_bytes is held against the hard limit (a run that cannot fit stops before it
+ *   starts); then RSS is sampled every min(mem-every, 50) ms, and sooner while it grows
+ *   toward the hard limit (half the time the growth needs to reach it, down to 5 ms); within
+ *   10% of the limit a growth that would pass it before the next sample stops the run, so
+ *   the limit holds unless memory jumps by more than a sample's growth at once.
  *   the measure is the process RSS (procmem.h: /proc/self/statm, which includes resident pages of the
  *   mmapped model). Limits: --mem-soft-mb / --mem-hard-mb (absolute, take precedence), else
  *   --mem-soft-pct / --mem-hard-pct percent of MemTotal (defaults 85 and 95; 0 = off).
@@ -128,6 +133,10 @@ int tm_logs_failed(void);
 void tm_register_region(const char *name, const void *ptr, size_t len);
 void tm_unregister_region(const void *ptr);
 void tm_set_scratch_bytes(size_t n);
+/* Memory the run will fill besides the weights (e.g. xl-prefill's --logits buffer); call
+ * before tm_start, whose watchdog check refuses a run that cannot fit under the hard limit
+ * before it starts. */
+void tm_expect_bytes(size_t n);
 /* "load", "prefill", "decode", "done": a string that outlives the run (a literal). */
 void tm_set_phase(const char *phase);
 
