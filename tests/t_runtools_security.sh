@@ -11,6 +11,9 @@
 #  - the memory watchdog keeps the hard limit: a run whose weights (and --logits buffer)
 #    cannot fit under it stops before it starts (exit 3, peak RSS under the limit), and a run
 #    that fits is not stopped (growth during a run: test_telemetry's growth test);
+#  - under an address-space limit (ulimit -v) no tool spins or says "interrupted": OpenBLAS's
+#    buffers and threads for the session's workers are set up before the run (exit 1 with a
+#    message when they do not fit), xl-top and xl-init start no OpenBLAS threads at all;
 source "$(dirname "$0")/lib.sh"
 D="$BIN/xl-decode"
 
@@ -42,6 +45,10 @@ mkdir -p "$TMP/mine" && chmod 755 "$TMP/mine"
 expect_status "an existing status dir of ours" 0 env XL_STATUS_DIR="$TMP/mine" "$D" x -n 3 -q
 check "is made private (0700)" test "$(stat -c %a "$TMP/mine")" = 700
 
+# a run directory for the judges: one output of the default model
+R0=$TMP/run0 && mkdir -p "$R0" && printf 'The Python interpreter' > "$R0/prompt.txt"
+"$D" "The Python interpreter" -n 24 --format ndjson | jq -c '{slug:"s1",trial:1,prompt_file:"prompt.txt",token_ids:.ids,text:.text}' > "$R0/outputs.jsonl"
+
 # ---- the memory watchdog stops before the hard limit is passed
 "$D" "def main():" -n 50 --format ndjson > "$TMP/m0.json"
 p1=$(jq -r .peak_rss_mb "$TMP/m0.json")   # RSS once every weight was read
@@ -63,6 +70,45 @@ expect_status "xl-prefill --logits past --mem-hard-mb $lim3: exit 3" 3 "$BIN/xl-
 stderr_has "... before the run (the logits buffer counted)" "weights and the run's buffers will bring it to .* \(stopped before the run\)"
 check "... RSS never passed the limit (peak $(jq -r .peak_rss_mb "$TMP/out") MB <= $lim3)" \
   test "$(jq -r --argjson l "$lim3" 'select(.peak_rss_mb <= $l) | 1' "$TMP/out")" = 1
+
+# ---- ulimit -v: exit 0 or 1 with a message, never a spin (124/137) or a false "interrupted" (130)
+if [ "${XL_SANITIZED:-0}" = 1 ] || [ "${XL_VALGRIND:-0}" = 1 ]; then
+  ok "ulimit -v # SKIP sanitizers and valgrind reserve address space of their own"
+else
+  mkdir -p "$TMP/jr" && cp "$R0/outputs.jsonl" "$R0/prompt.txt" "$TMP/jr/"
+  under() {   # LIMIT_KB NAME COMMAND...: one run under ulimit -v, killed after 20 s
+    local lim=$1 name=$2; shift 2
+    set +e
+    (ulimit -v "$lim"; exec timeout -s KILL 20 "$@") > /dev/null 2> "$TMP/ul.err"
+    local rc=$?
+    set -e
+    if [ "$rc" = 0 ] || { [ "$rc" = 1 ] && [ -s "$TMP/ul.err" ]; }; then return 0; fi
+    not_ok "$name under ulimit -v $lim: exit $rc: $(head -c 200 "$TMP/ul.err")"
+    return 1
+  }
+  for tool in "xl-judge internal" "xl-decode" "xl-prefill"; do
+    bad=0
+    for w in 1 2 4; do
+      for lim in $(seq 250000 30000 700000); do
+        case $tool in
+          "xl-judge internal") under "$lim" "$tool --workers $w" "$BIN/xl-judge" internal "$TMP/jr" --workers "$w" || bad=1 ;;
+          xl-decode) under "$lim" "$tool --workers $w" "$D" --prompt-file "$ROOT/prompts/pydocs.txt" -n 4 --workers "$w" || bad=1 ;;
+          xl-prefill) under "$lim" "$tool --workers $w" "$BIN/xl-prefill" --prompt-file "$ROOT/prompts/pydocs.txt" --workers "$w" || bad=1 ;;
+        esac
+      done
+    done
+    [ $bad = 0 ] && ok "$tool under ulimit -v 250000..700000 kB, 1/2/4 workers: exit 0, or 1 with a message"
+  done
+  set +e; (ulimit -v 300000; exec timeout -s KILL 20 "$BIN/xl-judge" internal "$TMP/jr") > /dev/null 2> "$TMP/ul.err"; rc=$?; set -e
+  check "xl-judge internal under ulimit -v 300000: exit 1 (got $rc)" test "$rc" = 1
+  check "... with a message naming the limit" grep -q "address-space limit (ulimit -v 300000 kB)" "$TMP/ul.err"
+  for lim in 100000 150000 200000; do
+    bad=0
+    under "$lim" xl-top "$BIN/xl-top" --once || bad=1
+    rm -rf "$TMP/ck"; under "$lim" xl-init "$BIN/xl-init" -o "$TMP/ck" --preset tiny -q || bad=1
+    [ $bad = 0 ] && ok "xl-top and xl-init under ulimit -v $lim: no OpenBLAS thread to spin"
+  done
+fi
 
 # ---- full disk
 if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/full" && mount -t tmpfs -o size=64k tmpfs "$TMP/full" 2> /dev/null; then
@@ -104,10 +150,8 @@ if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/full" && mount -t tmpfs -o size=64k tmpf
   expect_status "stdout on /dev/full: exit 1" 1 sh -c '"$1" "def main():" -n 5 > /dev/full' _ "$D"
   stderr_has "stdout on /dev/full: says so" "write error on standard output"
   # the judge's pair of files: a run directory on the small disk
-  R=$TMP/run && mkdir -p "$R" && printf 'The Python interpreter' > "$R/prompt.txt"
-  "$D" "The Python interpreter" -n 24 --format ndjson | jq -c '{slug:"s1",trial:1,prompt_file:"prompt.txt",token_ids:.ids,text:.text}' > "$R/outputs.jsonl"
   for pages in 0 1; do   # 1: ratings.jsonl fits, ratings.csv does not
-    fill $pages "$R"
+    fill $pages "$R0"
     expect_status "full disk ($pages pages free), xl-judge internal: exit 1" 1 "$BIN/xl-judge" internal "$F/run"
     stderr_has "... names the file" "cannot write $F/run/ratings\.(jsonl|csv): No space left on device"
     check "... neither ratings file nor a temporary one ($(ls "$F/run" | tr '\n' ' '))" \

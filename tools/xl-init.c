@@ -637,7 +637,7 @@ static void report(const init_args *g, const tlist *L, int64_t params, const xl_
 }
 
 int main(int argc, char **argv) {
-  xl_blas_setup(argc, argv);
+  xl_blas_setup_unused(argc, argv);   /* no BLAS here: under ulimit -v, no OpenBLAS threads either */
   xl_version_if_asked(argc, argv, "xl-init");
   xl_set_progname("xl-init");
   static init_args g;   /* static: the sLSTM block list is 16 KB */

@@ -5,6 +5,7 @@
  * Not for: recording history to disk (the tools' own --stats-log / --mem-log do that). */
 #define _GNU_SOURCE
 #include "cli/version.h"
+#include "engine/blasenv.h"
 #include "obs/telemetry.h"
 #include "obs/tmproc.h"
 #include "base/util.h"
@@ -438,6 +439,9 @@ static int run_curses(double interval, int ascii) {
 }
 
 int main(int argc, char **argv) {
+  /* first: OpenBLAS is linked into every tool, and xl-top needs none of its threads (under
+   * ulimit -v they could spin on a buffer they cannot map) */
+  xl_blas_setup_unused(argc, argv);
   xl_version_if_asked(argc, argv, "xl-top");
   xl_set_progname(argv[0]);
   enum { M_AUTO, M_ONCE, M_JSON, M_STREAM, M_PLAIN } mode = M_AUTO;
