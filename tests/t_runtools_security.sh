@@ -14,6 +14,8 @@
 #  - under an address-space limit (ulimit -v) no tool spins or says "interrupted": OpenBLAS's
 #    buffers and threads for the session's workers are set up before the run (exit 1 with a
 #    message when they do not fit), xl-top and xl-init start no OpenBLAS threads at all;
+#  - SIGINT / SIGTERM stop xl-judge internal within one output: the rows finished are
+#    written whole, exit 130 / 143 (xl-judge ollama: tests/t_judge_security.sh);
 source "$(dirname "$0")/lib.sh"
 D="$BIN/xl-decode"
 
@@ -48,6 +50,35 @@ check "is made private (0700)" test "$(stat -c %a "$TMP/mine")" = 700
 # a run directory for the judges: one output of the default model
 R0=$TMP/run0 && mkdir -p "$R0" && printf 'The Python interpreter' > "$R0/prompt.txt"
 "$D" "The Python interpreter" -n 24 --format ndjson | jq -c '{slug:"s1",trial:1,prompt_file:"prompt.txt",token_ids:.ids,text:.text}' > "$R0/outputs.jsonl"
+
+# ---- SIGINT / SIGTERM stop xl-judge internal within one output, finished rows written
+mkdir -p "$TMP/jsig" && printf 'The Python interpreter' > "$TMP/jsig/prompt.txt"
+python3 - "$TMP/jsig/outputs.jsonl" <<'PY'
+import json, random, sys
+random.seed(7)
+with open(sys.argv[1], "w") as f:
+    for k in range(60):   # 60 outputs of 3000 tokens: many seconds of scoring
+        f.write(json.dumps({"slug": "s%02d" % k, "trial": k, "prompt_file": "prompt.txt",
+                            "token_ids": [random.randrange(4096) for _ in range(3000)], "text": "w " * 50}) + "\n")
+PY
+for sig in INT TERM; do
+  want=$([ $sig = INT ] && echo 130 || echo 143)
+  rm -f "$TMP/jsig/ratings."*
+  "$BIN/xl-judge" internal "$TMP/jsig" > /dev/null 2> "$TMP/jsig.err" &
+  jp=$!
+  sleep 1.5
+  t0=$(date +%s.%N)
+  kill -$sig $jp
+  set +e; wait $jp; rc=$?; set -e
+  t1=$(date +%s.%N)
+  n=$(grep -c . "$TMP/jsig/ratings.jsonl" 2> /dev/null || echo 0)
+  check "xl-judge internal, SIG$sig: exit $want (got $rc)" test "$rc" = "$want"
+  check "... within a second of the signal" test "$(echo "$t1 - $t0 < 1" | bc)" = 1
+  check "... the rows finished are written ($n of 60), whole, in both files" \
+    sh -c '[ "$1" -gt 0 ] && [ "$1" -lt 60 ] && [ "$(($(wc -l < "$2/ratings.csv") - 1))" = "$1" ] &&
+           [ "$(jq -r "select(.scored_tokens == 3000 and .avg_logprob < 0) | .slug" "$2/ratings.jsonl" | wc -l)" = "$1" ]' _ "$n" "$TMP/jsig"
+  check "... and it says so" grep -q "stopped (.*): $n of 60 output(s) rated, written to" "$TMP/jsig.err"
+done
 
 # ---- the memory watchdog stops before the hard limit is passed
 "$D" "def main():" -n 50 --format ndjson > "$TMP/m0.json"
