@@ -309,6 +309,7 @@ int main(int argc, char **argv) {
   }
   if (res.np > 0 && !tm_should_stop()) {   /* the watchdog may refuse the run before it starts */
     tm_set_phase("prefill");
+    xl_run_watch_begin(&watch, &r, &d.run, res.np);
     double t0 = xl_now();
     if (xl_prefill(r.sess, ids, res.np, NULL)) xl_die("prefill failed on the device");
     res.prefill_s = xl_now() - t0;

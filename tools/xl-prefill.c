@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
     if (!logits) xl_die("cannot allocate %zu MB for --logits of %ld positions", bytes >> 20, n);
   }
   tm_set_phase("prefill");
-  watch.show = isatty(2) && n > r.sess->segment;   /* a terminal, and several segments */
+  xl_run_watch_begin(&watch, &r, &p.run, n);   /* progress: a terminal after a second, or --progress */
   double t0 = xl_now();
   if (!tm_should_stop() && xl_prefill(r.sess, ids, n, logits))   /* the watchdog may refuse it before it starts */
     xl_die("prefill failed on the device (see the message above)");

@@ -35,7 +35,9 @@ const char *xl_runargs_help(void) {
              xl_settings_help(),
              "      --profile FILE      apply a JSON settings profile ({\"params\":{...}}, as xl-sweep and\n"
              "                          xl-merge write); a missing file or any other file is refused\n"
-             "                          (exit 2, the file untouched). Latency logs: --profile-log FILE\n");
+             "                          (exit 2, the file untouched). Latency logs: --profile-log FILE\n"
+             "      --progress          the prefill's progress on stderr, a line a second (default: on a\n"
+             "                          terminal, refreshed in place, once the prefill takes a second)\n");
   return buf;
 }
 
@@ -47,6 +49,7 @@ static const xl_flag run_flags[] = {
     {"--ids-file", NULL, XF_STR, offsetof(xl_runargs, ids_file), 0, 0, NULL},
     {"--bos", NULL, XF_CHOICE, offsetof(xl_runargs, bos), 0, 0, "no|yes"},
     {"--profile", NULL, XF_STR, offsetof(xl_runargs, profile_arg), 0, 0, NULL},
+    {"--progress", NULL, XF_SET, offsetof(xl_runargs, show_progress), 0, 0, NULL},
 };
 
 int xl_runargs_parse(xl_runargs *a, int argc, char **argv, int *i) {
@@ -94,9 +97,44 @@ void xl_run_open_tokenizer(xl_run *r, xl_runargs *a) {
   if (!r->tok) xl_die("%s: no tokenizer.json in the model directory", r->model_dir);
 }
 
-/* A stop request (signal, memory watchdog) ends a prefill within one layer. */
+/* The progress line: tokens done (within a segment estimated from the layers or tokens it
+ * has gone through), rate, time left. A terminal gets one line refreshed in place. */
+static void show_progress(xl_prefill_watch *w, long done, int final) {
+  double now = xl_now(), secs = now - w->t0;
+  if (!final && (secs < 1.0 || now - w->last_print < (w->tty ? 0.25 : 1.0))) return;   /* a prefill of a second shows none */
+  if (final && !w->printed && w->show != 2) return;
+  w->last_print = now;
+  w->printed = 1;
+  double rate = secs > 0 ? done / secs : 0, eta = rate > 0 ? (w->total - done) / rate : 0;
+  fprintf(stderr, "%s%s: prefill %ld/%ld tokens (%.0f%%), %.1f tok/s, %s %.0f s%s", w->tty ? "\r" : "", xl_progname(),
+          done, w->total, w->total ? 100.0 * done / w->total : 100.0, rate, final ? "took" : "ETA",
+          final ? secs : eta, w->tty && !final ? "   " : "\n");
+  fflush(stderr);
+}
+
+void xl_run_watch_begin(xl_prefill_watch *w, const xl_run *r, const xl_runargs *a, long total) {
+  w->tty = isatty(2);
+  w->show = a->show_progress ? 2 : w->tty ? 1 : 0;
+  w->total = total;
+  w->layers = r->model->cfg.n_blocks > 0 ? r->model->cfg.n_blocks : 1;
+  w->segment = r->sess->segment > 0 ? r->sess->segment : 1;
+  w->per_token = r->opt.backend == XL_BACKEND_RECURRENT;
+  w->calls = w->printed = 0;
+  w->last_done = 0, w->last_s = 0;
+  w->t0 = xl_now(), w->last_print = 0;
+}
+
+/* A stop request (signal, memory watchdog) ends a prefill within one layer. The engine asks
+ * between the layers of a segment (between tokens on the recurrent backend): a tick of the
+ * progress estimate too. */
 static int run_interrupted(void *ctx) {
-  (void)ctx;
+  xl_prefill_watch *w = ctx;
+  if (w && w->show && w->total > 0) {
+    long seg = w->total - w->last_done < w->segment ? w->total - w->last_done : w->segment;
+    double part = w->per_token ? (double)w->calls / seg : (double)w->calls / w->layers;
+    w->calls++;
+    show_progress(w, w->last_done + (long)(seg * (part < 1 ? part : 1)), 0);
+  }
   return tm_should_stop() != 0;
 }
 
@@ -126,13 +164,10 @@ int xl_run_prefill_hook(void *ctx, long done, long total, double seconds) {
   if (done < w->last_done) w->last_done = 0, w->last_s = 0;   /* a new prefill */
   tm_prefill_chunk(done - w->last_done, seconds - w->last_s);
   if (w->profile && tm_profiling()) tm_prof_step_end(done);
-  if (w->show) {
-    double rate = seconds > 0 ? done / seconds : 0, eta = rate > 0 ? (total - done) / rate : 0;
-    fprintf(stderr, "\r%s: %ld/%ld tokens (%.0f%%), %.1f tok/s, ETA %.0f s   %s", xl_progname(), done, total,
-            100.0 * done / total, rate, eta, done == total ? "\n" : "");
-  }
   w->last_done = done;
   w->last_s = seconds;
+  w->calls = 0;   /* the next segment's layers */
+  if (w->show && w->total > 0) show_progress(w, done, done >= w->total);
   return tm_should_stop() != 0;
 }
 
