@@ -14,6 +14,9 @@
 #  - under an address-space limit (ulimit -v) no tool spins or says "interrupted": OpenBLAS's
 #    buffers and threads for the session's workers are set up before the run (exit 1 with a
 #    message when they do not fit), xl-top and xl-init start no OpenBLAS threads at all;
+#  - a FIFO at an output path nobody reads is an error after 5 s, not a hang: the run tools'
+#    logs (they used to block for ever in fopen) and the judge's ratings; with a reader the
+#    data go through it;
 #  - SIGINT / SIGTERM stop xl-judge internal within one output: the rows finished are
 #    written whole, exit 130 / 143 (xl-judge ollama: tests/t_judge_security.sh);
 source "$(dirname "$0")/lib.sh"
@@ -50,6 +53,25 @@ check "is made private (0700)" test "$(stat -c %a "$TMP/mine")" = 700
 # a run directory for the judges: one output of the default model
 R0=$TMP/run0 && mkdir -p "$R0" && printf 'The Python interpreter' > "$R0/prompt.txt"
 "$D" "The Python interpreter" -n 24 --format ndjson | jq -c '{slug:"s1",trial:1,prompt_file:"prompt.txt",token_ids:.ids,text:.text}' > "$R0/outputs.jsonl"
+
+# ---- a FIFO nobody reads: exit 1 after about 5 s, not a hang
+mkfifo "$TMP/fifo"
+for log in --stats-log --mem-log --profile-log; do
+  expect_status "$log FIFO with no reader: exit 1, no hang" 1 timeout -s KILL 20 "$D" x -n 3 -q "$log" "$TMP/fifo"
+  stderr_has "... naming it" "cannot open .* log $TMP/fifo: No such device or address"
+done
+(cat "$TMP/fifo" > "$TMP/fifo.out" &)
+expect_status "--stats-log FIFO with a reader" 0 timeout -s KILL 20 "$D" x -n 3 -q --stats-log "$TMP/fifo"
+sleep 0.5
+check "... the rows go through it" test "$(head -1 "$TMP/fifo.out")" = "step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase"
+mkdir -p "$TMP/jf" && cp "$R0/outputs.jsonl" "$R0/prompt.txt" "$TMP/jf/" && mkfifo "$TMP/jf/ratings.jsonl"
+expect_status "xl-judge internal, ratings.jsonl a FIFO with no reader: exit 1, no hang" 1 timeout -s KILL 30 "$BIN/xl-judge" internal "$TMP/jf"
+stderr_has "... naming it" "cannot write $TMP/jf/ratings.jsonl: No such device or address"
+check "... and no ratings.csv written without its pair" test ! -e "$TMP/jf/ratings.csv"
+(cat "$TMP/jf/ratings.jsonl" > "$TMP/jf.out" &)
+expect_status "... with a reader" 0 timeout -s KILL 30 "$BIN/xl-judge" internal "$TMP/jf"
+sleep 0.5
+check "... the row goes through it, the CSV beside it" sh -c 'jq -e ".slug == \"s1\"" "$1/jf.out" > /dev/null && test -s "$1/jf/ratings.csv"' _ "$TMP"
 
 # ---- SIGINT / SIGTERM stop xl-judge internal within one output, finished rows written
 mkdir -p "$TMP/jsig" && printf 'The Python interpreter' > "$TMP/jsig/prompt.txt"

@@ -135,6 +135,30 @@ char *xl_read_file(const char *path, size_t *len) {
   return b;
 }
 
+/* A FIFO opened for writing: waits up to 5 s for a reader (the writer and its reader may
+ * start together), then ENXIO rather than blocking for ever. A stream, or NULL with errno. */
+static FILE *open_fifo_writer(const char *path) {
+  int fd = -1;
+  for (int tries = 0; tries < 500; tries++) {
+    fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0 || errno != ENXIO) break;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (fd < 0) return NULL;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  FILE *f = fdopen(fd, "wb");
+  if (!f) { int e = errno; close(fd); errno = e; }
+  return f;
+}
+
+FILE *xl_fopen_write(const char *path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) return open_fifo_writer(path);
+  return fopen(path, "w");
+}
+
 int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags) {
   memset(a, 0, sizeof *a);
   a->flags = flags;
@@ -149,19 +173,7 @@ int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags) {
   }
   if (flags & XL_ATOMIC_NO_STREAM) return 0;
   if (!a->tmp && S_ISFIFO(st.st_mode)) {   /* no reader within 5 s: ENXIO, rather than block for ever */
-    int fd = -1;
-    for (int tries = 0; tries < 500; tries++) {
-      fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-      if (fd >= 0 || errno != ENXIO) break;
-      struct timespec ts = {0, 10 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-    }
-    if (fd >= 0) {
-      int fl = fcntl(fd, F_GETFL);
-      if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-      a->f = fdopen(fd, "wb");
-      if (!a->f) close(fd);
-    }
+    a->f = open_fifo_writer(path);
   } else {
     a->f = fopen(xl_atomic_target(a), "wb");
   }

@@ -88,6 +88,11 @@ void xl_atomic_abort(xl_atomic *a);                      /* remove the temp file
 int xl_write_file_atomic(const char *path, const void *data, size_t len);
 int xl_write_file_atomic_flags(const char *path, const void *data, size_t len, int flags);
 
+/* Opens path for writing as a stream, truncated (fopen "w"), for outputs written as they go
+ * (logs): a FIFO nobody opens for reading within 5 s fails with ENXIO, as in xl_atomic_open,
+ * instead of blocking the tool for ever. NULL with errno on failure. */
+FILE *xl_fopen_write(const char *path);
+
 /* Closes a stream checking for write errors; returns 0 or -1. */
 int xl_fclose_checked(FILE *f);
 /* At exit of a tool: flush stdout and make a write error (full disk, closed pipe) fatal. */

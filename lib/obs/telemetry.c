@@ -569,7 +569,7 @@ static int open_outputs(const tm_options *o) {
       (o->metrics_file && xl_kind_check(o->metrics_file, XK_DATA, NULL)))
     return -1;
   if (o->stats_log) {
-    if (!(S.stats = fopen(o->stats_log, "w"))) {
+    if (!(S.stats = xl_fopen_write(o->stats_log))) {
       xl_warn("cannot open stats log %s: %s", o->stats_log, strerror(errno));
       return -1;
     }
@@ -579,7 +579,7 @@ static int open_outputs(const tm_options *o) {
     S.stats_abs = abs_path(o->stats_log);
   }
   if (o->mem_log) {
-    if (!(S.memlog = fopen(o->mem_log, "w"))) {
+    if (!(S.memlog = xl_fopen_write(o->mem_log))) {
       xl_warn("cannot open memory log %s: %s", o->mem_log, strerror(errno));
       return -1;
     }
