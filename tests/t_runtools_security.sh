@@ -17,6 +17,8 @@
 #  - a FIFO at an output path nobody reads is an error after 5 s, not a hang: the run tools'
 #    logs (they used to block for ever in fopen) and the judge's ratings; with a reader the
 #    data go through it;
+#  - the run tools' records stay JSON when a path is not UTF-8 (a model directory or -o name
+#    with a byte like 0xff gets U+FFFD; Python's json module used to refuse the line);
 #  - SIGINT / SIGTERM stop xl-judge internal within one output: the rows finished are
 #    written whole, exit 130 / 143 (xl-judge ollama: tests/t_judge_security.sh);
 source "$(dirname "$0")/lib.sh"
@@ -53,6 +55,16 @@ check "is made private (0700)" test "$(stat -c %a "$TMP/mine")" = 700
 # a run directory for the judges: one output of the default model
 R0=$TMP/run0 && mkdir -p "$R0" && printf 'The Python interpreter' > "$R0/prompt.txt"
 "$D" "The Python interpreter" -n 24 --format ndjson | jq -c '{slug:"s1",trial:1,prompt_file:"prompt.txt",token_ids:.ids,text:.text}' > "$R0/outputs.jsonl"
+
+# ---- records with a path that is not UTF-8
+M=$(printf '%s/m\377' "$TMP") && cp -r "$ROOT/models/xlstm-tiny-pydocs" "$M"
+valid_json() { python3 -c 'import json, sys; [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]' "$1" 2> /dev/null; }
+expect_status "xl-decode -m DIR-with-0xff --format ndjson" 0 "$D" -m "$M" x -n 2 --format ndjson
+check "... the record is valid UTF-8 JSON" valid_json "$TMP/out"
+expect_status "xl-prefill -m DIR-with-0xff -o STATE-with-0xfe" 0 "$BIN/xl-prefill" -m "$M" x -o "$(printf '%s/s\376' "$TMP")"
+check "... the record is valid UTF-8 JSON" valid_json "$TMP/out"
+expect_status "xl-init -o DIR-with-0xfd" 0 "$BIN/xl-init" -o "$(printf '%s/i\375' "$TMP")" --preset tiny -D 8 --heads 2 --blocks 1 --vocab 64 --tokenizer none -q
+check "... the record is valid UTF-8 JSON" valid_json "$TMP/out"
 
 # ---- a FIFO nobody reads: exit 1 after about 5 s, not a hang
 mkfifo "$TMP/fifo"

@@ -16,6 +16,7 @@
 #include "engine/v1/v1.h"
 #include "engine/checkpoint.h"
 #include "engine/pool.h"
+#include "io/records.h"
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
 #include "base/filekind.h"
@@ -630,10 +631,8 @@ static void report(const init_args *g, const tlist *L, int64_t params, const xl_
   if (tok_copied) cJSON_AddStringToObject(rec, "tokenizer", tok_copied);
   else cJSON_AddNullToObject(rec, "tokenizer");
   cJSON_AddNumberToObject(rec, "seconds", xl_now() - g_t0);
-  char *line = cJSON_PrintUnformatted(rec);
+  rec_ndjson_write(stdout, rec);   /* a -o path that is not UTF-8 gets U+FFFD: the line stays JSON */
   cJSON_Delete(rec);
-  puts(line);
-  free(line);
 }
 
 int main(int argc, char **argv) {

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "cli/version.h"
 #include "engine/blasenv.h"
+#include "io/records.h"
 #include "obs/telemetry.h"
 #include "obs/tmproc.h"
 #include "base/util.h"
@@ -192,9 +193,7 @@ static void reply(const char *cmd, int ok, const char *key, double num, const ch
   if (key) cJSON_AddNumberToObject(r, key, num);
   if (ok && !strcmp(cmd, "kill")) cJSON_AddStringToObject(r, "signal", "SIGTERM");
   if (error) cJSON_AddStringToObject(r, "error", error);
-  char *s = cJSON_PrintUnformatted(r);
-  fprintf(stdout, "%s\n", s);
-  cJSON_free(s);
+  rec_ndjson_write(stdout, r);   /* the record writer: UTF-8 clean */
   cJSON_Delete(r);
   flush_out();
 }
@@ -204,9 +203,7 @@ static void print_json(FILE *f, tm_proc *v, int n, int ascii) {
   cJSON_AddNumberToObject(doc, "time", round(xl_wall() * 1000) / 1000);
   cJSON *arr = cJSON_AddArrayToObject(doc, "processes");
   for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, proc_json(&v[i], ascii));
-  char *s = cJSON_PrintUnformatted(doc);
-  fprintf(f, "%s\n", s);
-  cJSON_free(s);
+  rec_ndjson_write(f, doc);   /* a tool name or log path that is not UTF-8 gets U+FFFD */
   cJSON_Delete(doc);
   flush_out();
 }

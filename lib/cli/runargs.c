@@ -3,6 +3,7 @@
 #include "cli/flags.h"
 #include "engine/blasenv.h"
 #include "engine/checkpoint.h"
+#include "io/records.h"
 #include "obs/procmem.h"
 #include "base/filekind.h"
 #include "base/util.h"
@@ -299,9 +300,8 @@ void xl_run_record_fields(const xl_run *r, cJSON *rec) {
 }
 
 void xl_print_record(cJSON *rec) {
-  char *s = cJSON_PrintUnformatted(rec);
-  fputs(s, stdout);
-  fputc('\n', stdout);
+  /* through the record writer: a path (model, state) with bytes that are not UTF-8 gets
+   * U+FFFD, so JSON readers accept the line */
+  if (rec_ndjson_write(stdout, rec)) xl_die("cannot write the record: out of memory");
   fflush(stdout);
-  free(s);
 }
