@@ -10,6 +10,7 @@
 #              utf8proc, ncurses, libstdc++, libgcc_s, jq's), except glibc's own libraries
 #              and what a GPU machine provides: the driver's libcuda and libnvidia-*, and the
 #              CUDA toolkit's cuBLAS, which the tools dlopen on their first GPU session
+#              (oneDNN, also dlopen'd, is copied with its chain: BUNDLE_DLOPEN)
 #              (searching lib/ first, then LD_LIBRARY_PATH and the system's paths);
 #              BUNDLE_CUBLAS=1 copies libcublas and libcublasLt into lib/ too (about 600 MB)
 #   models/ plots/ prompts/ docs/ tests/golden/   the default model, gnuplot scripts, prompts,
@@ -33,6 +34,9 @@ BUNDLE_CUDA_LIBDIR ?= $(or $(wildcard $(CUDA_HOME)/lib64),$(abspath $(dir $(NVCC
 BUNDLE_HELPERS := test_cuda bench_cuda bench_model bench_limits test_engine
 BUNDLE_DATA := models plots prompts docs
 BUNDLE_SCRIPTS := tests/bench_cuda.sh tests/hf_bench.py
+# Loaded with dlopen, so ldd of the programs does not list them: oneDNN (--matmul bf16 on a
+# CPU's BF16 units, engine/bf16gemm.c), copied with its own chain when this machine has it.
+BUNDLE_DLOPEN := libdnnl.so.2
 
 # Every tool and test program looks for its libraries in <exe>/../lib first.
 LDFLAGS += -Wl,-rpath,'$$ORIGIN/../lib' -Wl,--disable-new-dtags
@@ -70,7 +74,11 @@ bundle: $(TOOLS) $(TEST_BINS) $(BENCH_BINS) $(GPU_LIMITS)
 	  readelf -d "$$f" | grep -q 'RPATH.*\[\$$ORIGIN/\.\./lib\]' || { \
 	    echo "bundle: $$f has no RPATH \$$ORIGIN/../lib (rm it and make again)" >&2; exit 1; }; \
 	done; \
-	for f in "$$stage"/bin/* "$$stage"/libexec/*; do ldd "$$f"; done | awk '$$2 == "=>" { print $$1, $$3 }' | sort -u | \
+	for so in $(BUNDLE_DLOPEN); do \
+	  p=$$(ldconfig -p | awk -v s="$$so" '$$1 == s { print $$NF; exit }'); \
+	  if [ -n "$$p" ]; then cp -L "$$p" "$$stage/lib/$$so"; else echo "bundle: $$so not on this machine (left out)" >&2; fi; \
+	done; \
+	for f in "$$stage"/bin/* "$$stage"/libexec/* "$$stage"/lib/*; do ldd "$$f"; done | awk '$$2 == "=>" { print $$1, $$3 }' | sort -u | \
 	while read -r so path; do \
 	  case "$$so" in \
 	    ld-linux*|libc.so.*|libm.so.*|libmvec.so.*|libpthread.so.*|libdl.so.*|librt.so.*|libresolv.so.*|libutil.so.*|libanl.so.*|libnsl.so.*|libBrokenLocale.so.*|libnss_*|libthread_db.so.*) continue ;; \

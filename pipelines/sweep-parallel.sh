@@ -9,9 +9,10 @@
 #   3. `xl-sweep collect RUN_DIR RUN_DIR/records.jsonl` folds them into trials.jsonl,
 #      summary.csv, best.json (dedupe by slug: a rerun that succeeds replaces a failure).
 # Rerun with --resume-failed to run only the jobs that failed or never ran (the plan is
-# kept). Remote hosts need the same paths (a shared checkout, or --xl-sweep PATH and
-# specs whose bin/model/prompt paths exist there); a missing ids file is rebuilt there
-# from the prompt file.
+# kept). Each trial runs the tools beside the xl-sweep that runs it (--xl-sweep PATH), never
+# a program a spec names (a spec's bin and tool_prefix are ignored: docs/security.md), so
+# remote hosts need that xl-sweep and the specs' model and prompt paths; a missing ids file
+# is rebuilt there from the prompt file.
 #
 # Usage: pipelines/sweep-parallel.sh [-j N] [--sshlogin S] [--resume-failed]
 #            [--xl-sweep PATH] RUN_DIR [-- xl-sweep plan options...]

@@ -13,8 +13,11 @@
  *   cuda_decode_ctx_ratio   long-context decode speed over short-context
  *   cuda_memory   peak device bytes this module allocated and the device's use (cudaMemGetInfo),
  *                 against the weights
+ *   cuda_decode_tune  with --mv-tune 1,3,5: decode after --short-ctx with each matrix-vector
+ *                 kernel variant (lib/engine/cuda/decode.cu; best of three), after the rest
  * Usage: bench_cuda DIR [--bw GB/s] [--tflops T] [--prefill 2048,16384] [--steps 128]
  *                   [--short-ctx 128] [--chunk 256,64] [--fp32] [--segment N] [--reps 3]
+ *                   [--mv-tune V,...]
  * Decode is measured with the first chunk size's session only (it does not depend on it).
  * Exits 77 without a GPU (or without the CUDA device in this build).
  * Not for: correctness (test_cuda.c). */
@@ -63,11 +66,13 @@ typedef struct {
   int nprefill, steps, short_ctx, reps, fp32, segment;
   long chunks[8];
   int nchunks;
+  long tune[8];   /* --mv-tune variants */
+  int ntune;
 } opts;
 
 static void usage(void) {
   fprintf(stderr, "usage: bench_cuda DIR [--bw GB/s] [--tflops T] [--prefill 2048,16384] [--steps 128] [--short-ctx 128]\n"
-                  "                  [--chunk 64,128] [--fp32] [--segment N] [--reps 3]\n");
+                  "                  [--chunk 64,128] [--fp32] [--segment N] [--reps 3] [--mv-tune V,...]\n");
   exit(2);
 }
 
@@ -90,7 +95,9 @@ static void parse(int argc, char **argv, opts *o) {
     else if (!strcmp(a, "--short-ctx")) o->short_ctx = atoi(v);
     else if (!strcmp(a, "--reps")) o->reps = atoi(v);
     else if (!strcmp(a, "--segment")) o->segment = atoi(v);
-    else usage();
+    else if (!strcmp(a, "--mv-tune")) {
+      if ((o->ntune = parse_list(v, o->tune, 8)) <= 0) usage();
+    } else usage();
   }
   if (!o->dir || o->steps < 1 || o->reps < 1 || o->short_ctx < 1) usage();
 }
@@ -177,7 +184,7 @@ int main(int argc, char **argv) {
   int rc = 0;
   for (int ci = 0; ci < o.nchunks && !rc; ci++) {
     int ck = (int)o.chunks[ci];
-    xl_cuda_opts co = {ck, !o.fp32, o.segment};
+    xl_cuda_opts co = {.chunk_size = ck, .matmul_bf16 = !o.fp32, .max_segment = o.segment};
     xl_cuda_session *s = xl_cuda_session_new(cm, &co, err, sizeof err);
     if (!s) { fprintf(stderr, "bench_cuda: %s\n", err); return 1; }
     /* warm-up: cuBLAS picks its kernels, the module loads */
@@ -250,6 +257,26 @@ int main(int argc, char **argv) {
            (xl_cuda_peak_bytes() - (double)wb) / 1e9);
     fflush(stdout);
     xl_cuda_session_free(s);
+  }
+  /* decode with each matrix-vector variant, a session each (after the others: the memory
+   * records above count one session) */
+  for (int ti = 0; !rc && ti < o.ntune; ti++) {
+    xl_cuda_opts to = {.chunk_size = (int)o.chunks[0], .matmul_bf16 = !o.fp32, .max_segment = o.segment, .mv_variant = (int)o.tune[ti]};
+    xl_cuda_session *t = xl_cuda_session_new(cm, &to, err, sizeof err);
+    if (!t) { fprintf(stderr, "bench_cuda: %s\n", err); rc = 1; break; }
+    double best = 0;
+    for (int r = 0; r < 3 && !rc; r++) {   /* best of three: the sweep compares kernels, not clocks */
+      xl_cuda_session_reset(t);
+      double tps = -1;
+      if (xl_cuda_prefill(t, ids, o.short_ctx, NULL, NULL) || (tps = time_decode(t, o.steps)) < 0) { fail("tune decode"); rc = 1; }
+      if (tps > best) best = tps;
+    }
+    double roof = o.bw > 0 ? o.bw * 1e9 / dbytes : 0;
+    if (!rc)
+      printf("{\"bench\":\"cuda_decode_tune\",\"mv_variant\":%ld,\"context\":%d,\"steps\":%d,\"tok_s\":%.2f,\"efficiency\":%.3f}\n",
+             o.tune[ti], o.short_ctx, o.steps, best, roof > 0 ? best / roof : 0);
+    fflush(stdout);
+    xl_cuda_session_free(t);
   }
   free(ids);
   xl_cuda_model_free(cm);

@@ -127,7 +127,8 @@ static void trim(char *s) {
   while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ')) s[--n] = 0;
 }
 
-/* "580.159.04" from /proc/driver/nvidia/version ("NVRM version: NVIDIA UNIX ... Kernel Module  580.159.04  ..."); "" if absent */
+/* "580.159.04" from /proc/driver/nvidia/version ("NVRM version: NVIDIA UNIX ... Kernel Module  580.159.04  ...", or
+ * "... Open Kernel Module for x86_64  580.159.04 ..."): the first token after "Kernel Module" that starts with a digit */
 static void driver_from_proc(char *out, size_t cap) {
   out[0] = 0;
   FILE *f = fopen("/proc/driver/nvidia/version", "r");
@@ -137,7 +138,7 @@ static void driver_from_proc(char *out, size_t cap) {
     const char *k = strstr(line, "Kernel Module");
     if (k) {
       k += strlen("Kernel Module");
-      while (*k == ' ' || *k == '\t') k++;
+      while (*k && !(*k >= '0' && *k <= '9' && (k[-1] == ' ' || k[-1] == '\t'))) k++;
       size_t i = 0;
       while (k[i] && k[i] != ' ' && k[i] != '\t' && k[i] != '\n' && i + 1 < cap) out[i] = k[i], i++;
       out[i] = 0;

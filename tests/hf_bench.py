@@ -99,7 +99,8 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     if on_gpu:
-        torch.cuda.set_device(torch.device(device))
+        dev = torch.device(device)
+        torch.cuda.set_device(dev.index if dev.index is not None else 0)   # "cuda" means device 0
         if dtype == torch.float32:
             try:   # plain fp32 where fp32 is asked for (no TF32), as the C engine's fp32 path
                 torch.backends.cuda.matmul.allow_tf32 = False

@@ -5,7 +5,8 @@
 # noise-aware rules (dominance only beyond the 95% intervals, ties to the simplest, never
 # ranked by a measurement a knob cannot change), quality is compared pair by pair with the
 # fp32 reference, profiles are valid JSON with params and the tolerance rule picks the
-# expected setting; bad inputs fail with exit 1 naming the file.
+# expected setting; bad inputs (a row with cells missing among them) fail with exit 1
+# naming the file (and line).
 source "$(dirname "$0")/lib.sh"
 M="$BIN/xl-merge"
 R=$TMP/run
@@ -207,6 +208,25 @@ stderr_has "names the summary file" "s2\.csv: no 'slug' column"
 printf 'slug,x\n"A,1\n' > "$TMP/broken.csv"
 expect_status "broken CSV -> 1" 1 "$M" "$R" --ratings "$TMP/broken.csv" -o "$TMP/bad4"
 stderr_has "names the broken file" "broken\.csv"
+# A row with a cell missing is an error naming the file, the line and both counts, never a
+# padded row of its own (once: a bogus context group and another recommendation, exit 0).
+sed '6s/,128,32,210,2,35,0.5,600$//' "$R/summary.csv" > "$TMP/short.csv"
+expect_status "summary row with cells missing -> 1" 1 "$M" "$R" --summary "$TMP/short.csv" -o "$TMP/bad6"
+stderr_has "names the file, line and counts" "short\.csv: line 6 has 9 cells, the header has 16"
+check "... and writes nothing" test ! -e "$TMP/bad6/merged.csv" -a ! -e "$TMP/bad6/recommended.json"
+sed '3s/,8.17,32,0.9,0.95,chunkwise,64$//' "$R/ratings.csv" > "$TMP/shortr.csv"
+expect_status "ratings row with cells missing -> 1" 1 "$M" "$R" --ratings "$TMP/shortr.csv" -o "$TMP/bad7"
+stderr_has "names the ratings file and line" "shortr\.csv: line 3 has 3 cells, the header has 9"
+printf 'slug,x,y\nA,1,2\nB,1\n' > "$TMP/short2.csv"
+expect_status "one cell short at the end -> 1" 1 "$M" "$R" --ratings "$TMP/short2.csv" -o "$TMP/bad8"
+stderr_has "... line 3: 2 of 3" "short2\.csv: line 3 has 2 cells, the header has 3"
+# a quoted cell holding commas and a line break is one cell: a well-formed table passes
+mkdir -p "$TMP/ml"
+sed 's/"out of memory, killed"/"out of memory,\nkilled"/' "$R/summary.csv" | awk '{ gsub(/\\n/, "\n"); print }' > "$TMP/ml/summary.csv"
+check "(the fixture has a line break inside a cell)" test "$(wc -l < "$TMP/ml/summary.csv")" = "$(($(wc -l < "$R/summary.csv") + 1))"
+expect_status "a cell with a line break is not a short row" 0 "$M" "$TMP/ml"
+expect_status "--output DIR is -o DIR" 0 "$M" "$R" --output "$TMP/longo"
+check "... merged.csv and pareto.csv there" test -s "$TMP/longo/merged.csv" -a -s "$TMP/longo/pareto.csv"
 expect_status "unknown objective column -> 1" 1 "$M" "$R" --objectives nope:max -o "$TMP/bad5"
 expect_status "bad objective direction -> 2" 2 "$M" "$R" --objectives decode_tok_s:up
 expect_status "bad tolerance -> 2" 2 "$M" "$R" --quality-tolerance abc

@@ -128,6 +128,13 @@ stderr_has "names the stats log" "none\.csv"
 printf 'a,b\n1,2\n' > "$TMP/badstats.csv"
 expect_status "stats log without step column -> 1" 1 "$P" "$R" --stats-log "$TMP/badstats.csv"
 stderr_has "says which columns" "badstats\.csv: .*'step'"
+mkdir -p "$TMP/short"
+cp "$R/run_meta.json" "$TMP/short/"
+sed '3s/,[^,]*,[^,]*$//' "$R/summary.csv" > "$TMP/short/summary.csv"
+expect_status "a summary row with cells missing -> 1" 1 "$P" "$TMP/short" --format svg
+stderr_has "names the file, line and counts" "short/summary\.csv: line 3 has [0-9]+ cells, the header has [0-9]+"
+expect_status "--output DIR is -o DIR" 0 "$P" "$B" --format svg --output "$TMP/figs3"
+check "... the figures there" test -s "$TMP/figs3/decode_by_workers.svg"
 XL_GNUPLOT=false expect_status "gnuplot failing -> 1" 1 "$P" "$B" --format png -o "$TMP/fail"
 check "failed figures listed in the report" grep -q 'gnuplot failed to render it' "$B/report.md"
 expect_status "--help -> 0" 0 "$P" --help

@@ -5,7 +5,9 @@
 # keep finished outputs, --force redoes them, a deleted .txt is redone alone, duplicated or
 # torn lines are cleaned up, summary.csv and stdin work. With a fake xl-decode (XL_DECODE):
 # each trial's knobs reach the command line, a failing trial leaves the others saved and
-# exits 1, a kill mid-run leaves only whole, unique lines; usage errors exit 2.
+# exits 1, a kill mid-run leaves only whole, unique lines; -o/--output; a full disk leaves
+# no empty outputs.jsonl; SIGTERM/SIGINT stop the running xl-decode, keep the finished lines
+# and exit 143/130, a rerun does the rest, kill -9 leaves no xl-decode; usage errors exit 2.
 source "$(dirname "$0")/lib.sh"
 S="$BIN/xl-save"
 R=$TMP/run
@@ -160,6 +162,85 @@ check "killed run: each line's .txt exists" test $allf = 1
 sleep 0.3   # orphaned fake children finish
 FAKE_SLEEP=0 XL_DECODE=$F expect_status "resume after the kill" 0 "$S" "$R4" -n 2 -j 3
 check "resumed: the rest generated, 12 unique lines" test "$(jq -r .generated "$TMP/out") $(nlines "$R4/outputs.jsonl")" = "$((12 - n4)) 12"
+
+# --- -o, --output FILE.jsonl: another outputs file (a name without '/' in RUN_DIR)
+R9=$TMP/run9
+mkdir -p "$R9"
+cp "$R/prompt.txt" "$R3/trials.jsonl" "$R9/"
+sed -i '/ck=7/d' "$R9/trials.jsonl"
+XL_DECODE=$F expect_status "-o NAME" 0 "$S" "$R9" -n 2 -o mine.jsonl
+check "... RUN_DIR/NAME holds the lines, no outputs.jsonl" test "$(nlines "$R9/mine.jsonl")" = 2 -a ! -e "$R9/outputs.jsonl"
+XL_DECODE=$F expect_status "--output=PATH" 0 "$S" "$R9" -n 2 --output="$TMP/elsewhere.jsonl"
+check "... the lines at PATH" test "$(nlines "$TMP/elsewhere.jsonl")" = 2
+XL_DECODE=$F expect_status "-o NAME again: nothing to redo" 0 "$S" "$R9" -n 2 -o mine.jsonl
+check "... the finished lines are kept" test "$(jq -r '"\(.generated) \(.kept)"' "$TMP/out")" = "0 2"
+printf 'a,b\n' > "$R9/table.csv"
+XL_DECODE=$F expect_status "-o a file of another kind is refused" 1 "$S" "$R9" -n 2 -o table.csv
+check "... and left alone" test "$(cat "$R9/table.csv")" = "a,b"
+XL_DECODE=$F expect_status "-o /dev/full: the write error is an error" 1 timeout 60 "$S" "$R9" -n 2 -o /dev/full --force
+stderr_has "... saying so" "/dev/full: No space left on device"
+
+# --- a full disk leaves no empty outputs.jsonl (a tiny tmpfs; root only)
+if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/tfs" && mount -t tmpfs -o size=64k tmpfs "$TMP/tfs" 2> /dev/null; then
+  trap 'umount "$TMP/tfs" 2> /dev/null || true; rm -rf "$TMP"' EXIT
+  RF=$TMP/tfs/run
+  mkdir -p "$RF"
+  cp "$R/prompt.txt" "$R9/trials.jsonl" "$RF/"
+  head -c 1048576 /dev/zero > "$TMP/tfs/fill" 2> /dev/null || true
+  XL_DECODE=$F expect_status "a full disk: exit 1" 1 "$S" "$RF" -n 2
+  stderr_has "... naming the error" "No space left on device"
+  check "... no outputs.jsonl at all (not an empty one), no temp file" test ! -e "$RF/outputs.jsonl" -a -z "$(find "$RF" -name '*.tmp.*')"
+  rm "$TMP/tfs/fill"
+  XL_DECODE=$F expect_status "space again: the rerun saves everything" 0 "$S" "$RF" -n 2
+  check "... 2 lines" test "$(nlines "$RF/outputs.jsonl")" = 2
+  umount "$TMP/tfs"
+else
+  ok "a full disk leaves no empty outputs.jsonl # SKIP cannot mount a tmpfs here"
+fi
+
+# --- SIGTERM / SIGINT: the running xl-decode is stopped, the finished lines kept, exit 143 /
+# 130, and a rerun does only the rest; kill -9 of xl-save leaves no xl-decode behind
+TOOLS=${XL_REAL_BIN:-$BIN}
+R8=$TMP/run8
+mkdir -p "$R8"
+cp "$R/prompt.txt" "$R8/"
+printf '{"trial":1,"slug":"fast","status":"ok","chunk_size":16,"prompt_file":"prompt.txt"}\n{"trial":2,"slug":"slow","status":"ok","chunk_size":99,"prompt_file":"prompt.txt"}\n' > "$R8/trials.jsonl"
+SLOW=$TMP/slow-decode   # the real xl-decode; trial 2's runs for a million tokens
+printf '#!/bin/sh\ncase " $* " in *" --chunk-size 99 "*) exec "%s/xl-decode" "$@" --ignore-eos -n 1000000 ;; esac\nexec "%s/xl-decode" "$@"\n' "$TOOLS" "$TOOLS" > "$SLOW"
+chmod +x "$SLOW"
+slow_pid() { pgrep -f -- "$R8/prompt.txt.*--chunk-size 99" | head -1 || true; }
+# start_save: xl-save in the background until trial 2's xl-decode runs (its pid in $child)
+start_save() {
+  rm -rf "$R8/outputs" "$R8/outputs.jsonl"
+  XL_DECODE=$SLOW "$S" "$R8" -n 8 > "$TMP/out" 2> "$TMP/err" &
+  spid=$!
+  child=
+  for _ in $(seq 1 400); do child=$(slow_pid); [ -n "$child" ] && break; sleep 0.05; done
+}
+gone() { for _ in $(seq 1 200); do kill -0 "$1" 2> /dev/null || return 0; sleep 0.05; done; return 1; }
+for sig in TERM INT; do
+  want=$([ $sig = TERM ] && echo 143 || echo 130)
+  start_save
+  check "SIG$sig: trial 2 is generating (xl-decode ${child:-not found})" test -n "$child"
+  kill -$sig "$spid"
+  gone "$spid" || kill -9 "$spid" 2> /dev/null || true   # never wait out a million tokens
+  set +e; wait "$spid"; rc=$?; set -e
+  check "SIG$sig: exit $want" test "$rc" = "$want"
+  check "SIG$sig: its xl-decode stopped too" gone "${child:-0}"
+  [ -z "$child" ] || kill -9 "$child" 2> /dev/null || true
+  check "SIG$sig: the finished line kept, the cut one not saved" \
+    test "$(jq -r .slug "$R8/outputs.jsonl" 2> /dev/null | tr '\n' ' ')$(ls "$R8/outputs" | tr '\n' ' ')" = "fast fast.txt "
+  check "SIG$sig: the summary says 1 interrupted" test "$(jq -r '"\(.generated) \(.interrupted)"' "$TMP/out")" = "1 1"
+done
+cp "$R8/outputs.jsonl" "$TMP/before-rerun"
+expect_status "the rerun after an interrupt" 0 "$S" "$R8" -n 8
+check "... generates only the cut one" test "$(jq -r '"\(.generated) \(.kept)"' "$TMP/out")" = "1 1"
+check "... keeping the finished line as it was" test "$(jq -c 'select(.slug == "fast")' "$R8/outputs.jsonl")" = "$(jq -c . "$TMP/before-rerun")"
+start_save
+kill -9 "$spid"
+wait "$spid" 2> /dev/null || true
+check "kill -9 of xl-save: its xl-decode stops (no orphan)" gone "${child:-0}"
+[ -z "$child" ] || kill -9 "$child" 2> /dev/null || true
 
 # --- errors
 expect_status "--help" 0 "$S" --help

@@ -4,7 +4,8 @@
 # the chain exists, report.md links figures that exist; a second make runs nothing (make -q
 # says up to date, no file changes); a changed parameter redoes only its step and those
 # after it; a failing step leaves no half-made target and the next make resumes after the
-# last good step; an interrupted sweep is resumed.
+# last good step; an interrupted sweep is resumed; make -n writes nothing; each step prints
+# the command it runs; RUN and paths with shell or make syntax are refused.
 source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 WF=$ROOT/pipelines/workflow.mk
@@ -44,7 +45,22 @@ allthere=1; for l in $links; do [ -s "$R/$l" ] || allthere=0; done
 check "report.md links $nl figures (all seven, step and memory included), all present" test "$nl" -ge 7 -a "$allthere" = 1
 check "no sweep staging dir or temp file left" test -z "$(find "$R" -name '.sweep' -o -name '*.tmp.*')"
 
+check "the external judge ran with the new flag spellings and the prompt (one sample: PROMPT itself)" \
+  grep -qE "/xl-judge ollama $R --api http://127\.0\.0\.1:[0-9]+ --judge-model good --workers 1 --prompt-file $ROOT/prompts/pydocs\.txt --retries 1 --timeout 10\$" "$TMP/out"
+check "... so no tool warned about an old spelling" sh -c "! grep -q deprecated '$TMP/err'"
+check "the telemetry step printed its whole command" \
+  grep -qE "/xl-decode --prompt-file \S+ -n 256 --ignore-eos -q --stats-log \S+ --mem-log \S+ --mem-every 20 --profile $R/profile_ctx32\.json\$" "$TMP/out"
+
 snap > "$TMP/snap1"
+# a dry run writes nothing: neither a new run directory nor the parameter records of a
+# changed parameter
+expect_status "make -n on a new run directory" 0 wf -n demo RUN_DIR="$TMP/dry"
+check "... prints the steps" grep -q "xl-sweep -o $TMP/dry/.sweep" "$TMP/out"
+check "... and creates nothing" test ! -e "$TMP/dry"
+expect_status "make -n with a changed parameter" 0 wf -n demo SAVE_NEW=5
+check "... lists the steps it would redo" grep -q -- "/xl-save $R -n 5 " "$TMP/out"
+snap > "$TMP/snap1n"
+check "... and changes no file (no .params record rewritten)" cmp -s "$TMP/snap1" "$TMP/snap1n"
 expect_status "make -q: up to date" 0 wf -q report
 expect_status "second make demo" 0 wf demo
 check "second make runs no step" test "$(cat "$TMP/out")" = "report: $R/report.md"
@@ -101,4 +117,50 @@ check "quality.csv compares bf16 with the fp32 reference" \
 check "report.md: noise, front and quality sections" \
   bash -c "grep -q '^## Noise' '$R3/report.md' && grep -q '^## Pareto front' '$R3/report.md' && grep -q '^## Quality against the reference' '$R3/report.md' && grep -q 'matmul=bf16' '$R3/report.md'"
 check "the speed-quality figure and the matmul bar chart are drawn" test -s "$R3/plots/speed_quality.svg" -a -s "$R3/plots/decode_by_matmul.svg"
+
+# what a step prints is what it runs: the telemetry command, pasted, gets the same arguments
+LB=$TMP/logbin
+mkdir -p "$LB"
+for t in "$BIN"/xl-*; do ln -s "$t" "$LB/$(basename "$t")"; done
+rm "$LB/xl-decode"
+printf '#!/bin/sh\nprintf "%%s\\n" "$0" "$@" > "$ARGS_LOG"\nexec "%s/xl-decode" "$@"\n' "$BIN" > "$LB/xl-decode"
+chmod +x "$LB/xl-decode"
+rm "$R3/stats.csv"
+ARGS_LOG=$TMP/ran.args expect_status "the telemetry step alone" 0 make --no-print-directory -f "$WF" "${V3[@]}" telemetry XL_BIN="$LB"
+printed=$(grep "/xl-decode " "$TMP/out")
+check "it printed one command" test "$(printf '%s\n' "$printed" | grep -c .)" = 1
+(eval "set -- $printed"; printf '%s\n' "$@") > "$TMP/printed.args"
+check "the printed command is the one that ran, word for word" cmp -s "$TMP/printed.args" "$TMP/ran.args"
+check "pasted (stdin closed), it runs on its own" sh -c "cd / && ARGS_LOG=/dev/null timeout 60 sh -c '$printed' < /dev/null > /dev/null && test -s '$R3/stats.csv.part'"
+rm -f "$R3/stats.csv.part" "$R3/mem.csv.part"
+# a judge URL's user:password is printed and recorded as ***; with prompt windows (SAMPLES > 1)
+# no --prompt-file: each output is judged against its own window
+PORT=$(cat "$TMP/port")
+expect_status "an external judge with user:password in its URL" 0 make --no-print-directory -f "$WF" "${V3[@]}" \
+  judge-ollama JUDGE_API="http://judge:s3cr3t@127.0.0.1:$PORT" JUDGE_MODEL=good
+check "... printed with ***@" grep -q "xl-judge ollama $R3 --api 'http://\*\*\*@127.0.0.1:$PORT' --judge-model good --workers 1\$" "$TMP/out"
+check "... the password is printed and recorded nowhere" sh -c "! grep -rq s3cr3t '$TMP/out' '$TMP/err' '$R3'"
+
+# JUDGE_JOBS, the old name of JUDGE_WORKERS (xl-judge --workers), works for one release with a warning
+expect_status "JUDGE_JOBS=3 (make -n)" 0 make -n --no-print-directory -f "$WF" "${V3[@]}" judge-ollama \
+  JUDGE_API="http://127.0.0.1:$PORT" JUDGE_JOBS=3
+check "... becomes --workers 3" grep -q -- "--judge-model llama3.1:8b --workers 3" "$TMP/out"
+stderr_has "... with a deprecation warning" "JUDGE_JOBS is deprecated.*JUDGE_WORKERS"
+
+# variables are data: RUN is a plain name, paths hold no shell or make syntax, and a value
+# given on the command line is never read as make syntax; refused before anything runs
+rm -f "$TMP/pwned"
+expect_status "RUN with shell syntax is refused, even under make -n" 2 make -n -f "$WF" "RUN=a;touch $TMP/pwned;b" sweep
+stderr_has "... naming RUN and what it may hold" "RUN='a;touch .*letters, digits"
+expect_status "RUN=.. is refused" 2 make -n -f "$WF" RUN=.. sweep
+expect_status "RUN=x/y is refused" 2 make -n -f "$WF" RUN=x/y sweep
+expect_status "a RUN_DIR with \$(shell ...) is refused, not run" 2 make -n -f "$WF" "RUN_DIR=\$(shell touch $TMP/pwned)" sweep
+expect_status "a RUN from the environment too" 2 env "RUN=\$(shell touch $TMP/pwned)" make -n -f "$WF" sweep
+expect_status "a PROMPT with a quote is refused" 2 make -n -f "$WF" RUN_DIR="$TMP/q" "PROMPT=$TMP/it's" sweep
+expect_status "a list value with a blank is refused" 2 make -n -f "$WF" RUN_DIR="$TMP/q" "CONTEXTS=16 \`touch $TMP/pwned\`" sweep
+check "nothing ran, no run directory made" test ! -e "$TMP/pwned" -a ! -e "$TMP/q" -a ! -e "$ROOT/runs/a"
+expect_status "flags with shell syntax reach the tool as data (make -n)" 0 make -n -f "$WF" RUN_DIR="$TMP/q" \
+  "SWEEP_FLAGS=--progress \$(touch $TMP/pwned)" sweep
+check "... quoted word by word" grep -qF "'\$(touch' '$TMP/pwned)'" "$TMP/out"
+check "... and still nothing ran or was written" test ! -e "$TMP/pwned" -a ! -e "$TMP/q"
 finish

@@ -77,7 +77,7 @@ static void check_states(const fixture *f, xl_cuda_session *s, const char *label
 
 static xl_cuda_session *gpu_session(fixture *f, int ck, int bf16, int seg) {
   char err[512];
-  xl_cuda_opts o = {ck, bf16, seg};
+  xl_cuda_opts o = {.chunk_size = ck, .matmul_bf16 = bf16, .max_segment = seg};
   xl_cuda_session *s = xl_cuda_session_new(f->cm, &o, err, sizeof err);
   CHECK(s != NULL, "%s: session ck=%d bf16=%d seg=%d opens (%s)", f->name, ck, bf16, seg, s ? "ok" : err);
   return s;
@@ -107,6 +107,31 @@ static void prefill_fp32(fixture *f, int ck, int seg) {
     free(lg), free(last);
   }
   xl_cuda_session_free(s);
+}
+
+/* Every matrix-vector variant (bench_cuda --mv-tune) gives the same bits as the first:
+ * each lane sums its columns in the same order whatever the loads per trip. */
+static void mv_variants(fixture *f) {
+  int V = f->V, T = f->cases[0].n;
+  float *ref = xl_malloc((size_t)T * V * 4), *lg = xl_malloc((size_t)V * 4);
+  for (int bf16 = 0; bf16 < 2; bf16++)
+    for (int var = 1; var <= 6; var++) {
+      char err[512];
+      xl_cuda_opts o = {.chunk_size = 64, .matmul_bf16 = bf16, .mv_variant = var};
+      xl_cuda_session *s = xl_cuda_session_new(f->cm, &o, err, sizeof err);
+      CHECK(s != NULL, "%s: session with mv_variant %d opens (%s)", f->name, var, s ? "ok" : err);
+      if (!s) continue;
+      int rc = 0, same = 1;
+      for (int t = 0; t < T && !rc; t++) {
+        rc = xl_cuda_step(s, f->cases[0].ids[t], lg);
+        if (var == 1) memcpy(ref + (size_t)t * V, lg, (size_t)V * 4);
+        else same &= !memcmp(ref + (size_t)t * V, lg, (size_t)V * 4);
+      }
+      if (var > 1) CHECK(!rc && same, "%s: decode steps with mv_variant %d (bf16 %d) give variant 1's bits%s%s", f->name, var, bf16,
+                     rc ? ": " : "", rc ? xl_cuda_last_error() : "");
+      xl_cuda_session_free(s);
+    }
+  free(ref), free(lg);
 }
 
 /* fp32 token steps against step_logits; then a prefill without all logits agrees. */
@@ -348,6 +373,7 @@ int main(void) {
       for (int k = 0; k < 3; k++) prefill_fp32(&f, cks[k], 0);
       prefill_fp32(&f, 3, 5);     /* short segments: state and logits carry across them */
       prefill_fp32(&f, 16, 20);
+      mv_variants(&f);
       steps_fp32(&f);
       portability(&f);
       bf16_quality(&f, &sd, &nd, &ag, &tot);

@@ -278,7 +278,10 @@ static char *continuation(const judge_opts *o, const cJSON *out, const char *slu
   char *text = read_output_txt(o->run_dir, slug, &p);
   if (!text) xl_die("output '%s' has no text in outputs.jsonl and %s: %s", slug, p, strerror(errno));
   char *real = xl_path_inside(o->run_dir, p);   /* outputs/<slug>.txt must not link out of the run */
-  if (!real) xl_die("output '%s': %s lies outside the run directory (a symbolic link?); refused", slug, p);
+  if (!real) {
+    free(text);   /* read, never used: it goes nowhere */
+    xl_die("output '%s': %s lies outside the run directory (a symbolic link?); refused", slug, p);
+  }
   free(real);
   free(p);
   return text;

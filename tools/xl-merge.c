@@ -16,6 +16,7 @@
 #include "sweep/stats.h"
 #include "sweep/sweep_trial.h"
 #include "sweep/pareto.h"
+#include "sweep/tables.h"
 #include "cli/settings.h"
 #include "io/records.h"
 #include "base/util.h"
@@ -45,7 +46,7 @@ static void usage(FILE *f) {
       "                         (default 0.05 for avg_logprob, 0.5 for overall)\n"
       "  --objective decode|prefill  which speed the pick maximizes (default decode)\n"
       "  --profile-dir DIR      where profile_ctx<N>.json and recommended.json go (default: -o DIR)\n"
-      "  -o DIR                 output directory (default RUN_DIR)\n"
+      "  -o, --output DIR       output directory (default RUN_DIR)\n"
       "  -h, --help             this help\n"
       "\n"
       "Noise: a speed's 95% interval comes from its _ci95 column (else its _sd and repeats);\n"
@@ -62,6 +63,8 @@ static void usage(FILE *f) {
       "the quality's _n/_sd/_ci95 and its paired comparison with the reference), pareto.csv (the\n"
       "front rows), quality.csv (per context and output setting: the paired comparison with the\n"
       "reference and greedy agreement), profile_ctx<N>.json, recommended.json.\n"
+      "Input tables are read strictly: a row with fewer or more cells than its header is an\n"
+      "error naming the file and line (never padded into a row of its own).\n"
       "stdout: one NDJSON line with counts. Exit 0 ok, 1 data error, 2 usage error.\n",
       f);
 }
@@ -939,7 +942,7 @@ static void parse_args(int argc, char **argv, merge_opts *o) {
     else if ((v = xl_flag_value(argc, argv, &i, "--quality-tolerance"))) o->tolerance = xl_flag_double("--quality-tolerance", v, 0, 1e9);
     else if ((v = xl_flag_value(argc, argv, &i, "--objective"))) speed_opt = v;
     else if ((v = xl_flag_value(argc, argv, &i, "--profile-dir"))) o->profile_dir = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "-o"))) o->out_dir = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "-o")) || (v = xl_flag_value(argc, argv, &i, "--output"))) o->out_dir = v;
     else if (!strcmp(argv[i], "--no-ratings")) no_ratings = 1;
     else if (argv[i][0] == '-' && argv[i][1]) xl_usage_error("unknown option '%s'", argv[i]);
     else if (!o->run_dir) o->run_dir = argv[i];
@@ -1026,7 +1029,8 @@ int main(int argc, char **argv) {
 
   char err[1024];
   csvt m;
-  if (csvt_read(&m, o.summary_path, err, sizeof err)) xl_die("%s", err);
+  /* strict: a row with a cell missing is an error, never padded into a bogus row */
+  if (sw_table_read(&m, o.summary_path, err, sizeof err)) xl_die("%s", err);
   if (csvt_col(&m, "slug") < 0) xl_die("%s: no 'slug' column (cannot join on slug)", o.summary_path);
   join_stats js[2] = {{.label = "ratings", .path = o.ratings_path}, {.label = "ratings_ollama", .path = o.ollama_path}};
   const char *prefixes[2] = {"ratings_", "ollama_"};
@@ -1034,7 +1038,7 @@ int main(int argc, char **argv) {
   int have_rt[2] = {0, 0};
   for (int k = 0; k < 2; k++) {
     if (!js[k].path) continue;
-    if (csvt_read(&rt[k], js[k].path, err, sizeof err)) xl_die("%s", err);
+    if (sw_table_read(&rt[k], js[k].path, err, sizeof err)) xl_die("%s", err);
     have_rt[k] = 1;
     join_ratings(&m, &rt[k], prefixes[k], &js[k]);
   }

@@ -14,6 +14,7 @@
 #include "sweep/pareto.h"
 #include "sweep/report.h"
 #include "sweep/sweep_space.h"
+#include "sweep/tables.h"
 #include "base/filekind.h"
 #include "base/util.h"
 #include <cJSON.h>
@@ -38,7 +39,7 @@ static void usage(FILE *f) {
       "  --format png|svg|both  figure formats (default both)\n"
       "  --stats-log F          per-step decode stats CSV (default RUN_DIR/stats.csv if present)\n"
       "  --mem-log F            memory telemetry CSV (default RUN_DIR/mem.csv if present)\n"
-      "  -o DIR                 figures directory (default RUN_DIR/plots; data in DIR/data)\n"
+      "  -o, --output DIR       figures directory (default RUN_DIR/plots; data in DIR/data)\n"
       "  -h, --help             this help\n"
       "\n"
       "Reads merged.csv (else summary.csv), pareto.csv, recommended.json, run_meta.json.\n"
@@ -114,7 +115,7 @@ static void load_runtab(runtab *r, const char *run_dir, char **paths) {
   memset(r, 0, sizeof *r);
   r->merged = xl_exists(paths[0]);
   r->path = r->merged ? paths[0] : paths[1];
-  if (csvt_read(&r->t, r->path, err, sizeof err)) xl_die("%s", err);
+  if (sw_table_read(&r->t, r->path, err, sizeof err)) xl_die("%s", err);   /* strict, as xl-merge */
   r->slug = csvt_col(&r->t, "slug");
   r->status = csvt_col(&r->t, "status");
   r->ctx = csvt_col(&r->t, "prompt_tokens");
@@ -279,7 +280,6 @@ static void data_prefill_decode(const runtab *r, figure *fig, const char *data_d
   size_t npts = 0;
   xl_atomic a;
   FILE *f = open_data(&a, data_dir, fig->name);
-  fprintf(f, "# title: %s\n", fig->title);
   for (size_t g = 0; g < r->ngroups; g++) {
     fprintf(f, "%s\"%s\"\n", g ? "\n\n" : "", r->labels[g]);
     for (size_t i = 0; i < r->t.nrows; i++) {
@@ -308,7 +308,7 @@ static int mark_pareto_rows(const runtab *r, const char *run_dir, unsigned char 
   if (have) {
     csvt par;
     char err[1024];
-    if (csvt_read(&par, pp, err, sizeof err)) xl_die("%s", err);
+    if (sw_table_read(&par, pp, err, sizeof err)) xl_die("%s", err);
     int ps = csvt_col(&par, "slug"), pc = csvt_col(&par, "prompt_tokens");
     if (ps < 0) xl_die("%s: no 'slug' column", pp);
     for (size_t j = 0; j < par.nrows; j++)
@@ -483,7 +483,7 @@ static void data_log(figure *fig, const log_figure *lf, const char *path, const 
   if (cx < 0 || cy < 0) xl_die("%s: a %s needs '%s' and '%s' columns", path, lf->what, lf->cols[0], lf->cols[1]);
   xl_atomic a;
   FILE *f = open_data(&a, data_dir, fig->name);
-  fprintf(f, "# title: %s\n%s\n", fig->title, lf->header);
+  fprintf(f, "%s\n", lf->header);
   double x0 = NAN;
   size_t k = 0;
   for (size_t i = 0; i < t.nrows; i++) {
@@ -503,14 +503,30 @@ static void data_log(figure *fig, const log_figure *lf, const char *path, const 
     return;
   }
   close_data(&a);
+  /* the title as a `set` command the script loads: no text of the run goes through a shell */
+  const char *cmd[] = {"set title"}, *text[] = {fig->title};
+  write_settings(fig, data_dir, cmd, text, 1);
 }
 
 /* ---- gnuplot ---- */
 
+/* An absolute form of path (malloc'd). gnuplot reads a file name that starts with '<' as a
+ * command to run and an output name that starts with '|' as a pipe, so every path it gets
+ * starts with '/' (a run directory named "<cmd" stays a directory). */
+static char *absolute(const char *path) {
+  char buf[PATH_MAX];
+  if (path[0] == '/') return xl_strdup(path);
+  if (realpath(path, buf)) return xl_strdup(buf);
+  if (!getcwd(buf, sizeof buf)) xl_die("cannot find the current directory: %s", strerror(errno));
+  return xl_path_join(buf, path);
+}
+
 static char *find_plots_dir(void) {
   const char *env = getenv("XL_PLOTS_DIR");
-  if (env && *env) return xl_strdup(env);
-  return xl_find_resource("plots", "max_by_param.gp");
+  char *dir = env && *env ? xl_strdup(env) : xl_find_resource("plots", "max_by_param.gp");
+  char *abs = absolute(dir);
+  free(dir);
+  return abs;
 }
 
 /* Runs gnuplot on one figure and format. gnuplot writes the atomic writer's target (a
@@ -646,7 +662,7 @@ static void parse_args(int argc, char **argv, plot_opts *o) {
     else if ((v = xl_flag_value(argc, argv, &i, "--format"))) format = v;
     else if ((v = xl_flag_value(argc, argv, &i, "--stats-log"))) o->stats_log = v;
     else if ((v = xl_flag_value(argc, argv, &i, "--mem-log"))) o->mem_log = v;
-    else if ((v = xl_flag_value(argc, argv, &i, "-o"))) o->out_dir = v;
+    else if ((v = xl_flag_value(argc, argv, &i, "-o")) || (v = xl_flag_value(argc, argv, &i, "--output"))) o->out_dir = v;
     else if (argv[i][0] == '-' && argv[i][1]) xl_usage_error("unknown option '%s'", argv[i]);
     else if (!o->run_dir) o->run_dir = argv[i];
     else xl_usage_error("unexpected argument '%s'", argv[i]);
@@ -760,7 +776,9 @@ int main(int argc, char **argv) {
   char *own_stats, *own_mem;
   const char *stats_log = find_log(o.stats_log, o.run_dir, "stats.csv", &own_stats);
   const char *mem_log = find_log(o.mem_log, o.run_dir, "mem.csv", &own_mem);
-  char *fig_dir = o.out_dir ? xl_strdup(o.out_dir) : xl_path_join(o.run_dir, "plots");
+  char *given_dir = o.out_dir ? xl_strdup(o.out_dir) : xl_path_join(o.run_dir, "plots");
+  char *fig_dir = absolute(given_dir);   /* every path gnuplot sees starts with '/' */
+  free(given_dir);
   char *data_dir = xl_path_join(fig_dir, "data");
   if (xl_mkdirs(data_dir)) xl_die("%s: %s", data_dir, strerror(errno));
 

@@ -24,13 +24,31 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
+
+/* SIGINT/SIGTERM: the signal received (0: none). The generations running are stopped (the
+ * signal is passed on to their xl-decode), no new one starts, every finished line stays in
+ * outputs.jsonl, and xl-save exits 130/143; a second signal ends it at once. */
+static volatile sig_atomic_t stop_sig = 0;
+static void on_signal(int sig) {
+  if (stop_sig) _exit(sig == SIGTERM ? XL_EXIT_SIGTERM : XL_EXIT_SIGINT);   /* children: PR_SET_PDEATHSIG */
+  stop_sig = sig;
+}
+static void install_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;   /* no SA_RESTART: a blocked poll returns at once */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
 
 static void usage(void) {
   fputs("Usage: xl-save RUN_DIR [options]\n"
@@ -60,10 +78,12 @@ static void usage(void) {
         "                      per band, workers) share the continuation of the first of them\n"
         "                      (shared_from names it); device, matmul and sampling still differ\n"
         "  --force             generate again even where an output exists\n"
+        "  -o, --output FILE.jsonl  the outputs file (default RUN_DIR/outputs.jsonl; a name\n"
+        "                      without '/' is inside RUN_DIR); the .txt files stay in RUN_DIR/outputs\n"
         "  -h, --help          this help\n\n"
         "Outputs (atomic; a kill never leaves a torn or duplicated line):\n"
         "  RUN_DIR/outputs/<slug>.txt   the continuation only (no prompt)\n"
-        "  RUN_DIR/outputs.jsonl        one line per slug: slug, trial, prompt_file, new_tokens,\n"
+        "  RUN_DIR/outputs.jsonl (-o)   one line per slug: slug, trial, prompt_file, new_tokens,\n"
         "                               token_ids, text, backend, chunk_size, heads_per_band,\n"
         "                               workers, context, prompt_tokens, requested_new_tokens,\n"
         "                               stop, model, fingerprint, decode_tok_s, saved_at, and\n"
@@ -81,13 +101,17 @@ static void usage(void) {
         "A file of another kind at outputs.jsonl or an outputs/<slug>.txt is never replaced.\n"
         "stdout: one NDJSON summary line. Progress and errors go to stderr.\n"
         "Environment: XL_DECODE overrides the xl-decode executable.\n"
+        "Signals: SIGINT/SIGTERM stop the generations running (xl-decode gets the signal; a\n"
+        "  generation cut short is not saved), keep every finished line in outputs.jsonl and\n"
+        "  exit 130/143; a rerun skips the finished ones. Children also stop when xl-save is\n"
+        "  killed outright (kill -9). A full disk leaves no empty outputs.jsonl behind.\n"
         "Exit status: 0 ok, 1 some trial failed to generate (the others are saved) or bad input,\n"
-        "2 usage error.\n",
+        "2 usage error, 130/143 interrupted.\n",
         stdout);
 }
 
 typedef struct {
-  const char *run_dir, *trials_path, *prompt_file, *model_dir;
+  const char *run_dir, *trials_path, *prompt_file, *model_dir, *output;
   long new_tokens, jobs, samples;
   int force, share;
 } save_opts;
@@ -110,12 +134,15 @@ static void parse_args(int argc, char **argv, save_opts *o) {
     else if (!strcmp(a, "--force")) o->force = 1;
     else if (!strcmp(a, "--share")) o->share = 1;
     else if (!strcmp(a, "--samples")) o->samples = xl_flag_long(a, VALUE(), 1, 1000);
+    else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->output = VALUE();
+    else if (!strncmp(a, "--output=", 9)) o->output = a + 9;
     else if (a[0] == '-' && a[1]) xl_usage_error("unknown option '%s'", a);
     else if (!o->run_dir) o->run_dir = a;
     else xl_usage_error("unexpected argument '%s'", a);
 #undef VALUE
   }
   if (!o->run_dir) xl_usage_error("missing RUN_DIR");
+  if (o->output && !*o->output) xl_usage_error("-o, --output: an empty file name");
 }
 
 /* ------------------------------------------------------------------ inputs */
@@ -152,6 +179,8 @@ static char *meta_prompt_file(const char *run_dir) {
 static cJSON *read_old_outputs(const char *path) {
   cJSON *rows = cJSON_CreateArray();
   size_t len;
+  struct stat st;
+  if (stat(path, &st) || !S_ISREG(st.st_mode)) return rows;   /* a device or FIFO (-o) holds no lines to keep */
   char *buf = xl_read_file(path, &len);
   if (!buf) return rows;
   long lineno = 0, bad = 0;
@@ -219,31 +248,67 @@ typedef struct {
   long source;           /* --share: the job whose output this one copies, -1: its own run */
   cJSON *row;            /* outputs.jsonl line: kept from before or made here (owned) */
   int todo, failed;
+  int done;              /* its xl-decode finished and its line is made (this run) */
+  int interrupted;       /* stopped by SIGINT/SIGTERM: not saved, not an error */
 } job;
 
+/* The child's side: SIGTERM when xl-save dies, even by kill -9 (PR_SET_PDEATHSIG; the
+ * getppid check closes the race with a parent that died first), default signals, stdout
+ * and stderr into the pipes, then exec; an exec failure goes back through px as its errno.
+ * Only async-signal-safe calls: xl-save has threads. */
+static _Noreturn void child(char *const *argv, int out, int errfd, int px, pid_t parent) {
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent) _exit(127);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGPIPE, &sa, NULL);   /* xl-save ignores it; the child must not inherit that */
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  if (dup2(out, 1) < 0 || dup2(errfd, 2) < 0) _exit(127);
+  execve(argv[0], argv, environ);
+  int e = errno;
+  ssize_t w = write(px, &e, sizeof e);
+  (void)w;
+  _exit(127);
+}
+
 /* Runs argv with stdout and stderr captured (both read concurrently, so a chatty child
- * never blocks on a full pipe). Returns the wait status, or -1 if it could not start. */
-static int run_capture(char *const *argv, char **out, char **errs) {
-  int po[2], pe[2];
+ * never blocks on a full pipe). On SIGINT/SIGTERM (stop_sig) the child gets that signal
+ * once, and SIGKILL if it has not ended 10 s later (*signalled, if given, says so). Returns
+ * the wait status, or -1 with errno if it could not start. */
+static int run_capture(char *const *argv, char **out, char **errs, int *signalled) {
+  int po[2], pe[2], px[2];
   *out = *errs = NULL;
   if (pipe2(po, O_CLOEXEC)) return -1;
   if (pipe2(pe, O_CLOEXEC)) { close(po[0]); close(po[1]); return -1; }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-  pid_t pid;
-  int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
+  if (pipe2(px, O_CLOEXEC)) { close(po[0]); close(po[1]); close(pe[0]); close(pe[1]); return -1; }
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) child(argv, po[1], pe[1], px[1], parent);
+  int fork_errno = errno;
   close(po[1]);
   close(pe[1]);
-  if (rc) { close(po[0]); close(pe[0]); errno = rc; return -1; }
+  close(px[1]);
+  int e = 0;
+  if (pid > 0 && read(px[0], &e, sizeof e) != (ssize_t)sizeof e) e = 0;   /* EOF: exec worked */
+  close(px[0]);
+  if (pid < 0 || e) {
+    close(po[0]); close(pe[0]);
+    if (pid > 0) while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    errno = pid < 0 ? fork_errno : e;
+    return -1;
+  }
   char *buf[2] = {NULL, NULL};
   size_t len[2] = {0, 0}, cap[2] = {0, 0};
   struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-  int open_ = 2;
+  int open_ = 2, told = 0;
+  double told_at = 0;
   while (open_) {
-    if (poll(pf, 2, -1) < 0) { if (errno == EINTR) continue; break; }
+    if (stop_sig && !told) { kill(pid, stop_sig); told = 1; told_at = xl_now(); }
+    if (told == 1 && xl_now() - told_at > 10) { kill(pid, SIGKILL); told = 2; }
+    int r = poll(pf, 2, 200);   /* a signal may land on another thread: look again soon */
+    if (r < 0) { if (errno == EINTR) continue; break; }
     for (int k = 0; k < 2; k++) {
       if (pf[k].fd < 0 || !pf[k].revents) continue;
       if (cap[k] - len[k] < 4096) buf[k] = xl_realloc(buf[k], cap[k] = cap[k] * 2 + 8192);
@@ -263,6 +328,7 @@ static int run_capture(char *const *argv, char **out, char **errs) {
     if (errno != EINTR) { st = -1; break; }
   *out = buf[0];
   *errs = buf[1];
+  if (signalled) *signalled = told;
   return st;
 }
 
@@ -402,7 +468,8 @@ static void run_job(save_ctx *x, job *jb) {
   build_argv(x->o, x->decode, jb, argv, store);
   char *out, *errs;
   double t0 = xl_now();
-  int st = run_capture(argv, &out, &errs);
+  int told = 0;
+  int st = run_capture(argv, &out, &errs, &told);
   double secs = xl_now() - t0;
   cJSON *row = NULL;
   err[0] = 0;
@@ -417,11 +484,25 @@ static void run_job(save_ctx *x, job *jb) {
     else row = make_row(x->o, jb, rec, err, sizeof err);
     cJSON_Delete(rec);
   }
+  /* A generation cut short by a signal is no output: a stop record ("stop":"signal"), an
+   * exit 130/143 or a death by the signal is left for a rerun. One that finished before the
+   * signal reached it is a finished output like any other, and is kept. */
+  const char *stop = row ? rec_str(row, "stop") : NULL;
+  int cut = (stop && !strcmp(stop, "signal")) ||
+            (st >= 0 && ((WIFEXITED(st) && (WEXITSTATUS(st) == XL_EXIT_SIGINT || WEXITSTATUS(st) == XL_EXIT_SIGTERM)) ||
+                         (WIFSIGNALED(st) && (told || WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGTERM))));
   free(out);
   free(errs);
 
   pthread_mutex_lock(&x->mu);
   x->ndone++;
+  if (cut) {
+    cJSON_Delete(row);
+    jb->interrupted = 1;
+    xl_warn("[%zu/%zu] %s: interrupted (not saved; a rerun generates it)", x->ndone, x->ntodo, jb->slug);
+    pthread_mutex_unlock(&x->mu);
+    return;
+  }
   if (row) {
     const char *text = rec_str(row, "text");
     /* the .txt first, then the line that vouches for it: a kill in between only costs a redo */
@@ -432,6 +513,7 @@ static void run_job(save_ctx *x, job *jb) {
     } else {
       cJSON_Delete(jb->row);
       jb->row = row;
+      jb->done = 1;
       if (write_jsonl(x)) { xl_warn("cannot write %s: %s", x->jsonl, strerror(errno)); x->write_failed = 1; }
       double n;
       rec_num(row, "new_tokens", &n);
@@ -449,8 +531,9 @@ static void run_job(save_ctx *x, job *jb) {
 static int save_job(void *ctx, size_t k, size_t worker) {
   save_ctx *x = ctx;
   (void)worker;
+  if (stop_sig) return 1;   /* stopping: start no generation */
   run_job(x, &x->jobs[x->todo[k]]);
-  return 0;
+  return stop_sig ? 1 : 0;
 }
 
 /* The trials to read: --trials, else RUN_DIR/trials.jsonl, else RUN_DIR/summary.csv when
@@ -484,7 +567,7 @@ static long prompt_tokens(const save_opts *o, const char *path) {
   }
   char *argv[] = {exe, "--tokenize", "--prompt-file", (char *)path, o->model_dir ? "-m" : NULL, (char *)o->model_dir, NULL};
   char *out, *errs;
-  int st = run_capture(argv, &out, &errs);
+  int st = run_capture(argv, &out, &errs, NULL);
   long n = -1;
   if (st >= 0 && WIFEXITED(st) && !WEXITSTATUS(st)) {
     cJSON *j = cJSON_Parse(last_line(out));
@@ -702,10 +785,11 @@ static void free_plan(plan *pl) {
 
 /* The NDJSON summary line; returns the count of failed generations. */
 static size_t print_summary(const plan *pl, const char *jsonl, size_t ntrials) {
-  size_t ngen = 0, nerr = 0;
+  size_t ngen = 0, nerr = 0, nstop = 0;
   for (size_t i = 0; i < pl->njobs; i++) {
-    if (pl->jobs[i].todo && pl->jobs[i].source < 0 && !pl->jobs[i].failed) ngen++;
+    if (pl->jobs[i].todo && pl->jobs[i].source < 0 && pl->jobs[i].done) ngen++;
     if (pl->jobs[i].failed) nerr++;
+    if (pl->jobs[i].todo && !pl->jobs[i].done && !pl->jobs[i].failed) nstop++;   /* a signal stopped it or came first */
   }
   cJSON *sum = cJSON_CreateObject();
   cJSON_AddStringToObject(sum, "tool", "xl-save");
@@ -716,6 +800,7 @@ static size_t print_summary(const plan *pl, const char *jsonl, size_t ntrials) {
   cJSON_AddNumberToObject(sum, "kept", (double)pl->nkept);
   cJSON_AddNumberToObject(sum, "skipped_failed_trials", (double)pl->nfailed_trials);
   cJSON_AddNumberToObject(sum, "errors", (double)(nerr + (size_t)pl->bad_input));
+  cJSON_AddNumberToObject(sum, "interrupted", (double)nstop);
   char *s = cJSON_PrintUnformatted(sum);
   puts(s);
   free(s);
@@ -728,33 +813,41 @@ int main(int argc, char **argv) {
   xl_set_progname(argv[0]);
   save_opts o;
   parse_args(argc, argv, &o);
+  install_signals();
   char err[1024];
   char *tpath = trials_path(&o);
   tr_list tl;
   if (tr_read(&tl, tpath, err, sizeof err)) xl_die("%s", err);
   char *outdir = xl_path_join(o.run_dir, "outputs");
   if (xl_mkdirs(outdir)) xl_die("%s: cannot create: %s", outdir, strerror(errno));
-  char *jsonl = xl_path_join(o.run_dir, "outputs.jsonl");
+  /* -o FILE: a name without '/' lies in RUN_DIR (as xl-judge's -o) */
+  char *jsonl = !o.output ? xl_path_join(o.run_dir, "outputs.jsonl")
+              : strchr(o.output, '/') ? xl_strdup(o.output) : xl_path_join(o.run_dir, o.output);
   if (xl_kind_check(jsonl, XK_NDJSON, "slug")) xl_die("%s: not an outputs file of xl-save: left alone", jsonl);
   cJSON *old = read_old_outputs(jsonl);
   plan pl;
   plan_jobs(&o, &tl, old, outdir, &pl);
   if (pl.nfailed_trials) fprintf(stderr, "%s: skipping %zu failed trial(s)\n", xl_progname(), pl.nfailed_trials);
+  int early = stop_sig != 0;   /* stopped while planning (tokenizing a prompt): nothing to write */
 
   save_ctx x = {.o = &o, .jobs = pl.jobs, .njobs = pl.njobs, .todo = pl.todo, .ntodo = pl.ntodo, .extra = old,
                 .jsonl = jsonl};
   pthread_mutex_init(&x.mu, NULL);
-  if (pl.ntodo) {
+  if (pl.ntodo && !early) {
     x.decode = decode_path();
     /* a write to a closed stdout must become an error (xl_finish_stdout), not a kill */
     signal(SIGPIPE, SIG_IGN);
     xl_fanout(pl.ntodo, (size_t)o.jobs, save_job, &x);
   }
   /* --share: the other jobs take their source's continuation */
-  for (size_t i = 0; i < pl.njobs; i++) {
+  for (size_t i = 0; !early && i < pl.njobs; i++) {
     job *jb = &pl.jobs[i], *src = jb->source >= 0 ? &pl.jobs[jb->source] : NULL;
     if (!jb->todo || !src) continue;
-    if (!src->row || src->failed) { jb->failed = 1; continue; }
+    if (src->todo && !src->done) {   /* its source failed, or was stopped or never started by a signal */
+      if (!src->interrupted && !stop_sig) jb->failed = 1;
+      continue;
+    }
+    if (!src->row) { jb->failed = 1; continue; }
     cJSON *row = shared_row(&o, jb, src);
     const char *text = rec_str(row, "text");
     if (xl_kind_check(jb->txt_path, XK_TEXT, NULL) || xl_write_file_atomic(jb->txt_path, text ? text : "", text ? strlen(text) : 0)) {
@@ -765,13 +858,26 @@ int main(int argc, char **argv) {
     }
     cJSON_Delete(jb->row);
     jb->row = row;
+    jb->done = 1;
   }
   /* always rewritten, also when nothing was generated: the file is then deduplicated and
-   * newer than the trials it was made from (make relies on that) */
-  if (write_jsonl(&x)) xl_die("cannot write %s: %s", jsonl, strerror(errno));
+   * newer than the trials it was made from (make relies on that). Only a file with no line
+   * at all is not made when the save went wrong (a full disk, bad input, a stop): an empty
+   * outputs.jsonl would pass for a finished save. */
+  size_t nrows = (size_t)cJSON_GetArraySize(old);
+  for (size_t i = 0; i < pl.njobs; i++) nrows += pl.jobs[i].row != NULL;
+  size_t nfailed = 0;
+  for (size_t i = 0; i < pl.njobs; i++) nfailed += (size_t)pl.jobs[i].failed;
+  int troubled = nfailed || pl.bad_input || x.write_failed || stop_sig;
+  if (!early && (nrows || !troubled || xl_exists(jsonl)) && write_jsonl(&x))
+    xl_die("cannot write %s: %s", jsonl, strerror(errno));
   size_t nerr = print_summary(&pl, jsonl, tl.n);
   int status = (nerr || pl.bad_input || x.write_failed) ? XL_EXIT_ERROR : 0;
   if (nerr) xl_warn("%zu trial(s) failed to generate; run again to retry them", nerr);
+  if (stop_sig) {
+    xl_warn("interrupted: the finished outputs are in %s; run again to generate the rest", jsonl);
+    status = stop_sig == SIGTERM ? XL_EXIT_SIGTERM : XL_EXIT_SIGINT;
+  }
 
   pthread_mutex_destroy(&x.mu);
   free_plan(&pl);

@@ -30,7 +30,8 @@
 static void usage(FILE *f) {
   fprintf(f,
           "Usage: xl-sweep [run] [options]          measure settings into a run directory\n"
-          "       xl-sweep plan [options]           print trial specs (NDJSON) for grid/random\n"
+          "       xl-sweep plan [options]           print trial specs (NDJSON) for grid/random; with\n"
+          "                                         -o DIR or --run NAME also DIR/plan.jsonl\n"
           "       xl-sweep trial [SPEC_JSON | -]    run one spec (stdin when -), print its record\n"
           "       xl-sweep collect RUN_DIR [FILE...]  fold records (files or stdin) into RUN_DIR\n"
           "Finds the fastest settings of xl-prefill/xl-decode by measurement. Each trial is one\n"
@@ -44,11 +45,16 @@ static void usage(FILE *f) {
           "                          command line wins over it, it wins over the defaults\n"
           "      --print-config      print the effective settings as JSON (with \"_sources\") and exit\n"
           "      --resume DIR        continue a killed run: same plan (from DIR/run_meta.json), every\n"
-          "                          finished trial kept and skipped; only non-plan settings\n"
+          "                          finished trial kept and skipped (a trial recorded twice keeps\n"
+          "                          its first complete record); only non-plan settings\n"
           "                          (--trial-timeout, --tool-prefix, --bin, --progress,\n"
-          "                          --profile-out) may change\n"
-          "trial: --bin, --tool-prefix and --trial-timeout override the spec's. Exit 1 when the\n"
-          "       trial failed (its record is still printed).\n"
+          "                          --profile-out) may change. What runs is never the run\n"
+          "                          directory's choice: its bin, tool_prefix and profile_out are\n"
+          "                          ignored (with a warning); give them again to use them\n"
+          "trial: the tools beside xl-sweep run (--bin DIR for others), with --tool-prefix's\n"
+          "       words only: a spec's bin and tool_prefix are ignored (with a warning), as a\n"
+          "       run directory never chooses what runs; --trial-timeout overrides the spec's.\n"
+          "       Exit 1 when the trial failed (its record is still printed).\n"
           "collect: --objective O picks what best.json means (default: the run's), --profile-out F.\n"
           "\n"
           "Trials are named by slugs like b=chunkwise__ck=64__h=2__w=2__ctx=512__i=7 (settings,\n"
@@ -60,7 +66,8 @@ static void usage(FILE *f) {
           "best.json, best_profile.json (for xl-prefill/xl-decode --profile), ids/ctx<N>.ids.\n"
           "stdout: one NDJSON line with the outcome (run, plan: the specs; trial: the record).\n"
           "Exit 0 ok, 1 error (or every trial failed), 2 usage, 130/143 interrupted (finished\n"
-          "trials are kept; --resume continues).\n",
+          "trials are kept; --resume continues). A tool run never outlives xl-sweep: it gets\n"
+          "SIGTERM when xl-sweep dies, even by kill -9.\n",
           sw_conf_help());
 }
 
@@ -85,17 +92,6 @@ static void install_signals(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-}
-
-/* The source tree: the parent of the directory holding xl-sweep. */
-static char *root_dir(const char *self) {
-  char *r = xl_path_join(self, "..");
-  char buf[PATH_MAX];
-  if (realpath(r, buf)) {
-    free(r);
-    return xl_strdup(buf);
-  }
-  return r;
 }
 
 static char *absolute(const char *p) {
@@ -163,7 +159,7 @@ static void parse_cli(cli *c, int argc, char **argv, int first) {
 }
 
 /* Layers the sources and types them; loads the resumed run's meta into *meta. */
-static void settle(cli *c, const char *root, sw_conf *conf, cJSON **meta) {
+static void settle(cli *c, sw_conf *conf, cJSON **meta) {
   char err[512];
   *meta = NULL;
   if (c->resume) {
@@ -176,6 +172,16 @@ static void settle(cli *c, const char *root, sw_conf *conf, cJSON **meta) {
     sw_layers old = {0};
     if (sw_layers_merge_json(&old, cfg, SW_SRC_RESUME, err, sizeof err))
       xl_die("%s/run_meta.json: config: %s", c->resume, err);
+    /* A run directory describes a run; it never chooses what executes (or where files go
+     * outside it): the programs come from beside this xl-sweep or from this command line. */
+    static const int chooser[] = {SW_O_BIN, SW_O_TOOL_PREFIX, SW_O_PROFILE_OUT};
+    for (size_t k = 0; k < sizeof chooser / sizeof *chooser; k++) {
+      int o = chooser[k];
+      if (old.val[o] && *old.val[o] && !c->L.val[o])
+        xl_warn("--resume: ignoring %s '%s' of %s/run_meta.json (a run directory does not choose what runs "
+                "or where files go); give --%s again to use it", sw_opt_name(o), old.val[o], c->resume, sw_opt_name(o));
+      sw_layers_set(&old, o, NULL, SW_SRC_RESUME);
+    }
     /* The plan must be the one the run was made with, or the trials would not match. */
     for (int o = 0; o < SW_NOPTS; o++) {
       if (!sw_opt_is_plan(o) || !c->L.val[o]) continue;
@@ -196,15 +202,14 @@ static void settle(cli *c, const char *root, sw_conf *conf, cJSON **meta) {
     }
     cJSON_Delete(j);
   }
-  sw_layers_defaults(&c->L, root);
+  sw_layers_defaults(&c->L, NULL);
   if (sw_conf_build(&c->L, conf, err, sizeof err)) xl_usage_error("%s", err);
 }
 
 static char *run_dir_of(const sw_conf *conf) {
   if (conf->run_dir) return xl_strdup(conf->run_dir);
   char buf[PATH_MAX];
-  if (conf->run_name) {
-    if (strchr(conf->run_name, '/')) xl_usage_error("--run NAME: a name, not a path (use -o DIR)");
+  if (conf->run_name) {   /* a plain name (sw_conf_build checked it): never a path out of runs/ */
     snprintf(buf, sizeof buf, "runs/%s", conf->run_name);
   } else {
     char t[40];
@@ -342,19 +347,24 @@ static char **make_ids_files(const char *dir, const sw_conf *conf, const char *b
 }
 
 typedef struct {
-  char *self, *root, *bin, *dir, *model, *prompt;
+  char *self, *bin, *dir, *model, *prompt;
   char **ids;
   size_t nids;
   sw_hostinfo host;
 } setup;
 
-static void setup_run(setup *s, const cli *c, const sw_conf *conf, int fresh, int distributed) {
+/* The paths a run or plan works with (no file written). */
+static void setup_paths(setup *s, const sw_conf *conf) {
   s->bin = conf->bin ? absolute(conf->bin) : xl_strdup(s->self);
-  s->dir = run_dir_of(conf);
   s->model = absolute(conf->model);
   if (!conf->prompt_file || !xl_exists(conf->prompt_file))
     xl_die("%s: no such prompt file (--prompt-file)", conf->prompt_file ? conf->prompt_file : "(none)");
   s->prompt = absolute(conf->prompt_file);
+}
+
+static void setup_run(setup *s, const cli *c, const sw_conf *conf, int fresh, int distributed) {
+  setup_paths(s, conf);
+  s->dir = run_dir_of(conf);
   sw_hostinfo_get(&s->host, s->bin);
   if (xl_mkdirs(s->dir)) xl_die("%s: %s", s->dir, strerror(errno));
   char *mp = xl_path_join(s->dir, "run_meta.json");
@@ -369,7 +379,7 @@ static void setup_run(setup *s, const cli *c, const sw_conf *conf, int fresh, in
 }
 
 static void setup_free(setup *s) {
-  free(s->self), free(s->root), free(s->bin), free(s->dir), free(s->model), free(s->prompt);
+  free(s->self), free(s->bin), free(s->dir), free(s->model), free(s->prompt);
   for (size_t i = 0; i < s->nids; i++) free(s->ids[i]);
   free(s->ids);
 }
@@ -394,16 +404,15 @@ typedef struct {
   setup s;
 } sweep_cmd;
 
-/* Parses the flags and settles them against the source tree this xl-sweep belongs to
- * (its defaults, e.g. the prompt file, live there). no_resume: the usage error for
- * --resume, when the command does not take it. */
+/* Parses the flags and settles them (the defaults' shipped files, e.g. the prompt, are
+ * found as xltools' resources). no_resume: the usage error for --resume, when the command
+ * does not take it. */
 static void open_cmd(sweep_cmd *x, int argc, char **argv, int first, const char *no_resume) {
   parse_cli(&x->c, argc, argv, first);
   if (no_resume && x->c.resume) xl_usage_error("%s", no_resume);
   memset(&x->s, 0, sizeof x->s);
   x->s.self = sw_self_dir();
-  x->s.root = root_dir(x->s.self);
-  settle(&x->c, x->s.root, &x->conf, &x->meta);
+  settle(&x->c, &x->conf, &x->meta);
 }
 
 static int close_cmd(sweep_cmd *x, int status) {
@@ -515,6 +524,9 @@ static int cmd_run(int argc, char **argv, int first) {
   if (sw_run_open(&run, x.s.dir, x.conf.objective, err, sizeof err)) xl_die("%s", err);
   run.defaults = defaults;
   if (run.torn_bytes) xl_warn("%s/trials.jsonl: dropped a torn last line (%zu bytes) left by a kill", x.s.dir, run.torn_bytes);
+  if (run.duplicates)
+    xl_warn("%s/trials.jsonl: dropped %zu duplicate record(s): a trial recorded again keeps its first complete record",
+            x.s.dir, run.duplicates);
   install_signals();
   sw_driver d = {.conf = &x.conf, .run = &run, .host = &x.s.host, .bin = x.s.bin, .ids_files = x.s.ids,
                  .prompt_file = x.s.prompt, .model = x.s.model};
@@ -549,14 +561,19 @@ static int cmd_plan(int argc, char **argv) {
     if (x.conf.search != SW_SEARCH_GRID && x.conf.search != SW_SEARCH_RANDOM)
       xl_usage_error("plan: --search %s adapts to measured results; plan grid or random (or run it locally)",
                      sw_search_name(x.conf.search));
-    setup_run(&x.s, &x.c, &x.conf, 1, 1);
+    /* Only a plan with a place (-o DIR, --run NAME) writes one: run_meta.json, the prompt
+     * ids and plan.jsonl. Without, it prints the specs and writes nothing (each trial then
+     * tokenizes the prompt itself). */
+    int keep = x.conf.run_dir || x.conf.run_name;
+    if (keep) setup_run(&x.s, &x.c, &x.conf, 1, 1);
+    else setup_paths(&x.s, &x.conf);
     sw_driver d = {.conf = &x.conf, .bin = x.s.bin, .ids_files = x.s.ids, .prompt_file = x.s.prompt, .model = x.s.model};
     sw_setting *v;
     size_t n = sw_driver_plan(&x.conf, &v);
-    char *absdir = absolute(x.s.dir);
-    char *pp = xl_path_join(x.s.dir, "plan.jsonl");
-    xl_atomic a;
-    if (xl_kind_check(pp, XK_NDJSON, "trial") || xl_atomic_open(&a, pp)) xl_die("%s: %s", pp, strerror(errno));
+    char *absdir = keep ? absolute(x.s.dir) : NULL;
+    char *pp = keep ? xl_path_join(x.s.dir, "plan.jsonl") : NULL;
+    xl_atomic a = {0};
+    if (pp && (xl_kind_check(pp, XK_NDJSON, "trial") || xl_atomic_open(&a, pp))) xl_die("%s: %s", pp, strerror(errno));
     size_t ns = n * x.conf.contexts.n, q = 0;
     sw_spec *specs = xl_calloc(ns ? ns : 1, sizeof *specs);
     for (size_t i = 0; i < n; i++)
@@ -569,14 +586,15 @@ static int cmd_plan(int argc, char **argv) {
     cJSON_Delete(none.trials);
     for (q = 0; q < ns; q++) {
       cJSON *j = sw_spec_to_json(&specs[q]);
-      cJSON_AddStringToObject(j, "run_dir", absdir);
+      if (absdir) cJSON_AddStringToObject(j, "run_dir", absdir);
+      else cJSON_AddNullToObject(j, "run_dir");
       rec_ndjson_write(stdout, j);
-      rec_ndjson_write(a.f, j);
+      if (pp) rec_ndjson_write(a.f, j);
       cJSON_Delete(j);
       sw_spec_free(&specs[q]);
     }
     free(specs);
-    if (ferror(a.f) || xl_atomic_commit(&a)) xl_die("%s: %s", pp, strerror(errno));
+    if (pp && (ferror(a.f) || xl_atomic_commit(&a))) xl_die("%s: %s", pp, strerror(errno));
     free(pp);
     free(absdir);
     free(v);
@@ -614,8 +632,19 @@ static int cmd_trial(int argc, char **argv) {
   if (sw_spec_from_json(j, &sp, err, sizeof err)) xl_die("%s", err);
   cJSON_Delete(j);
   free(text);
-  if (bin) free(sp.bin), sp.bin = absolute(bin);
-  if (prefix) free(sp.tool_prefix), sp.tool_prefix = *prefix ? xl_strdup(prefix) : NULL;
+  /* A spec (a line of a run directory's plan.jsonl) names the run, never what executes: the
+   * tools are the ones beside this xl-sweep or --bin's, the prefix only --tool-prefix's. */
+  char *own = bin ? absolute(bin) : sw_self_dir();
+  if (sp.bin && strcmp(sp.bin, own))
+    xl_warn("trial: running the tools in %s, not the spec's bin %s (a spec does not choose what runs; "
+            "--bin DIR to choose)", own, sp.bin);
+  free(sp.bin);
+  sp.bin = own;
+  if (!prefix && sp.tool_prefix)
+    xl_warn("trial: ignoring the spec's tool_prefix '%s' (a spec does not choose what runs); give "
+            "--tool-prefix to use it", sp.tool_prefix);
+  free(sp.tool_prefix);
+  sp.tool_prefix = prefix && *prefix ? xl_strdup(prefix) : NULL;
   if (timeout) sp.timeout_s = xl_flag_double("--trial-timeout", timeout, 0, 1e7);
   sw_hostinfo h;
   sw_hostinfo_get(&h, sp.bin);
@@ -683,6 +712,9 @@ static int cmd_collect(int argc, char **argv) {
   sw_rundir run;
   if (sw_run_open(&run, dir, obj, err, sizeof err)) xl_die("%s", err);
   if (run.torn_bytes) xl_warn("%s/trials.jsonl: dropped a torn last line (%zu bytes)", dir, run.torn_bytes);
+  if (run.duplicates)
+    xl_warn("%s/trials.jsonl: dropped %zu duplicate record(s): a trial recorded again keeps its first complete record",
+            dir, run.duplicates);
   size_t added, replaced, skipped;
   if (sw_run_collect(&run, all, profile_out, &added, &replaced, &skipped, err, sizeof err)) xl_die("%s", err);
   meta_fingerprint(dir, &run);

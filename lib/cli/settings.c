@@ -11,6 +11,7 @@
 #include "cli/settings.h"
 #include "base/util.h"
 #include "cli/flags.h"
+#include "engine/cuda/cuda.h"   /* XL_CUDA_DEFAULT_CHUNK */
 #include "io/records.h"
 #include <errno.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@ const xl_setting xl_settings[XS_COUNT] = {
         XS_AFFECTS_PREFILL, "b"},
     [XS_CHUNK_SIZE] = {"chunk_size", "--chunk-size", "XL_CHUNK_SIZE", "N", 1, XL_CHUNK_MAX, NULL,
                        "tokens per chunk of the chunkwise prefill (default: the model's\n"
-                       "chunk_size)",
+                       "chunk_size; 256 on --device cuda, the GPU's fastest)",
         XS_AFFECTS_PREFILL, "ck"},
     [XS_HEADS_PER_BAND] = {"heads_per_band", "--heads-per-band", "XL_HEADS_PER_BAND", "H", 1, 1 << 16, NULL,
                            "heads per parallel task in the CPU cell (default 1)",
@@ -198,6 +199,9 @@ int xl_settings_parse_flag(xl_settings_given *g, int argc, char **argv, int *i) 
 
 int xl_settings_resolve(xl_runopts *o, const xl_model *m, const xl_settings_given *g, char *err, size_t errlen) {
   xl_runopts_default(o, m);
+  /* the chunk size's default depends on the device: 0 until a source names one */
+  int model_chunk = o->chunk_size;
+  o->chunk_size = 0;
   for (int id = 0; id < XS_COUNT; id++) {
     const char *e = getenv(xl_settings[id].env);
     if (e && *e && xl_setting_parse(id, e, o, xl_settings[id].env, err, errlen)) return -1;
@@ -205,6 +209,7 @@ int xl_settings_resolve(xl_runopts *o, const xl_model *m, const xl_settings_give
   if (g && g->profile && xl_settings_apply_profile(g->profile, o, err, errlen)) return -1;
   for (int id = 0; g && id < XS_COUNT; id++)
     if (g->flag[id] && xl_setting_parse(id, g->flag[id], o, xl_settings[id].flag, err, errlen)) return -1;
+  if (!o->chunk_size) o->chunk_size = o->device == XL_DEVICE_CUDA ? XL_CUDA_DEFAULT_CHUNK : model_chunk;
   return 0;
 }
 

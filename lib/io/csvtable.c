@@ -39,6 +39,11 @@ static void on_field(void *data, size_t len, void *user) {
   char *v = xl_malloc(len + 1);
   if (len) memcpy(v, data, len);
   v[len] = 0;
+  if (!xl_utf8_valid(v, strlen(v))) {   /* text is valid UTF-8 from here on (U+FFFD for what is not) */
+    char *t = xl_utf8_lossy(v);
+    free(v);
+    v = t;
+  }
   s->row[s->nrow++] = v;
 }
 

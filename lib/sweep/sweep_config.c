@@ -132,9 +132,13 @@ void sw_layers_defaults(sw_layers *l, const char *root) {
   for (int i = 0; i < SW_NOPTS; i++)
     if (!l->val[i] && opt(i).def) sw_layers_set(l, i, opt(i).def, SW_SRC_DEFAULT);
   if (!l->val[SW_O_PROMPT_FILE]) {
-    char *p = xl_path_join(root, "prompts/pydocs.txt");
+    /* the prompt shipped with xltools, found as every shipped resource is (an installed
+     * xl-sweep finds PREFIX/share/xltools/prompts) */
+    char *dir = root ? xl_path_join(root, "prompts") : xl_find_resource("prompts", "pydocs.txt");
+    char *p = xl_path_join(dir, "pydocs.txt");
     sw_layers_set(l, SW_O_PROMPT_FILE, p, SW_SRC_DEFAULT);
     free(p);
+    free(dir);
   }
   if (!l->val[SW_O_WORKERS]) {
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
@@ -264,11 +268,25 @@ int sw_conf_build(const sw_layers *l, sw_conf *c, char *err, size_t n) {
     goto fail;
   }
   c->run_dir = str_or_null(l, SW_O_OUTPUT);
-  c->run_name = str_or_null(l, SW_O_RUN);
+  c->run_name = l->val[SW_O_RUN];
+  if (c->run_name && !sw_run_name_ok(c->run_name)) {
+    snprintf(err, n, "--run '%s': a name of letters, digits, '.', '_' and '-', not starting with '.' "
+             "(it names runs/NAME; -o DIR for a directory elsewhere)", c->run_name);
+    goto fail;
+  }
   return 0;
 fail:
   sw_conf_free(c);
   return -1;
+}
+
+int sw_run_name_ok(const char *name) {
+  if (!name[0] || name[0] == '.') return 0;   /* no ".", "..", hidden names */
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' ||
+          *p == '-'))
+      return 0;
+  return 1;
 }
 
 void sw_conf_free(sw_conf *c) {
@@ -321,7 +339,8 @@ const char *sw_conf_help(void) {
 #define ADD(...) (k += (size_t)snprintf(buf + k, k < sizeof buf ? sizeof buf - k : 0, __VA_ARGS__))
   ADD("Model and measurement:\n"
       "  -m, --model DIR         checkpoint directory (default: the tools' default model)\n"
-      "      --prompt-file F     prompt text (default: prompts/pydocs.txt of the source tree)\n"
+      "      --prompt-file F     prompt text (default: xltools' prompts/pydocs.txt, beside bin/ or\n"
+      "                          installed in PREFIX/share/xltools)\n"
       "      --context LIST      prompt lengths in tokens: the prompt's tokens repeated or cut\n"
       "                          to exactly each length; one trial per (setting, context)\n"
       "                          (default 512)\n"
@@ -372,8 +391,10 @@ const char *sw_conf_help(void) {
       "      --generations N     ga/pareto: generations, the random first one included (default 4)\n"
       "      --mutation P        ga/pareto: per-gene mutation probability (default 0.25)\n"
       "Output:\n"
-      "      --run NAME          run directory runs/NAME (default runs/sweep-<time>)\n"
-      "  -o, --output DIR        run directory DIR\n"
+      "      --run NAME          run directory runs/NAME (a name: letters, digits, . _ -, not\n"
+      "                          starting with '.'; default runs/sweep-<time>)\n"
+      "  -o, --output DIR        run directory DIR (plan: also write the plan, ids and\n"
+      "                          run_meta.json there; without -o or --run it prints only)\n"
       "      --profile-out F     also write the best settings as a --profile file to F\n"
       "      --progress auto|yes|no  progress lines on stderr (auto: when it is a terminal)\n"
       "Running the tools:\n"

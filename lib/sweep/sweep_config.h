@@ -58,7 +58,7 @@ typedef struct {
   const char *profile_out;  /* NULL none */
   int progress;             /* -1 auto (stderr is a terminal), 0 no, 1 yes */
   const char *run_dir;      /* -o DIR; NULL: not given */
-  const char *run_name;     /* --run NAME (runs/NAME); NULL: not given */
+  const char *run_name;     /* --run NAME (runs/NAME, a plain name: sw_run_name_ok); NULL: not given */
 } sw_conf;
 
 /* Option name (flag without "--"), by index, and whether it shapes the plan (so a
@@ -76,8 +76,14 @@ void sw_layers_free(sw_layers *l);
  * Keys starting with '_' are ignored; an unknown key or a bad value type is an error.
  * 0 ok, -1 with a message. */
 int sw_layers_merge_json(sw_layers *l, const cJSON *obj, int src, char *err, size_t errlen);
-/* Fills unset values with the defaults (the prompt default is under root). */
+/* Fills unset values with the defaults. The default prompt is root/prompts/pydocs.txt,
+ * or with root NULL the one shipped with xltools (xl_find_resource: beside bin/, or
+ * installed in PREFIX/share/xltools). */
 void sw_layers_defaults(sw_layers *l, const char *root);
+
+/* Whether a --run NAME is a plain name for runs/NAME: letters, digits, '.', '_', '-', not
+ * starting with '.' (so never "..", a hidden name or a path). */
+int sw_run_name_ok(const char *name);
 
 /* Checks and types the merged values; 0 ok, -1 with a message naming the option. */
 int sw_conf_build(const sw_layers *l, sw_conf *c, char *err, size_t errlen);

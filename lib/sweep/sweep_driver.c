@@ -43,8 +43,40 @@ static void fmt_dur(char *buf, size_t n, double s) {
   else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-static void progress_line(sw_driver *d, const cJSON *rec, int reused) {
-  if (!d->progress) return;
+/* How a progress line's trial came to be: measured now, found in the run directory, or
+ * asked for again by the search (a GA keeps its elites) after this run measured it. */
+enum { PROG_NEW, PROG_RECORDED, PROG_AGAIN };
+
+/* The best setting so far as " | best decode X (WHAT)": a setting measured at one context
+ * is its trial (X is that trial's mean); at several, X is the mean over them, so WHAT names
+ * the setting (the slug without context and trial number) and says so. */
+static void best_text(const sw_driver *d, char *buf, size_t n) {
+  buf[0] = 0;
+  cJSON *b = sw_best_ex(d->run->trials, d->conf->objective, &d->run->defaults);
+  if (!b) return;
+  const cJSON *m = cJSON_GetObjectItem(b, "metrics"), *sl = cJSON_GetObjectItem(b, "slugs");
+  double v = NAN;
+  int pre = d->conf->objective == SW_OBJ_PREFILL;
+  rec_num(m, pre ? "prefill_tok_s" : "decode_tok_s", &v);
+  const cJSON *s0 = cJSON_GetArrayItem(sl, 0);
+  const char *slug = s0 && cJSON_IsString(s0) ? s0->valuestring : "?";
+  int nctx = cJSON_GetArraySize(sl);
+  if (nctx > 1) {
+    const char *cut = strstr(slug, "__ctx=");
+    int len = cut ? (int)(cut - slug) : (int)strlen(slug);
+    snprintf(buf, n, " | best %s %.2f (%.*s, mean of %d contexts)", pre ? "prefill" : "decode", v, len, slug, nctx);
+  } else {
+    snprintf(buf, n, " | best %s %.2f (%s)", pre ? "prefill" : "decode", v, slug);
+  }
+  cJSON_Delete(b);
+}
+
+/* One line per trial the search asks for, counted [k/N] over every evaluation (trials
+ * found recorded and trials asked for again included), so the count ends at N/N. */
+static void progress_line(sw_driver *d, const cJSON *rec, int how) {
+  d->evals++;
+  if (d->evals > d->total) d->total = d->evals;   /* NSGA-II may refill a small population */
+  if (!d->progress || !rec) return;
   const char *slug = rec_str(rec, "slug"), *status = rec_str(rec, "status");
   char what[256];
   if (status && !strcmp(status, "ok")) {
@@ -57,27 +89,16 @@ static void progress_line(sw_driver *d, const cJSON *rec, int reused) {
     const char *e = rec_str(rec, "error");
     snprintf(what, sizeof what, "FAILED: %.200s", e ? e : "?");
   }
-  char best[256] = "";
-  cJSON *b = sw_best_ex(d->run->trials, d->conf->objective, &d->run->defaults);
-  if (b) {
-    const cJSON *m = cJSON_GetObjectItem(b, "metrics"), *sl = cJSON_GetObjectItem(b, "slugs");
-    double v = NAN;
-    const char *which = d->conf->objective == SW_OBJ_PREFILL ? "prefill_tok_s" : "decode_tok_s";
-    rec_num(m, which, &v);
-    const cJSON *s0 = cJSON_GetArrayItem(sl, 0);
-    snprintf(best, sizeof best, " | best %s %.2f (%s)", d->conf->objective == SW_OBJ_PREFILL ? "prefill" : "decode",
-             v, s0 && cJSON_IsString(s0) ? s0->valuestring : "?");
-    cJSON_Delete(b);
-  }
+  char best[256];
+  best_text(d, best, sizeof best);
   char eta[32] = "?";
   if (d->measured > 0) {
-    long done = d->measured + d->reused;
-    double left = d->total > done ? (double)(d->total - done) : 0;
+    double left = d->total > d->evals ? (double)(d->total - d->evals) : 0;
     fmt_dur(eta, sizeof eta, left * d->seconds / (double)d->measured);
   }
-  fprintf(stderr, "%s: [%ld/%ld] %s%s: %s%s | ETA %s%s\n", xl_progname(), d->measured + d->reused, d->total,
-          slug ? slug : "?", reused ? " (already done)" : "", what, best, eta,
-          d->conf->search >= SW_SEARCH_GA ? " (at most)" : "");
+  fprintf(stderr, "%s: [%ld/%ld] %s%s: %s%s | ETA %s%s\n", xl_progname(), d->evals, d->total, slug ? slug : "?",
+          how == PROG_RECORDED ? " (already done)" : how == PROG_AGAIN ? " (measured before in this run)" : "", what,
+          best, eta, d->conf->search >= SW_SEARCH_GA ? " (at most)" : "");
 }
 
 static int seen_before(sw_driver *d, const char *key) {
@@ -197,7 +218,7 @@ static void flush_held(chunk *c) {
       c->held[i] = NULL;
       c->d->measured++;
       if (sw_run_add(c->d->run, rec, c->d->conf->profile_out)) c->write_error = 1;
-      progress_line(c->d, rec, 0);
+      progress_line(c->d, rec, PROG_NEW);
       again = 1;
     }
   }
@@ -262,12 +283,16 @@ static int eval_batch(void *ctx, const sw_setting *s, size_t n, sw_fit *fit) {
   const sw_conf *c = d->conf;
   size_t nctx = c->contexts.n;
   sw_spec *todo = xl_calloc(n * nctx + 1, sizeof *todo);
-  size_t ntodo = 0;
+  char (*again)[SW_KEY_MAX] = xl_malloc((n * nctx + 1) * sizeof *again);   /* asked for again */
+  size_t ntodo = 0, nagain = 0;
   for (size_t i = 0; i < n; i++)
     for (size_t ci = 0; ci < nctx; ci++) {
       char key[SW_KEY_MAX];
       sw_key(&s[i], c->contexts.v[ci], key, sizeof key);
-      if (seen_before(d, key)) continue;
+      if (seen_before(d, key)) {   /* measured (or being measured) in this run: counted below */
+        memcpy(again[nagain++], key, SW_KEY_MAX);
+        continue;
+      }
       d->asked++;
       const cJSON *rec = sw_run_find_key(d->run, key);
       if (!rec) {
@@ -283,9 +308,11 @@ static int eval_batch(void *ctx, const sw_setting *s, size_t n, sw_fit *fit) {
                 key, (long)t, d->asked);
       const char *st = rec_str(rec, "status");
       if (!st || strcmp(st, "ok")) d->failed++;
-      progress_line(d, rec, 1);
+      progress_line(d, rec, PROG_RECORDED);
     }
   int rc = run_new(d, todo, ntodo);
+  for (size_t k = 0; !rc && k < nagain; k++) progress_line(d, sw_run_find_key(d->run, again[k]), PROG_AGAIN);
+  free(again);
   for (size_t i = 0; i < ntodo; i++) {
     const char *st;
     const cJSON *rec = sw_run_find_key(d->run, todo[i].key);
@@ -332,9 +359,9 @@ int sw_drive(sw_driver *d) {
     free(f);
     free(v);
   } else {
-    size_t space = sw_space_size(&c->space);
-    size_t most = (size_t)c->population * (size_t)c->generations;
-    d->total = (long)((most < space ? most : space) * nctx);
+    /* every setting a generation asks for counts, also one measured before (the counter
+     * reaches N/N); NSGA-II's refills of a small population raise it as they come */
+    d->total = (long)((size_t)c->population * (size_t)c->generations * nctx);
     sw_search_opts o = {.population = c->population, .elites = c->elites, .generations = c->generations,
                         .mutation = c->mutation, .seed = c->seed, .objective = c->objective};
     rc = c->search == SW_SEARCH_GA ? sw_search_ga(&c->space, &o, eval_batch, d)

@@ -28,7 +28,9 @@ typedef struct {
   long reused;                /* trials found in the run directory */
   long failed;                /* failed trials among all asked */
   double seconds;             /* time spent measuring */
-  long total;                 /* planned trial count (an upper bound for ga/pareto) */
+  long evals;                 /* trials the search asked for so far, repeats included */
+  long total;                 /* evaluations planned: trials (grid/random), population x
+                                 generations x contexts (ga/pareto; NSGA-II may add refills) */
   long batches;               /* interleaved chunks run so far */
   char **seen;                /* keys asked for so far (owned) */
   size_t nseen, capseen;

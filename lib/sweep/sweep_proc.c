@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,11 +33,14 @@ static void keep_tail(sw_proc *p, size_t *len, const char *buf, size_t n) {
   p->err[*len] = 0;
 }
 
-/* The child's side of the fork: its own process group, stdin from /dev/null, stdout
- * and stderr into the pipes, default signal dispositions, then exec. An exec failure
- * goes back through the close-on-exec pipe px as its errno. */
-static _Noreturn void child(char *const *argv, const int po[2], const int pe[2], const int px[2]) {
+/* The child's side of the fork: its own process group, SIGTERM when xl-sweep dies (even
+ * by kill -9: a tool run never outlives the sweep; the check of getppid closes the race of
+ * a parent that died before the request), stdin from /dev/null, stdout and stderr into the
+ * pipes, default signal dispositions, then exec. An exec failure goes back through the
+ * close-on-exec pipe px as its errno. */
+static _Noreturn void child(char *const *argv, const int po[2], const int pe[2], const int px[2], pid_t parent) {
   setpgid(0, 0);
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent) _exit(127);
   int devnull = open("/dev/null", O_RDONLY);
   if (devnull >= 0) dup2(devnull, 0);
   dup2(po[1], 1);
@@ -115,13 +119,14 @@ int sw_proc_run(char *const *argv, double timeout_s, sw_proc *p) {
   }
   double t0 = xl_now();
   fflush(NULL);
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     p->spawn_errno = errno;
     close(po[0]), close(po[1]), close(pe[0]), close(pe[1]), close(px[0]), close(px[1]);
     return -1;
   }
-  if (pid == 0) child(argv, po, pe, px);
+  if (pid == 0) child(argv, po, pe, px, parent);
   setpgid(pid, pid);   /* both sides, so the group exists before either goes on */
   close(po[1]), close(pe[1]), close(px[1]);
   int e = 0;

@@ -1,7 +1,8 @@
 /* sweep_proc: runs one child process for xl-sweep with a time limit, capturing its
  * stdout and the tail of its stderr, so a crash, a non-zero exit or a hang in a trial is
  * something to record, never something that takes the sweep down. The child gets its
- * own process group; a timeout or an interrupt kills the whole group.
+ * own process group; a timeout or an interrupt kills the whole group, and the child gets
+ * SIGTERM when its parent dies, even by kill -9 (PR_SET_PDEATHSIG), so none outlives it.
  * Not for: what the child is or what its output means (sweep_trial.h). */
 #ifndef XL_SWEEP_PROC_H
 #define XL_SWEEP_PROC_H

@@ -46,6 +46,47 @@ cJSON *sw_read_trials(const char *path, size_t *torn, char *err, size_t errlen) 
   return arr;
 }
 
+/* A record that says which trial it is and how it went. */
+static int complete(const cJSON *rec) {
+  const char *slug = rec_str(rec, "slug");
+  return cJSON_IsObject(rec) && slug && *slug && rec_str(rec, "status");
+}
+
+/* Drops every record of a trial (slug) but its first complete one; returns how many. */
+static size_t dedupe(cJSON *trials) {
+  size_t dropped = 0;
+  for (int i = 0; i < cJSON_GetArraySize(trials);) {
+    const cJSON *rec = cJSON_GetArrayItem(trials, i);
+    const char *slug = rec_str(rec, "slug");
+    int keep = -1;   /* the record of this slug to keep: the first complete one, else the first */
+    for (int j = 0; slug && j < cJSON_GetArraySize(trials) && (keep < 0 || !complete(cJSON_GetArrayItem(trials, keep))); j++) {
+      const char *s = rec_str(cJSON_GetArrayItem(trials, j), "slug");
+      if (s && !strcmp(s, slug) && (keep < 0 || complete(cJSON_GetArrayItem(trials, j)))) keep = j;
+    }
+    if (keep >= 0 && keep != i) {
+      cJSON_DeleteItemFromArray(trials, i);
+      dropped++;
+    } else
+      i++;
+  }
+  return dropped;
+}
+
+/* Rewrites trials.jsonl with these records (temp + rename). Its first line may have been
+ * one of the records dropped, so the file is known by its slugs, not its first key. */
+static int save_records(const char *path, const cJSON *rows) {
+  xl_atomic a;
+  if (xl_kind_check(path, XK_NDJSON, "slug") || xl_atomic_open(&a, path)) return -1;
+  const cJSON *r;
+  cJSON_ArrayForEach(r, rows)
+    if (rec_ndjson_write(a.f, r)) {
+      if (!errno) errno = EIO;
+      xl_atomic_abort(&a);
+      return -1;
+    }
+  return xl_atomic_commit(&a);
+}
+
 int sw_run_open(sw_rundir *r, const char *dir, int objective, char *err, size_t errlen) {
   memset(r, 0, sizeof *r);
   r->fd = -1;
@@ -59,12 +100,19 @@ int sw_run_open(sw_rundir *r, const char *dir, int objective, char *err, size_t 
   char *path = xl_path_join(dir, "trials.jsonl");
   r->trials = sw_read_trials(path, &r->torn_bytes, err, errlen);
   if (!r->trials) goto fail;
+  /* A trial recorded twice (an old collect, a hand-made merge) would be counted twice:
+   * keep its first complete record, and the file says so too (temp + rename). */
+  r->duplicates = dedupe(r->trials);
+  if (r->duplicates && save_records(path, r->trials)) {
+    snprintf(err, errlen, "%s: cannot drop %zu duplicate record(s): %s", path, r->duplicates, strerror(errno));
+    goto fail;
+  }
   r->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (r->fd < 0) {
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
     goto fail;
   }
-  if (r->torn_bytes) {
+  if (r->torn_bytes && !r->duplicates) {   /* (a rewritten file has no torn line) */
     struct stat st;
     if (fstat(r->fd, &st) || ftruncate(r->fd, st.st_size - (off_t)r->torn_bytes)) {
       snprintf(err, errlen, "%s: cannot drop the torn last line: %s", path, strerror(errno));

@@ -17,13 +17,15 @@ typedef struct {
   cJSON *trials;      /* array of the records in trials.jsonl, file order */
   int fd;             /* trials.jsonl opened for appending */
   size_t torn_bytes;  /* bytes of a torn last line dropped when opening */
+  size_t duplicates;  /* records dropped when opening: a trial (slug) recorded again */
   int objective;      /* SW_OBJ_*: what "best" means */
   char *last_best;    /* the best.json text last written, to rewrite only on change */
   sw_setting defaults;   /* the tools' default setting, for "simplest" (sw_setting_defaults) */
 } sw_rundir;
 
-/* Creates dir if needed and loads trials.jsonl (repairing a torn tail).
- * 0 ok, -1 with a message. */
+/* Creates dir if needed and loads trials.jsonl, repairing a torn tail and dropping every
+ * record of a trial (slug) but its first complete one (with a slug and a status), the file
+ * rewritten (temp + rename) when it held any. 0 ok, -1 with a message. */
 int sw_run_open(sw_rundir *r, const char *dir, int objective, char *err, size_t errlen);
 void sw_run_close(sw_rundir *r);
 

@@ -28,10 +28,19 @@ struct xl_model;
 typedef struct xl_cuda_model xl_cuda_model;       /* weights on one GPU, uploaded once */
 typedef struct xl_cuda_session xl_cuda_session;   /* fp32 recurrent state + scratch on the GPU */
 
+/* The chunk size a GPU session uses when none is named: on the 7B preset a 16k-token prefill
+ * took 408 ms at 256, 428 at 128, 441 at 64 (one H200). The run tools take it as the default of
+ * --chunk-size on --device cuda (the model's own chunk_size stays the CPU's default). */
+#define XL_CUDA_DEFAULT_CHUNK 256
+
 typedef struct {
-  int chunk_size;    /* tokens per chunk of the chunkwise prefill (>= 1; 0 = 256, the fastest measured on an H200) */
+  int chunk_size;    /* tokens per chunk of the chunkwise prefill (>= 1; 0 = XL_CUDA_DEFAULT_CHUNK) */
   int matmul_bf16;   /* 0: fp32 arithmetic (no TF32); 1: bf16 tensor cores, fp32 accumulate */
   int max_segment;   /* prefill tokens per segment (0 = the largest that fits the budget, <= 16384) */
+  /* Decode tuning: the matrix-vector kernel variant, 1..6 (loads in flight per warp, blocks
+   * per multiprocessor: lib/engine/cuda/decode.cu); 0 = the default, the fastest measured.
+   * bench_cuda --mv-tune compares them; all give the same bits. */
+  int mv_variant;
 } xl_cuda_opts;
 
 /* 0 when `device` is usable; else -1 and why ("no CUDA device: ...", "device 3 not present (2 found)"). */

@@ -52,7 +52,7 @@ static int init(xl_session *s, char *err, size_t errlen) {
   s->impl = cs;
   xl_cuda_model *cm = weights_on((xl_model *)s->m, s->opt.device_index, err, errlen);   /* the model's device cache */
   if (!cm) return -1;
-  xl_cuda_opts o = {s->opt.chunk_size, s->opt.matmul_bf16, s->opt.segment};
+  xl_cuda_opts o = {.chunk_size = s->opt.chunk_size, .matmul_bf16 = s->opt.matmul_bf16, .max_segment = s->opt.segment};
   cs->gpu = xl_cuda_session_new(cm, &o, err, errlen);
   if (!cs->gpu) return -1;
   size_t nC = (size_t)c->n_blocks * c->n_heads * c->dk * c->dv, nn = (size_t)c->n_blocks * c->n_heads * c->dk;

@@ -18,7 +18,6 @@ enum { PRO_PLAIN, PRO_RMS };
 enum { EPI_STORE, EPI_RESID, EPI_SILU, EPI_CAP };
 #define MV_WARPS 8
 #define MV_ROWS 2       /* rows per warp */
-#define MV_UNROLL 4     /* 16-byte loads per row in flight */
 #define PRO_REG 4       /* float4 per thread kept in registers by the prologue (D <= 4096) */
 
 typedef struct {
@@ -60,6 +59,10 @@ __device__ float block_sum(float v, float *red) {
  * the launch attribute both instructions do nothing. */
 __device__ __forceinline__ void griddep_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void griddep_launch() { asm volatile("griddepcontrol.launch_dependents;"); }
+
+/* Asks L2 for the 128-byte line holding p; no data dependence, so it may run before griddep_wait
+ * (L2 is where the GPU's global memory is coherent: a line fetched early is never stale). */
+__device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 /* ---- weight loads: 16 bytes -> 8 (bf16, f16) or 4 (f32) floats ---- */
 template <int DT> struct wv;
@@ -171,10 +174,12 @@ __device__ __forceinline__ void mv_fma(const uint4 &u, const float *x, float &ac
   for (int e = 0; e < wv<DT>::N; e++) acc = fmaf(f[e], x[e], acc);
 }
 
-/* One warp's MV_ROWS rows from r0: dot products into acc. pre: u already holds the first
- * MV_UNROLL vectors of each row. */
-template <int DT, bool VEC>
-__device__ __forceinline__ void mv_rows(const mv_args &a, const float *xs, int r0, int lane, uint4 (&u)[MV_ROWS][MV_UNROLL],
+/* One warp's MV_ROWS rows from r0: dot products into acc. VEC: U 16-byte loads per row are
+ * issued together each trip, the last trip's predicated (a row's length need not be a
+ * multiple of 32 U vectors: no trailing loop that waits on one load at a time). pre: u
+ * already holds the first trip's vectors. */
+template <int DT, bool VEC, int U>
+__device__ __forceinline__ void mv_rows(const mv_args &a, const float *xs, int r0, int lane, uint4 (&u)[MV_ROWS][U],
                                         bool pre, float (&acc)[MV_ROWS]) {
   const int N = wv<DT>::N;
   size_t rb = (size_t)a.cols * xlc_esize(DT);
@@ -185,22 +190,19 @@ __device__ __forceinline__ void mv_rows(const mv_args &a, const float *xs, int r
     const uint4 *wr[MV_ROWS];
 #pragma unroll
     for (int k = 0; k < MV_ROWS; k++) wr[k] = (const uint4 *)((const char *)a.W + (size_t)min(r0 + k, a.rows - 1) * rb);
-    int j = lane;
-    for (; j + 32 * (MV_UNROLL - 1) < nv; j += 32 * MV_UNROLL) {
+    for (int j = lane; j < nv; j += 32 * U) {
       if (!pre)
 #pragma unroll
         for (int k = 0; k < MV_ROWS; k++)
 #pragma unroll
-          for (int q = 0; q < MV_UNROLL; q++) u[k][q] = __ldg(wr[k] + j + 32 * q);
+          for (int q = 0; q < U; q++) u[k][q] = j + 32 * q < nv ? __ldg(wr[k] + j + 32 * q) : make_uint4(0, 0, 0, 0);
       pre = false;
 #pragma unroll
-      for (int q = 0; q < MV_UNROLL; q++)
+      for (int q = 0; q < U; q++)
+        if (j + 32 * q < nv)
 #pragma unroll
-        for (int k = 0; k < MV_ROWS; k++) mv_fma<DT>(u[k][q], xs + (size_t)(j + 32 * q) * N, acc[k]);
+          for (int k = 0; k < MV_ROWS; k++) mv_fma<DT>(u[k][q], xs + (size_t)(j + 32 * q) * N, acc[k]);
     }
-    for (; j < nv; j += 32)
-#pragma unroll
-      for (int k = 0; k < MV_ROWS; k++) mv_fma<DT>(__ldg(wr[k] + j), xs + (size_t)j * N, acc[k]);
   } else {
 #pragma unroll
     for (int k = 0; k < MV_ROWS; k++) {
@@ -215,22 +217,24 @@ __device__ __forceinline__ void mv_rows(const mv_args &a, const float *xs, int r
 /* y = epilogue(W . prologue(src)). Warps take groups of MV_ROWS rows in turn over the whole
  * grid. VEC: 16-byte loads (cols * esize a multiple of 16), else one element per lane per
  * step. A warp's first weights are loaded before waiting for the previous kernel: weights
- * never depend on it. */
-template <int DT, int PRO, int EPI, bool VEC>
-__global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv_args a) {
+ * never depend on it. U (loads per row per trip) and MINB (blocks per multiprocessor the
+ * registers must allow) set how many bytes are in flight: the variants below. */
+template <int DT, int PRO, int EPI, bool VEC, int U, int MINB>
+__global__ void __launch_bounds__(MV_WARPS * 32, MINB) k_matvec(mv_args a) {
   extern __shared__ float xs[];
   __shared__ float red[32];
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int groups = (a.rows + MV_ROWS - 1) / MV_ROWS, g = blockIdx.x * MV_WARPS + warp, stride = gridDim.x * MV_WARPS;
-  uint4 u[MV_ROWS][MV_UNROLL];
-  bool pre = VEC && g < groups && lane + 32 * (MV_UNROLL - 1) < a.cols / wv<DT>::N;
+  uint4 u[MV_ROWS][U];
+  bool pre = VEC && g < groups;
   if (pre) {
     size_t rb = (size_t)a.cols * xlc_esize(DT);
+    int nv = a.cols / wv<DT>::N;
 #pragma unroll
     for (int k = 0; k < MV_ROWS; k++) {
       const uint4 *w = (const uint4 *)((const char *)a.W + (size_t)min(g * MV_ROWS + k, a.rows - 1) * rb);
 #pragma unroll
-      for (int q = 0; q < MV_UNROLL; q++) u[k][q] = __ldg(w + lane + 32 * q);
+      for (int q = 0; q < U; q++) u[k][q] = lane + 32 * q < nv ? __ldg(w + lane + 32 * q) : make_uint4(0, 0, 0, 0);
     }
   }
   griddep_launch();
@@ -241,7 +245,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv_args a) {
   for (; g < groups; g += stride) {
     int r0 = g * MV_ROWS;
     float acc[MV_ROWS];
-    mv_rows<DT, VEC>(a, xs, r0, lane, u, pre, acc);
+    mv_rows<DT, VEC, U>(a, xs, r0, lane, u, pre, acc);
     pre = false;
     if (lane == 0) {
       if (EPI == EPI_SILU) epi<EPI>(a, r0, acc[0], acc[1]);   /* rows come in (gate, up) pairs */
@@ -272,34 +276,63 @@ static cudaError_t launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, c
 
 static int g_sms = 0;   /* multiprocessors of the device (read at prepare; one device kind per process) */
 
+/* The matrix-vector variants, numbered from 1 (U loads per row per trip, blocks per SM the
+ * registers must allow): 1 (4, 1): the first version, 80 registers, 3 blocks; 2 (4, 4): 64
+ * registers, 4 blocks; 3 (8, 2): twice the loads per trip, ~104 registers, 2 blocks; 4 (2, 5):
+ * more warps, fewer loads each; 5 (16, 1): a 4096-wide row pair in one trip, 1 block; 6 (12, 2).
+ * Bytes in flight per SM are about blocks x 8 warps x 2 rows x U x 512 (32 lanes x 16 bytes).
+ * Measured on the 7B preset, one H200, decode after 128 tokens (bench_cuda --mv-tune):
+ * 1: 231.9 tok/s, 2: 211.0, 3: 256.5, 4: 202.5. Fewer blocks than fit and L2 prefetches before
+ * the dependency wait were slower still (189-219). Every variant gives the same bits: each
+ * lane adds its columns in the same order. */
+#define MV_NVAR 7   /* ids 1..6 */
+template <int DT, int PRO, int EPI, bool VEC>
+static void (*mv_kernel(int var))(mv_args) {
+  switch (var) {
+  case 2: return k_matvec<DT, PRO, EPI, VEC, 4, 4>;
+  case 3: return k_matvec<DT, PRO, EPI, VEC, 8, 2>;
+  case 4: return k_matvec<DT, PRO, EPI, VEC, 2, 5>;
+  case 5: return k_matvec<DT, PRO, EPI, VEC, 16, 1>;
+  case 6: return k_matvec<DT, PRO, EPI, VEC, 12, 2>;
+  default: return k_matvec<DT, PRO, EPI, VEC, 4, 1>;
+  }
+}
+
 template <int DT, int PRO, int EPI>
-static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl) {
+static int mv_launch_dt(const mv_args &a, cudaStream_t st, int setup, int pdl, int var) {
   /* resident blocks per multiprocessor of each variant: read at setup, before any capture */
-  static int per_sm[2];
+  static int per_sm[MV_NVAR][2];
   size_t smem = (size_t)a.cols * 4;
   bool vec = (a.cols * xlc_esize(DT)) % 16 == 0 && ((uintptr_t)a.W & 15) == 0;
   int groups = (a.rows + MV_ROWS - 1) / MV_ROWS, grid = (groups + MV_WARPS - 1) / MV_WARPS;
-  void (*k)(mv_args) = vec ? k_matvec<DT, PRO, EPI, true> : k_matvec<DT, PRO, EPI, false>;
+  if (!vec) var = 1;   /* the element-wise path has nothing in flight to tune */
+  void (*k)(mv_args) = vec ? mv_kernel<DT, PRO, EPI, true>(var) : mv_kernel<DT, PRO, EPI, false>(var);
   if (setup) {
     CU(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm[vec], k, MV_WARPS * 32, smem));
+    CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm[var][vec], k, MV_WARPS * 32, smem));
     return 0;
   }
-  /* as many blocks as fit at once: each then loops over row groups */
-  if (per_sm[vec] > 0 && grid > g_sms * per_sm[vec]) grid = g_sms * per_sm[vec];
+  int fit = per_sm[var][vec] > 0 ? per_sm[var][vec] : 1;
+  if (grid > g_sms * fit) {
+    /* as many blocks as fit, each looping over row groups; then the fewest blocks that take
+     * the same number of rounds, so that every warp does as many groups (no thin last round) */
+    int rounds = (groups + g_sms * fit * MV_WARPS - 1) / (g_sms * fit * MV_WARPS);
+    grid = (groups + rounds * MV_WARPS - 1) / (rounds * MV_WARPS);
+  }
   CU(launch(k, dim3(grid), dim3(MV_WARPS * 32), smem, st, pdl, a));
   return 0;
 }
 
 /* setup = 1 raises the kernel's shared-memory limit instead of launching (before capture). */
 template <int PRO, int EPI>
-static int mv_launch(const xlc_mat *w, mv_args a, cudaStream_t st, int setup, int pdl) {
+static int mv_launch(const xl_cuda_session *s, const xlc_mat *w, mv_args a, int setup) {
   a.W = w->data;
   a.rows = w->rows;
   a.cols = w->cols;
-  if (w->dtype == ST_BF16) return mv_launch_dt<ST_BF16, PRO, EPI>(a, st, setup, pdl);
-  if (w->dtype == ST_F16) return mv_launch_dt<ST_F16, PRO, EPI>(a, st, setup, pdl);
-  return mv_launch_dt<ST_F32, PRO, EPI>(a, st, setup, pdl);
+  int var = s->mv_variant >= 1 && s->mv_variant < MV_NVAR ? s->mv_variant : 1;
+  if (w->dtype == ST_BF16) return mv_launch_dt<ST_BF16, PRO, EPI>(a, s->st, setup, s->pdl, var);
+  if (w->dtype == ST_F16) return mv_launch_dt<ST_F16, PRO, EPI>(a, s->st, setup, s->pdl, var);
+  return mv_launch_dt<ST_F32, PRO, EPI>(a, s->st, setup, s->pdl, var);
 }
 
 /* ---- the cell step: one block per (head, 128 value channels, DK/CS_RT key rows) ----
@@ -329,17 +362,36 @@ __device__ __forceinline__ float softcap(float x, float c) { return c > 0 ? c * 
 __device__ __forceinline__ float logsig(float x) { return x >= 0 ? -log1pf(expf(-x)) : x - log1pf(expf(x)); }
 
 __global__ void __launch_bounds__(32 * CS_GROUPS) k_cell_step(cs_args a) {
-  extern __shared__ float sm[];   /* qs [DK], ks [DK] */
+  extern __shared__ float sm[];   /* qs [DK], ks [DK], ns [DK] */
   __shared__ float red[32], sc[3];
   __shared__ float4 part[CS_GROUPS][32];
   int hd = blockIdx.x, tid = threadIdx.x, DK = a.DK, DV = a.DV;
   bool lead = blockIdx.y == 0 && blockIdx.z == 0;
+  int lane = tid & 31, grp = tid >> 5, d = blockIdx.y * CS_COLS + lane * 4;
+  int rows = (DK + CS_RT - 1) / CS_RT, j0 = blockIdx.z * rows, j1 = min(DK, j0 + rows);
+  float *Cp = a.C + (size_t)hd * DK * DV + d;
+  /* the block's tile of C into L2 while the input projection runs (a line per 8 lanes) */
+  if (d < DV && (lane & 7) == 0)
+    for (int j = j0 + grp; j < j1; j += CS_GROUPS) prefetch_l2(Cp + (size_t)j * DV);
   griddep_launch();
   griddep_wait();
+  /* C rows first: their loads are in flight while the gates and n are worked out */
+  float4 c[CS_RPT];
+  bool one_pass = j0 + grp + CS_GROUPS * CS_RPT >= j1;   /* DK <= 256: every row of the tile in these registers */
+  if (d < DV && one_pass)
+#pragma unroll
+    for (int r = 0; r < CS_RPT; r++) {
+      int j = j0 + grp + r * CS_GROUPS;
+      if (j < j1) c[r] = *(const float4 *)(Cp + (size_t)j * DV);
+    }
   int par = *a.par;
   const float *nold = (par ? a.n1 : a.n0) + (size_t)hd * DK, *mold = par ? a.m1 : a.m0;
   float *nnew = (par ? a.n0 : a.n1) + (size_t)hd * DK, *mnew = par ? a.m0 : a.m1;
-  if (tid == 0) {
+  float scale = rsqrtf((float)DK);
+  float *qs = sm, *ks = sm + DK, *ns = sm + 2 * DK;
+  const float *q = a.p + (size_t)hd * DK, *k = a.p + a.QK + (size_t)hd * DK, *v = a.p + 2 * a.QK + (size_t)hd * DV;
+  for (int j = tid; j < DK; j += blockDim.x) { qs[j] = q[j] * scale; ks[j] = k[j]; ns[j] = nold[j]; }
+  if (tid == blockDim.x - 1) {   /* the last thread: the first ones' loads above go out first */
     float ig = softcap(a.p[a.off_ig + hd], a.gcap), fg = softcap(a.p[a.off_fg + hd], a.gcap);
     float lf = logsig(fg), m = mold[hd], mn = fmaxf(lf + m, ig);
     sc[0] = expf(lf + m - mn);   /* decay of the old state */
@@ -348,31 +400,25 @@ __global__ void __launch_bounds__(32 * CS_GROUPS) k_cell_step(cs_args a) {
     if (lead) mnew[hd] = mn;
   }
   __syncthreads();
-  float fa = sc[0], ia = sc[1], mn = sc[2], scale = rsqrtf((float)DK), qn = 0;
-  float *qs = sm, *ks = sm + DK;
-  const float *q = a.p + (size_t)hd * DK, *k = a.p + a.QK + (size_t)hd * DK, *v = a.p + 2 * a.QK + (size_t)hd * DV;
+  float fa = sc[0], ia = sc[1], mn = sc[2], qn = 0;
   for (int j = tid; j < DK; j += blockDim.x) {
-    float kj = k[j], qj = q[j] * scale, nj = fa * nold[j] + ia * kj;
-    qs[j] = qj;
+    float kj = ks[j], qj = qs[j], nj = fa * ns[j] + ia * kj;
     ks[j] = ia * kj;
     qn += qj * nj;
     if (lead) nnew[j] = nj;
   }
-  float qnt = block_sum(qn, red);   /* also a barrier: qs/ks are ready */
+  float qnt = block_sum(qn, red);   /* also a barrier: ks is scaled */
   if (lead && tid == 0) a.den[hd] = fmaxf(fabsf(qnt), expf(-mn)) + a.eps;
-  int lane = tid & 31, grp = tid >> 5, d = blockIdx.y * CS_COLS + lane * 4;
-  int rows = (DK + CS_RT - 1) / CS_RT, j0 = blockIdx.z * rows, j1 = min(DK, j0 + rows);
   float4 acc = make_float4(0, 0, 0, 0);
   if (d < DV) {
     float4 vd = *(const float4 *)(v + d);
-    float *Cp = a.C + (size_t)hd * DK * DV + d;
     for (int jb = j0 + grp; jb < j1; jb += CS_GROUPS * CS_RPT) {
-      float4 c[CS_RPT];
+      if (!one_pass)
 #pragma unroll
-      for (int r = 0; r < CS_RPT; r++) {
-        int j = jb + r * CS_GROUPS;
-        if (j < j1) c[r] = *(const float4 *)(Cp + (size_t)j * DV);
-      }
+        for (int r = 0; r < CS_RPT; r++) {
+          int j = jb + r * CS_GROUPS;
+          if (j < j1) c[r] = *(const float4 *)(Cp + (size_t)j * DV);
+        }
 #pragma unroll
       for (int r = 0; r < CS_RPT; r++) {
         int j = jb + r * CS_GROUPS;
@@ -452,8 +498,8 @@ static int final_logits(xl_cuda_session *s, const float *x, int flip, int setup)
   a.y = s->logits;
   a.cap = m->lcap;
   a.flip = flip ? s->d_par : NULL;
-  if (m->add_out_norm) return mv_launch<PRO_RMS, EPI_CAP>(&m->lmhead, a, s->st, setup, s->pdl);
-  return mv_launch<PRO_PLAIN, EPI_CAP>(&m->lmhead, a, s->st, setup, s->pdl);
+  if (m->add_out_norm) return mv_launch<PRO_RMS, EPI_CAP>(s, &m->lmhead, a, setup);
+  return mv_launch<PRO_PLAIN, EPI_CAP>(s, &m->lmhead, a, setup);
 }
 
 int xlc_final_logits(xl_cuda_session *s, const float *x) { return final_logits(s, x, 0, 0); }
@@ -466,7 +512,7 @@ static int block_step(xl_cuda_session *s, int l, int setup) {
   mv_args a = rms_args(s->x, B->norm1_w, B->norm1_b, m->norm_eps, s->bf16);
   a.y = s->p;
   a.bias = B->b_in;
-  TRY(mv_launch<PRO_RMS, EPI_STORE>(&B->win, a, st, setup, pdl));
+  TRY(mv_launch<PRO_RMS, EPI_STORE>(s, &B->win, a, setup));
   if (!setup) {
     xlc_mark(s, XLC_PH_D_IN);
     size_t NH = m->NH;
@@ -474,24 +520,26 @@ static int block_step(xl_cuda_session *s, int l, int setup) {
                  s->mbuf[0] + (size_t)l * NH, s->mbuf[1] + (size_t)l * NH, s->d_par, s->h, s->den, m->NH, m->DK, m->DV, m->QK,
                  m->VD, xlc_off_ig(m), xlc_off_fg(m), m->gcap, m->eps};
     dim3 grid(m->NH, (m->DV + CS_COLS - 1) / CS_COLS, CS_RT);
-    CU(launch(k_cell_step, grid, dim3(32 * CS_GROUPS), (size_t)2 * m->DK * 4, st, pdl, c));
-    CU(launch(k_head_norm, dim3(m->NH), dim3(128), (size_t)m->DV * 4, st, pdl, (const float *)s->h, (const float *)s->den,
+    CU(launch(k_cell_step, grid, dim3(32 * CS_GROUPS), (size_t)3 * m->DK * 4, st, pdl, c));
+    /* a thread per channel (up to 1024): the partial numerators are read at once, not in turns */
+    int hn_threads = m->DV < 1024 ? (m->DV + 31) / 32 * 32 : 1024;
+    CU(launch(k_head_norm, dim3(m->NH), dim3(hn_threads), (size_t)m->DV * 4, st, pdl, (const float *)s->h, (const float *)s->den,
               (const float *)(s->p + xlc_off_o(m)), (const float *)B->mh_w, (const float *)B->mh_b, m->DV, m->VD, m->norm_eps,
               s->bf16, s->xh));
     xlc_mark(s, XLC_PH_D_CELL);
   }
   mv_args o = {};
   o.src = s->xh; o.y = s->x; o.bias = B->out_b;
-  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(&B->wout, o, st, setup, pdl));
+  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(s, &B->wout, o, setup));
   if (!setup) xlc_mark(s, XLC_PH_D_OUT);
   mv_args u = rms_args(s->x, B->norm2_w, B->norm2_b, m->norm_eps, s->bf16);
   u.y = s->act;
   u.bias = B->b_up;
-  TRY(mv_launch<PRO_RMS, EPI_SILU>(&B->wup, u, st, setup, pdl));
+  TRY(mv_launch<PRO_RMS, EPI_SILU>(s, &B->wup, u, setup));
   if (!setup) xlc_mark(s, XLC_PH_D_UP);
   mv_args dn = {};
   dn.src = s->act; dn.y = s->x; dn.bias = B->down_b;
-  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(&B->wdown, dn, st, setup, pdl));
+  TRY(mv_launch<PRO_PLAIN, EPI_RESID>(s, &B->wdown, dn, setup));
   if (!setup) xlc_mark(s, XLC_PH_D_DOWN);
   return 0;
 }
@@ -515,7 +563,7 @@ int xlc_decode_rt(void) { return CS_RT; }
 
 int xlc_decode_prepare(xl_cuda_session *s) {
   const xl_cuda_model *m = s->cm;
-  if (m->DK * 8 > 48 * 1024 || m->DV * 4 > 48 * 1024) return xlc_fail("head dimensions %d/%d too large for the step kernels", m->DK, m->DV);
+  if (m->DK * 12 > 48 * 1024 || m->DV * 4 > 48 * 1024) return xlc_fail("head dimensions %d/%d too large for the step kernels", m->DK, m->DV);
   if (m->F % 2) return xlc_fail("the FFN kernels need an even FFN width (it is %d)", m->F);
   if (m->DV % 4 || m->DK % 4) return xlc_fail("the cell kernels need head dimensions divisible by 4 (DK %d, DV %d)", m->DK, m->DV);
   CU(cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, m->device));

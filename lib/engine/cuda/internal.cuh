@@ -127,6 +127,7 @@ struct xl_cuda_session {
   size_t sort_tmp_bytes;
   int *d_out, *h_out;      /* sampled token; pinned host copy */
   int pdl;                 /* decode kernels launched with programmatic dependencies */
+  int mv_variant;          /* matrix-vector kernel variant (decode.cu) */
   /* profiling (xl_cuda_profile): events recorded after each phase, summed per phase */
   int prof_on, prof_n;
   cudaEvent_t *prof_ev;    /* [XLC_PROF_EVENTS] */
@@ -139,6 +140,8 @@ struct xl_cuda_session {
 void xlc_mark(xl_cuda_session *s, int phase);
 int xlc_prof_flush(xl_cuda_session *s);
 
+/* decode.cu. The matrix-vector variant a session uses unless told (see mv_var_u there). */
+#define XLC_MV_VARIANT 3
 /* decode.cu */
 int xlc_step_launch(xl_cuda_session *s);                    /* one token (d_token) through the step graph */
 int xlc_final_logits(xl_cuda_session *s, const float *x);   /* s->logits from one residual row (no parity flip) */

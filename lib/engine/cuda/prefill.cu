@@ -10,6 +10,17 @@
 
 __device__ __forceinline__ void stv(float *p, float v) { *p = v; }
 __device__ __forceinline__ void stv(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+/* two / four consecutive values in one store (p aligned to the pair / the four) */
+__device__ __forceinline__ void stv2(float *p, float a, float b) { *(float2 *)p = make_float2(a, b); }
+__device__ __forceinline__ void stv2(__nv_bfloat16 *p, float a, float b) { *(__nv_bfloat162 *)p = __floats2bfloat162_rn(a, b); }
+__device__ __forceinline__ void stv4(float *p, float4 v) { *(float4 *)p = v; }
+__device__ __forceinline__ void stv4(__nv_bfloat16 *p, float4 v) {
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 u;
+  u.x = *(unsigned *)&lo;
+  u.y = *(unsigned *)&hi;
+  *(uint2 *)p = u;
+}
 __device__ __forceinline__ float sigm(float x) { return 1.0f / (1.0f + __expf(-x)); }
 
 __device__ __forceinline__ float ldw(const void *W, int dt, size_t i) {
@@ -36,7 +47,8 @@ __global__ void k_embed_rows(const void *E, int dt, int D, int V, const int32_t 
 }
 
 /* A[t] = RMSNorm(X[t]) * w + b (norm = 0: a plain copy), in the GEMM input type. With
- * D % 4 == 0 and D <= 16 * blockDim, the row stays in registers (float4): one read of X. */
+ * D % 4 == 0 and D <= 16 * blockDim, the row stays in registers (float4): one read of X,
+ * and w, b and A move four values per access. */
 #define RN_REG 4
 template <typename OutT>
 __global__ void k_rmsnorm_rows(const float *X, int D, const float *w, const float *b, float eps, int norm, OutT *A) {
@@ -58,12 +70,12 @@ __global__ void k_rmsnorm_rows(const float *X, int D, const float *w, const floa
     for (int k = 0; k < RN_REG; k++) {
       int i = threadIdx.x + k * nt;
       if (i >= n4) break;
-      float e[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
-#pragma unroll
-      for (int q = 0; q < 4; q++) {
-        int j = 4 * i + q;
-        stv(a + j, norm ? e[q] * r * w[j] + (b ? b[j] : 0.0f) : e[q]);
+      float4 y = v[k];
+      if (norm) {
+        float4 wv = ((const float4 *)w)[i], bv = b ? ((const float4 *)b)[i] : make_float4(0, 0, 0, 0);
+        y = make_float4(y.x * r * wv.x + bv.x, y.y * r * wv.y + bv.y, y.z * r * wv.z + bv.z, y.w * r * wv.w + bv.w);
       }
+      stv4(a + 4 * i, y);
     }
     return;
   }
@@ -74,17 +86,24 @@ __global__ void k_rmsnorm_rows(const float *X, int D, const float *w, const floa
   for (int i = threadIdx.x; i < D; i += nt) stv(a + i, norm ? x[i] * r * w[i] + (b ? b[i] : 0.0f) : x[i]);
 }
 
+/* Four consecutive GEMM outputs (fp32, or bf16 in bf16 mode) as floats. */
+__device__ __forceinline__ float4 ld4(const float *p) { return *(const float4 *)p; }
+__device__ __forceinline__ float4 ld4(const __nv_bfloat16 *p) {
+  uint2 u = *(const uint2 *)p;
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                     __uint_as_float(u.y & 0xffff0000u));
+}
+
 /* A[t, i] = silu(P[t, 2i] + b[2i]) * (P[t, 2i+1] + b[2i+1]): the FFN rows are interleaved.
  * blockIdx.y = t (a 2-D grid: no 64-bit division per element). */
-template <typename OutT>
-__global__ void k_silu_rows(const float *P, int F, const float *b, OutT *A) {
+template <typename InT, typename OutT>
+__global__ void k_silu_rows(const InT *P, int F, const float *b, OutT *A) {
   size_t t = blockIdx.y;
-  /* two (gate, up) pairs per float4 (F is even: a multiple of 64) */
+  /* two (gate, up) pairs per four values (F is even: a multiple of 64) */
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; 2 * i < F; i += gridDim.x * blockDim.x) {
-    float4 gu = *(const float4 *)(P + t * 2 * F + 4 * i);
+    float4 gu = ld4(P + t * 2 * F + 4 * i);
     if (b) { gu.x += b[4 * i]; gu.y += b[4 * i + 1]; gu.z += b[4 * i + 2]; gu.w += b[4 * i + 3]; }
-    stv(A + t * F + 2 * i, gu.x * sigm(gu.x) * gu.y);
-    stv(A + t * F + 2 * i + 1, gu.z * sigm(gu.z) * gu.w);
+    stv2(A + t * F + 2 * i, gu.x * sigm(gu.x) * gu.y, gu.z * sigm(gu.z) * gu.w);
   }
 }
 
@@ -109,16 +128,19 @@ static int grid_for(long n) {
 }
 
 /* ---- GEMM against a weight matrix ----
- * Y[T, w.rows] (row stride ldy) = beta * Y + X[T, w.cols] (row stride ldx) . W^T.
- * Row-major Y^T in cuBLAS's column-major view: C (rows x T) = op(A)=W^T-view (rows x cols) . X-view. */
-static int gemm_w(xl_cuda_session *s, const xlc_mat *w, const void *X, int ldx, float *Y, int ldy, int T, float beta) {
+ * Y[T, w.rows] (row stride ldy) = beta * Y + X[T, w.cols] (row stride ldx) . W^T, Y fp32 or
+ * (y_bf16) bf16. Row-major Y^T in cuBLAS's column-major view: C (rows x T) = op(A)=W^T-view
+ * (rows x cols) . X-view. */
+static int gemm_wt(xl_cuda_session *s, const xlc_mat *w, const void *X, int ldx, void *Y, int y_bf16, int ldy, int T, float beta) {
+  cudaDataType_t yt = y_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  size_t yes = y_bf16 ? 2 : 4;
   int bf = s->bf16, want = bf ? ST_BF16 : ST_F32;
   cudaDataType_t xt = bf ? CUDA_R_16BF : CUDA_R_32F;
   cublasComputeType_t ct = bf ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_PEDANTIC;
   float alpha = 1.0f;
   if (w->dtype == want) {
     CB(cublasGemmEx(s->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, T, w->cols, &alpha, w->data, xt, w->cols, X, xt, ldx, &beta, Y,
-                    CUDA_R_32F, ldy, ct, CUBLAS_GEMM_DEFAULT));
+                    yt, ldy, ct, CUBLAS_GEMM_DEFAULT));
     return 0;
   }
   size_t oes = bf ? 2 : 4;
@@ -132,9 +154,13 @@ static int gemm_w(xl_cuda_session *s, const xlc_mat *w, const void *X, int ldx, 
     else k_convert<<<grid_for(n), 256, 0, s->st>>>(src, w->dtype, n, (float *)s->wslab);
     KCHECK();
     CB(cublasGemmEx(s->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, T, w->cols, &alpha, s->wslab, xt, w->cols, X, xt, ldx, &beta,
-                    Y + r0, CUDA_R_32F, ldy, ct, CUBLAS_GEMM_DEFAULT));
+                    (char *)Y + (size_t)r0 * yes, yt, ldy, ct, CUBLAS_GEMM_DEFAULT));
   }
   return 0;
+}
+
+static int gemm_w(xl_cuda_session *s, const xlc_mat *w, const void *X, int ldx, float *Y, int ldy, int T, float beta) {
+  return gemm_wt(s, w, X, ldx, Y, 0, ldy, T, beta);
 }
 
 static int rmsnorm_rows(xl_cuda_session *s, const float *X, int T, const float *w, const float *b, int norm) {
@@ -169,11 +195,14 @@ static int block_prefill(xl_cuda_session *s, int l, int T) {
   xlc_mark(s, XLC_PH_GEMM_OUT);
   TRY(rmsnorm_rows(s, s->X, T, B->norm2_w, B->norm2_b, 1));
   xlc_mark(s, XLC_PH_NORM);
-  TRY(gemm_w(s, &B->wup, s->A, D, s->P, 2 * F, T, 0.0f));
+  /* bf16 mode: the up/gate GEMM writes bf16 (half the bytes for it to write and the SwiGLU
+   * pass to read: ~10 ms of a 16k-token 7B prefill), rounding the pre-activations as the
+   * activations around them are rounded already */
+  TRY(gemm_wt(s, &B->wup, s->A, D, s->P, s->bf16, 2 * F, T, 0.0f));
   xlc_mark(s, XLC_PH_GEMM_UP);
   dim3 sg((F / 2 + 255) / 256, T);
-  if (s->bf16) k_silu_rows<<<sg, 256, 0, s->st>>>(s->P, F, B->b_up, (__nv_bfloat16 *)s->A);
-  else k_silu_rows<<<sg, 256, 0, s->st>>>(s->P, F, B->b_up, (float *)s->A);
+  if (s->bf16) k_silu_rows<<<sg, 256, 0, s->st>>>((const __nv_bfloat16 *)s->P, F, B->b_up, (__nv_bfloat16 *)s->A);
+  else k_silu_rows<<<sg, 256, 0, s->st>>>((const float *)s->P, F, B->b_up, (float *)s->A);
   KCHECK();
   xlc_mark(s, XLC_PH_SILU);
   TRY(gemm_w(s, &B->wdown, s->A, F, s->X, D, T, 1.0f));

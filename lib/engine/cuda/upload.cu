@@ -378,8 +378,8 @@ static int session_init(xl_cuda_session *s, const xl_cuda_opts *o) {
   xl_cuda_model *m = s->cm;
   CU(cudaSetDevice(m->device));
   s->bf16 = o && o->matmul_bf16;
-  /* 256: on the 7B preset a 16k-token prefill took 408 ms at 256, 428 at 128, 441 at 64 (H200) */
-  s->ck = o && o->chunk_size > 0 ? o->chunk_size : 256;
+  s->ck = o && o->chunk_size > 0 ? o->chunk_size : XL_CUDA_DEFAULT_CHUNK;
+  s->mv_variant = o && o->mv_variant > 0 ? o->mv_variant : XLC_MV_VARIANT;
   s->seg = pick_segment(m, o ? o->max_segment : 0, s->ck, s->bf16);
   s->ncmax = s->seg / s->ck;
   CU(cudaStreamCreateWithFlags(&s->st, cudaStreamNonBlocking));
