@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,9 +191,21 @@ void xl_run_close(xl_run *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* Parses ids separated by commas/whitespace, or JSON {"ids":[...]} / [...]. A bad id in
- * --ids is a usage error (exit 2, the command line), in a file a data error (exit 1). */
-#define ids_error(...) (strcmp(src, "--ids") ? xl_die(__VA_ARGS__) : xl_usage_error(__VA_ARGS__))
+/* A bad id: in --ids a usage error (exit 2, the command line), in a file a data error
+ * (exit 1). The ids so far and the parsed JSON are freed first (no leak at exit). */
+static _Noreturn __attribute__((format(printf, 4, 5))) void ids_fail(const char *src, int32_t *ids, cJSON *j, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  free(ids);
+  cJSON_Delete(j);
+  if (strcmp(src, "--ids")) xl_die("%s", msg);
+  xl_usage_error("%s", msg);
+}
+
+/* Parses ids separated by commas/whitespace, or JSON {"ids":[...]} / [...]. */
 static long parse_ids(const char *text, const char *src, int vocab, int32_t **out) {
   size_t cap = 64, n = 0;
   int32_t *ids = xl_malloc(cap * sizeof *ids);
@@ -201,12 +214,12 @@ static long parse_ids(const char *text, const char *src, int vocab, int32_t **ou
   if (*p == '{' || *p == '[') {
     cJSON *j = cJSON_Parse(p);
     cJSON *arr = cJSON_IsArray(j) ? j : cJSON_GetObjectItem(j, "ids");
-    if (!cJSON_IsArray(arr)) ids_error("%s: expected {\"ids\":[...]} or a list of integers", src);
+    if (!cJSON_IsArray(arr)) ids_fail(src, ids, j, "%s: expected {\"ids\":[...]} or a list of integers", src);
     cJSON *x;
     int k = 0;
     cJSON_ArrayForEach(x, arr) {
       if (!cJSON_IsNumber(x) || x->valuedouble != (double)(long)x->valuedouble || x->valuedouble < 0 || (vocab > 0 && x->valuedouble >= vocab))
-        ids_error("%s: ids[%d] is not a token id in [0, %d)", src, k, vocab);
+        ids_fail(src, ids, j, "%s: ids[%d] is not a token id in [0, %d)", src, k, vocab);
       if (n == cap) ids = xl_realloc(ids, (cap *= 2) * sizeof *ids);
       ids[n++] = (int32_t)x->valuedouble;
       k++;
@@ -220,12 +233,12 @@ static long parse_ids(const char *text, const char *src, int vocab, int32_t **ou
       errno = 0;
       long v = strtol(p, &end, 10);
       if (end == p || errno || v < 0 || (vocab > 0 && v >= vocab))
-        ids_error("%s: token %zu ('%.20s') is not an id in [0, %d)", src, n + 1, p, vocab);
+        ids_fail(src, ids, NULL, "%s: token %zu ('%.20s') is not an id in [0, %d)", src, n + 1, p, vocab);
       if (n == cap) ids = xl_realloc(ids, (cap *= 2) * sizeof *ids);
       ids[n++] = (int32_t)v;
       p = end;
       if (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-        ids_error("%s: unexpected character '%c' after token %zu", src, *p, n);
+        ids_fail(src, ids, NULL, "%s: unexpected character '%c' after token %zu", src, *p, n);
     }
   }
   *out = ids;
