@@ -12,6 +12,8 @@ export LC_ALL=C
 here=$(cd "$(dirname "$0")" && pwd)
 : "${BIN:?BIN must name the built tools}" "${TESTBIN:?TESTBIN must name the built tests}"
 export XL_TESTDATA="$here/golden" XL_ROOT="$(dirname "$here")"
+# absolute: tests change directory (BIN=bin TESTBIN=build/tests works from the checkout)
+BIN=$(cd "$BIN" && pwd) TESTBIN=$(cd "$TESTBIN" && pwd) || exit 2
 
 wrapdir=
 if [ "${XL_VALGRIND:-0}" = 1 ]; then

@@ -71,7 +71,7 @@ expect_status "unknown flag is a usage error" 2 "$BIN/xl-prefill" --frobnicate
 stderr_has "usage error points at --help" "Try 'xl-prefill --help'"
 expect_status "bad number" 2 "$BIN/xl-prefill" -m "$FX" --ids 1 --chunk-size 12abc
 expect_status "chunk size 0" 2 "$BIN/xl-prefill" -m "$FX" --ids 1 --chunk-size 0
-expect_status "id out of range" 1 "$BIN/xl-prefill" -m "$FX" --ids 1,99999
+expect_status "id out of range (--ids is the command line: a usage error)" 2 "$BIN/xl-prefill" -m "$FX" --ids 1,99999
 stderr_has "id out of range named" "not an id in \[0, 512\)"
 expect_status "missing model dir" 1 "$BIN/xl-prefill" -m "$TMP/nope" --ids 1
 expect_status "--help" 0 "$BIN/xl-prefill" --help

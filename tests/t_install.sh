@@ -22,6 +22,7 @@ for t in "$ROOT"/tools/xl-*.c; do
   n=$(basename "$t" .c)
   check "$n installed, executable" test -x "$P/bin/$n"
   check "$n.1 installed" test -s "$P/share/man/man1/$n.1"
+  check "$n.1 has an EXAMPLES section" grep -q '^\.SH EXAMPLES' "$P/share/man/man1/$n.1"
 done
 check "the default model is in share/xltools/models" test -s "$P/share/xltools/models/xlstm-tiny-pydocs/config.json"
 check "the plot scripts are in share/xltools/plots" test -s "$P/share/xltools/plots/max_by_param.gp"

@@ -40,6 +40,8 @@ check "prefill row then decode rows in one file; step 3 once per phase" \
   test "$(awk -F, 'NR > 1 {printf "%s:%s ", $1, $6}' "$TMP/d.csv")" = "3:prefill 1:decode 2:decode 3:decode "
 check "formats.md documents the phase column and the prefill rows" \
   sh -c 'grep -q "step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase" "$1" && grep -q "prefill rows: one per prefill segment" "$1"' _ "$ROOT/docs/formats.md"
+check "formats.md's slug example has the ctx= part the slugs have (b=..__ctx=N__i=N)" \
+  grep -q '`b=chunkwise__ck=64__h=2__w=2__ctx=512__i=7`' "$ROOT/docs/formats.md"
 for t in xl-prefill xl-decode; do
   "$BIN/$t" --help > "$TMP/help.txt"
   check "$t --help no longer claims 'prefill chunks in rows of their own'" sh -c '! grep -q "prefill chunks in rows" "$1" && grep -q "one per prefill" "$1"' _ "$TMP/help.txt"

@@ -64,7 +64,9 @@ int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--report")) return report(argc, argv);
 
   /* the decision table */
-  xl_cpu_feats skx = {.avx = 1, .avx2 = 1, .fma = 1, .f16c = 1, .avx512 = 1}, hsw = {.avx = 1, .avx2 = 1, .fma = 1, .f16c = 1},
+  /* named fields: a feature added to the struct must not shift the others */
+  xl_cpu_feats skx = {.avx = 1, .avx2 = 1, .fma = 1, .f16c = 1, .avx512 = 1},
+               hsw = {.avx = 1, .avx2 = 1, .fma = 1, .f16c = 1},
                cpl = {.avx = 1, .avx2 = 1, .fma = 1, .f16c = 1, .avx512 = 1, .avx512bf16 = 1}, old = {0};
   const char *p;
   CHECK((p = xl_blas_pick_core("Prescott", &skx, NULL)) && !strcmp(p, "SKYLAKEX"), "Prescott on AVX-512 -> SKYLAKEX");

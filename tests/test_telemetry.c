@@ -367,6 +367,33 @@ static void test_hard_limit(void) {
   tm_stop();
 }
 
+/* RSS growing steadily (1 MB touched every 2 ms, some 400 MB/s: a prefill filling a logits
+ * buffer) toward a hard limit 120 MB above where it starts: the watchdog samples often near
+ * the limit and stops the growth before RSS passes it, not a 200 ms sample later. */
+static void test_growth_stop(void) {
+  const size_t mb = 1 << 20, cap = (size_t)400 << 20;
+  char *buf = malloc(cap);   /* untouched pages: RSS grows only as they are written */
+  if (!buf) { printf("ok - growth stop # SKIP no 400 MB of address space\n"); return; }
+  tm_options o;
+  tm_options_init(&o);
+  o.hard_mb = (double)(tm_rss_bytes() / mb + 120);
+  o.soft_pct = 0;
+  o.status_file = 0;
+  CHECK(tm_start(&o, "test-tool") == 0, "tm_start with a hard limit of %.0f MB", o.hard_mb);
+  size_t touched = 0, peak = 0;
+  while (!tm_should_stop() && touched < cap) {
+    memset(buf + touched, 1, mb);
+    touched += mb;
+    size_t r = tm_rss_bytes();
+    if (r > peak) peak = r;
+    sleep_s(0.002);
+  }
+  CHECK(tm_should_stop() == 3, "growth toward the limit stopped (%zu MB touched): %s", touched / mb, tm_stop_reason());
+  CHECK(peak <= (size_t)(o.hard_mb * mb), "RSS peaked at %.1f MB, not past the %.0f MB limit", (double)peak / mb, o.hard_mb);
+  tm_stop();
+  free(buf);
+}
+
 static void test_release(void) {
   /* An 8 MB file, mapped read-only and read through so it is resident. */
   const char *path = tpath("region.bin");
@@ -535,6 +562,7 @@ int main(int argc, char **argv) {
   test_run(1);
   test_run(4);
   test_hard_limit();
+  test_growth_stop();
   test_release();
   test_signals();
   char cmd[600];

@@ -18,7 +18,7 @@ static void usage(void) {
   printf("Usage: xl-decode [-m DIR] (--state STATE | PROMPT | --prompt-file F | --ids ...) -n N [options]\n"
          "Generates N tokens after a prompt or a saved state (stops early at the end-of-sequence id).\n\n"
          "Generation:\n"
-         "  -n, --new N             tokens to generate (default 64)\n"
+         "  -n, --new N             tokens to generate (default 64; 0 .. 1073741824)\n"
          "      --state STATE       continue from a state file written by xl-prefill -o (a prompt given\n"
          "                          as well is fed after the state)\n"
          "      --greedy            argmax decoding (the default)\n"
@@ -88,10 +88,15 @@ typedef struct {
   long seed;
 } decode_args;
 
+/* The most tokens one run may be asked for: a range every machine can take (the ids are
+ * kept as they come, 4 bytes each, so a long run stops on the memory watchdog, not here),
+ * and a number past it is a usage error, not an allocation that fails. */
+#define XL_DECODE_MAX_NEW (1L << 30)
+
 /* Rows 4-7 are the sampling flags (checked against each other below). */
 enum { F_GREEDY = 3, F_TEMPERATURE, F_TOP_K, F_TOP_P, F_SEED };
 static const xl_flag decode_flags[] = {
-    {"--new", "-n", XF_LONG, offsetof(decode_args, n_new), 0, 1L << 40, NULL},
+    {"--new", "-n", XF_LONG, offsetof(decode_args, n_new), 0, XL_DECODE_MAX_NEW, NULL},
     {"--state", NULL, XF_STR, offsetof(decode_args, state_in), 0, 0, NULL},
     {"--state-out", NULL, XF_STR, offsetof(decode_args, state_out), 0, 0, NULL},
     {"--greedy", NULL, XF_SET, offsetof(decode_args, greedy), 0, 0, NULL},
@@ -145,8 +150,8 @@ static xl_sampling parse(decode_args *d, int argc, char **argv) {
 
 /* What the generation produced. */
 typedef struct {
-  long np, context_tokens, ng;
-  int32_t *gen;
+  long np, context_tokens, ng, cap;
+  int32_t *gen;             /* [cap], grown as tokens come */
   double prefill_s, decode_s;
   const char *stop;
 } decode_result;
@@ -186,6 +191,7 @@ static void generate(const decode_args *d, xl_run *r, xl_sampler *smp, decode_re
     if (xl_session_sample(s, smp, &next)) xl_die("sampling failed on the device");
     if (prof) tm_prof_add(-1, TM_SAMPLE, xl_now() - ts0);
     if (!d->ignore_eos && next == eos) { res->stop = "eos"; break; }
+    if (res->ng == res->cap) res->gen = xl_realloc(res->gen, sizeof(int32_t) * (size_t)(res->cap *= 2));
     res->gen[res->ng++] = next;
     emit(d, ts, next);
     /* also after the last token: the state then covers every token, and each token costs
@@ -301,8 +307,9 @@ int main(int argc, char **argv) {
     xl_run_close(&r);
     return XL_EXIT_ERROR;
   }
-  if (res.np > 0) {
+  if (res.np > 0 && !tm_should_stop()) {   /* the watchdog may refuse the run before it starts */
     tm_set_phase("prefill");
+    xl_run_watch_begin(&watch, &r, &d.run, res.np);
     double t0 = xl_now();
     if (xl_prefill(r.sess, ids, res.np, NULL)) xl_die("prefill failed on the device");
     res.prefill_s = xl_now() - t0;
@@ -310,7 +317,8 @@ int main(int argc, char **argv) {
   check_logits(&r, "after the prompt");
   xl_sampler smp;
   xl_sampler_init(&smp, &sc, r.model->cfg.vocab);
-  res.gen = xl_malloc(sizeof(int32_t) * (size_t)(d.n_new + 1));
+  res.cap = d.n_new < 4096 ? d.n_new + 1 : 4096;   /* doubled as needed: -n is only an upper bound */
+  res.gen = xl_malloc(sizeof(int32_t) * (size_t)res.cap);
   if (tm_should_stop()) {   /* stopped during the prefill: the state holds the tokens consumed */
     res.stop = tm_should_stop() == XL_EXIT_MEMORY ? "memory" : "signal";
     res.context_tokens = r.sess->tokens;
@@ -331,6 +339,7 @@ int main(int argc, char **argv) {
   report(&d, &r, &res, text, &sc);
   tm_stop();
   if (status && status != XL_EXIT_MEMORY) xl_warn("interrupted: %s", tm_stop_reason());
+  if (tm_logs_failed() && !status) status = XL_EXIT_ERROR;   /* a log the disk could not take (removed, named above) */
   free(text);
   xl_sampler_free(&smp);
   free(res.gen);

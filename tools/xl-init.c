@@ -16,6 +16,7 @@
 #include "engine/v1/v1.h"
 #include "engine/checkpoint.h"
 #include "engine/pool.h"
+#include "io/records.h"
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
 #include "base/filekind.h"
@@ -26,6 +27,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static void usage(FILE *f) {
@@ -472,10 +474,30 @@ static char *make_config(init_args *g, const char *dtype_json, xl_config *c) {
   return cfg_text;
 }
 
+/* What this run wrote, removed again when it fails (a full disk, a bad tokenizer): a
+ * checkpoint is whole or absent. config.json is written last, so a directory left
+ * half-written by a crash is still no checkpoint. */
+static const char *g_out;
+static int g_made_dir, g_finished;   /* -o DIR did not exist; the run finished */
+static char **g_wrote;
+static int g_nwrote;
+static void wrote(char *path) {   /* takes the malloc'd path */
+  g_wrote = xl_realloc(g_wrote, sizeof *g_wrote * (size_t)(g_nwrote + 1));
+  g_wrote[g_nwrote++] = path;
+}
+static void cleanup_at_exit(void) {
+  for (int i = 0; i < g_nwrote; i++) {
+    if (!g_finished) unlink(g_wrote[i]);
+    free(g_wrote[i]);
+  }
+  free(g_wrote);
+  if (!g_finished && g_made_dir && g_out && rmdir(g_out) == 0) xl_warn("nothing of the checkpoint left in %s", g_out);
+}
+
 static void write_text(const char *dir, const char *name, const char *text) {
   char *p = xl_path_join(dir, name);
   if (xl_write_file_atomic(p, text, strlen(text))) xl_die("%s: cannot write: %s", p, strerror(errno));
-  free(p);
+  wrote(p);
 }
 
 /* Before anything is written: no file of the checkpoint replaces a file of another kind. */
@@ -490,9 +512,19 @@ static void check_outputs(const char *out) {
   }
 }
 
+/* Room for the weights before any is written: a checkpoint the filesystem cannot hold (a
+ * typo in -D, a full disk) is refused at once instead of failing after minutes of writing.
+ * Each file goes to a temporary name first, so the whole size must be free. */
+static void check_space(const char *out, size_t bytes) {
+  struct statvfs fs;
+  if (statvfs(out, &fs)) return;   /* unknown: the writes will tell */
+  double avail = (double)fs.f_bavail * (double)fs.f_frsize, need = (double)bytes;
+  if (need > avail)
+    xl_die("%s: the weights need %.3g MB and the filesystem has %.3g MB free; nothing written", out,
+           need / 1e6, avail / 1e6);
+}
+
 static void write_configs(const char *out, const char *cfg_text, const xl_config *c) {
-  if (xl_mkdirs(out)) xl_die("%s: cannot create: %s", out, strerror(errno));
-  check_outputs(out);
   size_t cl = strlen(cfg_text);
   char *t = xl_malloc(cl + 2);
   memcpy(t, cfg_text, cl);
@@ -514,7 +546,7 @@ static void write_weights(const char *out, const tlist *L, int64_t params, long 
   if (!limit || g_total <= limit) {
     char *p = xl_path_join(out, "model.safetensors");
     if (write_shard(L, 0, L->n, p, params, err, sizeof err)) xl_die("%s", err);
-    free(p);
+    wrote(p);
     return;
   }
   int *start = xl_malloc(sizeof(int) * (size_t)(L->n + 1)), ns = 0;
@@ -534,11 +566,13 @@ static void write_weights(const char *out, const tlist *L, int64_t params, long 
     for (int i = start[s]; i < start[s + 1]; i++) cJSON_AddStringToObject(wm, L->t[i].name, fname);
     char *p = xl_path_join(out, fname);
     if (write_shard(L, start[s], start[s + 1], p, params, err, sizeof err)) xl_die("%s", err);
-    free(p);
+    wrote(p);
   }
   char *js = cJSON_Print(idx);
   cJSON_Delete(idx);
-  write_text(out, "model.safetensors.index.json", js);
+  char *ip = xl_path_join(out, "model.safetensors.index.json");
+  if (xl_write_file_atomic(ip, js, strlen(js))) xl_die("%s: cannot write: %s", ip, strerror(errno));
+  wrote(ip);
   free(js);
   free(start);
 }
@@ -566,13 +600,14 @@ static char *copy_tokenizer(const char *out, const char *tok_path, const xl_conf
                 "(give --vocab %d, or --tokenizer with a larger one)", tv, c->vocab, tv, tv);
       char *p = xl_path_join(out, "tokenizer.json");
       if (copy_file(tok_path, p)) xl_die("%s: cannot copy to %s: %s", tok_path, p, strerror(errno));
-      free(p);
+      wrote(p);
       copied = xl_strdup(tok_path);
       char *slash = strrchr(tok_path, '/'), *tdir = slash ? xl_strdup(tok_path) : xl_strdup(".");
       if (slash) tdir[slash - tok_path] = 0;
       char *tc = xl_path_join(tdir, "tokenizer_config.json"), *dc = xl_path_join(out, "tokenizer_config.json");
       if (xl_exists(tc) && copy_file(tc, dc)) xl_die("%s: cannot copy: %s", tc, strerror(errno));
-      free(tc), free(dc), free(tdir);
+      if (xl_exists(tc)) wrote(dc); else free(dc);
+      free(tc), free(tdir);
     }
   }
   free(def_tok);
@@ -596,14 +631,12 @@ static void report(const init_args *g, const tlist *L, int64_t params, const xl_
   if (tok_copied) cJSON_AddStringToObject(rec, "tokenizer", tok_copied);
   else cJSON_AddNullToObject(rec, "tokenizer");
   cJSON_AddNumberToObject(rec, "seconds", xl_now() - g_t0);
-  char *line = cJSON_PrintUnformatted(rec);
+  rec_ndjson_write(stdout, rec);   /* a -o path that is not UTF-8 gets U+FFFD: the line stays JSON */
   cJSON_Delete(rec);
-  puts(line);
-  free(line);
 }
 
 int main(int argc, char **argv) {
-  xl_blas_setup(argc, argv);
+  xl_blas_setup_unused(argc, argv);   /* no BLAS here: under ulimit -v, no OpenBLAS threads either */
   xl_version_if_asked(argc, argv, "xl-init");
   xl_set_progname("xl-init");
   static init_args g;   /* static: the sLSTM block list is 16 KB */
@@ -626,13 +659,20 @@ int main(int argc, char **argv) {
     g_total += L.t[i].nbytes;
     params += (int64_t)(L.t[i].nbytes / st_dtype_size(dtype));
   }
-  write_configs(g.out, cfg_text, &c);
-  free(cfg_text);
+  g_out = g.out;
+  g_made_dir = !xl_exists(g.out);
+  atexit(cleanup_at_exit);
+  if (xl_mkdirs(g.out)) xl_die("%s: cannot create: %s", g.out, strerror(errno));
+  check_outputs(g.out);
+  check_space(g.out, g_total);
   g_pool = xl_pool_create((int)sysconf(_SC_NPROCESSORS_ONLN) > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1);
   g_t0 = g_last = xl_now();
   write_weights(g.out, &L, params, g.shard_mb);
   xl_pool_free(g_pool);
+  write_configs(g.out, cfg_text, &c);   /* last: a directory without config.json is no checkpoint */
+  free(cfg_text);
   char *tok_copied = copy_tokenizer(g.out, g.tok_path, &c);
+  g_finished = 1;
   report(&g, &L, params, &c, tok_copied);
   free(tok_copied);
   free(L.t);

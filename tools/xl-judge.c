@@ -287,12 +287,14 @@ static char *continuation(const judge_opts *o, const cJSON *out, const char *slu
   return text;
 }
 
-/* Writes a judge's rows as JSONL then CSV, each atomically. 0 ok, -1 (message in err). */
+/* Writes a judge's rows as JSONL and CSV: both files replaced, or (a full disk) neither and
+ * the temporary files removed. 0 ok, -1 (message naming the file in err). */
 static int save_rows(const char *jsonl, const char *csv, const cJSON *rows, const char *const *cols, size_t ncols,
                      char *err, size_t errlen) {
-  const char *bad = rec_ndjson_save(jsonl, rows) ? jsonl : rec_csv_save(csv, rows, cols, ncols) ? csv : NULL;
-  if (bad) snprintf(err, errlen, "cannot write %s: %s", bad, strerror(errno));
-  return bad ? -1 : 0;
+  const char *bad;
+  if (!rec_save_pair(jsonl, csv, rows, cols, ncols, &bad)) return 0;
+  snprintf(err, errlen, "cannot write %s: %s", bad, strerror(errno));
+  return -1;
 }
 
 /* ------------------------------------------------------------------ rows */
@@ -656,7 +658,10 @@ static void usage_internal(void) {
         "trial, avg_logprob, ppl, len_tokens, distinct2, distinct3, backend, chunk_size,\n"
         "heads_per_band, workers, context; the JSONL rows add scored_tokens, prompt_tokens,\n"
         "prompt_file, judge_model, judge_fingerprint, judged_at).\n"
-        "Exit status: 0 ok, 1 runtime or data error (nothing written), 2 usage error.\n",
+        "SIGINT/SIGTERM (and the memory watchdog, XL_MEM_* as for the run tools) stop the run between\n"
+        "outputs, or within a layer of one (that output is dropped); the outputs rated so far are\n"
+        "written, exit 130/143 (3).\n"
+        "Exit status: 0 ok, 1 runtime or data error (nothing written), 2 usage error, 3/130/143 stopped.\n",
         stdout);
 }
 
@@ -755,12 +760,26 @@ static int cmd_internal(int argc, char **argv) {
   c.ra.settings = o.settings;
   xl_run_open(&c.run, &c.ra, 1);
   ji_scorer_init(&c.sc, c.run.sess, 0);
+  /* the run tools' telemetry for its stops: SIGINT/SIGTERM (and the memory watchdog) end the
+   * run between rows, or within a layer of a row's prefill (that row is dropped), the rows
+   * finished are written, exit 130/143/3; a status file shows the run in xl-top. The
+   * variables of the run tools' logs are theirs, not the judge's. */
+  c.ra.tm.stats_log = c.ra.tm.mem_log = c.ra.tm.profile_log = c.ra.tm.metrics_file = NULL;
+  if (tm_start(&c.ra.tm, "xl-judge")) xl_die("cannot start the run's signal handling and memory watchdog");
+  tm_set_phase("prefill");
 
   cJSON *rows = cJSON_CreateArray();
   const cJSON *out;
   double t0 = xl_now();
+  int total = cJSON_GetArraySize(outputs), done = 0;
   cJSON_ArrayForEach(out, outputs) {
+    if (tm_should_stop()) break;
     cJSON *row = rate_output(&c, out, outputs_path);
+    if (tm_should_stop()) {   /* stopped inside this row's prefill: its score is not whole */
+      cJSON_Delete(row);
+      break;
+    }
+    done++;
     /* one row per slug: a repeated slug replaces the earlier row */
     int k = 0, at = -1;
     const cJSON *q;
@@ -771,10 +790,17 @@ static int cmd_internal(int argc, char **argv) {
     if (at >= 0) cJSON_ReplaceItemInArray(rows, at, row);
     else cJSON_AddItemToArray(rows, row);
   }
+  tm_set_phase("done");
+  tm_stop();
+  int status = tm_should_stop();
   char *jsonl = xl_path_join(o.run_dir, "ratings.jsonl"), *csv = xl_path_join(o.run_dir, "ratings.csv");
   if (save_rows(jsonl, csv, rows, ji_csv_cols, ji_ncsv_cols, err, sizeof err)) xl_die("%s", err);
-  fprintf(stderr, "%s internal: %d output(s) rated in %.2f s (%ld tokens through %s); wrote %s/ratings.jsonl and ratings.csv\n",
-          xl_progname(), cJSON_GetArraySize(rows), xl_now() - t0, c.total_tokens, c.run.model_dir, o.run_dir);
+  if (status)
+    xl_warn("stopped (%s): %d of %d output(s) rated, written to %s/ratings.jsonl and ratings.csv; run again to rate "
+            "them all", tm_stop_reason(), done, total, o.run_dir);
+  else
+    fprintf(stderr, "%s internal: %d output(s) rated in %.2f s (%ld tokens through %s); wrote %s/ratings.jsonl and ratings.csv\n",
+            xl_progname(), cJSON_GetArraySize(rows), xl_now() - t0, c.total_tokens, c.run.model_dir, o.run_dir);
 
   for (size_t i = 0; i < c.ncache; i++) { free(c.cache[i].name); free(c.cache[i].ids); }
   free(c.cache);
@@ -785,7 +811,7 @@ static int cmd_internal(int argc, char **argv) {
   xl_run_close(&c.run);
   cJSON_Delete(outputs);
   free(outputs_path);
-  return 0;
+  return status;
 }
 
 /* ------------------------------------------------------------------ dispatch */

@@ -122,6 +122,7 @@ int main(int argc, char **argv) {
   int32_t *ids;
   long n = xl_run_prompt_ids(&r, &p.run, 1, &ids);
   if (n <= 0) xl_die("empty prompt: nothing to prefill");
+  if (p.logits_out) tm_expect_bytes((size_t)n * r.model->cfg.vocab * sizeof(float));   /* checked before the run */
   if (tm_start(&p.run.tm, "xl-prefill")) {   /* a log it cannot open (or will not replace) */
     free(ids);
     xl_run_close(&r);
@@ -134,9 +135,10 @@ int main(int argc, char **argv) {
     if (!logits) xl_die("cannot allocate %zu MB for --logits of %ld positions", bytes >> 20, n);
   }
   tm_set_phase("prefill");
-  watch.show = isatty(2) && n > r.sess->segment;   /* a terminal, and several segments */
+  xl_run_watch_begin(&watch, &r, &p.run, n);   /* progress: a terminal after a second, or --progress */
   double t0 = xl_now();
-  if (xl_prefill(r.sess, ids, n, logits)) xl_die("prefill failed on the device (see the message above)");
+  if (!tm_should_stop() && xl_prefill(r.sess, ids, n, logits))   /* the watchdog may refuse it before it starts */
+    xl_die("prefill failed on the device (see the message above)");
   double secs = xl_now() - t0;
   if (!xl_run_logits_finite(&r))
     xl_die("%s: the logits after the prompt are not finite (NaN or Inf): the checkpoint's weights are "
@@ -151,6 +153,7 @@ int main(int argc, char **argv) {
   report(&p, &r, secs, stop == 0 ? "done" : stop == XL_EXIT_MEMORY ? "memory" : "signal");
   tm_stop();
   if (stop && stop != XL_EXIT_MEMORY) xl_warn("interrupted after %ld of %ld tokens: %s", r.sess->tokens, n, tm_stop_reason());
+  if (tm_logs_failed() && !stop) stop = XL_EXIT_ERROR;   /* a log the disk could not take (removed, named above) */
   free(logits);
   free(ids);
   xl_run_close(&r);

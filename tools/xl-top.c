@@ -5,6 +5,8 @@
  * Not for: recording history to disk (the tools' own --stats-log / --mem-log do that). */
 #define _GNU_SOURCE
 #include "cli/version.h"
+#include "engine/blasenv.h"
+#include "io/records.h"
 #include "obs/telemetry.h"
 #include "obs/tmproc.h"
 #include "base/util.h"
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,9 +193,7 @@ static void reply(const char *cmd, int ok, const char *key, double num, const ch
   if (key) cJSON_AddNumberToObject(r, key, num);
   if (ok && !strcmp(cmd, "kill")) cJSON_AddStringToObject(r, "signal", "SIGTERM");
   if (error) cJSON_AddStringToObject(r, "error", error);
-  char *s = cJSON_PrintUnformatted(r);
-  fprintf(stdout, "%s\n", s);
-  cJSON_free(s);
+  rec_ndjson_write(stdout, r);   /* the record writer: UTF-8 clean */
   cJSON_Delete(r);
   flush_out();
 }
@@ -202,9 +203,7 @@ static void print_json(FILE *f, tm_proc *v, int n, int ascii) {
   cJSON_AddNumberToObject(doc, "time", round(xl_wall() * 1000) / 1000);
   cJSON *arr = cJSON_AddArrayToObject(doc, "processes");
   for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, proc_json(&v[i], ascii));
-  char *s = cJSON_PrintUnformatted(doc);
-  fprintf(f, "%s\n", s);
-  cJSON_free(s);
+  rec_ndjson_write(f, doc);   /* a tool name or log path that is not UTF-8 gets U+FFFD */
   cJSON_Delete(doc);
   flush_out();
 }
@@ -437,6 +436,9 @@ static int run_curses(double interval, int ascii) {
 }
 
 int main(int argc, char **argv) {
+  /* first: OpenBLAS is linked into every tool, and xl-top needs none of its threads (under
+   * ulimit -v they could spin on a buffer they cannot map) */
+  xl_blas_setup_unused(argc, argv);
   xl_version_if_asked(argc, argv, "xl-top");
   xl_set_progname(argv[0]);
   enum { M_AUTO, M_ONCE, M_JSON, M_STREAM, M_PLAIN } mode = M_AUTO;
@@ -465,6 +467,12 @@ int main(int argc, char **argv) {
       if (i + 1 >= argc || !*argv[i + 1]) xl_usage_error("--status-dir needs a directory");
       setenv("XL_STATUS_DIR", argv[++i], 1);
     } else xl_usage_error("unknown argument '%s'", a);
+  }
+  {   /* a status directory that is a link or another user's is not read: say so once */
+    char *dir = tm_status_dir(), why[512];
+    struct stat ls;
+    if (lstat(dir, &ls) == 0 && tm_status_dir_ok(dir, 0, why, sizeof why)) xl_warn("status files not read: %s", why);
+    free(dir);
   }
   setlocale(LC_ALL, "");
   struct sigaction sa;

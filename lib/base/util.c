@@ -74,15 +74,25 @@ int xl_parse_double(const char *s, double lo, double hi, double *out) {
   *out = v;
   return 0;
 }
+int xl_plain_number(const char *s) {
+  if (!s) return 0;
+  const char *p = s + (*s == '-');
+  if (!((*p >= '0' && *p <= '9') || (*p == '.' && p[1] >= '0' && p[1] <= '9'))) return 0;
+  for (; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' ||
+          ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E'))))
+      return 0;
+  return 1;
+}
 long xl_flag_long(const char *flag, const char *s, long lo, long hi) {
   long v;
-  if (xl_parse_long(s, lo, hi, &v))
+  if (!xl_plain_number(s) || xl_parse_long(s, lo, hi, &v))
     xl_usage_error("%s: '%s' is not a whole number in [%ld, %ld]", flag, s ? s : "", lo, hi);
   return v;
 }
 double xl_flag_double(const char *flag, const char *s, double lo, double hi) {
   double v;
-  if (xl_parse_double(s, lo, hi, &v))
+  if (!xl_plain_number(s) || xl_parse_double(s, lo, hi, &v))
     xl_usage_error("%s: '%s' is not a number in [%g, %g]", flag, s ? s : "", lo, hi);
   return v;
 }
@@ -125,6 +135,30 @@ char *xl_read_file(const char *path, size_t *len) {
   return b;
 }
 
+/* A FIFO opened for writing: waits up to 5 s for a reader (the writer and its reader may
+ * start together), then ENXIO rather than blocking for ever. A stream, or NULL with errno. */
+static FILE *open_fifo_writer(const char *path) {
+  int fd = -1;
+  for (int tries = 0; tries < 500; tries++) {
+    fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0 || errno != ENXIO) break;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (fd < 0) return NULL;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  FILE *f = fdopen(fd, "wb");
+  if (!f) { int e = errno; close(fd); errno = e; }
+  return f;
+}
+
+FILE *xl_fopen_write(const char *path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) return open_fifo_writer(path);
+  return fopen(path, "w");
+}
+
 int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags) {
   memset(a, 0, sizeof *a);
   a->flags = flags;
@@ -139,19 +173,7 @@ int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags) {
   }
   if (flags & XL_ATOMIC_NO_STREAM) return 0;
   if (!a->tmp && S_ISFIFO(st.st_mode)) {   /* no reader within 5 s: ENXIO, rather than block for ever */
-    int fd = -1;
-    for (int tries = 0; tries < 500; tries++) {
-      fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-      if (fd >= 0 || errno != ENXIO) break;
-      struct timespec ts = {0, 10 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-    }
-    if (fd >= 0) {
-      int fl = fcntl(fd, F_GETFL);
-      if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-      a->f = fdopen(fd, "wb");
-      if (!a->f) close(fd);
-    }
+    a->f = open_fifo_writer(path);
   } else {
     a->f = fopen(xl_atomic_target(a), "wb");
   }
@@ -160,6 +182,17 @@ int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags) {
 }
 int xl_atomic_open(xl_atomic *a, const char *path) { return xl_atomic_open_flags(a, path, 0); }
 const char *xl_atomic_target(const xl_atomic *a) { return a->tmp ? a->tmp : a->path; }
+int xl_atomic_ready(xl_atomic *a) {
+  if (!a->f) return 0;
+  int rc = 0, e = 0;
+  if (fflush(a->f) || ferror(a->f)) rc = -1;
+  if (!rc && a->tmp && !(a->flags & XL_ATOMIC_NO_FSYNC) && fsync(fileno(a->f))) rc = -1;
+  e = errno;
+  if (fclose(a->f)) { if (!rc) e = errno; rc = -1; }
+  a->f = NULL;
+  if (rc) { if (!e) e = EIO; errno = e; }
+  return rc;
+}
 int xl_atomic_commit(xl_atomic *a) {
   int rc = 0, e = 0;
   if (a->f) {

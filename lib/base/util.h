@@ -35,6 +35,10 @@ int xl_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(pri
  * Return 0 on success, -1 (and leave *out alone) otherwise. */
 int xl_parse_long(const char *s, long lo, long hi, long *out);
 int xl_parse_double(const char *s, double lo, double hi, double *out);
+/* Whether s is spelled as a plain decimal number (digits, at most a leading '-', a '.', an
+ * exponent): no blanks, '+', hex, inf or nan. Flag values must be (the parsers above also
+ * read CSV cells and records, where strtod's wider syntax is kept). */
+int xl_plain_number(const char *s);
 /* The same for a flag value: a failure is a usage error naming the flag. */
 long xl_flag_long(const char *flag, const char *s, long lo, long hi);
 double xl_flag_double(const char *flag, const char *s, double lo, double hi);
@@ -75,10 +79,19 @@ int xl_atomic_open_flags(xl_atomic *a, const char *path, int flags);
 /* Where the data goes: the temp name, or path itself when writing in place. */
 const char *xl_atomic_target(const xl_atomic *a);
 int xl_atomic_commit(xl_atomic *a);                      /* flush, fsync, rename; 0 ok */
+/* The first half of commit: flush, fsync, close; the rename is left to xl_atomic_commit
+ * (or xl_atomic_abort). For files that must be replaced together or not at all: get every
+ * one ready, then commit them. 0 ok; -1 errno (then abort). */
+int xl_atomic_ready(xl_atomic *a);
 void xl_atomic_abort(xl_atomic *a);                      /* remove the temp file */
 /* Writes a whole buffer atomically; 0 ok, -1 errno. */
 int xl_write_file_atomic(const char *path, const void *data, size_t len);
 int xl_write_file_atomic_flags(const char *path, const void *data, size_t len, int flags);
+
+/* Opens path for writing as a stream, truncated (fopen "w"), for outputs written as they go
+ * (logs): a FIFO nobody opens for reading within 5 s fails with ENXIO, as in xl_atomic_open,
+ * instead of blocking the tool for ever. NULL with errno on failure. */
+FILE *xl_fopen_write(const char *path);
 
 /* Closes a stream checking for write errors; returns 0 or -1. */
 int xl_fclose_checked(FILE *f);

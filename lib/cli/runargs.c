@@ -3,12 +3,14 @@
 #include "cli/flags.h"
 #include "engine/blasenv.h"
 #include "engine/checkpoint.h"
+#include "io/records.h"
 #include "obs/procmem.h"
 #include "base/filekind.h"
 #include "base/util.h"
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +37,9 @@ const char *xl_runargs_help(void) {
              xl_settings_help(),
              "      --profile FILE      apply a JSON settings profile ({\"params\":{...}}, as xl-sweep and\n"
              "                          xl-merge write); a missing file or any other file is refused\n"
-             "                          (exit 2, the file untouched). Latency logs: --profile-log FILE\n");
+             "                          (exit 2, the file untouched). Latency logs: --profile-log FILE\n"
+             "      --progress          the prefill's progress on stderr, a line a second (default: on a\n"
+             "                          terminal, refreshed in place, once the prefill takes a second)\n");
   return buf;
 }
 
@@ -47,6 +51,7 @@ static const xl_flag run_flags[] = {
     {"--ids-file", NULL, XF_STR, offsetof(xl_runargs, ids_file), 0, 0, NULL},
     {"--bos", NULL, XF_CHOICE, offsetof(xl_runargs, bos), 0, 0, "no|yes"},
     {"--profile", NULL, XF_STR, offsetof(xl_runargs, profile_arg), 0, 0, NULL},
+    {"--progress", NULL, XF_SET, offsetof(xl_runargs, show_progress), 0, 0, NULL},
 };
 
 int xl_runargs_parse(xl_runargs *a, int argc, char **argv, int *i) {
@@ -94,9 +99,44 @@ void xl_run_open_tokenizer(xl_run *r, xl_runargs *a) {
   if (!r->tok) xl_die("%s: no tokenizer.json in the model directory", r->model_dir);
 }
 
-/* A stop request (signal, memory watchdog) ends a prefill within one layer. */
+/* The progress line: tokens done (within a segment estimated from the layers or tokens it
+ * has gone through), rate, time left. A terminal gets one line refreshed in place. */
+static void show_progress(xl_prefill_watch *w, long done, int final) {
+  double now = xl_now(), secs = now - w->t0;
+  if (!final && (secs < 1.0 || now - w->last_print < (w->tty ? 0.25 : 1.0))) return;   /* a prefill of a second shows none */
+  if (final && !w->printed && w->show != 2) return;
+  w->last_print = now;
+  w->printed = 1;
+  double rate = secs > 0 ? done / secs : 0, eta = rate > 0 ? (w->total - done) / rate : 0;
+  fprintf(stderr, "%s%s: prefill %ld/%ld tokens (%.0f%%), %.1f tok/s, %s %.0f s%s", w->tty ? "\r" : "", xl_progname(),
+          done, w->total, w->total ? 100.0 * done / w->total : 100.0, rate, final ? "took" : "ETA",
+          final ? secs : eta, w->tty && !final ? "   " : "\n");
+  fflush(stderr);
+}
+
+void xl_run_watch_begin(xl_prefill_watch *w, const xl_run *r, const xl_runargs *a, long total) {
+  w->tty = isatty(2);
+  w->show = a->show_progress ? 2 : w->tty ? 1 : 0;
+  w->total = total;
+  w->layers = r->model->cfg.n_blocks > 0 ? r->model->cfg.n_blocks : 1;
+  w->segment = r->sess->segment > 0 ? r->sess->segment : 1;
+  w->per_token = r->opt.backend == XL_BACKEND_RECURRENT;
+  w->calls = w->printed = 0;
+  w->last_done = 0, w->last_s = 0;
+  w->t0 = xl_now(), w->last_print = 0;
+}
+
+/* A stop request (signal, memory watchdog) ends a prefill within one layer. The engine asks
+ * between the layers of a segment (between tokens on the recurrent backend): a tick of the
+ * progress estimate too. */
 static int run_interrupted(void *ctx) {
-  (void)ctx;
+  xl_prefill_watch *w = ctx;
+  if (w && w->show && w->total > 0) {
+    long seg = w->total - w->last_done < w->segment ? w->total - w->last_done : w->segment;
+    double part = w->per_token ? (double)w->calls / seg : (double)w->calls / w->layers;
+    w->calls++;
+    show_progress(w, w->last_done + (long)(seg * (part < 1 ? part : 1)), 0);
+  }
   return tm_should_stop() != 0;
 }
 
@@ -126,13 +166,10 @@ int xl_run_prefill_hook(void *ctx, long done, long total, double seconds) {
   if (done < w->last_done) w->last_done = 0, w->last_s = 0;   /* a new prefill */
   tm_prefill_chunk(done - w->last_done, seconds - w->last_s);
   if (w->profile && tm_profiling()) tm_prof_step_end(done);
-  if (w->show) {
-    double rate = seconds > 0 ? done / seconds : 0, eta = rate > 0 ? (total - done) / rate : 0;
-    fprintf(stderr, "\r%s: %ld/%ld tokens (%.0f%%), %.1f tok/s, ETA %.0f s   %s", xl_progname(), done, total,
-            100.0 * done / total, rate, eta, done == total ? "\n" : "");
-  }
   w->last_done = done;
   w->last_s = seconds;
+  w->calls = 0;   /* the next segment's layers */
+  if (w->show && w->total > 0) show_progress(w, done, done >= w->total);
   return tm_should_stop() != 0;
 }
 
@@ -154,6 +191,20 @@ void xl_run_close(xl_run *r) {
   memset(r, 0, sizeof *r);
 }
 
+/* A bad id: in --ids a usage error (exit 2, the command line), in a file a data error
+ * (exit 1). The ids so far and the parsed JSON are freed first (no leak at exit). */
+static _Noreturn __attribute__((format(printf, 4, 5))) void ids_fail(const char *src, int32_t *ids, cJSON *j, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  free(ids);
+  cJSON_Delete(j);
+  if (strcmp(src, "--ids")) xl_die("%s", msg);
+  xl_usage_error("%s", msg);
+}
+
 /* Parses ids separated by commas/whitespace, or JSON {"ids":[...]} / [...]. */
 static long parse_ids(const char *text, const char *src, int vocab, int32_t **out) {
   size_t cap = 64, n = 0;
@@ -163,12 +214,12 @@ static long parse_ids(const char *text, const char *src, int vocab, int32_t **ou
   if (*p == '{' || *p == '[') {
     cJSON *j = cJSON_Parse(p);
     cJSON *arr = cJSON_IsArray(j) ? j : cJSON_GetObjectItem(j, "ids");
-    if (!cJSON_IsArray(arr)) xl_die("%s: expected {\"ids\":[...]} or a list of integers", src);
+    if (!cJSON_IsArray(arr)) ids_fail(src, ids, j, "%s: expected {\"ids\":[...]} or a list of integers", src);
     cJSON *x;
     int k = 0;
     cJSON_ArrayForEach(x, arr) {
       if (!cJSON_IsNumber(x) || x->valuedouble != (double)(long)x->valuedouble || x->valuedouble < 0 || (vocab > 0 && x->valuedouble >= vocab))
-        xl_die("%s: ids[%d] is not a token id in [0, %d)", src, k, vocab);
+        ids_fail(src, ids, j, "%s: ids[%d] is not a token id in [0, %d)", src, k, vocab);
       if (n == cap) ids = xl_realloc(ids, (cap *= 2) * sizeof *ids);
       ids[n++] = (int32_t)x->valuedouble;
       k++;
@@ -182,12 +233,12 @@ static long parse_ids(const char *text, const char *src, int vocab, int32_t **ou
       errno = 0;
       long v = strtol(p, &end, 10);
       if (end == p || errno || v < 0 || (vocab > 0 && v >= vocab))
-        xl_die("%s: token %zu ('%.20s') is not an id in [0, %d)", src, n + 1, p, vocab);
+        ids_fail(src, ids, NULL, "%s: token %zu ('%.20s') is not an id in [0, %d)", src, n + 1, p, vocab);
       if (n == cap) ids = xl_realloc(ids, (cap *= 2) * sizeof *ids);
       ids[n++] = (int32_t)v;
       p = end;
       if (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-        xl_die("%s: unexpected character '%c' after token %zu", src, *p, n);
+        ids_fail(src, ids, NULL, "%s: unexpected character '%c' after token %zu", src, *p, n);
     }
   }
   *out = ids;
@@ -262,9 +313,8 @@ void xl_run_record_fields(const xl_run *r, cJSON *rec) {
 }
 
 void xl_print_record(cJSON *rec) {
-  char *s = cJSON_PrintUnformatted(rec);
-  fputs(s, stdout);
-  fputc('\n', stdout);
+  /* through the record writer: a path (model, state) with bytes that are not UTF-8 gets
+   * U+FFFD, so JSON readers accept the line */
+  if (rec_ndjson_write(stdout, rec)) xl_die("cannot write the record: out of memory");
   fflush(stdout);
-  free(s);
 }

@@ -24,6 +24,7 @@ typedef struct {
   xl_settings_given settings;   /* --device, --backend, --chunk-size, ... and the profile */
   xl_progress_fn progress;      /* the tool's prefill progress hook (NULL: none) */
   void *progress_ctx;
+  int show_progress;            /* --progress: prefill progress on stderr even when it is no terminal */
   tm_options tm;
 } xl_runargs;
 
@@ -61,9 +62,21 @@ long xl_run_encode(xl_run *r, xl_runargs *a, const char *text, size_t len, const
 
 /* The prefill hook of the run tools (set a->progress = xl_run_prefill_hook, a->progress_ctx
  * to an xl_prefill_watch): one stats-log row per segment (phase prefill), a profile step per
- * segment (when profile), a progress line on stderr (when show), and the stop check. */
-typedef struct { int show, profile; long last_done; double last_s; } xl_prefill_watch;
+ * segment (when profile), the stop check, and the progress on stderr: a line refreshed in
+ * place on a terminal once the prefill has taken a second, or (--progress) a line every
+ * second wherever stderr goes. Between segments the engine's stop check, called between the
+ * layers of a segment (between tokens on the recurrent backend), advances the estimate, so
+ * a long prefill of one segment shows progress too. xl_run_watch_begin before each prefill. */
+typedef struct {
+  int show, profile;            /* show: 0 never, 1 on a terminal after a second, 2 always (--progress) */
+  long last_done; double last_s;
+  /* the progress estimate (xl_run_watch_begin) */
+  long total;
+  int layers, segment, per_token, calls, printed, tty;
+  double t0, last_print;
+} xl_prefill_watch;
 int xl_run_prefill_hook(void *ctx, long done, long total, double seconds);
+void xl_run_watch_begin(xl_prefill_watch *w, const xl_run *r, const xl_runargs *a, long total);
 
 /* Whether the logits after the last consumed token are all finite (NaN or Inf weights give
  * NaN logits, and the sampler would pick id 0 from them as if the model had chosen it). */

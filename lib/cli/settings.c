@@ -140,7 +140,7 @@ int xl_setting_parse(xl_setting_id id, const char *text, xl_runopts *o, const ch
   const xl_setting *s = &xl_settings[id];
   if (is_int(id)) {
     long v;
-    if (xl_parse_long(text, s->lo, s->hi, &v))
+    if (!xl_plain_number(text) || xl_parse_long(text, s->lo, s->hi, &v))
       return xl_errf(err, errlen, "%s: '%s' is not an integer in [%ld, %ld]", where, text, s->lo, s->hi);
     *int_field(id, o) = (int)v;
     return 0;

@@ -7,6 +7,7 @@
  * Not for: thread counts (forward.c sets those per session). */
 #ifndef XL_BLASENV_H
 #define XL_BLASENV_H
+#include <stddef.h>
 
 /* If the user did not set OPENBLAS_CORETYPE and the loaded core is a weaker fallback than
  * what cpuid (and the OS's saved register state) allows, sets OPENBLAS_CORETYPE and
@@ -14,6 +15,22 @@
  * XL_BLAS_REEXEC environment marker; never re-executes under valgrind. Returns normally
  * when nothing needs doing (or the re-exec failed, with a warning). */
 void xl_blas_setup(int argc, char **argv);
+
+/* Under an address-space limit (ulimit -v), maps now every OpenBLAS work buffer a CPU
+ * session of `workers` threads can hold at once (OpenBLAS's own threads, one each, and a
+ * caller per worker of our pool, which calls SGEMM with one OpenBLAS thread), and starts
+ * OpenBLAS's threads, so that none of them has to map one later: OpenBLAS retries a failing
+ * mapping for ever (a spin that no signal ends) and raises SIGINT on itself when it cannot
+ * start a thread. When they do not fit: -1 with a message saying so (the tool exits 1).
+ * Without a limit: nothing to do, 0. */
+int xl_blas_reserve(int workers, char *err, size_t errlen);
+
+/* xl_blas_setup for a tool that never calls BLAS (xl-top; OpenBLAS is linked into every
+ * tool): under an address-space limit it re-executes the program once with
+ * OPENBLAS_NUM_THREADS=1, so OpenBLAS starts no threads whose buffers could fail to map
+ * (a spin) or that could fail to start (OpenBLAS then raises SIGINT on itself). Without a
+ * limit, or when already done (or the user set OPENBLAS_NUM_THREADS): nothing. */
+void xl_blas_setup_unused(int argc, char **argv);
 
 /* The core OpenBLAS runs ("SkylakeX", "Haswell", "Prescott", ...). */
 const char *xl_blas_core(void);

@@ -1,6 +1,7 @@
 /* engine: the dispatcher. The tables below name every architecture and the device
  * implementations of each; nothing else in the engine asks which one it runs. See engine.h. */
 #include "engine/engine.h"
+#include "engine/blasenv.h"
 #include "base/util.h"
 #include "engine/checkpoint.h"
 #include "engine/v1/v1.h"
@@ -186,6 +187,8 @@ xl_session *xl_session_new(const xl_model *m, const xl_runopts *opt, char *err, 
   const xl_session_ops *ops = ops_for(m, opt, err, errlen);
   if (!ops) return NULL;
   if (xl_kernels_select(opt->kernels, err, errlen)) return NULL;
+  /* under ulimit -v: OpenBLAS's buffers and threads for these workers now, or a clear error */
+  if (opt->device == XL_DEVICE_CPU && xl_blas_reserve(opt->workers, err, errlen)) return NULL;
   xl_session *s = xl_calloc(1, sizeof *s);
   s->m = m;
   s->opt = *opt;
@@ -193,6 +196,9 @@ xl_session *xl_session_new(const xl_model *m, const xl_runopts *opt, char *err, 
   s->ops = ops;
   s->last_token = -1;
   if (ops->init(s, err, errlen)) { xl_session_free(s); return NULL; }
+  /* again: the set-up may have stopped OpenBLAS's threads (pgemm's once-per-process restart);
+   * they start now, where a failure is caught, not in the first GEMM */
+  if (opt->device == XL_DEVICE_CPU && xl_blas_reserve(s->opt.workers, err, errlen)) { xl_session_free(s); return NULL; }
   return s;
 }
 

@@ -229,6 +229,31 @@ int rec_csv_save(const char *path, const cJSON *rows, const char *const *cols, s
   return xl_atomic_commit(&a);
 }
 
+int rec_save_pair(const char *jsonl, const char *csv, const cJSON *rows, const char *const *cols, size_t ncols,
+                  const char **bad) {
+  xl_atomic a, b;
+  *bad = jsonl;
+  if (xl_kind_check(jsonl, XK_NDJSON, first_key(cJSON_GetArrayItem(rows, 0))) || xl_atomic_open(&a, jsonl)) return -1;
+  const cJSON *r;
+  int rc = 0;
+  cJSON_ArrayForEach(r, rows)
+    if (!rc && rec_ndjson_write(a.f, r)) rc = -1;
+  if (rc || xl_atomic_ready(&a)) goto fail_a;
+  *bad = csv;
+  if (xl_kind_check(csv, XK_CSV, ncols ? cols[0] : NULL) || xl_atomic_open(&b, csv)) goto fail_a;
+  if (rec_csv_write_all(b.f, rows, cols, ncols) || xl_atomic_ready(&b)) {
+    if (!errno) errno = EIO;
+    xl_atomic_abort(&b);
+    goto fail_a;
+  }
+  if (xl_atomic_commit(&a)) { *bad = jsonl; xl_atomic_abort(&b); return -1; }
+  return xl_atomic_commit(&b);
+fail_a:
+  if (!errno) errno = EIO;
+  xl_atomic_abort(&a);
+  return -1;
+}
+
 const char *rec_str(const cJSON *obj, const char *key) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
   return cJSON_IsString(v) ? v->valuestring : NULL;

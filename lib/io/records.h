@@ -70,6 +70,12 @@ void rec_format_number(char *buf, size_t n, double v);
 int rec_csv_write_all(FILE *f, const cJSON *rows, const char *const *cols, size_t ncols);
 /* The same as a whole file, atomically. 0 ok, -1 with errno. */
 int rec_csv_save(const char *path, const cJSON *rows, const char *const *cols, size_t ncols);
+/* rows as NDJSON to jsonl and as CSV to csv, both replaced or neither: each is written to
+ * its temporary file, and only when both are complete (a full disk fails the second as
+ * readily as the first) are they renamed. 0 ok; -1 with errno and *bad = the path that
+ * failed. */
+int rec_save_pair(const char *jsonl, const char *csv, const cJSON *rows, const char *const *cols, size_t ncols,
+                  const char **bad);
 
 /* ---- small lookups ---- */
 

@@ -83,6 +83,30 @@ size_t tm_regions_resident(void) {
   return total;
 }
 
+size_t tm_regions_rss(void) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return 0;
+  char line[512];
+  size_t total = 0;
+  int in = 0;   /* the current mapping overlaps a region */
+  pthread_mutex_lock(&reg_mu);
+  while (fgets(line, sizeof line, f)) {
+    unsigned long a, b, kb;
+    if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      in = 0;
+      for (int i = 0; i < nregions && !in; i++) {
+        uintptr_t ra = (uintptr_t)regions[i].ptr, rb = ra + regions[i].len;
+        in = a < rb && ra < b;
+      }
+    } else if (in && !strncmp(line, "Rss:", 4) && sscanf(line + 4, "%lu", &kb) == 1) {
+      total += (size_t)kb * 1024;
+    }
+  }
+  pthread_mutex_unlock(&reg_mu);
+  fclose(f);
+  return total;
+}
+
 void tm_regions_free_cache(void) {
   pthread_mutex_lock(&reg_mu);
   free(mc_vec);

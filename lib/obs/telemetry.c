@@ -10,6 +10,7 @@
 #include "base/filekind.h"
 #include "base/util.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -64,6 +65,10 @@ static struct {
   int soft_armed;
   /* sampler's latest figures, and the recent rates for the status file */
   size_t rss, avail, peak_rss;
+  int metrics_warned;
+  size_t prev_rss;   /* the watchdog's previous sample, and the growth since (bytes/s) */
+  double prev_t, rate;
+  int stats_err, mem_err;   /* errno of a log's first failed write */
   double rate_dec, rate_pre;
   long snap_dec_tok, snap_pre_tok;
   double snap_dec_sec, snap_pre_sec;
@@ -134,10 +139,12 @@ static void on_signal(int sig) {
 
 void tm_set_phase(const char *phase) {
   atomic_store_explicit(&a_phase, phase ? phase : "", memory_order_release);
-  if (S.stats) fflush(S.stats);
+  if (S.stats && fflush(S.stats) && !S.stats_err) S.stats_err = errno;
 }
 
 void tm_set_scratch_bytes(size_t n) { atomic_store_explicit(&a_scratch, n, memory_order_relaxed); }
+static size_t expect_bytes;
+void tm_expect_bytes(size_t n) { expect_bytes = n; }
 
 long tm_decode_tokens(void) { return atomic_load_explicit(&a_dec_tokens, memory_order_relaxed); }
 long tm_prefill_tokens(void) { return atomic_load_explicit(&a_pre_tokens, memory_order_relaxed); }
@@ -194,7 +201,7 @@ void tm_prefill_chunk(long tokens, double seconds) {
     double dt = seconds * 1e3, cum = S.pre_cum * 1e3;
     stats_row(S.pre_tokens, dt, cum, dt > 0 ? tokens * 1e3 / dt : 0.0,
               cum > 0 ? S.pre_tokens * 1e3 / cum : 0.0, "prefill");
-    fflush(S.stats);
+    if (fflush(S.stats) && !S.stats_err) S.stats_err = errno;
   }
 }
 
@@ -211,7 +218,7 @@ void tm_decode_step(double seconds) {
   S.row_step = step;
   S.row_cum = S.dec_cum;
   if (S.dec_cum - S.flush_mark >= 0.25) {   /* buffered; flushed every ~250 ms of decode */
-    fflush(S.stats);
+    if (fflush(S.stats) && !S.stats_err) S.stats_err = errno;
     S.flush_mark = S.dec_cum;
   }
 }
@@ -250,7 +257,10 @@ static char *abs_path(const char *p) {
 
 /* ------------------------------------------------------------------ sampler outputs */
 
-static void write_metrics(void) {
+static void log_failed(const char *path, const char *what, int e);
+
+/* The metrics file; final: the rewrite at tm_stop, whose failure fails the run. */
+static void write_metrics(int final) {
   if (!S.opt.metrics_file) return;
   long dt = tm_decode_tokens(), pt = tm_prefill_tokens();
   double ds = atomic_load(&a_dec_sec), ps = atomic_load(&a_pre_sec);
@@ -279,8 +289,10 @@ static void write_metrics(void) {
   METRIC("xlstm_decode_seconds_total", "counter", "Seconds spent decoding.", "%.6f", ds);
 #undef METRIC
   if (n >= sizeof buf) n = sizeof buf - 1;
-  if (xl_write_file_atomic_flags(S.opt.metrics_file, buf, n, XL_ATOMIC_NO_FSYNC))
-    xl_warn("cannot write metrics file %s: %s", S.opt.metrics_file, strerror(errno));
+  if (xl_write_file_atomic_flags(S.opt.metrics_file, buf, n, XL_ATOMIC_NO_FSYNC)) {
+    if (final) log_failed(S.opt.metrics_file, "metrics file", errno);   /* no stale figures left */
+    else if (!S.metrics_warned++) xl_warn("cannot write metrics file %s: %s", S.opt.metrics_file, strerror(errno));
+  }
 }
 
 /* The recent rate of a phase: tokens over measured seconds since the last snapshot. */
@@ -334,6 +346,11 @@ static void write_status(void) {
 /* The status file reports bytes; VmHWM is whole kB, so the MB figure converts back exactly. */
 static size_t peak_rss_bytes(void) { return (size_t)(tm_peak_rss_mb() * MB); }
 
+/* The watchdog samples every WATCH_IV seconds, and sooner while RSS grows toward the hard
+ * limit: half the time the growth needs to reach it, down to NEAR_IV. */
+#define WATCH_IV 0.05
+#define NEAR_IV 0.005
+
 /* Reads memory figures and applies the watchdog. Called from the sampler thread. */
 static void sample_memory(int log_row) {
   S.rss = tm_rss_bytes();
@@ -341,6 +358,21 @@ static void sample_memory(int log_row) {
   tm_mem_info(&total, &S.avail);
   size_t peak = peak_rss_bytes();
   S.peak_rss = peak > S.rss ? peak : S.rss;
+  double now = xl_now();
+
+  /* The growth since the last sample; within 10% of the hard limit and growing so that the
+   * limit would be passed before the sample after next, stop now: the limit then holds
+   * rather than being found passed. */
+  double gap = now - S.prev_t, horizon = gap > 2 * NEAR_IV ? gap : 2 * NEAR_IV;   /* a late sampler looks further */
+  S.rate = S.prev_t > 0 && gap > 0 && S.rss > S.prev_rss ? (double)(S.rss - S.prev_rss) / gap : 0;
+  if (S.opt.watchdog && S.hard_bytes && S.rss <= S.hard_bytes && S.rss > S.hard_bytes * 0.9 &&
+      S.rss + S.rate * horizon > S.hard_bytes && !tm_should_stop()) {
+    snprintf(mem_reason, sizeof mem_reason, "memory hard limit: RSS %.1f MB, growing %.0f MB/s, would pass "
+             "%.0f MB before the next check", S.rss / MB, S.rate / MB, S.hard_bytes / MB);
+    claim_stop(STOP_MEMORY);
+  }
+  S.prev_rss = S.rss;
+  S.prev_t = now;
 
   if (S.opt.watchdog && S.rss) {
     if (S.hard_bytes && S.rss > S.hard_bytes && !tm_should_stop()) {
@@ -378,7 +410,7 @@ static void sample_memory(int log_row) {
     fprintf(S.memlog, "%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n", xl_wall(), S.rss / MB,
             S.avail / MB, total / MB, tm_regions_mapped() / MB, tm_regions_resident() / MB,
             atomic_load(&a_scratch) / MB, atomic_load(&a_phase));
-    fflush(S.memlog);
+    if (fflush(S.memlog) && !S.mem_err) S.mem_err = errno;
   }
 }
 
@@ -394,7 +426,8 @@ static void *sampler(void *arg) {
   (void)arg;
   double mem_iv = S.opt.mem_every_ms / 1e3;
   double sample_iv = S.memlog ? mem_iv : 0.2;
-  if (S.opt.watchdog && sample_iv > 0.2) sample_iv = 0.2;
+  if (S.opt.watchdog && S.hard_bytes && sample_iv > WATCH_IV) sample_iv = WATCH_IV;
+  else if (S.opt.watchdog && sample_iv > 0.2) sample_iv = 0.2;
   int sampling = S.memlog || S.opt.watchdog || S.opt.metrics_file || S.status_path;
   double now = xl_now();
   double next_sample = now, next_log = now, next_status = now, next_metrics = now + 1.0,
@@ -407,7 +440,13 @@ static void *sampler(void *arg) {
       int row = S.memlog && now >= next_log;
       sample_memory(row);
       if (row) next_log = now + mem_iv;
-      next_sample = now + sample_iv;
+      /* growing toward the hard limit: look again before it can be reached */
+      double iv = sample_iv;
+      if (S.opt.watchdog && S.hard_bytes && S.rss < S.hard_bytes && S.rate > 0) {
+        double half = (S.hard_bytes - S.rss) / S.rate / 2;
+        if (half < iv) iv = half > NEAR_IV ? half : NEAR_IV;
+      }
+      next_sample = now + iv;
     }
     if (now >= next_rate) {   /* recent rates over ~0.5 s windows */
       update_rates();
@@ -418,7 +457,7 @@ static void *sampler(void *arg) {
       next_status = now + 0.5;
     }
     if (S.opt.metrics_file && now >= next_metrics) {
-      write_metrics();
+      write_metrics(0);
       next_metrics = now + 1.0;
     }
     if (usr1_pending) {
@@ -456,12 +495,66 @@ char *tm_status_dir(void) {
   return xl_path_join(base, name);
 }
 
+int tm_status_dir_ok(const char *dir_arg, int make, char *why, size_t n) {
+  char dir[PATH_MAX];   /* without trailing slashes: "link/" would resolve the link */
+  snprintf(dir, sizeof dir, "%s", dir_arg);
+  for (size_t k = strlen(dir); k > 1 && dir[k - 1] == '/'; k--) dir[k - 1] = 0;
+  if (make) {
+    char *parent = xl_strdup(dir), *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {   /* the parents as the user named them; the dir itself 0700 */
+      *slash = 0;
+      if (xl_mkdirs(parent)) { int e = errno; free(parent); return xl_errf(why, n, "cannot create %s: %s", dir, strerror(e)); }
+    }
+    free(parent);
+    if (mkdir(dir, 0700) && errno != EEXIST) return xl_errf(why, n, "cannot create %s: %s", dir, strerror(errno));
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    struct stat ls;
+    if (errno == ELOOP || (lstat(dir, &ls) == 0 && S_ISLNK(ls.st_mode)))
+      return xl_errf(why, n, "%s is a symbolic link (not followed: status files go only into a real directory)", dir);
+    return xl_errf(why, n, "%s: %s", dir, errno == ENOTDIR ? "not a directory" : strerror(errno));
+  }
+  struct stat st;
+  int rc = 0;
+  if (fstat(fd, &st)) rc = xl_errf(why, n, "%s: %s", dir, strerror(errno));
+  else if (st.st_uid != geteuid())
+    rc = xl_errf(why, n, "%s belongs to uid %ld, not to this user (%ld)", dir, (long)st.st_uid, (long)geteuid());
+  else if (make && (st.st_mode & 077) && fchmod(fd, 0700))
+    rc = xl_errf(why, n, "%s: cannot make it private: %s", dir, strerror(errno));
+  close(fd);
+  return rc;
+}
+
+/* A log that could not be written whole (a full disk) is removed rather than left empty or
+ * cut short, and the run reports it: a message naming the file, tm_logs_failed() for the
+ * exit status. Only a regular file is removed: a device or a FIFO stays. */
+static int logs_failed;
+int tm_logs_failed(void) { return logs_failed; }
+
+static void log_failed(const char *path, const char *what, int e) {
+  struct stat st;
+  int removed = stat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0;
+  logs_failed = 1;
+  xl_warn("%s: cannot write the %s: %s%s", path, what, strerror(e ? e : EIO), removed ? "; removed" : "");
+}
+
+/* Closes a log; 0, or the errno of the failed write (first: the one seen when it failed). */
+static int close_log(FILE *f, int first) {
+  int e = ferror(f) ? (first ? first : EIO) : 0;
+  if (fflush(f) && !e) e = errno ? errno : EIO;   /* the buffered rest: the usual place a full disk shows */
+  if (fclose(f) && !e) e = errno ? errno : EIO;
+  return e;
+}
+
 static void close_outputs(void) {
-  if (S.stats && xl_fclose_checked(S.stats)) xl_warn("write error on stats log %s", S.opt.stats_log);
+  int e;
+  if (S.stats && (e = close_log(S.stats, S.stats_err))) log_failed(S.opt.stats_log, "stats log", e);
   S.stats = NULL;
-  if (S.memlog && xl_fclose_checked(S.memlog)) xl_warn("write error on memory log %s", S.opt.mem_log);
+  if (S.memlog && (e = close_log(S.memlog, S.mem_err))) log_failed(S.opt.mem_log, "memory log", e);
   S.memlog = NULL;
-  if (tm_prof_close()) xl_warn("write error on profile log %s", S.opt.profile_log);
+  errno = 0;
+  if (tm_prof_close()) log_failed(S.opt.profile_log, "profile log", errno);
   free(S.stats_abs); free(S.mem_abs); free(S.metrics_abs); free(S.status_path);
   S.stats_abs = S.mem_abs = S.metrics_abs = S.status_path = NULL;
 }
@@ -476,23 +569,23 @@ static int open_outputs(const tm_options *o) {
       (o->metrics_file && xl_kind_check(o->metrics_file, XK_DATA, NULL)))
     return -1;
   if (o->stats_log) {
-    if (!(S.stats = fopen(o->stats_log, "w"))) {
+    if (!(S.stats = xl_fopen_write(o->stats_log))) {
       xl_warn("cannot open stats log %s: %s", o->stats_log, strerror(errno));
       return -1;
     }
     setvbuf(S.stats, NULL, _IOFBF, 1 << 16);
     fputs("step,dt_ms,cum_ms,inst_tok_s,avg_tok_s,phase\n", S.stats);
-    fflush(S.stats);
+    if (fflush(S.stats)) { S.stats_err = errno; return -1; }   /* a full disk already: refused before any work */
     S.stats_abs = abs_path(o->stats_log);
   }
   if (o->mem_log) {
-    if (!(S.memlog = fopen(o->mem_log, "w"))) {
+    if (!(S.memlog = xl_fopen_write(o->mem_log))) {
       xl_warn("cannot open memory log %s: %s", o->mem_log, strerror(errno));
       return -1;
     }
     fputs("ts,rss_mb,avail_mb,total_mb,model_mapped_mb,model_resident_mb,scratch_mb,phase\n",
           S.memlog);
-    fflush(S.memlog);
+    if (fflush(S.memlog)) { S.mem_err = errno; return -1; }
     S.mem_abs = abs_path(o->mem_log);
   }
   if (o->profile_log && tm_prof_open(o->profile_log)) {
@@ -501,13 +594,14 @@ static int open_outputs(const tm_options *o) {
   }
   if (o->metrics_file) S.metrics_abs = abs_path(o->metrics_file);
   if (o->status_file) {
-    char *dir = tm_status_dir();
-    if (xl_mkdirs(dir) == 0) {
-      chmod(dir, 0700);
+    char *dir = tm_status_dir(), why[512];
+    if (tm_status_dir_ok(dir, 1, why, sizeof why) == 0) {
       char name[32];
       snprintf(name, sizeof name, "%ld.json", (long)getpid());
       S.status_path = xl_path_join(dir, name);
-    }   /* no status dir: xl-top still finds us through /proc; not an error */
+    } else {   /* xl-top still finds us through /proc: not an error, but say why */
+      xl_warn("no status file for xl-top: %s", why);
+    }
     free(dir);
   }
   return 0;
@@ -561,6 +655,26 @@ static void status_at_exit(void) {
   unlink(S.status_path);
 }
 
+/* Before any work: every token reads every weight, so the registered model mappings will
+ * all be resident. When RSS now plus the part of them not yet resident is past the hard
+ * limit, the run is stopped before it starts (the tools check tm_should_stop before the
+ * prefill) instead of being found past the limit a sample later. (An untied embedding is
+ * read only row by row: the estimate may be high by its size.) */
+static void check_weights_fit(void) {
+  if (!S.opt.watchdog || !S.hard_bytes || !S.rss) return;
+  size_t mapped = tm_regions_mapped(), in_rss = mapped ? tm_regions_rss() : 0;
+  size_t will = S.rss + (mapped > in_rss ? mapped - in_rss : 0) + expect_bytes;
+  if (S.rss > S.hard_bytes)
+    snprintf(mem_reason, sizeof mem_reason, "memory hard limit: RSS %.0f MB > %.0f MB", S.rss / MB, S.hard_bytes / MB);
+  else if (will > S.hard_bytes)
+    snprintf(mem_reason, sizeof mem_reason, "memory hard limit: RSS %.1f MB, and the model's weights%s will bring it "
+             "to %.1f MB > %.0f MB (stopped before the run)", S.rss / MB, expect_bytes ? " and the run's buffers" : "",
+             will / MB, S.hard_bytes / MB);
+  else
+    return;
+  claim_stop(STOP_MEMORY);
+}
+
 int tm_start(const tm_options *o, const char *tool) {
   if (S.started) return 0;
   static int at_exit_set;
@@ -575,6 +689,8 @@ int tm_start(const tm_options *o, const char *tool) {
   S.rate_dec = S.rate_pre = 0;
   S.snap_dec_tok = S.snap_pre_tok = 0;
   S.snap_dec_sec = S.snap_pre_sec = 0;
+  S.metrics_warned = S.stats_err = S.mem_err = 0;
+  logs_failed = 0;
   atomic_store(&a_dec_tokens, 0);
   atomic_store(&a_pre_tokens, 0);
   atomic_store(&a_dec_sec, 0.0);
@@ -600,6 +716,8 @@ int tm_start(const tm_options *o, const char *tool) {
   S.soft_armed = 1;
   S.rss = tm_rss_bytes();
   S.peak_rss = peak_rss_bytes();
+  S.prev_rss = 0, S.prev_t = S.rate = 0;
+  check_weights_fit();
   if (start_sampler()) goto fail;
   S.started = 1;
   return 0;
@@ -623,7 +741,7 @@ void tm_stop(void) {
   S.rss = tm_rss_bytes();
   size_t total;
   tm_mem_info(&total, &S.avail);
-  write_metrics();
+  write_metrics(1);
   if (S.status_path) unlink(S.status_path);
   sigaction(SIGINT, &S.old_int, NULL);
   sigaction(SIGTERM, &S.old_term, NULL);

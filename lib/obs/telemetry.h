@@ -32,7 +32,12 @@
  *   scratch_mb,phase`, one row per sample (--mem-every MS, default 200); ts = Unix seconds;
  *   MB = 2^20 bytes.
  *
- * Memory watchdog (on by default, sampled every min(mem-every, 200) ms):
+ * Memory watchdog (on by default): before the run, RSS + the weights not yet resident +
+ *   tm_expect_bytes is held against the hard limit (a run that cannot fit stops before it
+ *   starts); then RSS is sampled every min(mem-every, 50) ms, and sooner while it grows
+ *   toward the hard limit (half the time the growth needs to reach it, down to 5 ms); within
+ *   10% of the limit a growth that would pass it before the next sample stops the run, so
+ *   the limit holds unless memory jumps by more than a sample's growth at once.
  *   the measure is the process RSS (procmem.h: /proc/self/statm, which includes resident pages of the
  *   mmapped model). Limits: --mem-soft-mb / --mem-hard-mb (absolute, take precedence), else
  *   --mem-soft-pct / --mem-hard-pct percent of MemTotal (defaults 85 and 95; 0 = off).
@@ -57,7 +62,8 @@
  *   xlstm_decode_tokens_total, xlstm_prefill_seconds_total, xlstm_decode_seconds_total.
  *
  * Status file (for xl-top; on unless --no-status-file or XL_STATUS=0):
- *   $XL_STATUS_DIR/<pid>.json, default dir ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid>,
+ *   $XL_STATUS_DIR/<pid>.json, default dir ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid> (0700;
+ *   refused, with a warning, when it is a symbolic link or another user's: tm_status_dir_ok),
  *   rewritten atomically every 0.5 s, removed at tm_stop. Fields: pid, tool, phase,
  *   tokens_prefill, tokens_decode, tok_s_prefill, tok_s_decode (rate over the last ~0.5 s of
  *   that phase's measured time, else the phase average), avg_tok_s_prefill,
@@ -115,12 +121,22 @@ int tm_start(const tm_options *o, const char *tool);
  * stay readable afterwards. */
 void tm_stop(void);
 
+/* After tm_stop: 1 when a log (--stats-log, --mem-log, --profile-log, --metrics-file)
+ * could not be written whole, e.g. on a full disk. Such a log has been removed (a regular
+ * file; never a device or FIFO) and a message naming it printed; the tool then exits 1
+ * where it would have exited 0. */
+int tm_logs_failed(void);
+
 /* Model mappings, for the mapped/resident figures and for release. Register only
  * read-only (PROT_READ, file-backed) mappings: release drops their pages. Unregister (or
  * tm_stop) before munmap. Up to 64 regions; name is copied. */
 void tm_register_region(const char *name, const void *ptr, size_t len);
 void tm_unregister_region(const void *ptr);
 void tm_set_scratch_bytes(size_t n);
+/* Memory the run will fill besides the weights (e.g. xl-prefill's --logits buffer); call
+ * before tm_start, whose watchdog check refuses a run that cannot fit under the hard limit
+ * before it starts. */
+void tm_expect_bytes(size_t n);
 /* "load", "prefill", "decode", "done": a string that outlives the run (a literal). */
 void tm_set_phase(const char *phase);
 
@@ -140,6 +156,13 @@ void tm_request_stop(int status, const char *reason);
 /* The directory of the status files: $XL_STATUS_DIR, else
  * ${XDG_RUNTIME_DIR:-/tmp}/xltools-<uid>. malloc'd; the caller frees. */
 char *tm_status_dir(void);
+
+/* Whether dir can hold status files safely: a real directory (not a symbolic link, which
+ * another user could have planted in /tmp to point at anything) owned by this user. With
+ * make, a missing dir is created (mode 0700) and an existing one of ours is made private
+ * through a descriptor opened with O_NOFOLLOW, never through a path that may be a link.
+ * 0 ok; -1 with the reason in why ("is a symbolic link", ...). */
+int tm_status_dir_ok(const char *dir, int make, char *why, size_t n);
 
 /* Counters so far. */
 long tm_decode_tokens(void);

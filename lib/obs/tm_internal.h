@@ -10,6 +10,9 @@
 size_t tm_regions_mapped(void);
 size_t tm_regions_resident(void);
 void tm_regions_free_cache(void);
+/* The part of the regions in this process's resident set (/proc/self/smaps Rss of the
+ * mappings that hold them; mincore would count the page cache instead). */
+size_t tm_regions_rss(void);
 /* madvise(MADV_DONTNEED) every region (page-aligned inward) + malloc_trim(0).
  * Returns the number of regions released. */
 int tm_regions_release(void);

@@ -150,8 +150,9 @@ static tm_proc *push(tm_proc **v, int *n, int *cap) {
 tm_proc *tm_proc_scan(long self_pid, int *n) {
   tm_proc *v = NULL;
   int cnt = 0, cap = 0;
-  char *dir = tm_status_dir();
-  DIR *d = opendir(dir);
+  char *dir = tm_status_dir(), why[512];
+  /* a status dir that is a link or someone else's is not read (nor are files removed in it) */
+  DIR *d = tm_status_dir_ok(dir, 0, why, sizeof why) == 0 ? opendir(dir) : NULL;
   struct dirent *e;
   while (d && (e = readdir(d))) {
     size_t len = strlen(e->d_name);

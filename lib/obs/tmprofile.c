@@ -28,7 +28,7 @@ static double last_flush;
 int tm_profiling(void) { return enabled; }
 
 int tm_prof_open(const char *path) {
-  pf = fopen(path, "w");
+  pf = xl_fopen_write(path);
   if (!pf) return -1;
   memset(cur, 0, sizeof cur);
   memset(sum, 0, sizeof sum);
