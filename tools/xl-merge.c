@@ -10,6 +10,7 @@
  * profile_ctx<N>.json and recommended.json (all atomic), one NDJSON summary line on
  * stdout, and its reasoning on stderr.
  * Not for: measuring anything or plotting (see xl-plot). */
+#include "engine/blasenv.h"
 #include "cli/version.h"
 #include "io/csvtable.h"
 #include "sweep/choose.h"
@@ -1020,6 +1021,7 @@ static void print_summary(const merge_state *s, const join_stats *js, const char
 }
 
 int main(int argc, char **argv) {
+  xl_blas_setup_unused(argc, argv);   /* no BLAS here: under ulimit -v, no OpenBLAS threads either */
   xl_version_if_asked(argc, argv, "xl-merge");
   xl_set_progname(argv[0]);
   merge_opts o;

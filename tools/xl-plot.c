@@ -8,6 +8,7 @@
  * run's provenance. Figures whose input is absent are listed in the report as skipped.
  * Not for: computing the front or picking profiles (xl-merge does that). */
 #define _GNU_SOURCE
+#include "engine/blasenv.h"
 #include "cli/version.h"
 #include "io/csvtable.h"
 #include "io/records.h"
@@ -769,6 +770,7 @@ static size_t distinct_values(const runtab *r, const char *key) {
 }
 
 int main(int argc, char **argv) {
+  xl_blas_setup_unused(argc, argv);   /* no BLAS here: under ulimit -v, no OpenBLAS threads either */
   xl_version_if_asked(argc, argv, "xl-plot");
   xl_set_progname(argv[0]);
   plot_opts o;

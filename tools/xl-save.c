@@ -11,6 +11,7 @@
  * line per slug), both atomically; finished outputs are kept across runs.
  * Not for: timing (xl-sweep) or rating (xl-judge). Trials are read by lib/sweep/trials.c. */
 #define _GNU_SOURCE
+#include "engine/blasenv.h"
 #include "cli/version.h"
 #include "io/records.h"
 #include "sweep/sweep_trial.h"
@@ -809,6 +810,7 @@ static size_t print_summary(const plan *pl, const char *jsonl, size_t ntrials) {
 }
 
 int main(int argc, char **argv) {
+  xl_blas_setup_unused(argc, argv);   /* no BLAS here: under ulimit -v, no OpenBLAS threads either */
   xl_version_if_asked(argc, argv, "xl-save");
   xl_set_progname(argv[0]);
   save_opts o;

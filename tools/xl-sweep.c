@@ -9,6 +9,7 @@
  *   xl-sweep collect RUN [F..]  fold records into a run directory
  * The logic lives in lib/sweep/; this file parses flags and wires them up.
  * Not for: judging output quality (xl-judge) or joining speed with quality (xl-merge). */
+#include "engine/blasenv.h"
 #include "cli/version.h"
 #include "io/records.h"
 #include "sweep/sweep_config.h"
@@ -734,6 +735,7 @@ static int cmd_collect(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  xl_blas_setup_unused(argc, argv);   /* no BLAS here: under ulimit -v, no OpenBLAS threads either */
   xl_version_if_asked(argc, argv, "xl-sweep");
   xl_set_progname(argv[0]);
   const char *sub = argc > 1 ? argv[1] : "";

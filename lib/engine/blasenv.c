@@ -256,6 +256,13 @@ static void check_address_space(const char *argv0) {
 
 void xl_blas_setup_unused(int argc, char **argv) {
   (void)argc;
+  if (getenv("XL_BLAS_UNUSED_REEXEC")) {
+    /* the re-executed process: OpenBLAS read the variable when it was loaded; the programs
+     * this one starts (xl-save's and xl-sweep's runs) must not inherit it */
+    unsetenv("OPENBLAS_NUM_THREADS");
+    unsetenv("XL_BLAS_UNUSED_REEXEC");
+    return;
+  }
   struct rlimit rl;
   if (getrlimit(RLIMIT_AS, &rl) || rl.rlim_cur == RLIM_INFINITY || getenv("OPENBLAS_NUM_THREADS")) return;
   const char *ld = getenv("LD_PRELOAD");
@@ -265,8 +272,11 @@ void xl_blas_setup_unused(int argc, char **argv) {
   if (n <= 0) return;
   exe[n] = 0;
   setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  setenv("XL_BLAS_UNUSED_REEXEC", "1", 1);
   fflush(NULL);
   execv(exe, argv);   /* failed: go on as we are */
+  unsetenv("OPENBLAS_NUM_THREADS");
+  unsetenv("XL_BLAS_UNUSED_REEXEC");
 }
 
 void xl_blas_setup(int argc, char **argv) {

@@ -25,11 +25,12 @@ void xl_blas_setup(int argc, char **argv);
  * Without a limit: nothing to do, 0. */
 int xl_blas_reserve(int workers, char *err, size_t errlen);
 
-/* xl_blas_setup for a tool that never calls BLAS (xl-top; OpenBLAS is linked into every
- * tool): under an address-space limit it re-executes the program once with
- * OPENBLAS_NUM_THREADS=1, so OpenBLAS starts no threads whose buffers could fail to map
- * (a spin) or that could fail to start (OpenBLAS then raises SIGINT on itself). Without a
- * limit, or when already done (or the user set OPENBLAS_NUM_THREADS): nothing. */
+/* xl_blas_setup for a tool that never calls BLAS (xl-top, xl-init, the pipeline tools;
+ * OpenBLAS is linked into every tool): under an address-space limit it re-executes the
+ * program once with OPENBLAS_NUM_THREADS=1, so OpenBLAS starts no threads whose buffers
+ * could fail to map (a spin) or that could fail to start (OpenBLAS then raises SIGINT on
+ * itself); the re-executed process removes the variable again, so the programs it starts
+ * do not inherit it. Without a limit, or when the user set OPENBLAS_NUM_THREADS: nothing. */
 void xl_blas_setup_unused(int argc, char **argv);
 
 /* The core OpenBLAS runs ("SkylakeX", "Haswell", "Prescott", ...). */
