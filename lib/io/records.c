@@ -132,8 +132,12 @@ static const char *first_key(const cJSON *o) {
 }
 
 int rec_ndjson_save(const char *path, const cJSON *rows) {
+  return rec_ndjson_save_kind(path, rows, first_key(cJSON_GetArrayItem(rows, 0)));
+}
+
+int rec_ndjson_save_kind(const char *path, const cJSON *rows, const char *key) {
   xl_atomic a;
-  if (xl_kind_check(path, XK_NDJSON, first_key(cJSON_GetArrayItem(rows, 0))) || xl_atomic_open(&a, path)) return -1;
+  if (xl_kind_check(path, XK_NDJSON, key) || xl_atomic_open(&a, path)) return -1;
   const cJSON *r;
   cJSON_ArrayForEach(r, rows)
     if (rec_ndjson_write(a.f, r)) {

@@ -40,6 +40,9 @@ int rec_json_save(const char *path, const cJSON *j);
 /* Writes rows (a cJSON array of objects) as a whole NDJSON file, atomically (util.h
  * xl_atomic: a reader never sees half a file). 0 ok, -1 with errno. */
 int rec_ndjson_save(const char *path, const cJSON *rows);
+/* The same, with the key that names the file's kind given (the first record's first key
+ * by default: a rewrite that may drop that record names it itself). */
+int rec_ndjson_save_kind(const char *path, const cJSON *rows, const char *key);
 
 /* ---- CSV ----
  * Quoting follows RFC 4180: a field that holds a comma, a double quote, CR or LF, or

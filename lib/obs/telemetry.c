@@ -640,18 +640,22 @@ static int start_sampler(void) {
   return 0;
 }
 
+/* Ends the sampler thread, if one runs, and waits for it. */
+static void stop_sampler(void) {
+  if (!S.have_thread) return;
+  pthread_mutex_lock(&S.mu);
+  S.quit = 1;
+  pthread_cond_signal(&S.cv);
+  pthread_mutex_unlock(&S.mu);
+  pthread_join(S.thr, NULL);
+  S.have_thread = 0;
+}
+
 /* A tool that exits without tm_stop (xl_die after tm_start) still removes its status file:
  * the sampler is stopped first so it cannot write the file again. */
 static void status_at_exit(void) {
   if (!S.started || !S.status_path) return;
-  if (S.have_thread && !pthread_equal(pthread_self(), S.thr)) {
-    pthread_mutex_lock(&S.mu);
-    S.quit = 1;
-    pthread_cond_signal(&S.cv);
-    pthread_mutex_unlock(&S.mu);
-    pthread_join(S.thr, NULL);
-    S.have_thread = 0;
-  }
+  if (!pthread_equal(pthread_self(), S.thr)) stop_sampler();
   unlink(S.status_path);
 }
 
@@ -729,14 +733,7 @@ fail:
 void tm_stop(void) {
   if (!S.started) return;
   S.started = 0;
-  if (S.have_thread) {
-    pthread_mutex_lock(&S.mu);
-    S.quit = 1;
-    pthread_cond_signal(&S.cv);
-    pthread_mutex_unlock(&S.mu);
-    pthread_join(S.thr, NULL);
-    S.have_thread = 0;
-  }
+  stop_sampler();
   /* Final figures for the metrics file. */
   S.rss = tm_rss_bytes();
   size_t total;

@@ -74,18 +74,7 @@ static size_t dedupe(cJSON *trials) {
 
 /* Rewrites trials.jsonl with these records (temp + rename). Its first line may have been
  * one of the records dropped, so the file is known by its slugs, not its first key. */
-static int save_records(const char *path, const cJSON *rows) {
-  xl_atomic a;
-  if (xl_kind_check(path, XK_NDJSON, "slug") || xl_atomic_open(&a, path)) return -1;
-  const cJSON *r;
-  cJSON_ArrayForEach(r, rows)
-    if (rec_ndjson_write(a.f, r)) {
-      if (!errno) errno = EIO;
-      xl_atomic_abort(&a);
-      return -1;
-    }
-  return xl_atomic_commit(&a);
-}
+static int save_records(const char *path, const cJSON *rows) { return rec_ndjson_save_kind(path, rows, "slug"); }
 
 int sw_run_open(sw_rundir *r, const char *dir, int objective, char *err, size_t errlen) {
   memset(r, 0, sizeof *r);
