@@ -35,7 +35,7 @@ BUNDLE_HELPERS := test_cuda bench_cuda bench_model bench_limits test_engine
 BUNDLE_DATA := models plots prompts docs
 BUNDLE_SCRIPTS := tests/bench_cuda.sh tests/hf_bench.py
 # Loaded with dlopen, so ldd of the programs does not list them: oneDNN (--matmul bf16 on a
-# CPU's BF16 units, engine/bf16gemm.c), copied with its own chain when this machine has it.
+# CPU's BF16 units, engine/libgemm.c), copied with its own chain when this machine has it.
 BUNDLE_DLOPEN := libdnnl.so.2
 
 # Every tool and test program looks for its libraries in <exe>/../lib first.

@@ -4,13 +4,15 @@
 # OpenBLAS core). In order:
 #   1. the machine's limits in this run: memory bandwidth (triad and read, 3 x 512 MB),
 #      OpenBLAS SGEMM GFLOP/s (2048^3), and on a CPU with BF16 units the BF16 GEMM GFLOP/s
-#      (oneDNN), on 1 thread and on each thread count of XL_BENCH_WORKERS;
+#      (oneDNN), and oneDNN's fp32 matmul where oneDNN loads, on 1 thread and on each thread
+#      count of XL_BENCH_WORKERS;
 #   2. per thread count W of XL_BENCH_WORKERS: prefill tok/s at 1024, 2048, 8192 tokens and
 #      decode tok/s after 128 and 8192 tokens, with roofline (the limits at W threads) and
 #      efficiency, on the default model and on a random-weight 1.3B BF16 checkpoint (made
 #      once by xl-init into build/bench-models/, reused after); peak RSS against weights +
 #      state; the 1.3B prefill again with --matmul bf16 (on the CPU's BF16 units where it
-#      has them: the record's bf16_gemm says what ran), against the BF16 GEMM ceiling;
+#      has them: the record's bf16_gemm says what ran), against the BF16 GEMM ceiling, and
+#      with --gemm onednn (oneDNN's fp32 matmul) against oneDNN's fp32 ceiling;
 #   2b. the same for a mixed mLSTM/sLSTM (xlstm_v1) model of about 350M parameters (BF16);
 #   2c. when python3 imports torch and transformers and tests/hf_bench.py is there: Hugging
 #      Face transformers (fp32, --threads W) on the same checkpoints, and hf_ratio records
@@ -83,7 +85,7 @@ limit() {   # what field threads: the measurement at that thread count (0 if non
   jq -s --arg w "$1" --arg f "$2" --argjson t "$3" 'map(select(.what == $w and .threads == $t)) | (first // {})[$f] // 0' "$lim"
 }
 for w in "${WS[@]}"; do
-  say "limits at $w threads: read bandwidth $(limit read_bw gb_s "$w") GB/s, SGEMM $(limit sgemm gflop_s "$w") GFLOP/s, BF16 GEMM $(limit bf16_gemm gflop_s "$w") GFLOP/s"
+  say "limits at $w threads: read bandwidth $(limit read_bw gb_s "$w") GB/s, SGEMM $(limit sgemm gflop_s "$w") GFLOP/s (oneDNN fp32 $(limit onednn_sgemm gflop_s "$w")), BF16 GEMM $(limit bf16_gemm gflop_s "$w") GFLOP/s"
 done
 
 # ---- 2. models, per thread count ----
@@ -118,6 +120,7 @@ prof() {   # model label: --profile-log FILE when XL_BENCH_PROFILE is set
 }
 for W in "${WS[@]}"; do
   BW=$(limit read_bw gb_s "$W"); GF=$(limit sgemm gflop_s "$W"); GB=$(limit bf16_gemm gflop_s "$W")
+  GO=$(limit onednn_sgemm gflop_s "$W")
   say "[$W threads] default model: prefill to $LONG tokens, decode"
   # shellcheck disable=SC2046
   $H/bench_model models/xlstm-tiny-pydocs --label default --marks "$marks" --short-ctx 128 --steps 128 --workers "$W" \
@@ -131,6 +134,12 @@ for W in "${WS[@]}"; do
     # shellcheck disable=SC2046
     XL_MATMUL=bf16 $H/bench_model "$big" --label 1.3b-bf16.matmul-bf16 --marks 1024,2048 --workers "$W" --prefill-only \
       --gflops "$([ "$GB" != 0 ] && echo "$GB" || echo "$GF")" $(prof 1.3b-bf16.matmul-bf16) | emit | tee -a "$res"
+    if [ "$GO" != 0 ]; then
+      say "[$W threads] 1.3B BF16, --gemm onednn: prefill to 2048 tokens"
+      # shellcheck disable=SC2046
+      XL_GEMM=onednn $H/bench_model "$big" --label 1.3b-bf16.gemm-onednn --marks 1024,2048 --workers "$W" --prefill-only \
+        --gflops "$GO" $(prof 1.3b-bf16.gemm-onednn) | emit | tee -a "$res"
+    fi
   fi
   # ---- 2b. the original xLSTM: a mixed mLSTM/sLSTM model of about 350M parameters ----
   if [ "${XL_BENCH_V1:-1}" = 1 ]; then
@@ -165,6 +174,11 @@ for W in "${WS[@]}"; do
       fi
       jq -c --argjson ours "$ours" '. + {xltools_tok_s: (if $ours > 0 then $ours else null end),
         ratio: (if .hf_tok_s > 0 and $ours > 0 then $ours / .hf_tok_s else null end), goal: 1.5}' <<< "$pair" | emit | tee -a "$res"
+      if [ "$what" = prefill ]; then   # the --gemm onednn prefill against the same HF run
+        ours=$(jq -s --arg m "$model.gemm-onednn" --argjson n "$n" --argjson w "$W" 'map(select(.bench == "prefill" and .model == $m and .tokens == $n and .threads == $w)) | (first // {}).tok_s // 0' "$res")
+        [ "$ours" != 0 ] && jq -c --argjson ours "$ours" '. + {model: (.model + ".gemm-onednn"), xltools_tok_s: $ours,
+          ratio: (if .hf_tok_s > 0 then $ours / .hf_tok_s else null end), goal: 1.5}' <<< "$pair" | emit | tee -a "$res"
+      fi
     done < "$hf.pairs"
     rm -f "$hf.pairs"
   fi
@@ -202,11 +216,14 @@ for w in "${WS[@]}"; do
     (pick(.bench == "decode" and .model == "1.3b-bf16" and .context == 128)) as $d
     | (pick(.bench == "prefill" and .model == "1.3b-bf16" and .tokens == 2048)) as $p
     | (pick(.bench == "prefill" and .model == "1.3b-bf16.matmul-bf16" and .tokens == 2048)) as $pb
+    | (pick(.bench == "prefill" and .model == "1.3b-bf16.gemm-onednn" and .tokens == 2048)) as $po
     | (pick(.bench == "decode_ctx_ratio" and .model == "1.3b-bf16")) as $r
     | (pick(.bench == "memory" and .model == "1.3b-bf16")) as $m
     | {bench: "targets", model: "1.3b-bf16", threads: $w,
        decode_efficiency: $d.efficiency, decode_goal: 0.8, decode_ok: (($d.efficiency // 0) >= 0.8),
        prefill2048_efficiency: $p.efficiency, prefill_goal: 0.65, prefill_ok: (($p.efficiency // 0) >= 0.65),
+       prefill2048_onednn_efficiency: ($po.efficiency // null),
+       onednn_over_openblas: (if ($p.tok_s // 0) > 0 and $po then $po.tok_s / $p.tok_s else null end),
        matmul_bf16_over_fp32: (if ($p.tok_s // 0) > 0 and $pb then $pb.tok_s / $p.tok_s else null end), matmul_bf16_goal: 2,
        bf16_gemm: ($pb.bf16_gemm // null),
        decode_long_over_short: $r.ratio, ctx_ok: ((($r.ratio // 0) - 1 | fabs) <= 0.05),
@@ -219,6 +236,7 @@ if [ "${#WS[@]}" -gt 1 ]; then
     {bench: "scaling", from_threads: $lo, to_threads: $hi,
      prefill2048_1_3b: (if tps("1.3b-bf16"; 2048; $lo) > 0 then tps("1.3b-bf16"; 2048; $hi) / tps("1.3b-bf16"; 2048; $lo) else null end),
      prefill2048_1_3b_goal: ($hi / $lo * 0.75),
+     prefill2048_1_3b_onednn: (if tps("1.3b-bf16.gemm-onednn"; 2048; $lo) > 0 then tps("1.3b-bf16.gemm-onednn"; 2048; $hi) / tps("1.3b-bf16.gemm-onednn"; 2048; $lo) else null end),
      prefill2048_default: (if tps("default"; 2048; $lo) > 0 then tps("default"; 2048; $hi) / tps("default"; 2048; $lo) else null end),
      decode_1_3b: (if dps("1.3b-bf16"; $lo) > 0 then dps("1.3b-bf16"; $hi) / dps("1.3b-bf16"; $lo) else null end),
      decode_default: (if dps("default"; $lo) > 0 then dps("default"; $hi) / dps("default"; $lo) else null end)}' "$res" | emit

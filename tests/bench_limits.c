@@ -3,15 +3,16 @@
  *   - memory bandwidth: a STREAM-style triad a[i] = b[i] + s*c[i] over three arrays far
  *     larger than the caches (bytes counted as STREAM does: 3 x 4 per element), and a
  *     read-only sum over the same bytes (what decode does to weights);
- *   - OpenBLAS SGEMM GFLOP/s at N^3 on 1 and on all threads;
- *   - on a CPU with BF16 units and a library for them (engine/bf16gemm.h: oneDNN), the
+ *   - OpenBLAS SGEMM GFLOP/s at N^3 on 1 and on all threads, and oneDNN's fp32 matmul of
+ *     the same shape where oneDNN loads (--gemm onednn's ceiling);
+ *   - on a CPU with BF16 units and a library for them (engine/libgemm.h: oneDNN), the
  *     BF16 GEMM GFLOP/s of the same shape (bf16 x bf16 -> fp32), the ceiling of
  *     --matmul bf16's prefill.
  * Best of several repetitions, after a warm-up. One NDJSON record per measurement on
  * stdout (bench.sh adds provenance).
  * Usage: bench_limits [--mb MB_PER_ARRAY] [--reps N] [--gemm N] [--threads LIST]
  * Not for: model speed (bench_model.c). */
-#include "engine/bf16gemm.h"
+#include "engine/libgemm.h"
 #include "engine/blasenv.h"
 #include "base/util.h"
 #include <cblas.h>
@@ -143,6 +144,23 @@ int main(int argc, char **argv) {
     char extra[64];
     snprintf(extra, sizeof extra, ",\"n\":%ld", gn);
     emit("sgemm", nt, "gflop_s", fl / best / 1e9, fl / (tot / gr) / 1e9, gr, extra);
+  }
+  /* oneDNN's fp32 matmul on the same operands (--gemm onednn's ceiling) */
+  for (int ti = 0; ti < nthreads && xl_onednn_sgemm_available(NULL, 0); ti++) {
+    int nt = threads[ti];
+    if (xl_onednn_sgemm(A, (int)gn, (int)gn, B, (int)gn, (int)gn, C, (int)gn, nt)) break;
+    double best = 1e30, tot = 0;
+    int gr = reps < 3 ? 3 : (int)reps;
+    for (int r = 0; r < gr; r++) {
+      double t0 = xl_now();
+      xl_onednn_sgemm(A, (int)gn, (int)gn, B, (int)gn, (int)gn, C, (int)gn, nt);
+      double t = xl_now() - t0;
+      tot += t; if (t < best) best = t;
+    }
+    double fl = 2.0 * gn * gn * gn;
+    char extra[160];
+    snprintf(extra, sizeof extra, ",\"n\":%ld,\"impl\":\"%s\"", gn, xl_onednn_sgemm_impl());
+    emit("onednn_sgemm", nt, "gflop_s", fl / best / 1e9, fl / (tot / gr) / 1e9, gr, extra);
   }
   free(A); free(B); free(C);
 

@@ -21,7 +21,7 @@
  * reached get no record, a prefill_budget_stop record says where it stopped, and the long
  * decode runs at the context reached.
  * Not for: correctness (test_engine.c). */
-#include "engine/bf16gemm.h"
+#include "engine/libgemm.h"
 #include "engine/blasenv.h"
 #include "cli/settings.h"
 #include "obs/telemetry.h"
@@ -176,11 +176,13 @@ int main(int argc, char **argv) {
   }
   const char *fmt_pf = "{\"bench\":\"prefill\",\"model\":\"%s\",\"dir\":\"%s\",\"tokens\":%ld,\"tok_s\":%.3f,\"seconds\":%.3f,"
                        "\"workers\":%d,\"chunk_size\":%d,\"flops_per_token\":%.4g,\"roofline_tok_s\":%.3f,\"efficiency\":%.4f,"
-                       "\"finite\":%s,\"blas_core\":\"%s\",\"cpu_s\":%.3f,\"matmul\":\"%s\",\"kernels\":\"%s\",\"bf16_gemm\":\"%s\"}\n";
+                       "\"finite\":%s,\"blas_core\":\"%s\",\"cpu_s\":%.3f,\"matmul\":\"%s\",\"kernels\":\"%s\",\"bf16_gemm\":\"%s\",\"gemm\":\"%s\"}\n";
   const char *mm = o.matmul_bf16 ? "bf16" : "fp32", *kn = xl_kernels_name(xl_kernels_active());
   const char *bg = o.matmul_bf16 && xl_kernels_active() == XL_KERNELS_AVX512BF16 ? xl_bf16gemm_impl() : "none";
   double t0 = xl_now(), c0 = cpu_now();
   xl_prefill(s, ids, maxmark, NULL);
+  /* which library ran the fp32 products (known after the first) */
+  const char *gm = o.gemm == XL_GEMM_ONEDNN && strcmp(xl_onednn_sgemm_impl(), "none") ? xl_onednn_sgemm_impl() : "openblas";
   double tpf = xl_now() - t0, cpf = cpu_now() - c0;
   int fin = finite_all(s->logits, c->vocab);
   double roof_pf = gflops > 0 ? gflops * 1e9 / pf_flops : 0;
@@ -190,7 +192,7 @@ int main(int argc, char **argv) {
     if (sec <= 0) continue;   /* not a segment boundary, or not reached within the budget */
     double ts = g_marks[i] / sec;
     printf(fmt_pf, label, dir, g_marks[i], ts, sec, o.workers, o.chunk_size, pf_flops, roof_pf, roof_pf > 0 ? ts / roof_pf : 0,
-           fin ? "true" : "false", xl_blas_core(), g_marks[i] == maxmark ? cpf : -1.0, mm, kn, bg);
+           fin ? "true" : "false", xl_blas_core(), g_marks[i] == maxmark ? cpf : -1.0, mm, kn, bg, gm);
     fflush(stdout);
   }
   if (reached < maxmark) {

@@ -60,7 +60,7 @@ check "best.json metrics match that trial, with its interval" \
      | .metrics.decode_tok_s == ([$t[] | select({backend, chunk_size, heads_per_band, workers} == $p)][0].decode_tok_s)
        and (.metrics.decode_tok_s_ci95 | type) == "number" and (.significant | type) == "boolean"' "$R1/best.json"
 check "best_profile.json: params (every run setting) + metrics" \
-  jqe '(.params | keys) == ["backend","chunk_size","device","heads_per_band","kernels","matmul","workers"] and .metrics.decode_tok_s > 0' "$R1/best_profile.json"
+  jqe '(.params | keys) == ["backend","chunk_size","device","gemm","heads_per_band","kernels","matmul","workers"] and .metrics.decode_tok_s > 0' "$R1/best_profile.json"
 check "trials record mean, sd, 95% interval, count and runs, and the machine load" \
   jqe -s 'all(.[]; .decode_n == 2 and (.decode_tok_s_runs | length) == 2 and .decode_tok_s_ci95 > 0
      and (.decode_tok_s_sd | type) == "number" and .load_1m >= 0 and .batch >= 1)' "$R1/trials.jsonl"

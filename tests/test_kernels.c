@@ -13,7 +13,7 @@
  *     golden tolerances (max |diff| <= 2e-3, mean <= 2e-4; docs/xlstm-math.md).
  * A variant this CPU lacks is reported as skipped. */
 #include "engine/engine.h"
-#include "engine/bf16gemm.h"
+#include "engine/libgemm.h"
 #include "engine/kernels.h"
 #include "io/safetensors.h"
 #include "goldenlib.h"
@@ -266,7 +266,8 @@ static void test_gemm(xl_kernels k) {
 
 /* ---- the engine's golden logits under each variant ---- */
 
-static void golden_model(const char *name, const char *model_dir, const char *gdir, xl_kernels k) {
+/* gemm: the prefill's fp32 GEMM library (--gemm); its logits are held to the same bounds */
+static void golden_model(const char *name, const char *model_dir, const char *gdir, xl_kernels k, xl_gemm gemm) {
   char err[512], path[4096];
   xl_model *m = xl_model_load(model_dir, err, sizeof err);
   CHECK(m != NULL, "%s: %s loads (%s)", xl_kernels_name(k), name, m ? "ok" : err);
@@ -283,6 +284,7 @@ static void golden_model(const char *name, const char *model_dir, const char *gd
     xl_runopts_default(&o, m);
     o.kernels = k;
     o.workers = w;
+    o.gemm = gemm;
     xl_session *s = xl_session_new(m, &o, err, sizeof err);
     CHECK(s != NULL && xl_kernels_active() == k, "%s: session with --kernels %s (%s)", name, xl_kernels_name(k), s ? "ok" : err);
     if (!s) continue;
@@ -311,8 +313,8 @@ static void golden_model(const char *name, const char *model_dir, const char *gd
       free(lg);
     }
     CHECK(!missing && pmx <= 2e-3 && pmean <= 2e-4 && smx <= 2e-3 && smean <= 2e-4,
-          "%s --kernels %s --workers %d: %d cases, chunkwise logits max %.2e mean %.2e, step logits max %.2e mean %.2e",
-          name, xl_kernels_name(k), w, nc, pmx, pmean, smx, smean);
+          "%s --kernels %s --workers %d%s: %d cases, chunkwise logits max %.2e mean %.2e, step logits max %.2e mean %.2e",
+          name, xl_kernels_name(k), w, gemm == XL_GEMM_ONEDNN ? " --gemm onednn" : "", nc, pmx, pmean, smx, smean);
     xl_session_free(s);
   }
   for (int ci = 0; ci < nc; ci++) free(cases[ci].ids);
@@ -394,18 +396,18 @@ static void test_bf16_report(const char *name, const char *model_dir, const char
   xl_model_free(m);
 }
 
-static void test_golden(xl_kernels k) {
+static void test_golden(xl_kernels k, xl_gemm gemm) {
   char md[4096], gd[4096];
   const char *fx[] = {"fixtures/m128-f32", "fixtures/m128-bias-bf16-sharded", "fixtures/m256-fused", "fixtures-v1/v1-m-only",
                       "fixtures-v1/v1-m-s-m-s"};
   for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) {
     snprintf(md, sizeof md, "%s/%s", tl_golden_dir(), fx[i]);
-    golden_model(fx[i], md, md, k);
+    golden_model(fx[i], md, md, k, gemm);
   }
   const char *root = getenv("XL_ROOT");
   snprintf(md, sizeof md, "%s/models/xlstm-tiny-pydocs", root ? root : ".");
   snprintf(gd, sizeof gd, "%s/xlstm-tiny-pydocs", tl_golden_dir());
-  golden_model("xlstm-tiny-pydocs", md, gd, k);
+  golden_model("xlstm-tiny-pydocs", md, gd, k, gemm);
 }
 
 int main(void) {
@@ -431,7 +433,17 @@ int main(void) {
     test_cell_cols(v);
     test_matvec(v);
     test_gemm(v);
-    test_golden(v);
+    test_golden(v, XL_GEMM_OPENBLAS);
+  }
+  /* --gemm onednn: oneDNN's fp32 matmul for the prefill products (F32 weights directly, BF16
+   * and F16 weights through the fp32 tiles), with the best kernels */
+  char why[256];
+  if (xl_onednn_sgemm_available(why, sizeof why)) {
+    select_or_die(best);
+    test_golden(best, XL_GEMM_ONEDNN);
+    CHECK(!strncmp(xl_onednn_sgemm_impl(), "onednn ", 7), "--gemm onednn ran oneDNN's matmul (%s)", xl_onednn_sgemm_impl());
+  } else {
+    printf("ok - --gemm onednn golden logits # SKIP %s\n", why);
   }
   {
     char md[4096], gd[4096];

@@ -50,6 +50,11 @@ const xl_setting xl_settings[XS_COUNT] = {
                     "oneDNN), avx512, avx2 (AVX2+FMA) or scalar (plain C), e.g. to test\n"
                     "them; one this CPU lacks is an error",
         XS_AFFECTS_PREFILL | XS_AFFECTS_DECODE, "kn"},
+    [XS_GEMM] = {"gemm", "--gemm", "XL_GEMM", "L", 0, 0, "openblas|onednn",
+                 "the CPU prefill's fp32 matrix products: openblas (default; the same\n"
+                 "bits at every worker count) or onednn (oneDNN's fp32 matmul, loaded\n"
+                 "on first use; logits within float rounding of openblas's)",
+        XS_AFFECTS_PREFILL, "gm"},
 };
 
 const xl_setting xl_sampling_setting = {
@@ -122,6 +127,11 @@ static int parse_named(xl_setting_id id, const char *s, xl_runopts *o) {
     else return -1;
     return 0;
   case XS_KERNELS: return xl_kernels_parse(s, &o->kernels);
+  case XS_GEMM:
+    if (!strcmp(s, "openblas")) o->gemm = XL_GEMM_OPENBLAS;
+    else if (!strcmp(s, "onednn")) o->gemm = XL_GEMM_ONEDNN;
+    else return -1;
+    return 0;
   default: return -1;
   }
 }
@@ -132,6 +142,7 @@ static const char *format_named(xl_setting_id id, const xl_runopts *o, char *buf
   case XS_BACKEND: snprintf(buf, n, "%s", xl_backend_name(o->backend)); return buf;
   case XS_MATMUL: snprintf(buf, n, "%s", o->matmul_bf16 ? "bf16" : "fp32"); return buf;
   case XS_KERNELS: snprintf(buf, n, "%s", xl_kernels_name(o->kernels)); return buf;
+  case XS_GEMM: snprintf(buf, n, "%s", o->gemm == XL_GEMM_ONEDNN ? "onednn" : "openblas"); return buf;
   default: snprintf(buf, n, "?"); return buf;
   }
 }

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 typedef enum {
-  XS_DEVICE, XS_BACKEND, XS_CHUNK_SIZE, XS_HEADS_PER_BAND, XS_WORKERS, XS_MATMUL, XS_KERNELS, XS_COUNT
+  XS_DEVICE, XS_BACKEND, XS_CHUNK_SIZE, XS_HEADS_PER_BAND, XS_WORKERS, XS_MATMUL, XS_KERNELS, XS_GEMM, XS_COUNT
 } xl_setting_id;
 
 /* What a setting can change: a sweep re-measures only these, and a recommendation never

@@ -20,7 +20,7 @@ typedef struct {
 
 /* The kernel variants. AUTO: the best this CPU (and its OS) runs. AVX512BF16: the AVX-512
  * kernels, and --matmul bf16's GEMMs over BF16 weights on the CPU's BF16 units
- * (AVX512-BF16, AMX-BF16; engine/bf16gemm.h) instead of fp32 SGEMM on bf16 values. */
+ * (AVX512-BF16, AMX-BF16; engine/libgemm.h) instead of fp32 SGEMM on bf16 values. */
 typedef enum { XL_KERNELS_AUTO = 0, XL_KERNELS_AVX512, XL_KERNELS_AVX2, XL_KERNELS_SCALAR, XL_KERNELS_AVX512BF16 } xl_kernels;
 #define XL_KERNELS_COUNT 5
 const char *xl_kernels_name(xl_kernels k);           /* "auto", "avx512", "avx2", "scalar", "avx512bf16" */

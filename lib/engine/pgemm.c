@@ -1,7 +1,7 @@
 /* pgemm: prefill GEMMs and row-parallel loops. See pgemm.h. */
 #include "engine/pgemm.h"
 #include "base/util.h"
-#include "engine/bf16gemm.h"
+#include "engine/libgemm.h"
 #include <cblas.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,9 +23,10 @@ static void blas_quiet(void) {
   blas_thread_shutdown_();   /* the next GEMM starts them again, with the timeout */
 }
 
-void xl_pgemm_init(xl_pgemm *g, xl_pool *pool, int workers, size_t tile_floats, int bf16, size_t xb_elems) {
+void xl_pgemm_init(xl_pgemm *g, xl_pool *pool, int workers, size_t tile_floats, int bf16, size_t xb_elems, xl_gemm lib) {
   pthread_once(&blas_quiet_once, blas_quiet);
   *g = (xl_pgemm){.pool = pool, .workers = workers};
+  g->onednn = lib == XL_GEMM_ONEDNN && xl_onednn_sgemm_available(NULL, 0);
   /* Tiles of `workers` x 4 MB (at least 2): each SGEMM call packs the activations again, so
    * fewer, larger calls pay that less often, and 16 threads need more rows than one 4 MB tile
    * has to keep them busy. 1.3B BF16 prefill of 1024 tokens on a 16-core Xeon: 2 workers 82.9
@@ -71,6 +72,13 @@ void xl_par_rows(xl_pool *pool, int n, long cost, xl_rows_fn fn, void *ctx) {
 
 /* ---- GEMMs ---- */
 
+/* Y [T, rows] (ldy) = X W^T over fp32 weights W [rows, cols]: oneDNN when asked (and it
+ * ran), else OpenBLAS, on `workers` threads either way. */
+static void sgemm(xl_pgemm *g, const float *X, int T, int ldx, const float *W, int rows, int cols, float *Y, int ldy) {
+  if (g->onednn && xl_onednn_sgemm(X, T, ldx, W, rows, cols, Y, ldy, g->workers) == 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, cols, 1.0f, X, ldx, W, cols, 0.0f, Y, ldy);
+}
+
 typedef struct { xl_pgemm *g; const xl_mat *w; int r0, rows, rows_per; const float *X; int ldx; } conv_ctx;
 
 /* rows [r0 + t*rows_per, ...) of the weights into the tile */
@@ -104,15 +112,17 @@ void xl_pgemm_run(xl_pgemm *g, const xl_mat *w, const float *X, int T, int ldx, 
     }
     if (xl_bf16gemm(w, g->Xb, T, w->cols, Y, ldy, g->workers) == 0) goto done;
   }
-  if (w->dtype != ST_F32 && nw > 1) {
-    /* each fp32 tile converted by all workers, then one SGEMM on `workers` OpenBLAS threads */
+  if (w->dtype == ST_F32 && g->onednn) {
+    sgemm(g, X, T, ldx, w->data, w->rows, w->cols, Y, ldy);
+  } else if (w->dtype != ST_F32 && (nw > 1 || g->onednn)) {
+    /* each fp32 tile converted by all workers, then one SGEMM on `workers` threads */
     int tr = xl_gemm_tile_rows(w) * g->tile_scale;
     if (tr > w->rows) tr = w->rows;
     for (int a = 0; a < w->rows; a += tr) {
       int b = a + tr < w->rows ? a + tr : w->rows;
       conv_ctx c = {g, w, a, b - a, (b - a + nw - 1) / nw, NULL, 0};
       xl_pool_run(g->pool, nw, convert_task, &c);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, b - a, w->cols, 1.0f, X, ldx, g->tile, w->cols, 0.0f, Y + a, ldy);
+      sgemm(g, X, T, ldx, g->tile, b - a, w->cols, Y + a, ldy);
     }
   } else {
     xl_gemm_rows(w, X, T, ldx, Y, ldy, 0, w->rows, g->tile);

@@ -23,6 +23,8 @@
 
 typedef enum { XL_BACKEND_CHUNKWISE = 0, XL_BACKEND_RECURRENT = 1 } xl_backend;
 typedef enum { XL_DEVICE_CPU = 0, XL_DEVICE_CUDA = 1 } xl_device;
+/* Which library runs the CPU prefill's fp32 GEMMs (engine/pgemm.h, engine/libgemm.h). */
+typedef enum { XL_GEMM_OPENBLAS = 0, XL_GEMM_ONEDNN = 1 } xl_gemm;
 
 /* Called after each prefill segment with the tokens done so far; non-zero stops early. */
 typedef int (*xl_progress_fn)(void *ctx, long done, long total, double seconds);
@@ -39,6 +41,7 @@ typedef struct {
   int matmul_bf16;        /* round activations to bf16 before each matrix product */
   xl_kernels kernels;     /* CPU kernel variant (AUTO: the best this CPU has); process-wide:
                              the last session created sets it */
+  xl_gemm gemm;           /* the CPU prefill's fp32 GEMM library */
   xl_device device;
   int device_index;       /* cuda:N */
   int segment;            /* prefill tokens per segment (0 = the device's default) */

@@ -9,7 +9,7 @@
  * Not for: loading (v1_model.c) or the 7B family (engine/xlstm). */
 #include "engine/v1/v1_internal.h"
 #include "base/util.h"
-#include "engine/bf16gemm.h"
+#include "engine/libgemm.h"
 #include "engine/cell.h"
 #include "engine/pgemm.h"
 #include "engine/pool.h"
@@ -479,7 +479,7 @@ static int init(xl_session *s, char *err, size_t errlen) {
   }
   int bf16 = s->opt.matmul_bf16 && xl_kernels_active() == XL_KERNELS_AVX512BF16 && m->lm_head.dtype == ST_BF16 &&
              xl_bf16gemm_available(NULL, 0);
-  xl_pgemm_init(&v->pg, v->pool, s->opt.workers, tile, bf16, S * (size_t)max3(3 * I, D, maxF > 0 ? maxF : 1));
+  xl_pgemm_init(&v->pg, v->pool, s->opt.workers, tile, bf16, S * (size_t)max3(3 * I, D, maxF > 0 ? maxF : 1), s->opt.gemm);
   s->scratch_bytes += v->pg.bytes;
   s->logits = scratch(s, (size_t)c->vocab);
   v->cell = (xl_cell){v->mDH, v->mDH, XL_V1_CELL_EPS, 1};

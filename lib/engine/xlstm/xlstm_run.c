@@ -9,7 +9,7 @@
  * process never runs more than `workers` busy threads. */
 #include "engine/xlstm/xlstm.h"
 #include "base/util.h"
-#include "engine/bf16gemm.h"
+#include "engine/libgemm.h"
 #include "engine/cell.h"
 #include "engine/pgemm.h"
 #include "engine/pool.h"
@@ -162,7 +162,7 @@ static int init(xl_session *s, char *err, size_t errlen) {
              xl_bf16gemm_available(NULL, 0);
   size_t wide = (size_t)(D > c->v_dim ? D : c->v_dim);
   if ((size_t)F > wide) wide = (size_t)F;
-  xl_pgemm_init(&xc->pg, xc->pool, opt->workers, tile, bf16, S * wide);
+  xl_pgemm_init(&xc->pg, xc->pool, opt->workers, tile, bf16, S * wide, opt->gemm);
   s->scratch_bytes += xc->pg.bytes;
   xc->wscr_floats = xl_cell_chunk_floats(&xc->cell, ck);
   xc->wscr = scratch(s, xc->wscr_floats * (size_t)opt->workers);
