@@ -152,6 +152,7 @@ static long named_rank(int k, const char *v, long given) {
   }
   if (k == XS_BACKEND) return !strcmp(v, "chunkwise") ? 0 : 1;
   if (k == XS_MATMUL) return !strcmp(v, "fp32") ? 0 : 1;
+  if (k == XS_GEMM) return !strcmp(v, "openblas") ? 0 : 1;
   return !strcmp(v, "greedy") ? 0 : 1 + given;   /* sampling: greedy, then as given */
 }
 
