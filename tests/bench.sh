@@ -12,7 +12,8 @@
 #      once by xl-init into build/bench-models/, reused after); peak RSS against weights +
 #      state; the 1.3B prefill again with --matmul bf16 (on the CPU's BF16 units where it
 #      has them: the record's bf16_gemm says what ran), against the BF16 GEMM ceiling, and
-#      with --gemm onednn (oneDNN's fp32 matmul) against oneDNN's fp32 ceiling;
+#      with --gemm onednn (oneDNN's fp32 matmul) against oneDNN's fp32 ceiling (the default
+#      model's prefill too);
 #   2b. the same for a mixed mLSTM/sLSTM (xlstm_v1) model of about 350M parameters (BF16);
 #   2c. when python3 imports torch and transformers and tests/hf_bench.py is there: Hugging
 #      Face transformers (fp32, --threads W) on the same checkpoints, and hf_ratio records
@@ -125,6 +126,11 @@ for W in "${WS[@]}"; do
   # shellcheck disable=SC2046
   $H/bench_model models/xlstm-tiny-pydocs --label default --marks "$marks" --short-ctx 128 --steps 128 --workers "$W" \
     --bw "$BW" --gflops "$GF" $(prof default) | emit | tee -a "$res"
+  if [ "$GO" != 0 ]; then
+    say "[$W threads] default model, --gemm onednn: prefill to 2048 tokens"
+    XL_GEMM=onednn $H/bench_model models/xlstm-tiny-pydocs --label default.gemm-onednn --marks 1024,2048 --workers "$W" \
+      --prefill-only --gflops "$GO" | emit | tee -a "$res"
+  fi
   if [ "$BIG" = 1 ]; then
     say "[$W threads] 1.3B BF16: prefill to $LONG tokens, decode (several minutes)"
     # shellcheck disable=SC2046

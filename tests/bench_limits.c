@@ -91,6 +91,14 @@ int main(int argc, char **argv) {
   long mb = 512, reps = 5, gn = 2048;
   int threads[8] = {1, 2}, nthreads = 2;
   for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      printf("Usage: bench_limits [--mb MB_PER_ARRAY] [--reps N] [--gemm N] [--threads LIST]\n"
+             "The machine's ceilings, one NDJSON record each: triad and read bandwidth over three\n"
+             "arrays of MB_PER_ARRAY (default 512), SGEMM (OpenBLAS), oneDNN's fp32 matmul and the\n"
+             "BF16 GEMM (where they run) at N^3 (default 2048), at each thread count of LIST\n"
+             "(default 1,2); best of N repetitions (default 5; 3 at least for the GEMMs).\n");
+      return 0;
+    }
     if (!strcmp(argv[i], "--mb") && i + 1 < argc) mb = xl_flag_long("--mb", argv[++i], 1, 1 << 16);
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = xl_flag_long("--reps", argv[++i], 1, 1000);
     else if (!strcmp(argv[i], "--gemm") && i + 1 < argc) gn = xl_flag_long("--gemm", argv[++i], 16, 16384);
