@@ -85,6 +85,39 @@ static void emit(const char *what, int threads, const char *unit, double best, d
   fflush(stdout);
 }
 
+/* One n^3 product, A B^T (NoTrans x Trans: the layout of the prefill projections, X W^T),
+ * by one library; a runner returns 0 when it ran. */
+typedef struct { int n; const float *A, *B; float *C; const uint16_t *Ab; xl_mat Wb; } gemm_case;
+typedef int (*gemm_runner)(const gemm_case *g, int threads);
+
+static int run_sgemm(const gemm_case *g, int threads) {
+  openblas_set_num_threads(threads);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->n, g->n, g->n, 1, g->A, g->n, g->B, g->n, 0, g->C, g->n);
+  return 0;
+}
+static int run_onednn(const gemm_case *g, int threads) { return xl_onednn_sgemm(g->A, g->n, g->n, g->B, g->n, g->n, g->C, g->n, threads); }
+static int run_bf16(const gemm_case *g, int threads) { return xl_bf16gemm(&g->Wb, g->Ab, g->n, g->n, g->C, g->n, threads); }
+
+/* Times run after a warm-up, best of max(reps, 3), and emits the record (impl: what ran, may
+ * be NULL). -1 if the warm-up failed (nothing emitted). */
+static int time_gemm(const char *what, const char *(*impl)(void), gemm_runner run, const gemm_case *g, int threads, long reps) {
+  if (run(g, threads)) return -1;
+  double best = 1e30, tot = 0;
+  int gr = reps < 3 ? 3 : (int)reps;
+  for (int r = 0; r < gr; r++) {
+    double t0 = xl_now();
+    run(g, threads);
+    double t = xl_now() - t0;
+    tot += t; if (t < best) best = t;
+  }
+  double fl = 2.0 * g->n * g->n * (double)g->n;
+  char extra[192];
+  int k = snprintf(extra, sizeof extra, ",\"n\":%d", g->n);
+  if (impl) snprintf(extra + k, sizeof extra - k, ",\"impl\":\"%s\"", impl());
+  emit(what, threads, "gflop_s", fl / best / 1e9, fl / (tot / gr) / 1e9, gr, extra);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   xl_blas_setup(argc, argv);
   xl_set_progname("bench_limits");
@@ -135,64 +168,20 @@ int main(int argc, char **argv) {
   size_t gs = (size_t)gn * (size_t)gn;
   float *A = xl_malloc(gs * 4), *B = xl_malloc(gs * 4), *C = xl_malloc(gs * 4);
   for (size_t i = 0; i < gs; i++) { A[i] = (float)(i % 7) * 0.1f; B[i] = (float)(i % 5) * 0.1f; }
-  for (int ti = 0; ti < nthreads; ti++) {
-    int nt = threads[ti];
-    openblas_set_num_threads(nt);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)gn, (int)gn, (int)gn, 1, A, (int)gn, B, (int)gn, 0, C, (int)gn);
-    double best = 1e30, tot = 0;
-    int gr = reps < 3 ? 3 : (int)reps;
-    for (int r = 0; r < gr; r++) {
-      double t0 = xl_now();
-      /* NoTrans x Trans: the layout of the prefill projections (X W^T) */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)gn, (int)gn, (int)gn, 1, A, (int)gn, B, (int)gn, 0, C, (int)gn);
-      double t = xl_now() - t0;
-      tot += t; if (t < best) best = t;
-    }
-    double fl = 2.0 * gn * gn * gn;
-    char extra[64];
-    snprintf(extra, sizeof extra, ",\"n\":%ld", gn);
-    emit("sgemm", nt, "gflop_s", fl / best / 1e9, fl / (tot / gr) / 1e9, gr, extra);
-  }
+  gemm_case g = {(int)gn, A, B, C, NULL, {0}};
+  for (int ti = 0; ti < nthreads; ti++) time_gemm("sgemm", NULL, run_sgemm, &g, threads[ti], reps);
   /* oneDNN's fp32 matmul on the same operands (--gemm onednn's ceiling) */
-  for (int ti = 0; ti < nthreads && xl_onednn_sgemm_available(NULL, 0); ti++) {
-    int nt = threads[ti];
-    if (xl_onednn_sgemm(A, (int)gn, (int)gn, B, (int)gn, (int)gn, C, (int)gn, nt)) break;
-    double best = 1e30, tot = 0;
-    int gr = reps < 3 ? 3 : (int)reps;
-    for (int r = 0; r < gr; r++) {
-      double t0 = xl_now();
-      xl_onednn_sgemm(A, (int)gn, (int)gn, B, (int)gn, (int)gn, C, (int)gn, nt);
-      double t = xl_now() - t0;
-      tot += t; if (t < best) best = t;
-    }
-    double fl = 2.0 * gn * gn * gn;
-    char extra[160];
-    snprintf(extra, sizeof extra, ",\"n\":%ld,\"impl\":\"%s\"", gn, xl_onednn_sgemm_impl());
-    emit("onednn_sgemm", nt, "gflop_s", fl / best / 1e9, fl / (tot / gr) / 1e9, gr, extra);
-  }
+  for (int ti = 0; ti < nthreads && xl_onednn_sgemm_available(NULL, 0); ti++)
+    if (time_gemm("onednn_sgemm", xl_onednn_sgemm_impl, run_onednn, &g, threads[ti], reps)) break;
   free(A); free(B); free(C);
 
   if (xl_kernels_supported(XL_KERNELS_AVX512BF16) && xl_bf16gemm_available(NULL, 0)) {
     uint16_t *Ab = xl_malloc(gs * 2), *Bb = xl_malloc(gs * 2);
     float *Cf = xl_malloc(gs * 4);
     for (size_t i = 0; i < gs; i++) { Ab[i] = xl_f32_to_bf16((float)(i % 7) * 0.1f); Bb[i] = xl_f32_to_bf16((float)(i % 5) * 0.1f); }
-    xl_mat w = {ST_BF16, (int)gn, (int)gn, Bb};
-    for (int ti = 0; ti < nthreads; ti++) {
-      int nt = threads[ti];
-      if (xl_bf16gemm(&w, Ab, (int)gn, (int)gn, Cf, (int)gn, nt)) break;
-      double best = 1e30, tot = 0;
-      int gr = reps < 3 ? 3 : (int)reps;
-      for (int r = 0; r < gr; r++) {
-        double t0 = xl_now();
-        xl_bf16gemm(&w, Ab, (int)gn, (int)gn, Cf, (int)gn, nt);
-        double t = xl_now() - t0;
-        tot += t; if (t < best) best = t;
-      }
-      double fl = 2.0 * gn * gn * gn;
-      char extra[160];
-      snprintf(extra, sizeof extra, ",\"n\":%ld,\"impl\":\"%s\"", gn, xl_bf16gemm_impl());
-      emit("bf16_gemm", nt, "gflop_s", fl / best / 1e9, fl / (tot / gr) / 1e9, gr, extra);
-    }
+    gemm_case gb = {(int)gn, NULL, NULL, Cf, Ab, {ST_BF16, (int)gn, (int)gn, Bb}};
+    for (int ti = 0; ti < nthreads; ti++)
+      if (time_gemm("bf16_gemm", xl_bf16gemm_impl, run_bf16, &gb, threads[ti], reps)) break;
     free(Ab); free(Bb); free(Cf);
   }
   xl_finish_stdout();
