@@ -4,6 +4,7 @@
 #include "engine/libgemm.h"
 #include <cblas.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* OpenBLAS's idle threads yield-spin for 2^28 cycles (about 0.1 s) after each GEMM before
@@ -26,7 +27,14 @@ static void blas_quiet(void) {
 void xl_pgemm_init(xl_pgemm *g, xl_pool *pool, int workers, size_t tile_floats, int bf16, size_t xb_elems, xl_gemm lib) {
   pthread_once(&blas_quiet_once, blas_quiet);
   *g = (xl_pgemm){.pool = pool, .workers = workers};
-  g->onednn = lib == XL_GEMM_ONEDNN && xl_onednn_sgemm_available(NULL, 0);
+  if (lib == XL_GEMM_ONEDNN) {
+    char why[256];
+    g->onednn = xl_onednn_sgemm_available(why, sizeof why);
+    if (!g->onednn) {   /* once per process: every session of a sweep would say it again */
+      static atomic_int told;
+      if (!atomic_exchange(&told, 1)) xl_warn("--gemm onednn: %s; the fp32 products run on OpenBLAS", why);
+    }
+  }
   /* Tiles of `workers` x 4 MB (at least 2): each SGEMM call packs the activations again, so
    * fewer, larger calls pay that less often, and 16 threads need more rows than one 4 MB tile
    * has to keep them busy. 1.3B BF16 prefill of 1024 tokens on a 16-core Xeon: 2 workers 82.9
