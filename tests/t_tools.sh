@@ -11,13 +11,22 @@ ids_of() { jq -c ".cases[$2].ids | join(\",\")" -r "$1/golden.json"; }
 for fx in m128-f32 m128-bias-bf16-sharded m256-fused; do
   D=$TD/fixtures/$fx
   ids=$(ids_of "$D" 3)
-  for opt in "--chunk-size 1" "--chunk-size 7" "--chunk-size 64" "--backend recurrent" "--chunk-size 16 --workers 2 --heads-per-band 2"; do
+  for opt in "--chunk-size 1" "--chunk-size 7" "--chunk-size 64" "--backend recurrent" "--chunk-size 16 --workers 2 --heads-per-band 2" \
+             "--chunk-size 16 --workers 2 --gemm onednn"; do
     # shellcheck disable=SC2086
     expect_status "$fx $opt: prefill" 0 "$BIN/xl-prefill" -m "$D" --ids "$ids" $opt --logits "$TMP/lg" -o "$TMP/st"
     check "$fx $opt: logits match golden" python3 "$ROOT/tests/st_compare.py" "$TMP/lg" logits "$D/golden.safetensors" case3.logits 2e-3 2e-4
     check "$fx $opt: layer0.C matches golden" python3 "$ROOT/tests/st_compare.py" "$TMP/st" layer0.C "$D/golden.safetensors" case3.layer0.C 2e-3 1
   done
 done
+
+# --gemm: the record says which library was asked for; a bad value is a usage error naming its source
+"$BIN/xl-prefill" --ids "$(ids_of "$G" 2)" --gemm onednn > "$TMP/rec" 2> "$TMP/err"
+check "--gemm onednn: the record says gemm onednn" jq -e '.gemm == "onednn"' "$TMP/rec"
+expect_status "--gemm blis: usage error" 2 "$BIN/xl-prefill" --ids 5,7,9 --gemm blis
+stderr_has "--gemm blis: names the flag and the choices" "--gemm: .blis. is not openblas or onednn"
+XL_GEMM=blis expect_status "XL_GEMM=blis: usage error" 2 "$BIN/xl-prefill" --ids 5,7,9
+stderr_has "XL_GEMM=blis: names the variable" "XL_GEMM"
 
 # record fields
 "$BIN/xl-prefill" --ids "$(ids_of "$G" 2)" --chunk-size 16 > "$TMP/rec"
