@@ -96,6 +96,7 @@ check:
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" all
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1 \
+	 LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 	 XL_SANITIZED=1 BIN=$(abspath build-asan/bin) TESTBIN=$(abspath build-asan/tests) tests/run.sh
 
 # The same suite with every tool and test binary run under valgrind memcheck.

@@ -58,6 +58,12 @@ enum { NPRIM = 64 };
 static prim_entry prims[NPRIM];
 static int nprims;
 
+/* At exit, OpenMP's idle threads are ended (omp_pause_resource_all, omp_pause_hard = 2)
+ * rather than left asleep: LeakSanitizer's exit check crashes while it stops them ("Tracer
+ * caught signal 11", make check), and nothing else needs them then. */
+static int (*omp_pause_all)(int);
+static void release_omp_threads(void) { omp_pause_all(2); }
+
 /* Loads oneDNN and makes its CPU engine (once per process; dnnl_ready says how it went). */
 static void load_dnnl(void) {
   /* oneDNN runs on OpenMP (libgomp, loaded with it, reads this when it loads): threads that
@@ -79,7 +85,11 @@ static void load_dnnl(void) {
   }
   /* libgomp came with libdnnl; its omp_set_num_threads sets the calling thread's team size */
   void *g = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD);
-  if (g) omp_set_threads = (void (*)(int))dlsym(g, "omp_set_num_threads");
+  if (g) {
+    omp_set_threads = (void (*)(int))dlsym(g, "omp_set_num_threads");
+    omp_pause_all = (int (*)(int))dlsym(g, "omp_pause_resource_all");
+    if (omp_pause_all) atexit(release_omp_threads);
+  }
   dnnl_ready = 1;
 }
 
