@@ -20,6 +20,11 @@ for fx in m128-f32 m128-bias-bf16-sharded m256-fused; do
   done
 done
 
+# --matmul bf16 with workers through the tool (oneDNN's OpenMP threads on a CPU with BF16
+# units: they must not upset the exit, e.g. LeakSanitizer's check under make check)
+expect_status "--matmul bf16 --workers 2: prefill" 0 "$BIN/xl-prefill" -m "$TD/fixtures/m128-bias-bf16-sharded" \
+  --ids "$(ids_of "$TD/fixtures/m128-bias-bf16-sharded" 3)" --matmul bf16 --workers 2
+
 # --gemm: the record says which library was asked for; a bad value is a usage error naming its source
 "$BIN/xl-prefill" --ids "$(ids_of "$G" 2)" --gemm onednn > "$TMP/rec" 2> "$TMP/err"
 check "--gemm onednn: the record says gemm onednn" jq -e '.gemm == "onednn"' "$TMP/rec"
