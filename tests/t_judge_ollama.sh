@@ -8,17 +8,10 @@
 # The mock logs each request, so the bodies sent (stream:false, schema, temperature 0,
 # seed, num_ctx, excerpts) are checked too.
 source "$(dirname "$0")/lib.sh"
-here=$(cd "$(dirname "$0")" && pwd)
 J="$BIN/xl-judge"
 
 # ---- the mock server (killed by the trap; it also exits by itself after 120 s)
-python3 "$here/mock_judge_server.py" --port-file "$TMP/port" --log "$TMP/req.log" --slow 0.8 \
-  --time-limit 120 > /dev/null 2> "$TMP/mock.err" &
-MPID=$!
-trap 'kill $MPID 2>/dev/null || true; wait $MPID 2>/dev/null || true; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-PORT=$(cat "$TMP/port")
-API="http://127.0.0.1:$PORT"
+start_mock_judge --slow 0.8
 FAST=(--api "$API" --backoff 0.01 --backoff-max 0.05 --timeout 5 --connect-timeout 2 --retries 2)
 
 # ---- the run directory fixture: 4 outputs, one whose text lives only in outputs/<slug>.txt,

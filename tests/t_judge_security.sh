@@ -7,15 +7,9 @@
 # timeout on a reused connection is not retried; a FIFO output without a reader fails
 # instead of blocking. Also the flag vocabulary's new and old spellings (docs/cli.md).
 source "$(dirname "$0")/lib.sh"
-here=$(cd "$(dirname "$0")" && pwd)
 J="$BIN/xl-judge"
-python3 "$here/mock_judge_server.py" --port-file "$TMP/port" --log "$TMP/req.log" --slow 1.5 \
-  --time-limit 120 > /dev/null 2> "$TMP/mock.err" &
-MPID=$!
-trap 'kill $MPID 2>/dev/null || true; wait $MPID 2>/dev/null || true; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-PORT=$(cat "$TMP/port")
-API="http://127.0.0.1:$PORT"
+start_mock_judge --slow 1.5
+PORT=${API##*:}
 FAST=(--backoff 0.01 --backoff-max 0.05 --timeout 5 --connect-timeout 2 --retries 2)
 q() { jq -r "$2" "$1" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'; }
 eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', wanted '$3'"; fi; }

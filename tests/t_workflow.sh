@@ -7,18 +7,14 @@
 # last good step; an interrupted sweep is resumed; make -n writes nothing; each step prints
 # the command it runs; RUN and paths with shell or make syntax are refused.
 source "$(dirname "$0")/lib.sh"
-here=$(cd "$(dirname "$0")" && pwd)
 WF=$ROOT/pipelines/workflow.mk
 R=$TMP/run
 
-python3 "$here/mock_judge_server.py" --port-file "$TMP/port" --log "$TMP/req.log" --time-limit 120 > /dev/null 2> "$TMP/mock.err" &
-MPID=$!
-trap 'kill $MPID 2>/dev/null || true; wait $MPID 2>/dev/null || true; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+start_mock_judge
 
 V=(XL_BIN="$BIN" RUN_DIR="$R" CONTEXTS=16,32 BACKENDS=chunkwise CHUNK_SIZES=16 HEADS=1,2 WORKERS=1
    MATMULS= SAMPLES=1 NEW=8 REPEATS=1 WARMUP=0 SAVE_NEW=8 PLOT_FORMAT=svg
-   JUDGE_API="http://127.0.0.1:$(cat "$TMP/port")" JUDGE_MODEL=good "JUDGE_FLAGS=--retries 1 --timeout 10")
+   JUDGE_API="$API" JUDGE_MODEL=good "JUDGE_FLAGS=--retries 1 --timeout 10")
 wf() { make --no-print-directory -f "$WF" "${V[@]}" "$@"; }
 # snapshot: every file under the run dir with its mtime
 snap() { find "$R" -type f -printf '%P %T@\n' | sort; }
@@ -135,7 +131,7 @@ check "pasted (stdin closed), it runs on its own" sh -c "cd / && ARGS_LOG=/dev/n
 rm -f "$R3/stats.csv.part" "$R3/mem.csv.part"
 # a judge URL's user:password is printed and recorded as ***; with prompt windows (SAMPLES > 1)
 # no --prompt-file: each output is judged against its own window
-PORT=$(cat "$TMP/port")
+PORT=${API##*:}
 expect_status "an external judge with user:password in its URL" 0 make --no-print-directory -f "$WF" "${V3[@]}" \
   judge-ollama JUDGE_API="http://judge:s3cr3t@127.0.0.1:$PORT" JUDGE_MODEL=good
 check "... printed with ***@" grep -q "xl-judge ollama $R3 --api 'http://\*\*\*@127.0.0.1:$PORT' --judge-model good --workers 1\$" "$TMP/out"
